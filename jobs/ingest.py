@@ -1,0 +1,53 @@
+"""spark-submit entry point: an image archive in, a Petastorm dataset with manifest out."""
+
+import argparse
+import os
+import sys
+
+from dermspark.ingest.pipeline import run_ingest
+from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
+from dermspark.settings import IngestSettings, resolve
+from pyspark.sql import SparkSession
+
+DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "ingest.yaml")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="spark-submit.sh ingest", description=__doc__)
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML job settings")
+    parser.add_argument("--source", help="archive layout: ham10000")
+    parser.add_argument("--input", help="archive folder (any path Spark reaches)")
+    parser.add_argument("--output", help="output folder for the dataset, manifest and rejects")
+    parser.add_argument("--size", help="HEIGHTxWIDTH of the written images, e.g. 75x100")
+    parser.add_argument("--split", help="train/validation/test ratios, e.g. 80/10/10")
+    parser.add_argument("--seed", type=int, help="split seed")
+    parser.add_argument("--mode", choices=["error", "overwrite"], help="when the output exists")
+    parser.add_argument("--num-files", type=int, dest="num_files", help="Parquet files to write")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging()
+    overrides = {key: value for key, value in vars(args).items() if key != "settings"}
+    with job_errors("ingest"):
+        settings = resolve(IngestSettings, args.settings, overrides)
+        spark = SparkSession.builder.appName("dermspark-ingest").getOrCreate()
+        quiet_spark(spark)
+        try:
+            result = run_ingest(spark, settings)
+        finally:
+            spark.stop()
+    print_lines(
+        f"ingest done: {result['output']}",
+        {
+            "inputs": result["inputs"],
+            "written": result["written"],
+            "rejected": f"{result['rejected']} {result['by_reason']}",
+            "per split": {split: sum(c.values()) for split, c in result["per_split"].items()},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""spark-submit entry point: train a registered model with Horovod on Spark."""
+
+import argparse
+import json
+import os
+import sys
+
+from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
+from dermspark.settings import TrainSettings, resolve
+from dermspark.train.driver import run_train
+from pyspark.sql import SparkSession
+
+DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "train.yaml")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="spark-submit.sh train", description=__doc__)
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML job settings")
+    parser.add_argument("--dataset", help="output folder of the ingest job")
+    parser.add_argument("--model", help="registered model name, e.g. benbrahim_cnn")
+    parser.add_argument("--output", help="output folder for the bundle and metrics")
+    parser.add_argument("--epochs", type=int, help="default: the model recipe's")
+    parser.add_argument("--batch-size", type=int, dest="batch_size", help="per process")
+    parser.add_argument("--learning-rate", type=float, dest="learning_rate", help="before scaling")
+    parser.add_argument("--num-proc", type=int, dest="num_proc", help="Horovod processes")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--mode", choices=["error", "overwrite"], help="when the output exists")
+    parser.add_argument("--model-options", dest="model_options", type=json.loads,
+                        help='JSON overrides for the model builder, e.g. \'{"dropout": 0.3}\'')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging()
+    overrides = {key: value for key, value in vars(args).items() if key != "settings"}
+    with job_errors("train"):
+        settings = resolve(TrainSettings, args.settings, overrides)
+        spark = SparkSession.builder.appName("dermspark-train").getOrCreate()
+        quiet_spark(spark)
+        try:
+            result = run_train(spark, settings)
+        finally:
+            spark.stop()
+    test = result["test"]
+    print_lines(
+        f"train done: bundle {result['bundle']}",
+        {
+            "test images": test["count"],
+            "test accuracy": f"{test['accuracy']:.4f}",
+            "test balanced accuracy": f"{test['balanced_accuracy']:.4f}",
+            "majority-class baseline accuracy": f"{test['baseline_accuracy']:.4f}",
+            "metrics": os.path.join(result["output"], "metrics.json"),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Every metadata row and every file ends in exactly one place: the dataset or the rejects.
+
+`match` pairs metadata rows with files and rejects what cannot be paired; `manifest` counts the
+outcome and checks that inputs = written + rejected, counted independently of the rejects.
+"""
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from dermspark.ingest.sources import Archive
+
+REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail")
+
+
+def _reject(frame: DataFrame, origin: str, reason, detail="") -> DataFrame:
+    return frame.select(
+        F.lit(origin).alias("origin"),
+        F.col("image_id"),
+        F.col("path") if "path" in frame.columns else F.lit(None).cast("string").alias("path"),
+        (reason if not isinstance(reason, str) else F.lit(reason)).alias("reason"),
+        F.lit(detail).alias("detail"),
+    )
+
+
+def match(archive: Archive, classes: tuple[str, ...]) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Returns (candidates to decode, rejects so far, pairs) where pairs counts joined inputs."""
+    metadata, files = archive.metadata, archive.files
+    first_row = Window.partitionBy("image_id").orderBy("_row")
+    bad = F.col("image_id").isNull() | (F.col("image_id") == "") | F.col("dx").isNull()
+    metadata = metadata.withColumn("_bad", bad)
+    rows = metadata.filter(~F.col("_bad")).withColumn("_nth", F.row_number().over(first_row))
+    first_file = Window.partitionBy("image_id").orderBy("path")
+    files = files.withColumn("_nth", F.row_number().over(first_file))
+
+    kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad")
+    kept_files = files.filter("_nth = 1").drop("_nth")
+    joined = kept_rows.join(kept_files, "image_id", "full_outer")
+
+    known = F.col("dx").isin(list(classes))
+    reason = (
+        F.when(F.col("path").isNull(), "missing_file")
+        .when(F.col("_row").isNull(), "no_metadata")
+        .when(~known, "unknown_label")
+    )
+    joined = joined.withColumn("_reason", reason)
+    rejects = (
+        _reject(metadata.filter("_bad"), "metadata", "bad_row", "image_id or dx is empty")
+        .unionByName(_reject(rows.filter("_nth > 1"), "metadata", "duplicate_id"))
+        .unionByName(_reject(files.filter("_nth > 1"), "file", "duplicate_id"))
+        .unionByName(
+            _reject(
+                joined.filter(F.col("_reason").isNotNull()),
+                "metadata",
+                F.col("_reason"),
+            ).withColumn("origin", F.when(F.col("reason") == "no_metadata", "file").otherwise("metadata"))
+        )
+    )
+    candidates = joined.filter(F.col("_reason").isNull()).select("image_id", "lesion_id", "dx", "path")
+    pairs = joined.filter(F.col("path").isNotNull() & F.col("_row").isNotNull())
+    return candidates, rejects, pairs
+
+
+def count_inputs(archive: Archive, pairs: DataFrame) -> int:
+    """Metadata rows plus files, a matched row-and-file pair counting once."""
+    return archive.metadata.count() + archive.files.count() - pairs.count()
+
+
+def manifest(inputs: int, written: DataFrame, rejects: DataFrame) -> dict:
+    by_reason = {row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()}
+    per_split_class = written.groupBy("split", "dx").count().collect()
+    per_class: dict[str, int] = {}
+    per_split: dict[str, dict[str, int]] = {}
+    for row in per_split_class:
+        per_class[row["dx"]] = per_class.get(row["dx"], 0) + row["count"]
+        per_split.setdefault(row["split"], {})[row["dx"]] = row["count"]
+    total_written = sum(per_class.values())
+    total_rejected = sum(by_reason.values())
+    if inputs != total_written + total_rejected:
+        raise RuntimeError(
+            f"accounting mismatch: {inputs} inputs but {total_written} written + "
+            f"{total_rejected} rejected; this is a dermspark bug, please report it"
+        )
+    return {
+        "inputs": inputs,
+        "written": total_written,
+        "rejected": total_rejected,
+        "by_reason": dict(sorted(by_reason.items())),
+        "per_class": dict(sorted(per_class.items())),
+        "per_split": {split: dict(sorted(counts.items())) for split, counts in sorted(per_split.items())},
+    }

@@ -1,0 +1,76 @@
+"""Read an archive layout into two DataFrames: metadata rows and image files."""
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dermspark import DermsparkError
+from dermspark.storage import HadoopFS, join
+
+HAM10000_METADATA = "HAM10000_metadata.csv"
+HAM10000_IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "images")
+HAM10000_REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
+
+
+@dataclass
+class Archive:
+    # image_id, lesion_id, dx, _row (file order, so "the first row of an id" is well defined)
+    metadata: DataFrame
+    # image_id, path
+    files: DataFrame
+    # folders holding the images, for reading their content later
+    image_folders: list[str]
+
+
+def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
+    fs = HadoopFS(spark)
+    if not fs.is_dir(input_url):
+        raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
+    metadata_url = join(input_url, HAM10000_METADATA)
+    if not fs.exists(metadata_url):
+        raise DermsparkError(
+            f"{input_url} is not a HAM10000 archive: {HAM10000_METADATA} is missing"
+        )
+    folders = [join(input_url, name) for name in HAM10000_IMAGE_FOLDERS]
+    folders = [folder for folder in folders if fs.is_dir(folder)]
+    if not folders:
+        raise DermsparkError(
+            f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"
+        )
+
+    metadata = spark.read.csv(metadata_url, header=True, inferSchema=False, mode="PERMISSIVE")
+    columns = [column.strip() for column in metadata.columns]
+    missing = [column for column in HAM10000_REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        raise DermsparkError(
+            f"{metadata_url} lacks the column(s) {', '.join(missing)}; found "
+            f"{', '.join(columns) or 'no header'} (expected lesion_id,image_id,dx,dx_type,age,sex,localization)"
+        )
+    metadata = metadata.toDF(*columns).select(
+        F.trim("image_id").alias("image_id"),
+        F.trim("lesion_id").alias("lesion_id"),
+        F.lower(F.trim("dx")).alias("dx"),
+        F.monotonically_increasing_id().alias("_row"),
+    )
+    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders)
+
+
+def list_files(spark: SparkSession, folders: list[str]) -> DataFrame:
+    """Every file under the folders (names only: binaryFile reads content only when selected)."""
+    listing = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(folders)
+        .select("path")
+    )
+    return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
+
+
+def read_contents(spark: SparkSession, folders: list[str]) -> DataFrame:
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(folders)
+        .select("path", "content")
+    )

@@ -1,0 +1,48 @@
+"""Lesion-grouped, class-stratified, seeded train/validation/test split.
+
+HAM10000 holds 10,015 images of 7,470 lesions; a split by image puts the same lesion on both sides
+and inflates test accuracy. Here a whole lesion goes to one split, and each class is split in the
+requested ratios on its own, so rare classes reach every split.
+"""
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+SPLITS = ("train", "validation", "test")
+PRESETS = {"80/10/10": (0.8, 0.1, 0.1), "80/20": (0.8, 0.0, 0.2), "70/10/20": (0.7, 0.1, 0.2)}
+
+
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """'80/10/10' -> (0.8, 0.1, 0.1); two parts mean no validation split."""
+    if text in PRESETS:
+        return PRESETS[text]
+    try:
+        parts = [float(part) for part in text.split("/")]
+    except ValueError:
+        raise ValueError(f"split {text!r} is not like 80/10/10") from None
+    if len(parts) == 2:
+        parts = [parts[0], 0.0, parts[1]]
+    if len(parts) != 3 or any(part < 0 for part in parts) or sum(parts) <= 0:
+        raise ValueError(f"split {text!r} needs three non-negative parts, e.g. 80/10/10")
+    total = sum(parts)
+    return tuple(part / total for part in parts)
+
+
+def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: int) -> DataFrame:
+    """Adds `split` to rows with `image_id`, `lesion_id` (may be empty) and `dx`."""
+    group = F.coalesce(F.nullif(F.trim("lesion_id"), F.lit("")), F.col("image_id"))
+    frame = frame.withColumn("_group", group)
+    # A lesion's class is its first diagnosis by name: HAM10000 gives each lesion one dx.
+    lesions = frame.groupBy("_group").agg(F.min("dx").alias("_group_dx"))
+    # Seeded hash, not rand(): the same input gives the same split on every rerun and cluster.
+    order = Window.partitionBy("_group_dx").orderBy(F.xxhash64(F.lit(seed), "_group"), "_group")
+    per_class = Window.partitionBy("_group_dx")
+    position = (F.row_number().over(order) - 0.5) / F.count("*").over(per_class)
+    train, validation, _ = ratios
+    lesions = lesions.withColumn(
+        "split",
+        F.when(position < train, "train")
+        .when(position < train + validation, "validation")
+        .otherwise("test"),
+    )
+    return frame.join(lesions.select("_group", "split"), "_group").drop("_group")

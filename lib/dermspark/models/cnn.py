@@ -1,0 +1,38 @@
+"""Small CNNs trained from scratch."""
+
+from dermspark.models.registry import Recipe, register_model
+
+
+@register_model(
+    Recipe(
+        input_size=(75, 100),
+        preprocessing="rescale_0_1",
+        epochs=25,
+        batch_size=32,
+        learning_rate=1e-3,
+        optimizer="adam",
+        split="80/10/10",
+        notes="Benbrahim, Hachimi, Amine (2020), Table 6.1",
+        defaults={"num_classes": 7, "dropout": 0.5},
+    )
+)
+def benbrahim_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(75, 100)):
+    """Four valid 3x3 convolutions (64, 64, 128, 128) each with 2x2 max-pooling, Flatten to 1024,
+    Dropout, Dense 512, softmax. The paper gives no dropout rate; 0.5 is the Keras examples' choice.
+    Pixels arrive as uint8 and are scaled inside the model, so a bundle needs no outside code."""
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    height, width = input_size
+    inputs = keras.Input(shape=(height, width, 3), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for index, filters in enumerate((64, 64, 128, 128), start=1):
+        x = layers.Conv2D(filters, 3, activation="relu", padding="valid", name=f"conv2d_{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"max_pooling2d_{index}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(512, activation="relu", name="dense_1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="dense_2")(x)
+    return keras.Model(inputs, outputs, name="benbrahim_cnn")

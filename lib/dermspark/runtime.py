@@ -1,0 +1,38 @@
+"""What every job entry point shares: readable logs and one clear message per user error."""
+
+import contextlib
+import logging
+import os
+import sys
+
+from dermspark import DermsparkError
+
+
+def configure_logging() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="[dermspark] %(message)s", stream=sys.stdout)
+    for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
+    # JVM has closed, logs a traceback at ERROR and retries successfully on a new one.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def job_errors(job: str):
+    """A DermsparkError ends the job with its message and exit status 2, not a stack trace."""
+    try:
+        yield
+    except DermsparkError as error:
+        print(f"[dermspark] {job} failed: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def quiet_spark(spark) -> None:
+    spark.sparkContext.setLogLevel("ERROR")
+
+
+def print_lines(title: str, lines: dict) -> None:
+    print(f"[dermspark] {title}")
+    for key, value in lines.items():
+        print(f"[dermspark]   {key}: {value}")

@@ -1,0 +1,27 @@
+"""The Petastorm Unischema of an ingested dataset, alone in its module as Petastorm advises."""
+
+import numpy as np
+from petastorm.codecs import CompressedImageCodec, ScalarCodec
+from petastorm.unischema import Unischema, UnischemaField
+from pyspark.sql.types import IntegerType, StringType
+
+
+def make_schema(height: int, width: int) -> Unischema:
+    return Unischema(
+        f"DermImage{height}x{width}",
+        [
+            UnischemaField("image_id", np.str_, (), ScalarCodec(StringType()), False),
+            UnischemaField("lesion_id", np.str_, (), ScalarCodec(StringType()), False),
+            UnischemaField("dx", np.str_, (), ScalarCodec(StringType()), False),
+            UnischemaField("label", np.int32, (), ScalarCodec(IntegerType()), False),
+            UnischemaField("split", np.str_, (), ScalarCodec(StringType()), False),
+            # PNG is lossless: the pixels training reads are the pixels ingest produced.
+            UnischemaField(
+                "image", np.uint8, (height, width, 3), CompressedImageCodec("png"), False
+            ),
+        ],
+    )
+
+
+def dataset_dirname(height: int, width: int) -> str:
+    return f"images_{height}x{width}"

@@ -1,0 +1,111 @@
+"""One typed settings object per job: defaults here, then conf/<job>.yaml, then command-line flags.
+
+Unknown keys are errors, so a typo in YAML or a renamed option never passes silently, and the
+resolved object is saved next to every dataset, model and scoring run.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from dermspark import DermsparkError
+
+
+@dataclass
+class IngestSettings:
+    input: str = ""
+    output: str = ""
+    source: str = "ham10000"
+    label_space: str = "ham10000"
+    size: str = "75x100"
+    split: str = "80/10/10"
+    seed: int = 42
+    mode: str = "error"
+    max_pixels: int = 89_478_485
+    # Several files, each of small row groups, so every Horovod rank gets a shard of its own.
+    num_files: int = 8
+    row_group_size_mb: int = 4
+
+
+@dataclass
+class TrainSettings:
+    dataset: str = ""
+    output: str = ""
+    model: str = "benbrahim_cnn"
+    # 0 means "the model recipe's value", which is the paper's.
+    epochs: int = 0
+    batch_size: int = 0
+    learning_rate: float = 0.0
+    num_proc: int = 2
+    seed: int = 42
+    mode: str = "error"
+    # Seconds to wait for all Horovod processes to start before failing, instead of hanging
+    # when the cluster cannot host num_proc tasks at once.
+    start_timeout: int = 120
+    model_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScoreSettings:
+    model: str = ""
+    input: str = ""
+    output: str = ""
+    glob: str = "*"
+    batch_size: int = 64
+    mode: str = "error"
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise DermsparkError(f"setting {name!r} must be a mapping, got {value!r}")
+        return value
+    if kind is int and isinstance(value, bool):
+        raise DermsparkError(f"setting {name!r} must be an integer, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise DermsparkError(f"setting {name!r} must be {kind.__name__}, got {value!r}") from None
+
+
+def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> SettingsT:
+    """Defaults <- YAML file <- overrides (flags whose value is not None)."""
+    values: dict[str, Any] = {}
+    if yaml_path:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise DermsparkError(f"settings file {yaml_path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise DermsparkError(f"settings file {yaml_path} must hold a mapping of key: value")
+        values.update(loaded)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise DermsparkError(
+            f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
+            f"known: {', '.join(fields)}"
+        )
+    kinds = {name: type(f.default) if f.default is not dataclasses.MISSING else dict
+             for name, f in fields.items()}
+    return cls(**{name: _coerce(name, value, kinds[name]) for name, value in values.items()})
+
+
+def require(settings: Any, *names: str) -> None:
+    missing = [name for name in names if not getattr(settings, name)]
+    if missing:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
+        raise DermsparkError(f"missing required setting(s): {flags}")
+
+
+def to_json(settings: Any) -> str:
+    return json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True)

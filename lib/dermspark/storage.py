@@ -1,0 +1,96 @@
+"""Paths Spark reaches (local, file://, hdfs://, s3a://) and atomic commits of output folders.
+
+Driver-side file operations go through Spark's own Hadoop FileSystem, so they see exactly the
+paths, credentials and connectors the Spark job sees.
+"""
+
+import os
+import uuid
+from urllib.parse import urlparse
+
+
+def to_url(path: str) -> str:
+    """A bare local path becomes an absolute file:// URL; a URL is returned as it is."""
+    if urlparse(path).scheme:
+        return path.rstrip("/")
+    return "file://" + os.path.abspath(os.path.expanduser(path))
+
+
+def local_path(url: str) -> str | None:
+    """The local file-system path of a file:// URL (or bare path), None for remote stores."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return parsed.path if parsed.scheme else os.path.abspath(url)
+    return None
+
+
+def join(url: str, *parts: str) -> str:
+    return "/".join([url.rstrip("/"), *parts])
+
+
+class HadoopFS:
+    """Thin wrapper over org.apache.hadoop.fs.FileSystem for one SparkSession."""
+
+    def __init__(self, spark):
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, url: str):
+        return self._jvm.org.apache.hadoop.fs.Path(url)
+
+    def _fs(self, url: str):
+        return self._path(url).getFileSystem(self._conf)
+
+    def exists(self, url: str) -> bool:
+        return self._fs(url).exists(self._path(url))
+
+    def is_dir(self, url: str) -> bool:
+        return self.exists(url) and self._fs(url).getFileStatus(self._path(url)).isDirectory()
+
+    def list_names(self, url: str) -> list[str]:
+        return [status.getPath().getName() for status in self._fs(url).listStatus(self._path(url))]
+
+    def delete(self, url: str) -> None:
+        self._fs(url).delete(self._path(url), True)
+
+    def mkdirs(self, url: str) -> None:
+        self._fs(url).mkdirs(self._path(url))
+
+    def rename(self, source: str, target: str) -> None:
+        if not self._fs(source).rename(self._path(source), self._path(target)):
+            raise OSError(f"could not move {source} to {target}")
+
+    def write_text(self, url: str, text: str) -> None:
+        stream = self._fs(url).create(self._path(url), True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+    def read_text(self, url: str) -> str:
+        stream = self._fs(url).open(self._path(url))
+        try:
+            # py4j copies Java arrays into Python, so read the text on the Java side.
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+
+def staging_url(final_url: str) -> str:
+    """A sibling of the final folder, so the commit is a rename within one file system."""
+    parent, _, name = final_url.rstrip("/").rpartition("/")
+    return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def prepare_output(fs: HadoopFS, url: str, mode: str) -> None:
+    if mode not in ("error", "overwrite"):
+        raise ValueError(f"mode must be 'error' or 'overwrite', got {mode!r}")
+    if mode == "error" and fs.exists(url):
+        raise FileExistsError(f"output {url} already exists; pass --mode overwrite to replace it")
+
+
+def commit(fs: HadoopFS, staging: str, final_url: str) -> None:
+    """Move a finished staging folder into place; a killed job leaves only a hidden .tmp folder."""
+    if fs.exists(final_url):
+        fs.delete(final_url)
+    fs.rename(staging, final_url)

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The one entry point for every dermspark job:
+#   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [job options]
+# JOB is ingest, train or score. --master and --conf pass through to the real spark-submit;
+# --profile picks conf/spark/NAME.properties (default: standalone for spark:// masters, else local).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+jobs="ingest train score"
+
+usage() {
+    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [job options]" >&2
+    echo "       $0 JOB --help   lists the options of one job" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+job="$1"
+shift
+case " $jobs " in *" $job "*) ;; *) echo "unknown job '$job'" >&2; usage ;; esac
+
+"$root/scripts/bootstrap.sh"
+
+master=""
+profile=""
+spark_args=()
+job_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --master) [ $# -ge 2 ] || usage; master="$2"; shift 2 ;;
+        --master=*) master="${1#*=}"; shift ;;
+        --conf) [ $# -ge 2 ] || usage; spark_args+=(--conf "$2"); shift 2 ;;
+        --conf=*) spark_args+=(--conf "${1#*=}"); shift ;;
+        --profile) [ $# -ge 2 ] || usage; profile="$2"; shift 2 ;;
+        --profile=*) profile="${1#*=}"; shift ;;
+        *) job_args+=("$1"); shift ;;
+    esac
+done
+if [ -z "$profile" ]; then
+    case "$master" in spark://*) profile=standalone ;; *) profile=local ;; esac
+fi
+properties="$root/conf/spark/$profile.properties"
+[ -f "$properties" ] || { echo "no Spark profile $properties" >&2; exit 2; }
+[ -n "$master" ] && spark_args+=(--master "$master")
+
+# The project code goes to executors as a zip on their Python path; rebuilt on every submit
+# (it takes milliseconds) and swapped in whole so concurrent submits never read half a zip.
+mkdir -p "$root/build"
+zip_path="$root/build/dermspark-lib.zip"
+"$root/.venv/bin/python" - "$root/lib" "$zip_path" <<'PY'
+import os, sys, tempfile, zipfile
+lib, target = sys.argv[1], sys.argv[2]
+handle, staging = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".zip")
+os.close(handle)
+with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
+    for folder, dirs, files in os.walk(os.path.join(lib, "dermspark")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                archive.write(path, os.path.relpath(path, lib))
+os.replace(staging, target)
+PY
+
+export PYSPARK_PYTHON="$root/.venv/bin/python"
+export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# Petastorm 0.13 on pyarrow 14 warns on every call about APIs it cannot stop using.
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning}"
+if [ "$profile" = local ] || [ "$profile" = standalone ]; then
+    export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+fi
+log4j="-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties"
+
+exec "$root/.venv/bin/spark-submit" \
+    --properties-file "$properties" \
+    --driver-java-options "$log4j" \
+    --conf "spark.executor.extraJavaOptions=$log4j" \
+    --py-files "$zip_path" \
+    "${spark_args[@]}" \
+    "$root/jobs/$job.py" "${job_args[@]}"
