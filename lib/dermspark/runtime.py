@@ -15,7 +15,8 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
     # JVM has closed, logs a traceback at ERROR and retries successfully on a new one.
-    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    for name in ("py4j.clientserver", "py4j.java_gateway"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager

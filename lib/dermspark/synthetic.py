@@ -19,13 +19,13 @@ from dermspark.labels import HAM10000_CLASSES
 REAL_COUNTS = {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142}
 # Lesion colour (RGB) and shape per class: distinct enough to be learnable at 75x100.
 LOOKS = {
-    "akiec": ((200, 90, 90), "blotch"),
-    "bcc": ((235, 200, 210), "ring"),
-    "bkl": ((170, 130, 80), "blotch"),
-    "df": ((110, 70, 40), "ring"),
-    "mel": ((40, 30, 60), "blotch"),
-    "nv": ((120, 80, 50), "ellipse"),
-    "vasc": ((150, 20, 60), "ellipse"),
+    "akiec": ((220, 60, 60), "blotch"),
+    "bcc": ((245, 225, 235), "ring"),
+    "bkl": ((200, 170, 90), "blotch"),
+    "df": ((90, 50, 20), "ring"),
+    "mel": ((30, 25, 50), "blotch"),
+    "nv": ((130, 80, 40), "ellipse"),
+    "vasc": ((140, 0, 90), "ellipse"),
 }
 IMAGES_PER_LESION = (1, 1, 1, 1, 1, 1, 2, 2, 3)  # about 1.4 images per lesion, as in HAM10000
 LOCALIZATIONS = ("back", "lower extremity", "trunk", "upper extremity", "abdomen", "face", "chest")
@@ -91,7 +91,7 @@ def make_synthetic_ham10000(path: str, images: int = 300, seed: int = 0) -> Synt
     for lesion_number, (dx, count) in enumerate(plan):
         lesion = {
             "skin": rng.uniform((190, 140, 120), (240, 190, 170)),
-            "radius": rng.uniform(60, 130),
+            "radius": rng.uniform(80, 140),
             "aspect": rng.uniform(0.6, 1.0),
             "dx_shift": rng.normal(0, 40),
             "dy_shift": rng.normal(0, 30),

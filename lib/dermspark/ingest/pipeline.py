@@ -15,6 +15,7 @@ from pyspark.sql.types import BinaryType, IntegerType, StringType, StructField, 
 
 import dermspark
 from dermspark import DermsparkError
+from dermspark.files import with_contents
 from dermspark.images import parse_size
 from dermspark.ingest import accounting, sources, split
 from dermspark.labels import class_list
@@ -53,7 +54,7 @@ def _decoder(height: int, width: int, max_pixels: int, classes: tuple[str, ...])
             images, reasons, details = [], [], []
             for content in batch["content"]:
                 try:
-                    array = decode_image(bytes(content), height, width, max_pixels)
+                    array = decode_image(bytes(content or b""), height, width, max_pixels)
                     images.append(bytes(field.codec.encode(field, array)))
                     reasons.append(None)
                     details.append(None)
@@ -112,11 +113,10 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     log.info("ingest: %d inputs found in %s", inputs, input_url)
 
     candidates = split.assign_splits(candidates, ratios, settings.seed)
-    contents = sources.read_contents(spark, archive.image_folders)
     # Image rows are large: a small Arrow batch keeps each Python worker's memory bounded.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
     decoded = (
-        candidates.join(contents, "path")
+        with_contents(spark, candidates, archive.image_folders)
         .mapInPandas(_decoder(height, width, settings.max_pixels, classes), DECODED_SCHEMA)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )

@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
+from dermspark.files import list_files
 from dermspark.storage import HadoopFS, join
 
 HAM10000_METADATA = "HAM10000_metadata.csv"
@@ -54,23 +55,3 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
         F.monotonically_increasing_id().alias("_row"),
     )
     return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders)
-
-
-def list_files(spark: SparkSession, folders: list[str]) -> DataFrame:
-    """Every file under the folders (names only: binaryFile reads content only when selected)."""
-    listing = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(folders)
-        .select("path")
-    )
-    return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
-
-
-def read_contents(spark: SparkSession, folders: list[str]) -> DataFrame:
-    return (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(folders)
-        .select("path", "content")
-    )

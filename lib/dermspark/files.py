@@ -1,0 +1,43 @@
+"""Listing and reading image files with Spark, without losing any.
+
+Spark's file scans silently skip zero-length files, so the listing comes from the file index
+(`inputFiles`), which keeps them, and contents are left-joined onto it: an empty file arrives with
+no content and is reported by the decoder instead of vanishing.
+"""
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+
+def canonical_path(path: str) -> str:
+    """Spark writes local paths as file:/x in rows and file:///x in listings; pick one."""
+    if path.startswith("file:"):
+        return "file:///" + path[len("file:"):].lstrip("/")
+    return path
+
+
+def canonical_path_column(column: str = "path") -> Column:
+    return F.regexp_replace(F.col(column), r"^file:/+", "file:///")
+
+
+def _binary_files(spark: SparkSession, urls: list[str], glob: str | None) -> DataFrame:
+    reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+    if glob:
+        reader = reader.option("pathGlobFilter", glob)
+    return reader.load(urls)
+
+
+def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) -> DataFrame:
+    """One row per file below the urls (recursive; hidden . and _ files excluded, as Spark does):
+    `path`, and `image_id`, the file name without its extension."""
+    paths = _binary_files(spark, urls, glob).inputFiles()
+    listing = spark.createDataFrame([(canonical_path(path),) for path in paths], "path string")
+    return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
+
+
+def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: str | None = None) -> DataFrame:
+    """Adds `content` to rows with a `path`; null for a zero-length file."""
+    contents = _binary_files(spark, urls, glob).select(
+        canonical_path_column("path").alias("path"), "content"
+    )
+    return frame.join(contents, "path", "left")

@@ -1,0 +1,146 @@
+"""The ingest job in-process on the shared Spark session: accounting, splits, reruns, bad input."""
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dermspark import DermsparkError
+from dermspark.ingest.pipeline import run_ingest
+from dermspark.settings import IngestSettings
+from PIL import Image
+
+
+def add_rows(archive: Path, rows: list[dict]) -> None:
+    with open(archive / "HAM10000_metadata.csv", "a", newline="") as handle:
+        columns = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"]
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        for row in rows:
+            writer.writerow({"dx_type": "histo", "age": "50", "sex": "male", "localization": "back", **row})
+
+
+@pytest.fixture(scope="module")
+def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
+    """The synthetic archive plus one case of every way an archive goes wrong."""
+    archive = tmp_path_factory.mktemp("messy") / "archive"
+    shutil.copytree(synthetic_archive.path, archive)
+    images = archive / "HAM10000_images_part_1"
+    good = next(images.glob("*.jpg")).read_bytes()
+    png = io.BytesIO()
+    Image.fromarray(np.full((450, 600, 3), 90, np.uint8)).save(png, format="PNG")
+    (images / "ISIC_9000001.jpg").write_bytes(png.getvalue())  # a PNG named .jpg: fine
+    (images / "ISIC_9000002.jpg").write_bytes(good[: len(good) // 3])  # truncated
+    (images / "ISIC_9000003.jpg").write_bytes(b"")  # zero bytes
+    (images / "ISIC_9000004.jpg").write_text("not a picture")  # not an image
+    (images / "ISIC_9000005.jpg").write_bytes(good)  # no metadata row
+    (images / "ISIC_9000006.jpg").write_bytes(good)  # label outside HAM10000's seven
+    add_rows(
+        archive,
+        [
+            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},
+            {"lesion_id": "HAM_9000002", "image_id": "ISIC_9000002", "dx": "nv"},
+            {"lesion_id": "HAM_9000003", "image_id": "ISIC_9000003", "dx": "mel"},
+            {"lesion_id": "HAM_9000004", "image_id": "ISIC_9000004", "dx": "bkl"},
+            {"lesion_id": "HAM_9000006", "image_id": "ISIC_9000006", "dx": "scc"},
+            {"lesion_id": "HAM_9000007", "image_id": "ISIC_9000007", "dx": "nv"},  # no file
+            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},  # duplicate
+            {"lesion_id": "HAM_9000008", "image_id": "ISIC_9000008", "dx": ""},  # bad row
+        ],
+    )
+    return archive
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, messy_archive, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("ingest") / "dataset"
+    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=4))
+    return output
+
+
+def test_every_input_is_accounted_for(ingested, synthetic_archive):
+    manifest = json.loads((ingested / "manifest.json").read_text())
+    assert manifest["by_reason"] == {
+        "bad_row": 1,
+        "duplicate_id": 1,
+        "missing_file": 1,
+        "no_metadata": 1,
+        "not_an_image": 1,
+        "truncated": 1,
+        "unknown_label": 1,
+        "unreadable": 1,
+    }
+    # The synthetic images and the PNG named .jpg are written; nothing else.
+    assert manifest["written"] == synthetic_archive.images + 1
+    # 8 new metadata rows, 6 new files of which 5 pair with a row: 9 new inputs.
+    assert manifest["inputs"] == synthetic_archive.images + 9
+    assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
+    assert sum(manifest["per_class"].values()) == manifest["written"]
+
+
+def test_rejects_table_names_each_input_and_its_reason(spark, ingested):
+    rejects = spark.read.parquet(str(ingested / "rejects.parquet")).collect()
+    by_id = {(row["image_id"], row["reason"]) for row in rejects}
+    assert ("ISIC_9000002", "truncated") in by_id
+    assert ("ISIC_9000003", "unreadable") in by_id
+    assert ("ISIC_9000005", "no_metadata") in by_id
+    assert ("ISIC_9000007", "missing_file") in by_id
+    assert len(rejects) == 8
+
+
+def test_no_lesion_in_two_splits(spark, ingested):
+    rows = spark.read.parquet(str(ingested / "images_75x100")).select("lesion_id", "split")
+    per_lesion = rows.groupBy("lesion_id").agg({"split": "count"}).count()
+    assert rows.distinct().count() == per_lesion
+    assert {row["split"] for row in rows.select("split").distinct().collect()} == {
+        "train", "validation", "test"
+    }
+
+
+def test_petastorm_reads_every_image_at_the_requested_size(ingested):
+    from petastorm import make_reader
+
+    manifest = json.loads((ingested / "manifest.json").read_text())
+    with make_reader(f"file://{ingested}/images_75x100", num_epochs=1, workers_count=2) as reader:
+        rows = list(reader)
+    assert len(rows) == manifest["written"]
+    assert all(row.image.shape == (75, 100, 3) and row.image.dtype == np.uint8 for row in rows)
+    assert {int(row.label) for row in rows} == set(range(7))
+
+
+def test_rerun_gives_the_same_rows_and_split(spark, messy_archive, ingested, tmp_path):
+    again = tmp_path / "again"
+    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(again), num_files=4))
+
+    def rows(path):
+        frame = spark.read.parquet(str(path / "images_75x100")).select("image_id", "split", "label")
+        return sorted(tuple(row) for row in frame.collect())
+
+    assert rows(again) == rows(ingested)
+
+
+def test_existing_output_needs_overwrite(spark, messy_archive, ingested):
+    with pytest.raises(DermsparkError, match="already exists"):
+        run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(ingested)))
+
+
+def test_missing_folder_is_one_clear_error(spark, tmp_path):
+    with pytest.raises(DermsparkError, match="does not exist"):
+        run_ingest(spark, IngestSettings(input=str(tmp_path / "nowhere"), output=str(tmp_path / "o")))
+
+
+def test_wrong_columns_are_named(spark, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "HAM10000_metadata.csv").write_text("image,label\nISIC_1,nv\n")
+    with pytest.raises(DermsparkError, match="lacks the column.*lesion_id, image_id, dx"):
+        run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
+
+
+def test_empty_archive_is_one_clear_error(spark, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
+    with pytest.raises(DermsparkError, match="empty"):
+        run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
+    assert not (tmp_path / "o").exists()
