@@ -54,6 +54,8 @@ def test_exif_orientation_is_applied():
         (b"", "unreadable"),
         (b"lesion_id,image_id,dx\n", "not_an_image"),
         (encode(half_red_half_blue(600, 450), "JPEG")[:3000], "truncated"),
+        (b"\xff\xd8\xff\xe0 cut inside a header", "truncated"),
+        (encode(half_red_half_blue(), "PNG")[:60], "truncated"),
     ],
 )
 def test_bad_content_is_rejected_with_a_reason(content, reason):

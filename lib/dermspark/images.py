@@ -52,23 +52,22 @@ def decode_image(
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(content))
-        except UnidentifiedImageError:
-            raise ImageRejected("not_an_image", "format not recognised") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageRejected("too_large", str(error)) from None
-        if image.width * image.height > max_pixels:
-            raise ImageRejected("too_large", f"{image.width}x{image.height} pixels")
-        try:
+            if image.width * image.height > max_pixels:
+                raise ImageRejected("too_large", f"{image.width}x{image.height} pixels")
             # JPEG draft mode decodes at 1/2..1/8 scale directly when the target is that small.
             if image.format == "JPEG":
                 image.draft("RGB", (width * 2, height * 2))
             image.load()
             image = ImageOps.exif_transpose(image)
             image = image.convert("RGB").resize((width, height), resample=resample)
-        except OSError as error:
-            message = str(error)
-            reason = "truncated" if "truncated" in message or "broken data" in message else "unreadable"
-            raise ImageRejected(reason, message) from None
-        except (ValueError, SyntaxError) as error:
-            raise ImageRejected("unreadable", str(error)) from None
+        except ImageRejected:
+            raise
+        except UnidentifiedImageError:
+            raise ImageRejected("not_an_image", "format not recognised") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageRejected("too_large", str(error)) from None
+        except Exception as error:  # noqa: BLE001  any decoder failure on untrusted bytes
+            message = str(error) or type(error).__name__
+            truncated = "truncated" in message.lower() or "broken data" in message.lower()
+            raise ImageRejected("truncated" if truncated else "unreadable", message) from None
     return np.asarray(image, dtype=np.uint8)

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.bundle import read_manifest
+from dermspark.files import list_files, with_contents
 from dermspark.score.udf import make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import (
@@ -35,13 +36,11 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     except (ValueError, FileExistsError) as error:
         raise DermsparkError(str(error)) from None
 
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", settings.glob)
-        .load(input_url)
-        .select("path", "content")
-    )
+    listing = list_files(spark, [input_url], settings.glob).select("path")
+    inputs = listing.count()
+    if inputs == 0:
+        raise DermsparkError(f"no files matching {settings.glob!r} under {input_url}")
+    files = with_contents(spark, listing, [input_url], settings.glob)
     # One Arrow batch is one model batch; image rows are large, so keep it small.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
     predict = make_predict_udf(local_path(bundle_url) or bundle_url)
@@ -68,10 +67,10 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
             for row in written.filter(F.col("error").isNotNull()).groupBy("error").count().collect()
         }
         total = written.count()
-        if total == 0:
-            raise DermsparkError(f"no files matching {settings.glob!r} under {input_url}")
+        if total != inputs:
+            raise RuntimeError(f"{inputs} files listed but {total} rows written; a dermspark bug")
         summary = {
-            "inputs": total,
+            "inputs": inputs,
             "scored": total - sum(by_reason.values()),
             "errors": sum(by_reason.values()),
             "by_reason": by_reason,

@@ -37,7 +37,7 @@ def predict_contents(bundle, contents: pd.Series) -> pd.DataFrame:
     arrays, errors = [], []
     for content in contents:
         try:
-            arrays.append(decode_image(bytes(content), height, width))
+            arrays.append(decode_image(bytes(content or b""), height, width))
             errors.append(None)
         except ImageRejected as rejected:
             arrays.append(None)

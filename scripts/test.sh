@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, after bootstrapping the environment. Extra arguments go to pytest.
+# Tests on the real HAM10000 sets run when DERMSPARK_DATA names ../shared/data (.ci/run sets it).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/bootstrap.sh"
+cd "$root"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning}"
+"$root/.venv/bin/ruff" check .
+exec "$root/.venv/bin/python" -m pytest "$@"

@@ -1,0 +1,103 @@
+"""The three jobs through the real entry point, spark-submit.sh, on a tiny synthetic archive."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
+
+
+def submit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    from dermspark.synthetic import make_synthetic_ham10000
+
+    work = tmp_path_factory.mktemp("e2e")
+    make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
+    (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
+              "--output", str(work / "dataset")))
+    ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
+              "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
+              "--batch-size", "16"))
+    ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
+              "--output", str(work / "scores"), "--glob", "*.jpg"))
+    return work
+
+
+def test_ingest_counts_reconcile(pipeline):
+    manifest = json.loads((pipeline / "dataset" / "manifest.json").read_text())
+    assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
+    assert manifest["by_reason"] == {"no_metadata": 1}
+
+
+def test_model_beats_the_majority_baseline(pipeline):
+    test = json.loads((pipeline / "model" / "metrics.json").read_text())["test"]
+    assert test["accuracy"] > test["baseline_accuracy"]
+    assert test["balanced_accuracy"] > 1 / 7
+    assert sum(map(sum, test["confusion_matrix"])) == test["count"]
+
+
+def test_bundle_says_what_scoring_needs(pipeline):
+    manifest = json.loads((pipeline / "model" / "model" / "manifest.json").read_text())
+    assert manifest["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert manifest["input_size"] == [75, 100]
+    assert manifest["training_settings"]["epochs"] == 10
+
+
+def test_predictions_schema_and_summary(spark, pipeline):
+    predictions = spark.read.parquet(str(pipeline / "scores" / "predictions.parquet"))
+    classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    for column in ["path", "predicted_label", "confidence", "error", *[f"prob_{c}" for c in classes]]:
+        assert column in predictions.columns
+    summary = json.loads((pipeline / "scores" / "summary.json").read_text())
+    assert summary["inputs"] == summary["scored"] + summary["errors"] + summary["skipped"]
+    assert summary["by_reason"] == {"truncated": 1}
+    assert predictions.count() == summary["inputs"]
+
+
+def test_udf_equals_in_process_keras(spark, pipeline):
+    from dermspark.bundle import load_bundle
+    from dermspark.images import decode_image
+
+    bundle = load_bundle(str(pipeline / "model" / "model"))
+    rows = (
+        spark.read.parquet(str(pipeline / "scores" / "predictions.parquet"))
+        .filter("error is null").orderBy("path").limit(16).collect()
+    )
+    images = np.stack([decode_image(Path(row["path"][len("file://"):]).read_bytes(), 75, 100) for row in rows])
+    expected = bundle.model.predict(images, verbose=0)
+    got = np.array([[row[f"prob_{name}"] for name in bundle.classes] for row in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "--input", "/nonexistent/archive", "--output", "/tmp/x"), "does not exist"),
+        (("score", "--model", "/nonexistent/model", "--input", "/tmp", "--output", "/tmp/y"),
+         "not a model bundle"),
+        (("train", "--dataset", "/nonexistent/ds", "--output", "/tmp/z"), "not an ingested dataset"),
+    ],
+)
+def test_bad_input_is_one_clear_message(args, message):
+    result = submit(*args, timeout=300)
+    # spark-submit merges the Python driver's stderr into its stdout.
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "failed: " in output and message in output
+    assert "Traceback" not in output
