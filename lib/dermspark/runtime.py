@@ -14,9 +14,10 @@ def configure_logging() -> None:
     for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
-    # JVM has closed, logs a traceback at ERROR and retries successfully on a new one.
-    for name in ("py4j.clientserver", "py4j.java_gateway"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # JVM has closed, retries successfully on a new one, and logs the first failure's traceback
+    # through the root logger (java_gateway.py), which no logger level can single out.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: "py4j" not in record.pathname)
 
 
 @contextlib.contextmanager
