@@ -44,16 +44,20 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python_bin" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# pip configurations that name missing find-links folders print a warning per package; keep
+# everything else pip says, and its exit status (pipefail).
+quiet_pip() { "${pip[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+export TF_CPP_MIN_LOG_LEVEL=3
 
 say "installing the pinned stack (first run: a few minutes)"
-"${pip[@]}" install -c "$root/constraints.txt" setuptools wheel
-"${pip[@]}" install -c "$root/constraints.txt" -e "$root[dev]"
+quiet_pip install -c "$root/constraints.txt" setuptools wheel
+quiet_pip install -c "$root/constraints.txt" -e "$root[dev]"
 
 tf_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
 wheel_dir="$cache/wheels/horovod-$horovod_version-tf$tf_version-cp311-$(uname -m)"
 if ! ls "$wheel_dir"/horovod-*.whl >/dev/null 2>&1; then
     if ! command -v cmake >/dev/null 2>&1; then
-        "${pip[@]}" install -c "$root/constraints.txt" cmake
+        quiet_pip install -c "$root/constraints.txt" cmake
     fi
     say "building Horovod $horovod_version against TensorFlow $tf_version (about 3 minutes, once)"
     build_dir="$(mktemp -d "${TMPDIR:-/tmp}/horovod-build.XXXXXX")"
@@ -67,9 +71,10 @@ if ! ls "$wheel_dir"/horovod-*.whl >/dev/null 2>&1; then
     staging="$wheel_dir.tmp.$$"
     mkdir -p "$staging" && cp "$build_dir"/horovod-*.whl "$staging"/ && mv -T "$staging" "$wheel_dir"
 fi
-"${pip[@]}" install --no-deps --force-reinstall "$wheel_dir"/horovod-*.whl
-"$venv/bin/horovodrun" --check-build | grep -q '\[X\] TensorFlow' || die "Horovod was built without TensorFlow support; delete $wheel_dir and rerun."
-"$venv/bin/horovodrun" --check-build | grep -q '\[X\] Gloo' || die "Horovod was built without Gloo; delete $wheel_dir and rerun."
+quiet_pip install --no-deps --force-reinstall "$wheel_dir"/horovod-*.whl
+check="$("$venv/bin/horovodrun" --check-build 2>/dev/null)"
+grep -q '\[X\] TensorFlow' <<<"$check" || die "Horovod was built without TensorFlow support; delete $wheel_dir and rerun."
+grep -q '\[X\] Gloo' <<<"$check" || die "Horovod was built without Gloo; delete $wheel_dir and rerun."
 
 echo "$stamp_key" >"$venv/.bootstrap-stamp"
 say "environment ready ($venv)"

@@ -48,22 +48,34 @@ def _pick_dataset(manifest: dict, input_size: tuple[int, int], model: str) -> st
     return manifest["datasets"][wanted]
 
 
-def _check_shards(dataset_url: str, num_proc: int) -> None:
+def _check_shards(dataset_url: str, num_proc: int) -> list[int]:
+    """Training rows each rank will read. Petastorm gives row group i to shard i % shard_count
+    (its seed only reorders), so this replicates its assignment exactly. A rank whose shard has
+    no training row would wait forever on an endless reader, so that is an error here."""
     import pyarrow.parquet as pq
     from petastorm.etl.dataset_metadata import load_row_groups
     from petastorm.fs_utils import FilesystemResolver
 
-    # Counted the way Petastorm's reader counts them when it assigns shards.
     resolver = FilesystemResolver(dataset_url)
-    dataset = pq.ParquetDataset(
-        resolver.get_dataset_path(), filesystem=resolver.filesystem(), validate_schema=False
-    )
-    row_groups = len(load_row_groups(dataset))
-    if row_groups < num_proc:
+    filesystem = resolver.filesystem()
+    dataset = pq.ParquetDataset(resolver.get_dataset_path(), filesystem=filesystem, validate_schema=False)
+    pieces = load_row_groups(dataset)
+    if len(pieces) < num_proc:
         raise DermsparkError(
-            f"the dataset has {row_groups} row group(s), fewer than the {num_proc} processes "
-            "that each need a shard: re-ingest with a larger --num-files or train with fewer --num-proc"
+            f"the dataset has {len(pieces)} row group(s), fewer than the {num_proc} processes "
+            "that each need a shard: re-ingest with a larger --num-files or lower --num-proc"
         )
+    per_shard = [0] * num_proc
+    for index, piece in enumerate(pieces):
+        with filesystem.open(piece.path) as handle:
+            splits = pq.ParquetFile(handle).read_row_group(piece.row_group, columns=["split"])
+        per_shard[index % num_proc] += splits.column("split").to_pylist().count("train")
+    if min(per_shard) == 0:
+        raise DermsparkError(
+            f"training rows per process would be {per_shard}: a process with none cannot train. "
+            "Re-ingest with fewer --num-files (bigger row groups) or lower --num-proc"
+        )
+    return per_shard
 
 
 def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
@@ -90,7 +102,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
             f"--num-proc {settings.num_proc} needs {settings.num_proc} task slots at once but the "
             f"cluster offers {slots}: lower --num-proc or add executors/cores"
         )
-    _check_shards(dataset_url, settings.num_proc)
+    per_shard = _check_shards(dataset_url, settings.num_proc)
+    log.info("train: training rows per process %s", per_shard)
 
     classes = dataset_manifest["classes"]
     train_counts = dataset_manifest["per_split"]["train"]

@@ -10,6 +10,7 @@ def train(config: dict) -> dict | None:
 
     hvd.init()
 
+    import contextlib
     import math
     import os
 
@@ -21,10 +22,13 @@ def train(config: dict) -> dict | None:
     from petastorm.predicates import in_lambda
     from petastorm.tf_utils import make_petastorm_dataset
 
+    from dermspark import petastorm_compat
     from dermspark.bundle import save_bundle
     from dermspark.evaluate import classification_metrics
     from dermspark.models import create_model
 
+    # Without it, the finite read of the test split below can end early (see the module).
+    petastorm_compat.apply()
     rank, size = hvd.rank(), hvd.size()
     tf.keras.utils.set_random_seed(config["seed"] + rank)
     batch_size = config["batch_size"]
@@ -71,14 +75,15 @@ def train(config: dict) -> dict | None:
             initial_lr=scaled_rate, warmup_epochs=min(3, config["epochs"]), verbose=0
         ),
     ]
-    with reader("train", sharded=True, epochs=None) as train_reader:
+    with contextlib.ExitStack() as readers:
+        train_reader = readers.enter_context(reader("train", sharded=True, epochs=None))
         training = pairs(train_reader).shuffle(4 * batch_size).batch(batch_size)
-        fit_arguments = {}
+        validation = {}
         if split_counts.get("validation", 0):
-            # Not sharded: a shard can hold no validation row at all, and an empty
-            # endless reader would never yield. Every rank sees the same small split.
-            validation_reader = reader("validation", sharded=False, epochs=None)
-            fit_arguments = {
+            # Not sharded: a shard can hold no validation row at all, and an endless reader
+            # over nothing never yields. Every rank sees the same small split.
+            validation_reader = readers.enter_context(reader("validation", sharded=False, epochs=None))
+            validation = {
                 "validation_data": pairs(validation_reader).batch(batch_size),
                 "validation_steps": validation_steps,
             }
@@ -88,11 +93,8 @@ def train(config: dict) -> dict | None:
             epochs=config["epochs"],
             callbacks=callbacks,
             verbose=2 if rank == 0 else 0,
-            **fit_arguments,
+            **validation,
         )
-        if fit_arguments:
-            validation_reader.stop()
-            validation_reader.join()
 
     if rank != 0:
         return None
