@@ -56,6 +56,7 @@ def test_bundle_says_what_scoring_needs(pipeline):
     manifest = json.loads((pipeline / "model" / "model" / "manifest.json").read_text())
     assert manifest["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
     assert manifest["input_size"] == [75, 100]
+    assert (manifest["preprocessing"]["resample"], manifest["preprocessing"]["aspect"]) == ("lanczos", "stretch")
     assert manifest["training_settings"]["epochs"] == 10
 
 
@@ -79,7 +80,10 @@ def test_udf_equals_in_process_keras(spark, pipeline):
         spark.read.parquet(str(pipeline / "scores" / "predictions.parquet"))
         .filter("error is null").orderBy("path").limit(16).collect()
     )
-    images = np.stack([decode_image(Path(row["path"][len("file://"):]).read_bytes(), 75, 100) for row in rows])
+    images = np.stack([
+        decode_image(Path(row["path"][len("file://"):]).read_bytes(), 75, 100, bundle.decode_options)
+        for row in rows
+    ])
     expected = bundle.model.predict(images, verbose=0)
     got = np.array([[row[f"prob_{name}"] for name in bundle.classes] for row in rows])
     np.testing.assert_allclose(got, expected, atol=1e-5)

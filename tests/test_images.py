@@ -2,7 +2,7 @@ import io
 
 import numpy as np
 import pytest
-from dermspark.images import ImageRejected, decode_image, parse_size
+from dermspark.images import DecodeOptions, ImageRejected, decode_image, decode_sizes, parse_size
 from PIL import Image
 
 
@@ -66,8 +66,32 @@ def test_bad_content_is_rejected_with_a_reason(content, reason):
 
 def test_decompression_bomb_limit():
     with pytest.raises(ImageRejected) as caught:
-        decode_image(encode(half_red_half_blue(600, 450), "PNG"), 75, 100, max_pixels=1000)
+        decode_image(encode(half_red_half_blue(600, 450), "PNG"), 75, 100, DecodeOptions(max_pixels=1000))
     assert caught.value.reason == "too_large"
+
+
+def test_every_size_from_one_decode_matches_decoding_each():
+    content = encode(half_red_half_blue(600, 450), "JPEG")
+    sizes = [(75, 100), (299, 299)]
+    together = decode_sizes(content, sizes)
+    assert [array.shape for array in together] == [(75, 100, 3), (299, 299, 3)]
+    assert np.array_equal(together[1], decode_image(content, 299, 299))
+
+
+def test_crop_keeps_the_centre_and_stretch_keeps_everything():
+    # A wide image: left third red, centre third green, right third blue.
+    array = np.zeros((100, 300, 3), dtype=np.uint8)
+    array[:, :100, 0] = array[:, 100:200, 1] = array[:, 200:, 2] = 255
+    content = encode(Image.fromarray(array), "PNG")
+    cropped = decode_image(content, 50, 50, DecodeOptions(aspect="crop"))
+    stretched = decode_image(content, 50, 50, DecodeOptions(aspect="stretch"))
+    assert cropped[:, :, 1].mean() > 250  # only the green centre is left
+    assert stretched[:, :10, 0].mean() > 200 and stretched[:, -10:, 2].mean() > 200
+
+
+def test_unknown_filter_is_refused():
+    with pytest.raises(ValueError, match="lanczos"):
+        DecodeOptions(resample="sharpest")
 
 
 def test_parse_size_is_height_by_width():

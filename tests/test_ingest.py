@@ -40,7 +40,7 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
     add_rows(
         archive,
         [
-            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},
+            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv", "age": ""},
             {"lesion_id": "HAM_9000002", "image_id": "ISIC_9000002", "dx": "nv"},
             {"lesion_id": "HAM_9000003", "image_id": "ISIC_9000003", "dx": "mel"},
             {"lesion_id": "HAM_9000004", "image_id": "ISIC_9000004", "dx": "bkl"},
@@ -56,7 +56,8 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ingested(spark, messy_archive, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("ingest") / "dataset"
-    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=4))
+    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=4,
+                                     sizes="75x100,299x299"))
     return output
 
 
@@ -110,6 +111,47 @@ def test_petastorm_reads_every_image_at_the_requested_size(ingested):
     assert len(rows) == manifest["written"]
     assert all(row.image.shape == (75, 100, 3) and row.image.dtype == np.uint8 for row in rows)
     assert {int(row.label) for row in rows} == set(range(7))
+
+
+def test_every_size_holds_the_same_rows(spark, ingested):
+    from dermspark import petastorm_compat
+    from petastorm import make_reader
+
+    petastorm_compat.apply()
+
+    def rows(name):
+        frame = spark.read.parquet(str(ingested / name)).select("image_id", "split", "label")
+        return sorted(tuple(row) for row in frame.collect())
+
+    assert rows("images_75x100") == rows("images_299x299")
+    with make_reader(f"file://{ingested}/images_299x299", num_epochs=1) as reader:
+        assert next(iter(reader)).image.shape == (299, 299, 3)
+    manifest = json.loads((ingested / "manifest.json").read_text())
+    assert manifest["datasets"] == {"75x100": "images_75x100", "299x299": "images_299x299"}
+
+
+def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
+    import pandas as pd
+
+    rows = spark.read.parquet(str(ingested / "images_75x100")).select(
+        "image_id", "split", "age", "age_imputed", "sex", "localization"
+    ).toPandas()
+    metadata = pd.read_csv(messy_archive / "HAM10000_metadata.csv").drop_duplicates("image_id")
+    missing = set(metadata.loc[metadata["age"].isna(), "image_id"]) & set(rows["image_id"])
+    assert "ISIC_9000001" in missing
+    assert set(rows.loc[rows["age_imputed"], "image_id"]) == missing
+    train_mean = metadata[metadata["image_id"].isin(rows.loc[rows["split"] == "train", "image_id"])]["age"].mean()
+    assert rows.loc[rows["age_imputed"], "age"].tolist() == pytest.approx([train_mean] * len(missing))
+    manifest = json.loads((ingested / "manifest.json").read_text())
+    assert manifest["age"] == {"train_mean": pytest.approx(train_mean), "imputed": len(missing)}
+    assert rows["sex"].notna().all() and rows["localization"].notna().all()
+
+
+def test_training_names_the_missing_size():
+    from dermspark.train.driver import _pick_dataset
+
+    with pytest.raises(DermsparkError, match="needs 299x299.*--sizes 299x299"):
+        _pick_dataset({"datasets": {"75x100": "images_75x100"}}, (299, 299), "some_model")
 
 
 def test_finite_reads_are_never_cut_short(ingested):

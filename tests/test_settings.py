@@ -5,9 +5,9 @@ from dermspark.settings import IngestSettings, TrainSettings, resolve
 
 def test_flags_override_yaml_override_defaults(tmp_path):
     conf = tmp_path / "ingest.yaml"
-    conf.write_text("size: 90x120\nseed: 7\n")
+    conf.write_text("sizes: 90x120\nseed: 7\n")
     settings = resolve(IngestSettings, str(conf), {"seed": 9, "input": "in", "output": None})
-    assert (settings.size, settings.seed, settings.input, settings.split) == ("90x120", 9, "in", "80/10/10")
+    assert (settings.sizes, settings.seed, settings.input, settings.split) == ("90x120", 9, "in", "80/10/10")
 
 
 def test_unknown_keys_are_errors(tmp_path):

@@ -29,6 +29,13 @@ class Bundle:
         return self.manifest["classes"]
 
     @property
+    def decode_options(self):
+        from dermspark.images import DecodeOptions
+
+        preprocessing = self.manifest["preprocessing"]
+        return DecodeOptions(resample=preprocessing["resample"], aspect=preprocessing["aspect"])
+
+    @property
     def input_size(self) -> tuple[int, int]:
         height, width = self.manifest["input_size"]
         return int(height), int(width)

@@ -1,16 +1,30 @@
 """Decode and resize: the one implementation that ingest, scoring and serving share.
 
-Training and scoring must see identical pixels, so nothing else in dermspark opens an image.
+Training and scoring must see identical pixels, so nothing else in dermspark opens an image, and
+the choices that change pixels (filter, aspect) travel from the dataset into every model bundle.
 """
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Pillow's own default; scans of a lesion are far below it, a decompression bomb is far above.
 DEFAULT_MAX_PIXELS = 89_478_485
+
+RESAMPLING = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "hamming": Image.Resampling.HAMMING,
+    "box": Image.Resampling.BOX,
+    "nearest": Image.Resampling.NEAREST,
+}
+# stretch: the whole image squeezed to the target shape, as the papers did;
+# crop: the largest centred region of the target's aspect ratio, then resized.
+ASPECTS = ("stretch", "crop")
 
 
 class ImageRejected(Exception):
@@ -20,6 +34,19 @@ class ImageRejected(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    resample: str = "lanczos"
+    aspect: str = "stretch"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        if self.resample not in RESAMPLING:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, not {self.resample!r}")
+        if self.aspect not in ASPECTS:
+            raise ValueError(f"aspect must be one of {', '.join(ASPECTS)}, not {self.aspect!r}")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -33,18 +60,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def decode_image(
-    content: bytes,
-    height: int,
-    width: int,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    resample: int = Image.LANCZOS,
-) -> np.ndarray:
-    """Bytes of any format Pillow reads -> uint8 array of shape (height, width, 3), RGB.
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = [parse_size(part.strip()) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise ValueError("at least one size is needed, e.g. 75x100")
+    return list(dict.fromkeys(sizes))
 
-    The format is recognised from the content, never the file name; EXIF orientation is applied;
-    every mode is converted to RGB; the image is stretched to the target size as the papers did.
-    """
+
+def _open_rgb(content: bytes, largest: tuple[int, int], options: DecodeOptions) -> Image.Image:
     if not content:
         raise ImageRejected("unreadable", "empty file")
     with warnings.catch_warnings():
@@ -52,14 +75,13 @@ def decode_image(
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(content))
-            if image.width * image.height > max_pixels:
+            if image.width * image.height > options.max_pixels:
                 raise ImageRejected("too_large", f"{image.width}x{image.height} pixels")
             # JPEG draft mode decodes at 1/2..1/8 scale directly when the target is that small.
             if image.format == "JPEG":
-                image.draft("RGB", (width * 2, height * 2))
+                image.draft("RGB", (largest[1] * 2, largest[0] * 2))
             image.load()
-            image = ImageOps.exif_transpose(image)
-            image = image.convert("RGB").resize((width, height), resample=resample)
+            return ImageOps.exif_transpose(image).convert("RGB")
         except ImageRejected:
             raise
         except UnidentifiedImageError:
@@ -70,4 +92,30 @@ def decode_image(
             message = str(error) or type(error).__name__
             truncated = "truncated" in message.lower() or "broken data" in message.lower()
             raise ImageRejected("truncated" if truncated else "unreadable", message) from None
-    return np.asarray(image, dtype=np.uint8)
+
+
+def _resize(image: Image.Image, height: int, width: int, options: DecodeOptions) -> np.ndarray:
+    method = RESAMPLING[options.resample]
+    if options.aspect == "crop":
+        resized = ImageOps.fit(image, (width, height), method=method)
+    else:
+        resized = image.resize((width, height), resample=method)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def decode_sizes(
+    content: bytes, sizes: list[tuple[int, int]], options: DecodeOptions = DecodeOptions()
+) -> list[np.ndarray]:
+    """Decode once, resize to every size: uint8 RGB arrays of shape (height, width, 3).
+
+    The format is recognised from the content, never the file name; EXIF orientation is applied;
+    every mode (L, P, RGBA, CMYK, I;16 ...) is converted to RGB."""
+    largest = max(sizes, key=lambda size: size[0] * size[1])
+    image = _open_rgb(content, largest, options)
+    return [_resize(image, height, width, options) for height, width in sizes]
+
+
+def decode_image(
+    content: bytes, height: int, width: int, options: DecodeOptions = DecodeOptions()
+) -> np.ndarray:
+    return decode_sizes(content, [(height, width)], options)[0]

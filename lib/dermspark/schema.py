@@ -3,7 +3,7 @@
 import numpy as np
 from petastorm.codecs import CompressedImageCodec, ScalarCodec
 from petastorm.unischema import Unischema, UnischemaField
-from pyspark.sql.types import IntegerType, StringType
+from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType
 
 
 def make_schema(height: int, width: int) -> Unischema:
@@ -15,6 +15,12 @@ def make_schema(height: int, width: int) -> Unischema:
             UnischemaField("dx", np.str_, (), ScalarCodec(StringType()), False),
             UnischemaField("label", np.int32, (), ScalarCodec(IntegerType()), False),
             UnischemaField("split", np.str_, (), ScalarCodec(StringType()), False),
+            # Null only when no training image has an age to impute from.
+            UnischemaField("age", np.float64, (), ScalarCodec(DoubleType()), True),
+            UnischemaField("age_imputed", np.bool_, (), ScalarCodec(BooleanType()), False),
+            UnischemaField("sex", np.str_, (), ScalarCodec(StringType()), True),
+            UnischemaField("localization", np.str_, (), ScalarCodec(StringType()), True),
+            UnischemaField("dx_type", np.str_, (), ScalarCodec(StringType()), True),
             # PNG is lossless: the pixels training reads are the pixels ingest produced.
             UnischemaField(
                 "image", np.uint8, (height, width, 3), CompressedImageCodec("png"), False

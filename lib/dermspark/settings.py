@@ -21,7 +21,9 @@ class IngestSettings:
     output: str = ""
     source: str = "ham10000"
     label_space: str = "ham10000"
-    size: str = "75x100"
+    sizes: str = "75x100"  # comma-separated HEIGHTxWIDTH; one dataset each, one decode
+    resample: str = "lanczos"
+    aspect: str = "stretch"
     split: str = "80/10/10"
     seed: int = 42
     mode: str = "error"

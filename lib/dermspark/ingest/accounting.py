@@ -10,6 +10,8 @@ from pyspark.sql import functions as F
 from dermspark.ingest.sources import Archive
 
 REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail")
+# Kept with every written image; never logged (patient metadata).
+METADATA_COLUMNS = ("age", "sex", "localization", "dx_type")
 
 
 def _reject(frame: DataFrame, origin: str, reason, detail="") -> DataFrame:
@@ -55,7 +57,9 @@ def match(archive: Archive, classes: tuple[str, ...]) -> tuple[DataFrame, DataFr
             ).withColumn("origin", F.when(F.col("reason") == "no_metadata", "file").otherwise("metadata"))
         )
     )
-    candidates = joined.filter(F.col("_reason").isNull()).select("image_id", "lesion_id", "dx", "path")
+    candidates = joined.filter(F.col("_reason").isNull()).select(
+        "image_id", "lesion_id", "dx", "path", *METADATA_COLUMNS
+    )
     pairs = joined.filter(F.col("path").isNotNull() & F.col("_row").isNotNull())
     return candidates, rejects, pairs
 

@@ -11,12 +11,19 @@ from datetime import UTC, datetime
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    BinaryType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 import dermspark
 from dermspark import DermsparkError
 from dermspark.files import with_contents
-from dermspark.images import parse_size
+from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
 from dermspark.labels import class_list
 from dermspark.schema import dataset_dirname, make_schema
@@ -27,59 +34,68 @@ log = logging.getLogger(__name__)
 
 READERS = {"ham10000": sources.read_ham10000}
 
-DECODED_SCHEMA = StructType(
-    [
-        StructField("image_id", StringType()),
-        StructField("lesion_id", StringType()),
-        StructField("dx", StringType()),
-        StructField("label", IntegerType()),
-        StructField("split", StringType()),
-        StructField("path", StringType()),
-        StructField("image", BinaryType()),
-        StructField("reason", StringType()),
-        StructField("detail", StringType()),
+def _image_column(size: tuple[int, int]) -> str:
+    return f"image_{size[0]}x{size[1]}"
+
+
+def _decoded_schema(sizes: list[tuple[int, int]]) -> StructType:
+    fields = [
+        StructField(name, StringType())
+        for name in ("image_id", "lesion_id", "dx", "split", "path", "sex", "localization", "dx_type")
     ]
-)
+    fields += [
+        StructField("label", IntegerType()),
+        StructField("age", DoubleType()),
+    ]
+    fields += [StructField(_image_column(size), BinaryType()) for size in sizes]
+    fields += [StructField("reason", StringType()), StructField("detail", StringType())]
+    return StructType(fields)
 
 
-def _decoder(height: int, width: int, max_pixels: int, classes: tuple[str, ...]):
+def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
+    columns = _decoded_schema(sizes).fieldNames()
+
     def decode(batches):
         # Runs on executors: imports here keep the closure small and picklable.
-        from dermspark.images import ImageRejected, decode_image
+        from dermspark.images import ImageRejected, decode_sizes
         from dermspark.schema import make_schema
 
-        field = make_schema(height, width).fields["image"]
+        fields = [make_schema(height, width).fields["image"] for height, width in sizes]
         index = {name: position for position, name in enumerate(classes)}
         for batch in batches:
-            images, reasons, details = [], [], []
+            images = [[] for _ in sizes]
+            reasons, details = [], []
             for content in batch["content"]:
                 try:
-                    array = decode_image(bytes(content or b""), height, width, max_pixels)
-                    images.append(bytes(field.codec.encode(field, array)))
+                    arrays = decode_sizes(bytes(content or b""), sizes, options)
+                    for column, field, array in zip(images, fields, arrays, strict=True):
+                        column.append(bytes(field.codec.encode(field, array)))
                     reasons.append(None)
                     details.append(None)
                 except ImageRejected as rejected:
-                    images.append(None)
+                    for column in images:
+                        column.append(None)
                     reasons.append(rejected.reason)
                     details.append(rejected.detail[:300])
             yield batch.drop(columns=["content"]).assign(
                 label=batch["dx"].map(index).astype("int32"),
-                image=images,
                 reason=reasons,
                 detail=details,
-            )[DECODED_SCHEMA.fieldNames()]
+                **{_image_column(size): column for size, column in zip(sizes, images, strict=True)},
+            )[columns]
 
     return decode
 
 
-def _write_dataset(spark, written: DataFrame, url: str, height: int, width: int,
+def _write_dataset(spark, written: DataFrame, url: str, size: tuple[int, int],
                    settings: IngestSettings) -> None:
     from petastorm.etl.dataset_metadata import materialize_dataset
 
-    schema = make_schema(height, width)
+    schema = make_schema(*size)
     with materialize_dataset(spark, url, schema, settings.row_group_size_mb):
         (
-            written.select(*schema.fields.keys())
+            written.withColumnRenamed(_image_column(size), "image")
+            .select(*schema.fields.keys())
             # Hash partitioning and sorting make reruns write the same rows to the same files.
             .repartition(settings.num_files, "image_id")
             .sortWithinPartitions("image_id")
@@ -93,7 +109,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     if settings.source not in READERS:
         raise DermsparkError(f"unknown --source {settings.source!r}; known: {', '.join(READERS)}")
     try:
-        height, width = parse_size(settings.size)
+        sizes = parse_sizes(settings.sizes)
+        options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels)
         ratios = split.parse_ratios(settings.split)
         classes = class_list(settings.label_space)
     except ValueError as error:
@@ -117,10 +134,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
     decoded = (
         with_contents(spark, candidates, archive.image_folders)
-        .mapInPandas(_decoder(height, width, settings.max_pixels, classes), DECODED_SCHEMA)
+        .mapInPandas(_decoder(sizes, options, classes), _decoded_schema(sizes))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    written = decoded.filter(F.col("reason").isNull())
+    # Imputed from the training images actually written, not those decoding rejected.
+    written, train_mean_age = split.impute_age(decoded.filter(F.col("reason").isNull()))
     decode_rejects = decoded.filter(F.col("reason").isNotNull()).select(
         F.lit("file").alias("origin"), "image_id", "path", "reason", "detail"
     )
@@ -128,9 +146,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     staging = staging_url(output_url)
     try:
-        dataset_name = dataset_dirname(height, width)
-        _write_dataset(spark, written, join(staging, dataset_name), height, width, settings)
-        log.info("ingest: decoded and wrote %s", dataset_name)
+        datasets = {}
+        for size in sizes:
+            datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
+            _write_dataset(spark, written, join(staging, dataset_dirname(*size)), size, settings)
+            log.info("ingest: wrote %s", dataset_dirname(*size))
         rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
         counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
         result = {
@@ -138,8 +158,14 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             "source": settings.source,
             "label_space": settings.label_space,
             "classes": list(classes),
-            "datasets": {settings.size: dataset_name},
+            "datasets": datasets,
+            "decode": {"resample": options.resample, "aspect": options.aspect},
             "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
+            "age": {
+                "train_mean": train_mean_age,
+                "imputed": spark.read.parquet(join(staging, dataset_dirname(*sizes[0])))
+                .filter("age_imputed").count(),
+            },
             "seed": settings.seed,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "dermspark_version": dermspark.__version__,

@@ -16,7 +16,8 @@ HAM10000_REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 
 @dataclass
 class Archive:
-    # image_id, lesion_id, dx, _row (file order, so "the first row of an id" is well defined)
+    # image_id, lesion_id, dx, age, sex, localization, dx_type, and _row (file order, so that
+    # "the first row of an image id" is well defined)
     metadata: DataFrame
     # image_id, path
     files: DataFrame
@@ -48,10 +49,21 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
             f"{metadata_url} lacks the column(s) {', '.join(missing)}; found "
             f"{', '.join(columns) or 'no header'} (expected lesion_id,image_id,dx,dx_type,age,sex,localization)"
         )
-    metadata = metadata.toDF(*columns).select(
+    metadata = metadata.toDF(*columns)
+
+    def optional(name: str):
+        column = F.nullif(F.trim(name), F.lit("")) if name in columns else F.lit(None)
+        return column.cast("string").alias(name)
+
+    metadata = metadata.select(
         F.trim("image_id").alias("image_id"),
         F.trim("lesion_id").alias("lesion_id"),
         F.lower(F.trim("dx")).alias("dx"),
+        # A non-number becomes null and is imputed like a missing age.
+        (F.trim("age").cast("double") if "age" in columns else F.lit(None).cast("double")).alias("age"),
+        optional("sex"),
+        optional("localization"),
+        optional("dx_type"),
         F.monotonically_increasing_id().alias("_row"),
     )
     return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders)

@@ -46,3 +46,13 @@ def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: in
         .otherwise("test"),
     )
     return frame.join(lesions.select("_group", "split"), "_group").drop("_group")
+
+
+def impute_age(frame: DataFrame) -> tuple[DataFrame, float | None]:
+    """Missing ages become the training split's mean, as Benedetti et al. did; computed on train
+    only so that validation and test leak nothing into it. `age_imputed` says which were."""
+    mean = frame.filter(F.col("split") == "train").agg(F.avg("age")).first()[0]
+    imputed = frame.withColumn("age_imputed", F.col("age").isNull())
+    if mean is not None:
+        imputed = imputed.withColumn("age", F.coalesce("age", F.lit(float(mean))))
+    return imputed, mean

@@ -34,10 +34,11 @@ def predict_contents(bundle, contents: pd.Series) -> pd.DataFrame:
     from dermspark.images import ImageRejected, decode_image
 
     height, width = bundle.input_size
+    options = bundle.decode_options
     arrays, errors = [], []
     for content in contents:
         try:
-            arrays.append(decode_image(bytes(content or b""), height, width))
+            arrays.append(decode_image(bytes(content or b""), height, width, options))
             errors.append(None)
         except ImageRejected as rejected:
             arrays.append(None)

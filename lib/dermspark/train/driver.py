@@ -43,7 +43,7 @@ def _pick_dataset(manifest: dict, input_size: tuple[int, int], model: str) -> st
     if wanted not in manifest["datasets"]:
         raise DermsparkError(
             f"model {model} needs {wanted} images but the dataset has only "
-            f"{', '.join(manifest['datasets'])}: rerun ingest with --size {wanted}"
+            f"{', '.join(manifest['datasets'])}: rerun ingest with --sizes {wanted}"
         )
     return manifest["datasets"][wanted]
 
@@ -117,9 +117,10 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         "model_name": settings.model,
         "classes": classes,
         "input_size": list(recipe.input_size),
+        # How the training pixels were made; scoring decodes new images the same way.
         "preprocessing": {
-            "decode": "dermspark.images.decode_image: RGB, EXIF-oriented, stretched, LANCZOS",
-            "pixels": f"uint8 0..255 in; {recipe.preprocessing} inside the model",
+            **dataset_manifest.get("decode", {"resample": "lanczos", "aspect": "stretch"}),
+            "pixels": f"uint8 RGB 0..255 in; {recipe.preprocessing} inside the model",
         },
         "training_settings": resolved,
         "dataset": {"url": dataset_root, "created_at": dataset_manifest["created_at"],
