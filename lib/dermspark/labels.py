@@ -1,7 +1,26 @@
-"""Class lists. Fixed here, never taken from the order in which labels appear in data."""
+"""Class lists and the mapping between archives' diagnoses and each label space.
 
-# HAM10000's seven diagnoses, in the alphabetical order of the official `dx` codes.
+Class lists are fixed here, never taken from the order in which labels appear in data, and each
+dataset and bundle saves the list it was made with.
+
+Mapping (diagnosis as the archive writes it, lowercased -> class):
+- HAM10000 into ISIC 2019: bcc, bkl, df, mel, nv, vasc map to themselves; HAM's akiec covers
+  ISIC 2019's AK *and* SCC, so an akiec image cannot be placed and is rejected (unknown_label).
+- ISIC 2019 into HAM10000: ak and scc both become akiec; the other six keep their names.
+- Either into melanoma: mel is melanoma, every other known diagnosis is non_melanoma.
+- ISIC 2019's UNK (unknown) maps to nothing in any space and is rejected (unknown_label).
+"""
+
 HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+ISIC2019_CLASSES = ("ak", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc")
+# The Hitta thesis' names, in the alphabetical order Keras gives class folders.
+MELANOMA_CLASSES = ("melanoma", "non_melanoma")
+
+LABEL_SPACES = {
+    "ham10000": HAM10000_CLASSES,
+    "isic2019": ISIC2019_CLASSES,
+    "melanoma": MELANOMA_CLASSES,
+}
 
 HAM10000_NAMES = {
     "akiec": "actinic keratoses and intraepithelial carcinoma",
@@ -13,7 +32,23 @@ HAM10000_NAMES = {
     "vasc": "vascular lesions",
 }
 
-LABEL_SPACES = {"ham10000": HAM10000_CLASSES}
+_SHARED = ("bcc", "bkl", "df", "mel", "nv", "vasc")
+_ISIC_TO_HAM = {**{name: name for name in _SHARED}, "ak": "akiec", "scc": "akiec"}
+_HAM_TO_ISIC = {name: name for name in _SHARED}
+
+
+def _to_melanoma(names) -> dict[str, str]:
+    return {name: "melanoma" if name == "mel" else "non_melanoma" for name in names}
+
+
+_MAPPINGS = {
+    ("ham10000", "ham10000"): {name: name for name in HAM10000_CLASSES},
+    ("ham10000", "isic2019"): _HAM_TO_ISIC,
+    ("ham10000", "melanoma"): _to_melanoma(HAM10000_CLASSES),
+    ("isic2019", "isic2019"): {name: name for name in ISIC2019_CLASSES},
+    ("isic2019", "ham10000"): _ISIC_TO_HAM,
+    ("isic2019", "melanoma"): _to_melanoma(ISIC2019_CLASSES),
+}
 
 
 def class_list(label_space: str) -> tuple[str, ...]:
@@ -23,3 +58,20 @@ def class_list(label_space: str) -> tuple[str, ...]:
         raise ValueError(
             f"unknown label space {label_space!r}; known: {', '.join(sorted(LABEL_SPACES))}"
         ) from None
+
+
+def label_mapping(source_space: str, label_space: str) -> dict[str, str]:
+    """Diagnosis in the source's vocabulary -> class name in label_space. Class folders name
+    their classes directly, so for them every space also accepts its own class names and the
+    names of the other vocabularies that map into it."""
+    classes = class_list(label_space)
+    if source_space == "any":
+        mapping = {name: name for name in classes}
+        for (source, target), known in _MAPPINGS.items():
+            if target == label_space and source != target:
+                mapping = {**known, **mapping}
+        return mapping
+    try:
+        return dict(_MAPPINGS[(source_space, label_space)])
+    except KeyError:
+        raise ValueError(f"no mapping from {source_space!r} diagnoses to {label_space!r}") from None

@@ -24,8 +24,10 @@ def _reject(frame: DataFrame, origin: str, reason, detail="") -> DataFrame:
     )
 
 
-def match(archive: Archive, classes: tuple[str, ...]) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """Returns (candidates to decode, rejects so far, pairs) where pairs counts joined inputs."""
+def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Returns (candidates to decode, rejects so far, pairs) where pairs counts joined inputs.
+    `mapping` takes the archive's diagnoses to the label space's classes (labels.label_mapping);
+    candidates carry the result as `class_name`."""
     metadata, files = archive.metadata, archive.files
     first_row = Window.partitionBy("image_id").orderBy("_row")
     bad = F.col("image_id").isNull() | (F.col("image_id") == "") | F.col("dx").isNull()
@@ -38,7 +40,9 @@ def match(archive: Archive, classes: tuple[str, ...]) -> tuple[DataFrame, DataFr
     kept_files = files.filter("_nth = 1").drop("_nth")
     joined = kept_rows.join(kept_files, "image_id", "full_outer")
 
-    known = F.col("dx").isin(list(classes))
+    to_class = F.create_map(*[F.lit(item) for pair in sorted(mapping.items()) for item in pair])
+    joined = joined.withColumn("class_name", to_class[F.col("dx")])
+    known = F.col("class_name").isNotNull()
     reason = (
         F.when(F.col("path").isNull(), "missing_file")
         .when(F.col("_row").isNull(), "no_metadata")
@@ -58,7 +62,7 @@ def match(archive: Archive, classes: tuple[str, ...]) -> tuple[DataFrame, DataFr
         )
     )
     candidates = joined.filter(F.col("_reason").isNull()).select(
-        "image_id", "lesion_id", "dx", "path", *METADATA_COLUMNS
+        "image_id", "lesion_id", "dx", "class_name", "path", *METADATA_COLUMNS
     )
     pairs = joined.filter(F.col("path").isNotNull() & F.col("_row").isNotNull())
     return candidates, rejects, pairs
@@ -71,12 +75,12 @@ def count_inputs(archive: Archive, pairs: DataFrame) -> int:
 
 def manifest(inputs: int, written: DataFrame, rejects: DataFrame) -> dict:
     by_reason = {row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()}
-    per_split_class = written.groupBy("split", "dx").count().collect()
+    per_split_class = written.groupBy("split", "class_name").count().collect()
     per_class: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {}
     for row in per_split_class:
-        per_class[row["dx"]] = per_class.get(row["dx"], 0) + row["count"]
-        per_split.setdefault(row["split"], {})[row["dx"]] = row["count"]
+        per_class[row["class_name"]] = per_class.get(row["class_name"], 0) + row["count"]
+        per_split.setdefault(row["split"], {})[row["class_name"]] = row["count"]
     total_written = sum(per_class.values())
     total_rejected = sum(by_reason.values())
     if inputs != total_written + total_rejected:

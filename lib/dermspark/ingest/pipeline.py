@@ -25,14 +25,15 @@ from dermspark import DermsparkError
 from dermspark.files import with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
-from dermspark.labels import class_list
+from dermspark.ingest.isic2019 import read_isic2019
+from dermspark.labels import class_list, label_mapping
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
 from dermspark.storage import HadoopFS, commit, join, prepare_output, staging_url, to_url
 
 log = logging.getLogger(__name__)
 
-READERS = {"ham10000": sources.read_ham10000}
+READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019}
 
 def _image_column(size: tuple[int, int]) -> str:
     return f"image_{size[0]}x{size[1]}"
@@ -41,7 +42,9 @@ def _image_column(size: tuple[int, int]) -> str:
 def _decoded_schema(sizes: list[tuple[int, int]]) -> StructType:
     fields = [
         StructField(name, StringType())
-        for name in ("image_id", "lesion_id", "dx", "split", "path", "sex", "localization", "dx_type")
+        for name in (
+            "image_id", "lesion_id", "dx", "class_name", "split", "path", "sex", "localization", "dx_type"
+        )
     ]
     fields += [
         StructField("label", IntegerType()),
@@ -78,7 +81,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
                     reasons.append(rejected.reason)
                     details.append(rejected.detail[:300])
             yield batch.drop(columns=["content"]).assign(
-                label=batch["dx"].map(index).astype("int32"),
+                label=batch["class_name"].map(index).astype("int32"),
                 reason=reasons,
                 detail=details,
                 **{_image_column(size): column for size, column in zip(sizes, images, strict=True)},
@@ -123,7 +126,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(str(error)) from None
 
     archive = READERS[settings.source](spark, input_url)
-    candidates, rejects, pairs = accounting.match(archive, classes)
+    try:
+        mapping = label_mapping(archive.vocabulary, settings.label_space)
+    except ValueError as error:
+        raise DermsparkError(str(error)) from None
+    candidates, rejects, pairs = accounting.match(archive, mapping)
     inputs = accounting.count_inputs(archive, pairs)
     if inputs == 0:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")

@@ -23,6 +23,20 @@ class Archive:
     files: DataFrame
     # folders holding the images, for reading their content later
     image_folders: list[str]
+    # whose diagnosis names `dx` uses: ham10000, isic2019, or "any" (class folders)
+    vocabulary: str
+
+
+def require_columns(frame: DataFrame, url: str, required: tuple[str, ...]) -> DataFrame:
+    """The frame with stripped column names, or one clear error naming what is missing."""
+    columns = [column.strip() for column in frame.columns]
+    missing = [column for column in required if column not in columns]
+    if missing:
+        raise DermsparkError(
+            f"{url} lacks the column(s) {', '.join(missing)}; found "
+            f"{', '.join(columns) or 'no header'} (expected {','.join(required)})"
+        )
+    return frame.toDF(*columns)
 
 
 def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
@@ -41,15 +55,10 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
             f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"
         )
 
-    metadata = spark.read.csv(metadata_url, header=True, inferSchema=False, mode="PERMISSIVE")
-    columns = [column.strip() for column in metadata.columns]
-    missing = [column for column in HAM10000_REQUIRED_COLUMNS if column not in columns]
-    if missing:
-        raise DermsparkError(
-            f"{metadata_url} lacks the column(s) {', '.join(missing)}; found "
-            f"{', '.join(columns) or 'no header'} (expected lesion_id,image_id,dx,dx_type,age,sex,localization)"
-        )
-    metadata = metadata.toDF(*columns)
+    metadata = require_columns(
+        spark.read.csv(metadata_url, header=True), metadata_url, HAM10000_REQUIRED_COLUMNS
+    )
+    columns = metadata.columns
 
     def optional(name: str):
         column = F.nullif(F.trim(name), F.lit("")) if name in columns else F.lit(None)
@@ -66,4 +75,5 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
         optional("dx_type"),
         F.monotonically_increasing_id().alias("_row"),
     )
-    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders)
+    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
+                   vocabulary="ham10000")

@@ -29,11 +29,11 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 
 def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: int) -> DataFrame:
-    """Adds `split` to rows with `image_id`, `lesion_id` (may be empty) and `dx`."""
+    """Adds `split` to rows with `image_id`, `lesion_id` (may be empty) and `class_name`."""
     group = F.coalesce(F.nullif(F.trim("lesion_id"), F.lit("")), F.col("image_id"))
     frame = frame.withColumn("_group", group)
-    # A lesion's class is its first diagnosis by name: HAM10000 gives each lesion one dx.
-    lesions = frame.groupBy("_group").agg(F.min("dx").alias("_group_dx"))
+    # A lesion's class is its first by name: HAM10000 gives each lesion one diagnosis.
+    lesions = frame.groupBy("_group").agg(F.min("class_name").alias("_group_dx"))
     # Seeded hash, not rand(): the same input gives the same split on every rerun and cluster.
     order = Window.partitionBy("_group_dx").orderBy(F.xxhash64(F.lit(seed), "_group"), "_group")
     per_class = Window.partitionBy("_group_dx")

@@ -1,0 +1,66 @@
+"""The ISIC 2019 training archive: one-hot ground truth, a metadata table, one image folder.
+
+ISIC_2019_Training_GroundTruth.csv: image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK (0/1 or 0.0/1.0,
+LF or CRLF). ISIC_2019_Training_Metadata.csv: image,age_approx,anatom_site_general,lesion_id,sex
+(lesion_id may be empty: such an image is its own group). Images are <image>.jpg in one folder;
+names may end in _downsampled, and are matched as written.
+"""
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from dermspark import DermsparkError
+from dermspark.files import list_files
+from dermspark.ingest.sources import Archive, require_columns
+from dermspark.storage import HadoopFS, join
+
+GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
+METADATA = "ISIC_2019_Training_Metadata.csv"
+IMAGE_FOLDERS = ("ISIC_2019_Training_Input", "images")
+DIAGNOSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
+
+
+def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
+    fs = HadoopFS(spark)
+    if not fs.is_dir(input_url):
+        raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
+    truth_url, metadata_url = join(input_url, GROUND_TRUTH), join(input_url, METADATA)
+    for url in (truth_url, metadata_url):
+        if not fs.exists(url):
+            raise DermsparkError(f"{input_url} is not an ISIC 2019 archive: {url.rsplit('/', 1)[-1]} is missing")
+    folders = [join(input_url, name) for name in IMAGE_FOLDERS if fs.is_dir(join(input_url, name))]
+    if not folders:
+        raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
+
+    truth = require_columns(spark.read.csv(truth_url, header=True), truth_url, ("image", *DIAGNOSES))
+    # The one diagnosis whose value is 1; none or several make the row unusable (dx null: bad_row).
+    ones = sum(F.when(F.trim(name).cast("double") == 1.0, 1).otherwise(0) for name in DIAGNOSES)
+    chosen = F.coalesce(
+        *[F.when(F.trim(name).cast("double") == 1.0, F.lit(name.lower())) for name in DIAGNOSES]
+    )
+    truth = truth.select(
+        F.trim("image").alias("image_id"),
+        F.when(ones == 1, chosen).alias("dx"),
+        F.monotonically_increasing_id().alias("_row"),
+    )
+    extra = require_columns(
+        spark.read.csv(metadata_url, header=True), metadata_url,
+        ("image", "age_approx", "anatom_site_general", "lesion_id", "sex"),
+    )
+    # Extra information only: its first row per image is used; it is not an input of its own.
+    extra = (
+        extra.select(
+            F.trim("image").alias("image_id"),
+            F.nullif(F.trim("lesion_id"), F.lit("")).alias("lesion_id"),
+            F.trim("age_approx").cast("double").alias("age"),
+            F.nullif(F.trim("sex"), F.lit("")).alias("sex"),
+            F.nullif(F.trim("anatom_site_general"), F.lit("")).alias("localization"),
+        )
+        .dropDuplicates(["image_id"])
+    )
+    metadata = truth.join(extra, "image_id", "left").select(
+        "image_id", "lesion_id", "dx", "age", "sex", "localization",
+        F.lit(None).cast("string").alias("dx_type"), "_row",
+    )
+    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
+                   vocabulary="isic2019")

@@ -1,0 +1,77 @@
+"""An ISIC 2019 archive in the official layout, built here, ingested into every label space."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dermspark.ingest.pipeline import run_ingest
+from dermspark.settings import IngestSettings
+from PIL import Image
+from pyspark.sql import functions as F
+
+DIAGNOSES = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]
+# (diagnosis, images) per lesion; None: no lesion_id, as many ISIC 2019 rows have.
+PLAN = [("NV", 3), ("NV", 2), ("MEL", 2), ("MEL", 1), ("BCC", 2), ("AK", 1), ("SCC", 1),
+        ("BKL", 2), ("DF", 1), ("VASC", 1), (None, 0)]
+
+
+@pytest.fixture(scope="module")
+def isic_archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("isic") / "ISIC_2019_Training"
+    images = root / "ISIC_2019_Training_Input"
+    images.mkdir(parents=True)
+    truth, extra, number = [], [], 0
+    rng = np.random.default_rng(0)
+
+    def add(dx: str, lesion: str, one: str, suffix: str = "") -> None:
+        nonlocal number
+        name = f"ISIC_{number:07d}{suffix}"
+        number += 1
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{name}.jpg")
+        truth.append([name] + [one if column == dx else "0.0" for column in DIAGNOSES])
+        extra.append([name, "45.0", "anterior torso", lesion, "female"])
+
+    for lesion_number, (dx, count) in enumerate(PLAN):
+        for index in range(count):
+            add(dx, f"BCN_{lesion_number:07d}", "1.0" if index % 2 else "1", "_downsampled" * (index == 1))
+    for dx in ("NV", "MEL", "BKL"):
+        add(dx, "", "1.0")  # no lesion_id: its own group
+    add("UNK", "BCN_0009999", "1")  # unknown diagnosis
+    truth.append(["ISIC_9999999"] + ["0.0"] * 9)  # no diagnosis at all: bad_row
+    (images / "ISIC_9999999.jpg").write_bytes((images / "ISIC_0000000.jpg").read_bytes())
+
+    def write(name, header, rows):
+        lines = [",".join(header)] + [",".join(row) for row in rows]
+        (root / name).write_bytes(("\r\n".join(lines) + "\r\n").encode())  # CRLF, as published
+
+    write("ISIC_2019_Training_GroundTruth.csv", ["image", *DIAGNOSES], truth)
+    write("ISIC_2019_Training_Metadata.csv",
+          ["image", "age_approx", "anatom_site_general", "lesion_id", "sex"], extra)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("label_space", "per_class"),
+    [
+        ("isic2019", {"ak": 1, "bcc": 2, "bkl": 3, "df": 1, "mel": 4, "nv": 6, "scc": 1, "vasc": 1}),
+        ("ham10000", {"akiec": 2, "bcc": 2, "bkl": 3, "df": 1, "mel": 4, "nv": 6, "vasc": 1}),
+        ("melanoma", {"melanoma": 4, "non_melanoma": 15}),
+    ],
+)
+def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_space, per_class):
+    output = tmp_path / label_space
+    run_ingest(spark, IngestSettings(source="isic2019", input=str(isic_archive), output=str(output),
+                                     label_space=label_space, num_files=2))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["per_class"] == per_class
+    # The all-zero row is a bad_row, so its file has no usable row: no_metadata. Two inputs.
+    assert manifest["by_reason"] == {"bad_row": 1, "no_metadata": 1, "unknown_label": 1}
+    assert manifest["inputs"] == 22 == manifest["written"] + manifest["rejected"]
+    assert manifest["classes"] == list(per_class)
+
+    rows = spark.read.parquet(str(output / "images_75x100")).select("image_id", "lesion_id", "split")
+    grouped = rows.filter("lesion_id is not null").groupBy("lesion_id").agg({"split": "count"})
+    assert rows.filter("lesion_id is not null").select("lesion_id", "split").distinct().count() == grouped.count()
+    assert rows.filter(F.col("image_id").endswith("_downsampled")).count() == 5
