@@ -15,7 +15,7 @@ DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="spark-submit.sh ingest", description=__doc__)
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML job settings")
-    parser.add_argument("--source", help="archive layout: ham10000, isic2019")
+    parser.add_argument("--source", help="archive layout: ham10000, isic2019, folders")
     parser.add_argument("--label-space", dest="label_space",
                         help="classes to train on: ham10000 (7), isic2019 (8), melanoma (2)")
     parser.add_argument("--input", help="archive folder (any path Spark reaches)")

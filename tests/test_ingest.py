@@ -37,6 +37,7 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
     (images / "ISIC_9000004.jpg").write_text("not a picture")  # not an image
     (images / "ISIC_9000005.jpg").write_bytes(good)  # no metadata row
     (images / "ISIC_9000006.jpg").write_bytes(good)  # label outside HAM10000's seven
+    (images / "ISIC_9000009 Läsion%20é.jpg").write_bytes(good)  # non-ASCII, space, literal %20: fine
     add_rows(
         archive,
         [
@@ -48,6 +49,7 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
             {"lesion_id": "HAM_9000007", "image_id": "ISIC_9000007", "dx": "nv"},  # no file
             {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},  # duplicate
             {"lesion_id": "HAM_9000008", "image_id": "ISIC_9000008", "dx": ""},  # bad row
+            {"lesion_id": "HAM_9000009", "image_id": "ISIC_9000009 Läsion%20é", "dx": "bkl"},
         ],
     )
     return archive
@@ -73,10 +75,10 @@ def test_every_input_is_accounted_for(ingested, synthetic_archive):
         "unknown_label": 1,
         "unreadable": 1,
     }
-    # The synthetic images and the PNG named .jpg are written; nothing else.
-    assert manifest["written"] == synthetic_archive.images + 1
-    # 8 new metadata rows, 6 new files of which 5 pair with a row: 9 new inputs.
-    assert manifest["inputs"] == synthetic_archive.images + 9
+    # The synthetic images, the PNG named .jpg and the non-ASCII name are written; nothing else.
+    assert manifest["written"] == synthetic_archive.images + 2
+    # 9 new metadata rows, 7 new files of which 6 pair with a row: 10 new inputs.
+    assert manifest["inputs"] == synthetic_archive.images + 10
     assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
     assert sum(manifest["per_class"].values()) == manifest["written"]
 

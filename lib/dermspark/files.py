@@ -5,6 +5,8 @@ Spark's file scans silently skip zero-length files, so the listing comes from th
 no content and is reported by the decoder instead of vanishing.
 """
 
+from urllib.parse import unquote
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -30,8 +32,9 @@ def _binary_files(spark: SparkSession, urls: list[str], glob: str | None) -> Dat
 def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) -> DataFrame:
     """One row per file below the urls (recursive; hidden . and _ files excluded, as Spark does):
     `path`, and `image_id`, the file name without its extension."""
+    # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
     paths = _binary_files(spark, urls, glob).inputFiles()
-    listing = spark.createDataFrame([(canonical_path(path),) for path in paths], "path string")
+    listing = spark.createDataFrame([(canonical_path(unquote(path)),) for path in paths], "path string")
     return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
 
 

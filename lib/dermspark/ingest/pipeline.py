@@ -25,6 +25,7 @@ from dermspark import DermsparkError
 from dermspark.files import with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
+from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
 from dermspark.schema import dataset_dirname, make_schema
@@ -33,7 +34,7 @@ from dermspark.storage import HadoopFS, commit, join, prepare_output, staging_ur
 
 log = logging.getLogger(__name__)
 
-READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019}
+READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders}
 
 def _image_column(size: tuple[int, int]) -> str:
     return f"image_{size[0]}x{size[1]}"

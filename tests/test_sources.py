@@ -1,4 +1,4 @@
-"""An ISIC 2019 archive in the official layout, built here, ingested into every label space."""
+"""The ISIC 2019 and class-folder sources, built here in their exact layouts, into every label space."""
 
 import json
 from pathlib import Path
@@ -75,3 +75,24 @@ def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_spa
     grouped = rows.filter("lesion_id is not null").groupBy("lesion_id").agg({"split": "count"})
     assert rows.filter("lesion_id is not null").select("lesion_id", "split").distinct().count() == grouped.count()
     assert rows.filter(F.col("image_id").endswith("_downsampled")).count() == 5
+
+
+def test_class_folders_as_split_folders_wrote_them(spark, tmp_path):
+    """split-folders' train/val/test/<class>/ output; its per-image split is discarded."""
+    root = tmp_path / "melanoma_dataset"
+    rng = np.random.default_rng(1)
+    counts = {("train", "Melanoma"): 6, ("train", "non-melanoma"): 8, ("val", "Melanoma"): 2,
+              ("test", "non-melanoma"): 3, ("test", "moles"): 1}
+    for (split, label), count in counts.items():
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / label / f"{split}_{label}_{index}.png")
+    (root / "README.txt").write_text("not in a class folder")
+    output = tmp_path / "out"
+    run_ingest(spark, IngestSettings(source="folders", input=str(root), output=str(output),
+                                     label_space="melanoma", num_files=2))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["per_class"] == {"melanoma": 8, "non_melanoma": 11}
+    assert manifest["by_reason"] == {"unknown_label": 2}  # the 'moles' folder and the README
+    assert manifest["inputs"] == 21
