@@ -4,9 +4,12 @@ Driver-side file operations go through Spark's own Hadoop FileSystem, so they se
 paths, credentials and connectors the Spark job sees.
 """
 
+import contextlib
 import os
 import uuid
 from urllib.parse import urlparse
+
+from dermspark import DermsparkError
 
 
 def to_url(path: str) -> str:
@@ -83,14 +86,24 @@ def staging_url(final_url: str) -> str:
 
 
 def prepare_output(fs: HadoopFS, url: str, mode: str) -> None:
+    """Checked before any work, so a job that would not be allowed to commit fails at once."""
     if mode not in ("error", "overwrite"):
-        raise ValueError(f"mode must be 'error' or 'overwrite', got {mode!r}")
+        raise DermsparkError(f"--mode must be 'error' or 'overwrite', got {mode!r}")
     if mode == "error" and fs.exists(url):
-        raise FileExistsError(f"output {url} already exists; pass --mode overwrite to replace it")
+        raise DermsparkError(f"output {url} already exists; pass --mode overwrite to replace it")
 
 
-def commit(fs: HadoopFS, staging: str, final_url: str) -> None:
-    """Move a finished staging folder into place; a killed job leaves only a hidden .tmp folder."""
+@contextlib.contextmanager
+def staged_output(fs: HadoopFS, final_url: str):
+    """Yields a hidden sibling folder to write into. When the block finishes, the folder replaces
+    final_url; when it fails, it is removed. A killed job leaves only a hidden .tmp folder."""
+    staging = staging_url(final_url)
+    try:
+        yield staging
+    except BaseException:
+        if fs.exists(staging):
+            fs.delete(staging)
+        raise
     if fs.exists(final_url):
         fs.delete(final_url)
     fs.rename(staging, final_url)

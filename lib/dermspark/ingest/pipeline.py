@@ -30,7 +30,7 @@ from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
-from dermspark.storage import HadoopFS, commit, join, prepare_output, staging_url, to_url
+from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(str(error)) from None
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     fs = HadoopFS(spark)
-    try:
-        prepare_output(fs, output_url, settings.mode)
-    except (ValueError, FileExistsError) as error:
-        raise DermsparkError(str(error)) from None
+    prepare_output(fs, output_url, settings.mode)
 
     archive = READERS[settings.source](spark, input_url)
     try:
@@ -152,39 +149,34 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     )
     rejects = rejects.unionByName(decode_rejects)
 
-    staging = staging_url(output_url)
     try:
-        datasets = {}
-        for size in sizes:
-            datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
-            _write_dataset(spark, written, join(staging, dataset_dirname(*size)), size, settings)
-            log.info("ingest: wrote %s", dataset_dirname(*size))
-        rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
-        counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
-        result = {
-            **counts,
-            "source": settings.source,
-            "label_space": settings.label_space,
-            "classes": list(classes),
-            "datasets": datasets,
-            "decode": {"resample": options.resample, "aspect": options.aspect},
-            "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
-            "age": {
-                "train_mean": train_mean_age,
-                "imputed": spark.read.parquet(join(staging, dataset_dirname(*sizes[0])))
-                .filter("age_imputed").count(),
-            },
-            "seed": settings.seed,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "dermspark_version": dermspark.__version__,
-        }
-        fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
-        fs.write_text(join(staging, "settings.json"), to_json(settings))
-        commit(fs, staging, output_url)
-    except BaseException:
-        if fs.exists(staging):
-            fs.delete(staging)
-        raise
+        with staged_output(fs, output_url) as staging:
+            datasets = {}
+            for size in sizes:
+                datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
+                _write_dataset(spark, written, join(staging, dataset_dirname(*size)), size, settings)
+                log.info("ingest: wrote %s", dataset_dirname(*size))
+            rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
+            counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
+            result = {
+                **counts,
+                "source": settings.source,
+                "label_space": settings.label_space,
+                "classes": list(classes),
+                "datasets": datasets,
+                "decode": {"resample": options.resample, "aspect": options.aspect},
+                "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
+                "age": {
+                    "train_mean": train_mean_age,
+                    "imputed": spark.read.parquet(join(staging, dataset_dirname(*sizes[0])))
+                    .filter("age_imputed").count(),
+                },
+                "seed": settings.seed,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "dermspark_version": dermspark.__version__,
+            }
+            fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
+            fs.write_text(join(staging, "settings.json"), to_json(settings))
     finally:
         decoded.unpersist()
     return {**result, "output": output_url}

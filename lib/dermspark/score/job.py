@@ -11,15 +11,7 @@ from dermspark.bundle import read_manifest
 from dermspark.files import list_files, with_contents
 from dermspark.score.udf import make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
-from dermspark.storage import (
-    HadoopFS,
-    commit,
-    join,
-    local_path,
-    prepare_output,
-    staging_url,
-    to_url,
-)
+from dermspark.storage import HadoopFS, join, local_path, prepare_output, staged_output, to_url
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +23,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     manifest = read_manifest(bundle_url)
     if not fs.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
-    try:
-        prepare_output(fs, output_url, settings.mode)
-    except (ValueError, FileExistsError) as error:
-        raise DermsparkError(str(error)) from None
+    prepare_output(fs, output_url, settings.mode)
 
     listing = list_files(spark, [input_url], settings.glob).select("path")
     inputs = listing.count()
@@ -56,8 +45,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
         F.current_timestamp().alias("scored_at"),
     )
 
-    staging = staging_url(output_url)
-    try:
+    with staged_output(fs, output_url) as staging:
         predictions_url = join(staging, "predictions.parquet")
         scored.write.parquet(predictions_url)
         # Counted from what was written, so the summary describes the output exactly.
@@ -79,10 +67,5 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
         }
         fs.write_text(join(staging, "summary.json"), json.dumps(summary, indent=2))
         fs.write_text(join(staging, "settings.json"), to_json(settings))
-        commit(fs, staging, output_url)
-    except BaseException:
-        if fs.exists(staging):
-            fs.delete(staging)
-        raise
     log.info("score: %d files scored, %d errors", summary["scored"], summary["errors"])
     return {**summary, "output": output_url, "predictions": join(output_url, "predictions.parquet")}

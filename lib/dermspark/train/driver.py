@@ -12,7 +12,7 @@ import dermspark
 from dermspark import DermsparkError
 from dermspark.models import get_recipe
 from dermspark.settings import TrainSettings, require, to_json
-from dermspark.storage import HadoopFS, commit, join, prepare_output, staging_url, to_url
+from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         raise DermsparkError(str(error)) from None
     fs = HadoopFS(spark)
     dataset_root, output_url = to_url(settings.dataset), to_url(settings.output)
-    try:
-        prepare_output(fs, output_url, settings.mode)
-    except (ValueError, FileExistsError) as error:
-        raise DermsparkError(str(error)) from None
+    prepare_output(fs, output_url, settings.mode)
     dataset_manifest = _read_dataset_manifest(fs, dataset_root)
     dataset_url = join(dataset_root, _pick_dataset(dataset_manifest, recipe.input_size, settings.model))
     split_counts = {split: sum(counts.values()) for split, counts in dataset_manifest["per_split"].items()}
@@ -128,10 +125,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    staging = staging_url(output_url)
     config = {
         "dataset_url": dataset_url,
-        "output_url": staging,
         "model": settings.model,
         "model_options": {"num_classes": len(classes), **settings.model_options},
         "classes": classes,
@@ -146,10 +141,11 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     import horovod.spark
 
     log.info("train: %s on %d Horovod processes, %d epochs", settings.model, settings.num_proc, epochs)
-    try:
+    with staged_output(fs, output_url) as staging:
+        # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
         results = horovod.spark.run(
             _entry_point(),
-            args=(config,),
+            args=({**config, "output_url": staging},),
             num_proc=settings.num_proc,
             start_timeout=settings.start_timeout,
             use_gloo=True,
@@ -158,11 +154,6 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         metrics = results[0]
         fs.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         fs.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        commit(fs, staging, output_url)
-    except BaseException:
-        if fs.exists(staging):
-            fs.delete(staging)
-        raise
     return {**metrics, "output": output_url, "bundle": join(output_url, "model")}
 
 
