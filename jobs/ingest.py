@@ -27,6 +27,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, help="split seed")
     parser.add_argument("--mode", choices=["error", "overwrite"], help="when the output exists")
     parser.add_argument("--num-files", type=int, dest="num_files", help="Parquet files to write")
+    parser.add_argument("--max-reject-fraction", type=float, dest="max_reject_fraction",
+                        help="fail when more inputs than this are rejected (default 1.0: off)")
     return parser.parse_args(argv)
 
 

@@ -22,6 +22,43 @@ def add_rows(archive: Path, rows: list[dict]) -> None:
             writer.writerow({"dx_type": "histo", "age": "50", "sex": "male", "localization": "back", **row})
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header says width x height: a decompression bomb's calling card."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    header = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return bytes(data)
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+# File name -> (bytes maker, dx or None for no metadata row); all of these must be written.
+GOOD_ODDITIES = {
+    "ISIC_9100001": lambda rgb: encoded(rgb.convert("CMYK"), "JPEG"),
+    "ISIC_9100002": lambda rgb: encoded(rgb.convert("L"), "PNG"),
+    "ISIC_9100003": lambda rgb: encoded(rgb.convert("P"), "PNG"),
+    "ISIC_9100004": lambda rgb: encoded(rgb.convert("RGBA"), "PNG"),
+    "ISIC_9100005": lambda rgb: encoded(Image.new("I;16", rgb.size, 40000), "PNG"),
+    "ISIC_9100006": lambda rgb: encoded(rgb, "JPEG", exif=_rotated()),
+}
+
+
+def _rotated():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
 @pytest.fixture(scope="module")
 def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
     """The synthetic archive plus one case of every way an archive goes wrong."""
@@ -38,6 +75,10 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
     (images / "ISIC_9000005.jpg").write_bytes(good)  # no metadata row
     (images / "ISIC_9000006.jpg").write_bytes(good)  # label outside HAM10000's seven
     (images / "ISIC_9000009 Läsion%20é.jpg").write_bytes(good)  # non-ASCII, space, literal %20: fine
+    (images / "ISIC_9000010.png").write_bytes(png_claiming(20000, 20000))  # too_large
+    rgb = Image.open(io.BytesIO(good)).convert("RGB")
+    for image_id, make in GOOD_ODDITIES.items():
+        (images / f"{image_id}.jpg").write_bytes(make(rgb))
     add_rows(
         archive,
         [
@@ -50,8 +91,13 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
             {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},  # duplicate
             {"lesion_id": "HAM_9000008", "image_id": "ISIC_9000008", "dx": ""},  # bad row
             {"lesion_id": "HAM_9000009", "image_id": "ISIC_9000009 Läsion%20é", "dx": "bkl"},
+            {"lesion_id": "HAM_9000010", "image_id": "ISIC_9000010", "dx": "nv"},
+            *[{"lesion_id": f"HAM_{image_id}", "image_id": image_id, "dx": "mel"} for image_id in GOOD_ODDITIES],
         ],
     )
+    with open(archive / "HAM10000_metadata.csv", "a") as handle:
+        handle.write("HAM_9000011,ISIC_9000011\n")  # too few fields: bad_row
+        handle.write("HAM_9000012,ISIC_9000012,nv,histo,50,male,back,surplus\n")  # too many: bad_row
     return archive
 
 
@@ -66,19 +112,21 @@ def ingested(spark, messy_archive, tmp_path_factory) -> Path:
 def test_every_input_is_accounted_for(ingested, synthetic_archive):
     manifest = json.loads((ingested / "manifest.json").read_text())
     assert manifest["by_reason"] == {
-        "bad_row": 1,
+        "bad_row": 3,
         "duplicate_id": 1,
         "missing_file": 1,
         "no_metadata": 1,
         "not_an_image": 1,
+        "too_large": 1,
         "truncated": 1,
         "unknown_label": 1,
         "unreadable": 1,
     }
-    # The synthetic images, the PNG named .jpg and the non-ASCII name are written; nothing else.
-    assert manifest["written"] == synthetic_archive.images + 2
-    # 9 new metadata rows, 7 new files of which 6 pair with a row: 10 new inputs.
-    assert manifest["inputs"] == synthetic_archive.images + 10
+    # Written: the synthetic images, the PNG named .jpg, the non-ASCII name and the six odd
+    # encodings (CMYK, grey, palette, RGBA, 16-bit, EXIF-rotated); nothing else.
+    assert manifest["written"] == synthetic_archive.images + 2 + len(GOOD_ODDITIES)
+    # 18 new metadata rows, 14 new files of which 13 pair with a row: 19 new inputs.
+    assert manifest["inputs"] == synthetic_archive.images + 19
     assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
     assert sum(manifest["per_class"].values()) == manifest["written"]
 
@@ -90,7 +138,9 @@ def test_rejects_table_names_each_input_and_its_reason(spark, ingested):
     assert ("ISIC_9000003", "unreadable") in by_id
     assert ("ISIC_9000005", "no_metadata") in by_id
     assert ("ISIC_9000007", "missing_file") in by_id
-    assert len(rejects) == 8
+    assert ("ISIC_9000010", "too_large") in by_id
+    assert ("ISIC_9000011", "bad_row") in by_id and ("ISIC_9000012", "bad_row") in by_id
+    assert len(rejects) == 11
 
 
 def test_no_lesion_in_two_splits(spark, ingested):
@@ -138,7 +188,8 @@ def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
     rows = spark.read.parquet(str(ingested / "images_75x100")).select(
         "image_id", "split", "age", "age_imputed", "sex", "localization"
     ).toPandas()
-    metadata = pd.read_csv(messy_archive / "HAM10000_metadata.csv").drop_duplicates("image_id")
+    metadata = pd.read_csv(messy_archive / "HAM10000_metadata.csv", on_bad_lines="skip")
+    metadata = metadata.drop_duplicates("image_id")
     missing = set(metadata.loc[metadata["age"].isna(), "image_id"]) & set(rows["image_id"])
     assert "ISIC_9000001" in missing
     assert set(rows.loc[rows["age_imputed"], "image_id"]) == missing
@@ -181,6 +232,17 @@ def test_rerun_gives_the_same_rows_and_split(spark, messy_archive, ingested, tmp
         return sorted(tuple(row) for row in frame.collect())
 
     assert rows(again) == rows(ingested)
+
+
+def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_path):
+    output = tmp_path / "limited"
+    with pytest.raises(DermsparkError, match=r"inputs rejected .* over --max-reject-fraction 0.05"):
+        run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output),
+                                         num_files=2, max_reject_fraction=0.05))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["failed"] and manifest["datasets"] == {}
+    assert spark.read.parquet(str(output / "rejects.parquet")).count() == manifest["rejected"]
+    assert not list(output.glob("images_*"))
 
 
 def test_existing_output_needs_overwrite(spark, messy_archive, ingested):

@@ -28,6 +28,9 @@ class IngestSettings:
     seed: int = 42
     mode: str = "error"
     max_pixels: int = 89_478_485
+    # Fail (after writing the rejects) when more than this fraction of inputs is rejected.
+    # 1.0 is off: partial archives are normal.
+    max_reject_fraction: float = 1.0
     # Several files, each of small row groups, so every Horovod rank gets a shard of its own.
     num_files: int = 8
     row_group_size_mb: int = 4

@@ -20,7 +20,7 @@ def _reject(frame: DataFrame, origin: str, reason, detail="") -> DataFrame:
         F.col("image_id"),
         F.col("path") if "path" in frame.columns else F.lit(None).cast("string").alias("path"),
         (reason if not isinstance(reason, str) else F.lit(reason)).alias("reason"),
-        F.lit(detail).alias("detail"),
+        (detail if not isinstance(detail, str) else F.lit(detail)).alias("detail"),
     )
 
 
@@ -30,13 +30,18 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
     candidates carry the result as `class_name`."""
     metadata, files = archive.metadata, archive.files
     first_row = Window.partitionBy("image_id").orderBy("_row")
-    bad = F.col("image_id").isNull() | (F.col("image_id") == "") | F.col("dx").isNull()
+    bad = (
+        F.col("_malformed")
+        | F.col("image_id").isNull()
+        | (F.col("image_id") == "")
+        | F.col("dx").isNull()
+    )
     metadata = metadata.withColumn("_bad", bad)
     rows = metadata.filter(~F.col("_bad")).withColumn("_nth", F.row_number().over(first_row))
     first_file = Window.partitionBy("image_id").orderBy("path")
     files = files.withColumn("_nth", F.row_number().over(first_file))
 
-    kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad")
+    kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad", "_malformed")
     kept_files = files.filter("_nth = 1").drop("_nth")
     joined = kept_rows.join(kept_files, "image_id", "full_outer")
 
@@ -50,7 +55,12 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
     )
     joined = joined.withColumn("_reason", reason)
     rejects = (
-        _reject(metadata.filter("_bad"), "metadata", "bad_row", "image_id or dx is empty")
+        _reject(
+            metadata.filter("_bad"),
+            "metadata",
+            "bad_row",
+            F.when(F.col("_malformed"), "wrong number of fields").otherwise("image id or diagnosis missing"),
+        )
         .unionByName(_reject(rows.filter("_nth > 1"), "metadata", "duplicate_id"))
         .unionByName(_reject(files.filter("_nth > 1"), "file", "duplicate_id"))
         .unionByName(

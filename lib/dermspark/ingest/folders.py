@@ -35,6 +35,7 @@ def read_folders(spark: SparkSession, input_url: str) -> Archive:
         normalised.alias("dx"),
         *[F.lit(None).cast(kind).alias(name) for name, kind in
           (("age", "double"), ("sex", "string"), ("localization", "string"), ("dx_type", "string"))],
+        F.lit(False).alias("_malformed"),
         F.monotonically_increasing_id().alias("_row"),
     )
     return Archive(metadata=metadata, files=files, image_folders=[input_url], vocabulary="any")

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.files import list_files
-from dermspark.ingest.sources import Archive, require_columns
+from dermspark.ingest.sources import Archive, read_csv
 from dermspark.storage import HadoopFS, join
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
@@ -32,7 +32,7 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     if not folders:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
 
-    truth = require_columns(spark.read.csv(truth_url, header=True), truth_url, ("image", *DIAGNOSES))
+    truth = read_csv(spark, truth_url, ("image", *DIAGNOSES))
     # The one diagnosis whose value is 1; none or several make the row unusable (dx null: bad_row).
     ones = sum(F.when(F.trim(name).cast("double") == 1.0, 1).otherwise(0) for name in DIAGNOSES)
     chosen = F.coalesce(
@@ -41,12 +41,12 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     truth = truth.select(
         F.trim("image").alias("image_id"),
         F.when(ones == 1, chosen).alias("dx"),
+        "_malformed",
         F.monotonically_increasing_id().alias("_row"),
     )
-    extra = require_columns(
-        spark.read.csv(metadata_url, header=True), metadata_url,
-        ("image", "age_approx", "anatom_site_general", "lesion_id", "sex"),
-    )
+    extra = read_csv(
+        spark, metadata_url, ("image", "age_approx", "anatom_site_general", "lesion_id", "sex")
+    ).filter(~F.col("_malformed"))
     # Extra information only: its first row per image is used; it is not an input of its own.
     extra = (
         extra.select(
@@ -60,7 +60,7 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     )
     metadata = truth.join(extra, "image_id", "left").select(
         "image_id", "lesion_id", "dx", "age", "sex", "localization",
-        F.lit(None).cast("string").alias("dx_type"), "_row",
+        F.lit(None).cast("string").alias("dx_type"), "_malformed", "_row",
     )
     return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
                    vocabulary="isic2019")

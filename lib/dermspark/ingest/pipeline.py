@@ -108,6 +108,16 @@ def _write_dataset(spark, written: DataFrame, url: str, size: tuple[int, int],
         )
 
 
+def _over_reject_limit(counts: dict, limit: float) -> str | None:
+    fraction = counts["rejected"] / counts["inputs"]
+    if fraction <= limit:
+        return None
+    return (
+        f"{counts['rejected']} of {counts['inputs']} inputs rejected ({fraction:.1%}), over "
+        f"--max-reject-fraction {limit}: {counts['by_reason']}"
+    )
+
+
 def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     require(settings, "input", "output")
     if settings.source not in READERS:
@@ -151,26 +161,26 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     try:
         with staged_output(fs, output_url) as staging:
+            # Rejects first: writing them decodes everything once (persisted), and a job over its
+            # reject limit still leaves them for the user to read.
+            rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
+            counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
+            failure = _over_reject_limit(counts, settings.max_reject_fraction)
             datasets = {}
-            for size in sizes:
+            for size in [] if failure else sizes:
                 datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
                 _write_dataset(spark, written, join(staging, dataset_dirname(*size)), size, settings)
                 log.info("ingest: wrote %s", dataset_dirname(*size))
-            rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
-            counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
             result = {
                 **counts,
+                **({"failed": failure} if failure else {}),
                 "source": settings.source,
                 "label_space": settings.label_space,
                 "classes": list(classes),
                 "datasets": datasets,
                 "decode": {"resample": options.resample, "aspect": options.aspect},
                 "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
-                "age": {
-                    "train_mean": train_mean_age,
-                    "imputed": spark.read.parquet(join(staging, dataset_dirname(*sizes[0])))
-                    .filter("age_imputed").count(),
-                },
+                "age": {"train_mean": train_mean_age, "imputed": written.filter("age_imputed").count()},
                 "seed": settings.seed,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "dermspark_version": dermspark.__version__,
@@ -179,4 +189,6 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             fs.write_text(join(staging, "settings.json"), to_json(settings))
     finally:
         decoded.unpersist()
+    if failure:
+        raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
     return {**result, "output": output_url}

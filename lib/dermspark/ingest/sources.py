@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from dermspark import DermsparkError
 from dermspark.files import list_files
@@ -16,8 +18,8 @@ HAM10000_REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 
 @dataclass
 class Archive:
-    # image_id, lesion_id, dx, age, sex, localization, dx_type, and _row (file order, so that
-    # "the first row of an image id" is well defined)
+    # image_id, lesion_id, dx, age, sex, localization, dx_type, _malformed, and _row (file
+    # order, so that "the first row of an image id" is well defined)
     metadata: DataFrame
     # image_id, path
     files: DataFrame
@@ -27,16 +29,25 @@ class Archive:
     vocabulary: str
 
 
-def require_columns(frame: DataFrame, url: str, required: tuple[str, ...]) -> DataFrame:
-    """The frame with stripped column names, or one clear error naming what is missing."""
-    columns = [column.strip() for column in frame.columns]
-    missing = [column for column in required if column not in columns]
+def read_csv(spark: SparkSession, url: str, required: tuple[str, ...]) -> DataFrame:
+    """All columns as strings, names stripped, plus `_malformed`: a line with too few or too many
+    fields, which Spark's permissive parser would otherwise pad or cut without a word."""
+    header = [column.strip() for column in spark.read.csv(url, header=True).columns]
+    missing = [column for column in required if column not in header]
     if missing:
         raise DermsparkError(
             f"{url} lacks the column(s) {', '.join(missing)}; found "
-            f"{', '.join(columns) or 'no header'} (expected {','.join(required)})"
+            f"{', '.join(header) or 'no header'} (expected {','.join(required)})"
         )
-    return frame.toDF(*columns)
+    schema = StructType([StructField(name, StringType()) for name in [*header, "_corrupt"]])
+    frame = spark.read.csv(
+        url, header=True, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord="_corrupt"
+    )
+    # Spark checks a line's field count only against the columns a query reads (CSV column
+    # pruning), so a line with surplus fields would pass whenever they are not read. Parsing
+    # every column once into a cache makes the check complete; metadata is a row per image.
+    frame = frame.select(*frame.columns).persist(StorageLevel.MEMORY_AND_DISK)
+    return frame.withColumn("_malformed", F.col("_corrupt").isNotNull()).drop("_corrupt")
 
 
 def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
@@ -55,9 +66,7 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
             f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"
         )
 
-    metadata = require_columns(
-        spark.read.csv(metadata_url, header=True), metadata_url, HAM10000_REQUIRED_COLUMNS
-    )
+    metadata = read_csv(spark, metadata_url, HAM10000_REQUIRED_COLUMNS)
     columns = metadata.columns
 
     def optional(name: str):
@@ -73,6 +82,7 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
         optional("sex"),
         optional("localization"),
         optional("dx_type"),
+        "_malformed",
         F.monotonically_increasing_id().alias("_row"),
     )
     return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
