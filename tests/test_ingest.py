@@ -200,6 +200,18 @@ def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
     assert rows["sex"].notna().all() and rows["localization"].notna().all()
 
 
+def test_report_counts_match_the_manifest(ingested):
+    tables = json.loads((ingested / "report" / "distributions.json").read_text())
+    manifest = json.loads((ingested / "manifest.json").read_text())
+    assert tables["class_name"]["all"] == manifest["per_class"]
+    for split, counts in manifest["per_split"].items():
+        assert tables["class_name"][split] == counts
+    for column in ("dx_type", "localization", "sex", "age_bin"):
+        assert sum(tables[column]["all"].values()) == manifest["written"]
+        png = (ingested / "report" / f"{column}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
 def test_training_names_the_missing_size():
     from dermspark.train.driver import _pick_dataset
 

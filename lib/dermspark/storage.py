@@ -63,6 +63,9 @@ class HadoopFS:
         if not self._fs(source).rename(self._path(source), self._path(target)):
             raise OSError(f"could not move {source} to {target}")
 
+    def copy_from_local(self, local: str, url: str) -> None:
+        self._fs(url).copyFromLocalFile(False, True, self._path("file://" + local), self._path(url))
+
     def write_text(self, url: str, text: str) -> None:
         stream = self._fs(url).create(self._path(url), True)
         try:

@@ -24,7 +24,7 @@ import dermspark
 from dermspark import DermsparkError
 from dermspark.files import with_contents
 from dermspark.images import DecodeOptions, parse_sizes
-from dermspark.ingest import accounting, sources, split
+from dermspark.ingest import accounting, report, sources, split
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
@@ -185,6 +185,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "dermspark_version": dermspark.__version__,
             }
+            if not failure:
+                report.write_report(fs, written, join(staging, "report"))
             fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
             fs.write_text(join(staging, "settings.json"), to_json(settings))
     finally:

@@ -1,0 +1,78 @@
+"""The distributions the papers show, of what was written: JSON and PNG plots beside the dataset.
+
+Counts only, overall and per split; no row-level metadata leaves Spark. Ages go in 5-year bins.
+"""
+
+import json
+import os
+import tempfile
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from dermspark.storage import HadoopFS, join
+
+COLUMNS = ("class_name", "dx_type", "localization", "sex", "age_bin")
+TITLES = {
+    "class_name": "Images per class",
+    "dx_type": "Diagnosis confirmed by",
+    "localization": "Localization",
+    "sex": "Sex",
+    "age_bin": "Age (5-year bins; imputed ages included)",
+}
+
+
+def distributions(written: DataFrame) -> dict:
+    """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown"."""
+    frame = written.withColumn("age_bin", (F.floor(F.col("age") / 5) * 5).cast("int").cast("string"))
+    result = {}
+    for column in COLUMNS:
+        rows = frame.groupBy("split", F.coalesce(F.col(column), F.lit("unknown")).alias("value")).count()
+        table: dict[str, dict[str, int]] = {"all": {}}
+        for row in rows.collect():
+            table.setdefault(row["split"], {})[row["value"]] = row["count"]
+            table["all"][row["value"]] = table["all"].get(row["value"], 0) + row["count"]
+        order = sorted if column != "age_bin" else (lambda values: sorted(values, key=_age_key))
+        result[column] = {split: {value: counts[value] for value in order(counts)}
+                          for split, counts in sorted(table.items())}
+    return result
+
+
+def _age_key(value: str) -> float:
+    return float(value) if value.lstrip("-").isdigit() else float("inf")
+
+
+def _plot(column: str, table: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = list(table["all"])
+    splits = [split for split in ("train", "validation", "test") if split in table]
+    figure, axis = plt.subplots(figsize=(max(6, 0.5 * len(values) + 2), 4))
+    width = 0.8 / max(1, len(splits))
+    for index, split in enumerate(splits):
+        positions = [position + index * width for position in range(len(values))]
+        axis.bar(positions, [table[split].get(value, 0) for value in values], width, label=split)
+    axis.set_xticks([position + 0.4 - width / 2 for position in range(len(values))])
+    axis.set_xticklabels(values, rotation=45, ha="right")
+    axis.set_ylabel("images")
+    axis.set_title(TITLES[column])
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_report(fs: HadoopFS, written: DataFrame, folder_url: str) -> dict:
+    """Writes distributions.json and one PNG per column under folder_url; returns the table."""
+    tables = distributions(written)
+    fs.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
+    # Plots are drawn locally, then copied through Hadoop so any output store works.
+    with tempfile.TemporaryDirectory() as local:
+        for column, table in tables.items():
+            path = os.path.join(local, f"{column}.png")
+            _plot(column, table, path)
+            fs.copy_from_local(path, join(folder_url, f"{column}.png"))
+    return tables
