@@ -17,3 +17,47 @@ def test_real_partial_archive_is_fully_accounted(spark, real_data, tmp_path):
     assert manifest["per_class"] == {
         "akiec": 7, "bcc": 18, "bkl": 20, "df": 9, "mel": 24, "nv": 164, "vasc": 8
     }
+
+
+def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
+    import pandas as pd
+
+    output = tmp_path / "whole"
+    run_ingest(spark, IngestSettings(input=str(real_data / "ham10000-200x150"), output=str(output)))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["inputs"] == manifest["written"] == 10_015
+    metadata = pd.read_csv(real_data / "ham10000-200x150" / "HAM10000_metadata.csv")
+    assert manifest["per_class"] == metadata["dx"].value_counts().to_dict()
+    rows = spark.read.parquet(str(output / "images_75x100")).select("lesion_id", "split")
+    assert rows.distinct().groupBy("lesion_id").count().filter("count > 1").count() == 0
+    assert rows.select("lesion_id").distinct().count() == 7_470
+    # Grouping keeps the 80/10/10 ratio within a point per split.
+    for split, ratio in (("train", 0.8), ("validation", 0.1), ("test", 0.1)):
+        assert abs(sum(manifest["per_split"][split].values()) / 10_015 - ratio) < 0.01
+
+
+def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):
+    """spark-submit killed while it writes: no output folder, only a hidden staging one."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ROOT
+
+    output = tmp_path / "killed"
+    job = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), "ingest", "--input", str(real_data / "ham10000-200x150"),
+         "--output", str(output), "--sizes", "75x100,299x299"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob(".killed.tmp-*/images_*")):
+            assert job.poll() is None, "the job ended before it started writing"
+            assert time.monotonic() < deadline, "the job never started writing"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert not output.exists()
