@@ -39,8 +39,18 @@ def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) ->
 
 
 def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: str | None = None) -> DataFrame:
-    """Adds `content` to rows with a `path`; null for a zero-length file."""
+    """Adds `content` to rows with a `path`; null for a zero-length file, which the scan skips.
+
+    A left join. Broadcasting `frame` to avoid shuffling image bytes needs a second scan to find
+    the empty files, and measured slower on local[2] (23.7 s against 17.5 s for 10,015 images)."""
     contents = _binary_files(spark, urls, glob).select(
         canonical_path_column("path").alias("path"), "content"
     )
     return frame.join(contents, "path", "left")
+
+
+def tune_for_images(spark: SparkSession) -> None:
+    """Spark packs small files into a task by bytes, counting 4 MB per file to open: about 32
+    images a task, and per-task overhead then outweighs decoding. Decoding cost follows the
+    number of files, not their bytes, so count each file as 1 MB: about 120 images a task."""
+    spark.conf.set("spark.sql.files.openCostInBytes", str(1 << 20))

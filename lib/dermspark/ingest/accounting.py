@@ -43,7 +43,9 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
 
     kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad", "_malformed")
     kept_files = files.filter("_nth = 1").drop("_nth")
-    joined = kept_rows.join(kept_files, "image_id", "full_outer")
+    # One row per input, no image bytes: small, and read by several later steps, so it is
+    # computed once here instead of once per step.
+    joined = kept_rows.join(kept_files, "image_id", "full_outer").localCheckpoint()
 
     to_class = F.create_map(*[F.lit(item) for pair in sorted(mapping.items()) for item in pair])
     joined = joined.withColumn("class_name", to_class[F.col("dx")])

@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 
 import dermspark
 from dermspark import DermsparkError
-from dermspark.files import with_contents
+from dermspark.files import tune_for_images, with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, report, sources, split
 from dermspark.ingest.folders import read_folders
@@ -144,7 +144,9 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
     log.info("ingest: %d inputs found in %s", inputs, input_url)
 
-    candidates = split.assign_splits(candidates, ratios, settings.seed)
+    # Small (a row per image) and read by the content join and the counts: computed once.
+    candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
+    tune_for_images(spark)
     # Image rows are large: a small Arrow batch keeps each Python worker's memory bounded.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
     decoded = (
@@ -164,6 +166,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             # Rejects first: writing them decodes everything once (persisted), and a job over its
             # reject limit still leaves them for the user to read.
             rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
+            log.info("ingest: decoded every image; rejects written")
             counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
             failure = _over_reject_limit(counts, settings.max_reject_fraction)
             datasets = {}
@@ -187,6 +190,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             }
             if not failure:
                 report.write_report(fs, written, join(staging, "report"))
+            log.info("ingest: report written")
             fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
             fs.write_text(join(staging, "settings.json"), to_json(settings))
     finally:

@@ -23,15 +23,27 @@ TITLES = {
 
 
 def distributions(written: DataFrame) -> dict:
-    """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown"."""
-    frame = written.withColumn("age_bin", (F.floor(F.col("age") / 5) * 5).cast("int").cast("string"))
+    """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown".
+    One aggregation over (split, column, value) pairs, not one job per column."""
+    frame = written.withColumn("age_bin", (F.floor(F.col("age") / 5) * 5).cast("int"))
+    pairs = F.explode(F.array(*[
+        F.struct(F.lit(column).alias("column"),
+                 F.coalesce(F.col(column).cast("string"), F.lit("unknown")).alias("value"))
+        for column in COLUMNS
+    ])).alias("pair")
+    rows = (
+        frame.select("split", pairs)
+        .groupBy("split", "pair.column", "pair.value")
+        .count()
+        .collect()
+    )
+    tables: dict[str, dict[str, dict[str, int]]] = {column: {"all": {}} for column in COLUMNS}
+    for row in rows:
+        table = tables[row["column"]]
+        table.setdefault(row["split"], {})[row["value"]] = row["count"]
+        table["all"][row["value"]] = table["all"].get(row["value"], 0) + row["count"]
     result = {}
-    for column in COLUMNS:
-        rows = frame.groupBy("split", F.coalesce(F.col(column), F.lit("unknown")).alias("value")).count()
-        table: dict[str, dict[str, int]] = {"all": {}}
-        for row in rows.collect():
-            table.setdefault(row["split"], {})[row["value"]] = row["count"]
-            table["all"][row["value"]] = table["all"].get(row["value"], 0) + row["count"]
+    for column, table in tables.items():
         order = sorted if column != "age_bin" else (lambda values: sorted(values, key=_age_key))
         result[column] = {split: {value: counts[value] for value in order(counts)}
                           for split, counts in sorted(table.items())}

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.bundle import read_manifest
-from dermspark.files import list_files, with_contents
+from dermspark.files import list_files, tune_for_images, with_contents
 from dermspark.score.udf import make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import HadoopFS, join, local_path, prepare_output, staged_output, to_url
@@ -29,6 +29,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     inputs = listing.count()
     if inputs == 0:
         raise DermsparkError(f"no files matching {settings.glob!r} under {input_url}")
+    tune_for_images(spark)
     files = with_contents(spark, listing, [input_url], settings.glob)
     # One Arrow batch is one model batch; image rows are large, so keep it small.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
