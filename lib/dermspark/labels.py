@@ -22,16 +22,6 @@ LABEL_SPACES = {
     "melanoma": MELANOMA_CLASSES,
 }
 
-HAM10000_NAMES = {
-    "akiec": "actinic keratoses and intraepithelial carcinoma",
-    "bcc": "basal cell carcinoma",
-    "bkl": "benign keratosis-like lesions",
-    "df": "dermatofibroma",
-    "mel": "melanoma",
-    "nv": "melanocytic nevi",
-    "vasc": "vascular lesions",
-}
-
 _SHARED = ("bcc", "bkl", "df", "mel", "nv", "vasc")
 _ISIC_TO_HAM = {**{name: name for name in _SHARED}, "ak": "akiec", "scc": "akiec"}
 _HAM_TO_ISIC = {name: name for name in _SHARED}

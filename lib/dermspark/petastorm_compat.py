@@ -23,6 +23,3 @@ def apply() -> None:
     """Idempotent; call before creating readers in any process that reads finitely."""
     ThreadPool.all_workers_done = _all_workers_done
 
-
-def is_applied() -> bool:
-    return ThreadPool.all_workers_done is _all_workers_done

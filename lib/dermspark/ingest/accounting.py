@@ -9,7 +9,6 @@ from pyspark.sql import functions as F
 
 from dermspark.ingest.sources import Archive
 
-REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail")
 # Kept with every written image; never logged (patient metadata).
 METADATA_COLUMNS = ("age", "sex", "localization", "dx_type")
 
