@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from dermspark.models import create_model, get_recipe, list_models
 
@@ -45,3 +46,62 @@ def test_unknown_model_names_the_known_ones():
     with pytest.raises(ValueError, match="benbrahim_cnn"):
         create_model("resnet_from_nowhere")
     assert "benbrahim_cnn" in list_models()
+
+
+def _trainable(model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    ("name", "input_shape", "classes"),
+    [
+        ("benbrahim_cnn", (75, 100, 3), 7),
+        ("huber_cnn", (90, 120, 3), 7),
+        ("inception_resnet_v2_benedetti", (299, 299, 3), 7),
+        ("inception_resnet_v2_hitta", (256, 256, 3), 2),
+    ],
+)
+def test_every_registered_model_builds_from_scratch(name, input_shape, classes):
+    overrides = {} if "cnn" in name else {"weights": "none"}
+    model = create_model(name, **overrides)
+    assert model.input_shape == (None, *input_shape)
+    assert model.output_shape == (None, classes)
+    assert get_recipe(name).input_size == input_shape[:2]
+
+
+def test_hitta_model_matches_thesis_table_3_3():
+    from dermspark.models.inception import unfreeze_last
+
+    model = create_model("inception_resnet_v2_hitta", weights="none")
+    assert model.count_params() == 57_961_378
+    assert _trainable(model) == 3_624_642
+    unfreeze_last(model, 30)
+    base = model.get_layer("inception_resnet_v2")
+    unfrozen = [layer for layer in base.layers[-30:] if layer.trainable]
+    assert unfrozen and not any(layer.__class__.__name__ == "BatchNormalization" for layer in unfrozen)
+    assert not any(layer.trainable for layer in base.layers[:-30])
+    assert _trainable(model) > 3_624_642
+
+
+def test_benedetti_trains_only_the_last_40_base_layers():
+    model = create_model("inception_resnet_v2_benedetti", weights="none")
+    base = model.get_layer("inception_resnet_v2")
+    assert [layer.trainable for layer in base.layers] == [False] * (len(base.layers) - 40) + [True] * 40
+    assert model.get_layer("dense_1").output_shape == (None, 64)
+
+
+def test_missing_imagenet_weights_name_the_file_and_where_it_goes(tmp_path, monkeypatch):
+    from dermspark import DermsparkError
+    from dermspark.models.weights import resolve_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(DermsparkError) as caught:
+        resolve_weights("imagenet", "inception_resnet_v2")
+    message = str(caught.value)
+    assert "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert str(tmp_path / "models") in message and "219,055,592 bytes" in message
+    (tmp_path / "models").mkdir()
+    weights = tmp_path / "models" / "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    weights.write_bytes(b"")
+    assert resolve_weights("imagenet", "inception_resnet_v2") == str(weights)
+    assert resolve_weights("none", "inception_resnet_v2") is None

@@ -36,3 +36,48 @@ def benbrahim_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(75, 10
     x = layers.Dense(512, activation="relu", name="dense_1")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="dense_2")(x)
     return keras.Model(inputs, outputs, name="benbrahim_cnn")
+
+
+@register_model(
+    Recipe(
+        input_size=(90, 120),
+        preprocessing="rescale_0_1",
+        epochs=50,
+        batch_size=32,
+        learning_rate=1e-3,
+        optimizer="adam",
+        split="70/10/20",
+        notes="Huber and Nuneviller (2020): a small multi-layer CNN from scratch on 120x90 "
+        "images; its exact layers survive only as a lost figure, so this is a reconstruction",
+        defaults={"num_classes": 7, "dropout": 0.5},
+    )
+)
+def huber_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(90, 120)):
+    """Three 3x3 convolutions (32, 64, 64) with 2x2 pooling, Dense 128, Dropout, softmax, after
+    the paper's augmentation (flips, rotations, shifts, zoom), which acts in training only.
+    Keras 2.15 has no shear layer, so the paper's shear is not reproduced."""
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    augmentation = keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical"),
+            layers.RandomRotation(0.1),
+            layers.RandomTranslation(0.1, 0.1),
+            layers.RandomZoom(0.1),
+        ],
+        name="augmentation",
+    )
+    inputs = keras.Input(shape=(*input_size, 3), name="image")
+    x = augmentation(inputs)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    for index, filters in enumerate((32, 64, 64), start=1):
+        x = layers.Conv2D(filters, 3, activation="relu", name=f"conv2d_{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"max_pooling2d_{index}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense_1")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="dense_2")(x)
+    return keras.Model(inputs, outputs, name="huber_cnn")
