@@ -16,7 +16,7 @@ from dermspark.models.registry import Recipe, register_model
         defaults={"num_classes": 7, "dropout": 0.5},
     )
 )
-def benbrahim_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(75, 100)):
+def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
     """Four valid 3x3 convolutions (64, 64, 128, 128) each with 2x2 max-pooling, Flatten to 1024,
     Dropout, Dense 512, softmax. The paper gives no dropout rate; 0.5 is the Keras examples' choice.
     Pixels arrive as uint8 and are scaled inside the model, so a bundle needs no outside code."""
@@ -52,7 +52,7 @@ def benbrahim_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(75, 10
         defaults={"num_classes": 7, "dropout": 0.5},
     )
 )
-def huber_cnn(num_classes: int = 7, dropout: float = 0.5, input_size=(90, 120)):
+def huber_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
     """Three 3x3 convolutions (32, 64, 64) with 2x2 pooling, Dense 128, Dropout, softmax, after
     the paper's augmentation (flips, rotations, shifts, zoom), which acts in training only.
     Keras 2.15 has no shear layer, so the paper's shear is not reproduced."""

@@ -34,8 +34,7 @@ def _base(input_size, weights: str | None):
         defaults={"num_classes": 7, "weights": "imagenet", "trainable_layers": 40},
     )
 )
-def inception_resnet_v2_benedetti(num_classes=7, weights="imagenet", trainable_layers=40,
-                                  input_size=(299, 299)):
+def inception_resnet_v2_benedetti(input_size, num_classes=7, weights="imagenet", trainable_layers=40):
     """Inception-ResNet-v2 base, Flatten, Dense 64, Dense 64, softmax (the paper's Fig. 1);
     only the last `trainable_layers` layers of the base are trained."""
     from tensorflow import keras
@@ -71,7 +70,7 @@ def inception_resnet_v2_benedetti(num_classes=7, weights="imagenet", trainable_l
         defaults={"num_classes": 2, "weights": "imagenet"},
     )
 )
-def inception_resnet_v2_hitta(num_classes=2, weights="imagenet", input_size=(256, 256)):
+def inception_resnet_v2_hitta(input_size, num_classes=2, weights="imagenet"):
     """Augmentation, Rescaling to [-1, 1], frozen base, GlobalAveragePooling, Dense 1024, 1024,
     512, 512, 256, 256, 64 (ReLU), Dropout 0.3, softmax, as in the thesis' code. The
     augmentation layers act in training only."""

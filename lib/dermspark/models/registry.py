@@ -55,5 +55,7 @@ def get_recipe(name: str) -> Recipe:
 
 
 def create_model(name: str, **overrides):
+    """The recipe states the input size once; builders receive it rather than repeat it."""
     entry = _entry(name)
-    return entry.builder(**{**entry.recipe.defaults, **overrides})
+    settings = {"input_size": entry.recipe.input_size, **entry.recipe.defaults, **overrides}
+    return entry.builder(**settings)
