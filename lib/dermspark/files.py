@@ -49,6 +49,21 @@ def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: 
     return frame.join(contents, "path", "left")
 
 
+def is_local(urls: list[str]) -> bool:
+    """True when every url is on the local file system (or a mount every executor shares)."""
+    return all(url.startswith("file:") for url in urls)
+
+
+def read_local(path: str) -> bytes:
+    """The bytes of a canonical file:/// path, read by the executor's Python process itself.
+
+    Spark's binaryFile scan costs about as much per small file as decoding it (a pass-through UDF
+    reads about 1,600 images/s on local[2]), and the content join shuffles every image's bytes;
+    reading in the decoder does neither."""
+    with open(path[len("file://"):], "rb") as handle:
+        return handle.read()
+
+
 def tune_for_images(spark: SparkSession) -> None:
     """Spark packs small files into a task by bytes, counting 4 MB per file to open: about 32
     images a task, and per-task overhead then outweighs decoding. Decoding cost follows the

@@ -67,7 +67,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))
 
 
-def _open_rgb(content: bytes, largest: tuple[int, int], options: DecodeOptions) -> Image.Image:
+def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loaded: dict) -> Image.Image:
+    """The RGB image to resize to `size`. `loaded` holds the images already decoded from these
+    bytes, by decoded size, so sizes sharing a JPEG draft scale share one decode."""
     if not content:
         raise ImageRejected("unreadable", "empty file")
     with warnings.catch_warnings():
@@ -77,11 +79,19 @@ def _open_rgb(content: bytes, largest: tuple[int, int], options: DecodeOptions) 
             image = Image.open(io.BytesIO(content))
             if image.width * image.height > options.max_pixels:
                 raise ImageRejected("too_large", f"{image.width}x{image.height} pixels")
-            # JPEG draft mode decodes at 1/2..1/8 scale directly when the target is that small.
+            # JPEG draft mode decodes at 1/2..1/8 scale, never below the target: a target at most
+            # half the source costs a fraction of a full decode. The scale depends on the target
+            # alone, so an image decoded for one size has the same pixels whatever other sizes
+            # the same run writes, and scoring, which decodes for one size, sees those pixels.
             if image.format == "JPEG":
-                image.draft("RGB", (largest[1] * 2, largest[0] * 2))
-            image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
+                height, width = size
+                if image.getexif().get(0x0112) in (5, 6, 7, 8):  # stored turned 90 degrees
+                    height, width = width, height
+                image.draft("RGB", (width, height))
+            if image.size not in loaded:
+                image.load()
+                loaded[image.size] = ImageOps.exif_transpose(image).convert("RGB")
+            return loaded[image.size]
         except ImageRejected:
             raise
         except UnidentifiedImageError:
@@ -106,13 +116,13 @@ def _resize(image: Image.Image, height: int, width: int, options: DecodeOptions)
 def decode_sizes(
     content: bytes, sizes: list[tuple[int, int]], options: DecodeOptions = DecodeOptions()
 ) -> list[np.ndarray]:
-    """Decode once, resize to every size: uint8 RGB arrays of shape (height, width, 3).
+    """Decode once per JPEG draft scale, resize to every size: uint8 RGB arrays of shape
+    (height, width, 3), each equal to what decode_image gives for its size alone.
 
     The format is recognised from the content, never the file name; EXIF orientation is applied;
     every mode (L, P, RGBA, CMYK, I;16 ...) is converted to RGB."""
-    largest = max(sizes, key=lambda size: size[0] * size[1])
-    image = _open_rgb(content, largest, options)
-    return [_resize(image, height, width, options) for height, width in sizes]
+    loaded: dict = {}
+    return [_resize(_open_rgb(content, size, options, loaded), *size, options) for size in sizes]
 
 
 def decode_image(

@@ -32,7 +32,7 @@ class IngestSettings:
     # 1.0 is off: partial archives are normal.
     max_reject_fraction: float = 1.0
     # Several files, each of small row groups, so every Horovod rank gets a shard of its own.
-    num_files: int = 8
+    num_files: int = 0  # 0: about 2,000 images a file, a multiple of the task slots
     row_group_size_mb: int = 4
 
 

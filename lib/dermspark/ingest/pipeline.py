@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 
 import dermspark
 from dermspark import DermsparkError
-from dermspark.files import tune_for_images, with_contents
+from dermspark.files import is_local, tune_for_images, with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, report, sources, split
 from dermspark.ingest.folders import read_folders
@@ -57,21 +57,32 @@ def _decoded_schema(sizes: list[tuple[int, int]]) -> StructType:
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
+    """Decodes rows with a `content` column or, for local archives, reads each `path` itself."""
     columns = _decoded_schema(sizes).fieldNames()
 
     def decode(batches):
         # Runs on executors: imports here keep the closure small and picklable.
+        from dermspark.files import read_local
         from dermspark.images import ImageRejected, decode_sizes
         from dermspark.schema import make_schema
 
         fields = [make_schema(height, width).fields["image"] for height, width in sizes]
         index = {name: position for position, name in enumerate(classes)}
+
+        def read(path):
+            try:
+                return read_local(path)
+            except OSError as error:
+                raise ImageRejected("unreadable", f"cannot read the file: {error.strerror}") from None
+
         for batch in batches:
             images = [[] for _ in sizes]
             reasons, details = [], []
-            for content in batch["content"]:
+            sources = batch["content"] if "content" in batch else batch["path"]
+            load = (lambda content: bytes(content or b"")) if "content" in batch else read
+            for source in sources:
                 try:
-                    arrays = decode_sizes(bytes(content or b""), sizes, options)
+                    arrays = decode_sizes(load(source), sizes, options)
                     for column, field, array in zip(images, fields, arrays, strict=True):
                         column.append(bytes(field.codec.encode(field, array)))
                     reasons.append(None)
@@ -81,7 +92,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
                         column.append(None)
                     reasons.append(rejected.reason)
                     details.append(rejected.detail[:300])
-            yield batch.drop(columns=["content"]).assign(
+            yield batch.drop(columns=["content"], errors="ignore").assign(
                 label=batch["class_name"].map(index).astype("int32"),
                 reason=reasons,
                 detail=details,
@@ -100,12 +111,18 @@ def _write_dataset(spark, written: DataFrame, url: str, size: tuple[int, int],
         (
             written.withColumnRenamed(_image_column(size), "image")
             .select(*schema.fields.keys())
-            # Hash partitioning and sorting make reruns write the same rows to the same files.
-            .repartition(settings.num_files, "image_id")
-            .sortWithinPartitions("image_id")
             .write.mode("overwrite")
             .parquet(url)
         )
+
+
+def _auto_num_files(spark: SparkSession, images: int) -> int:
+    """About 2,000 images a file (a task of a few seconds), rounded up to a multiple of the
+    cluster's task slots so that no slot idles through the last round. At least 8: training
+    shards row groups over its processes, and more groups balance the shards better."""
+    slots = max(1, spark.sparkContext.defaultParallelism)
+    wanted = max(8, -(-images // 2000))
+    return -(-wanted // slots) * slots
 
 
 def _over_reject_limit(counts: dict, limit: float) -> str | None:
@@ -147,12 +164,18 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     # Small (a row per image) and read by the content join and the counts: computed once.
     candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
     tune_for_images(spark)
-    # Image rows are large: a small Arrow batch keeps each Python worker's memory bounded.
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-    decoded = (
-        with_contents(spark, candidates, archive.image_folders)
-        .mapInPandas(_decoder(sizes, options, classes), _decoded_schema(sizes))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    # Image rows are large: an Arrow batch of a few MB keeps each Python worker's memory bounded,
+    # and small images get more rows a batch, since per-batch overhead then dominates.
+    pixels = sum(height * width for height, width in sizes)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
+    num_files = settings.num_files or _auto_num_files(spark, candidates.count())
+    # Partitioned and sorted by image id before decoding, while rows are small: each partition
+    # becomes one Parquet file per size, the same on every rerun, with no shuffle of image bytes.
+    candidates = candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
+    if not is_local(archive.image_folders):
+        candidates = with_contents(spark, candidates, archive.image_folders)
+    decoded = candidates.mapInPandas(_decoder(sizes, options, classes), _decoded_schema(sizes)).persist(
+        StorageLevel.MEMORY_AND_DISK
     )
     # Imputed from the training images actually written, not those decoding rejected.
     written, train_mean_age = split.impute_age(decoded.filter(F.col("reason").isNull()))
