@@ -19,7 +19,14 @@ def parse_args(argv):
     parser.add_argument("--dataset", help="output folder of the ingest job")
     parser.add_argument("--model", help="registered model name, e.g. benbrahim_cnn")
     parser.add_argument("--output", help="output folder for the bundle and metrics")
-    parser.add_argument("--epochs", type=int, help="default: the model recipe's")
+    parser.add_argument("--epochs", type=int, help="first stage; default: the model recipe's")
+    parser.add_argument("--fine-tune-epochs", type=int, dest="fine_tune_epochs",
+                        help="second stage of two-stage recipes; 0 skips it")
+    parser.add_argument("--imbalance", help="none, or any of class_weights,cap,oversample")
+    parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")
+    parser.add_argument("--weights", help="none | imagenet (a local file) | /path/to/weights.h5")
+    parser.add_argument("--run-id", dest="run_id", help="rerun with the same id to resume")
+    parser.add_argument("--store", help="checkpoint store URL (file://, hdfs://, s3a://)")
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="per process")
     parser.add_argument("--learning-rate", type=float, dest="learning_rate", help="before scaling")
     parser.add_argument("--num-proc", type=int, dest="num_proc", help="Horovod processes")
@@ -49,8 +56,10 @@ def main(argv=None):
             "test images": test["count"],
             "test accuracy": f"{test['accuracy']:.4f}",
             "test balanced accuracy": f"{test['balanced_accuracy']:.4f}",
+            "test macro AUC": "n/a" if test["macro_auc"] is None else f"{test['macro_auc']:.4f}",
             "majority-class baseline accuracy": f"{test['baseline_accuracy']:.4f}",
-            "metrics": os.path.join(result["output"], "metrics.json"),
+            "report": os.path.join(result["output"], "report.md"),
+            "run id (rerun with it to resume)": result["run_id"],
         },
     )
 

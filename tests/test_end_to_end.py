@@ -58,6 +58,19 @@ def test_bundle_says_what_scoring_needs(pipeline):
     assert manifest["input_size"] == [75, 100]
     assert (manifest["preprocessing"]["resample"], manifest["preprocessing"]["aspect"]) == ("lanczos", "stretch")
     assert manifest["training_settings"]["epochs"] == 10
+    assert len(manifest["dataset"]["manifest_sha256"]) == 64
+    assert {"horovod", "petastorm", "pyspark"} <= set(manifest["library_versions"])
+    assert manifest["metrics"]["test"]["count"] > 0
+
+
+def test_metrics_have_test_and_validation_sections(pipeline):
+    metrics = json.loads((pipeline / "model" / "metrics.json").read_text())
+    for section in ("test", "validation"):
+        assert {"accuracy", "balanced_accuracy", "macro_auc", "per_class", "confusion_matrix",
+                "baseline_accuracy"} <= set(metrics[section])
+        assert set(metrics[section]["per_class"]["nv"]) >= {"precision", "recall", "f1", "specificity", "auc"}
+    assert len(metrics["history"]["val_loss"]) == 10
+    assert "| test |" in (pipeline / "model" / "report.md").read_text()
 
 
 def test_predictions_schema_and_summary(spark, pipeline):

@@ -33,7 +33,8 @@ def test_benbrahim_cnn_matches_table_6_1():
 def test_recipe_carries_the_paper_values():
     recipe = get_recipe("benbrahim_cnn")
     assert recipe.input_size == (75, 100)
-    assert recipe.epochs == 25
+    assert [stage.epochs for stage in recipe.stages] == [25]
+    assert recipe.stages[0].optimizer == "adam"
     assert recipe.split == "80/10/10"
 
 

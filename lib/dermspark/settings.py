@@ -41,10 +41,18 @@ class TrainSettings:
     dataset: str = ""
     output: str = ""
     model: str = "benbrahim_cnn"
-    # 0 means "the model recipe's value", which is the paper's.
-    epochs: int = 0
-    batch_size: int = 0
-    learning_rate: float = 0.0
+    # 0 (or "") means "the model recipe's value", which is the paper's.
+    epochs: int = 0  # of the first stage
+    fine_tune_epochs: int = -1  # of the second stage, for two-stage recipes; -1: recipe's, 0: skip it
+    batch_size: int = 0  # per process
+    learning_rate: float = 0.0  # of the first stage, for one process (scaled by num_proc)
+    # Rare classes: "none", or any of class_weights, cap, oversample joined by commas.
+    imbalance: str = ""
+    cap_per_class: int = 0  # with "cap"; 0: the recipe's, else 450 as Benedetti et al.
+    weights: str = ""  # pretrained base: none, imagenet (a local file only) or a weights file
+    # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
+    run_id: str = ""  # "": a new run, named by the time it starts
+    store: str = ""  # any fsspec URL (file://, hdfs://, s3a://); "": OUTPUT.checkpoints beside the output
     num_proc: int = 2
     seed: int = 42
     mode: str = "error"

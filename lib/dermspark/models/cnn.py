@@ -1,16 +1,14 @@
 """Small CNNs trained from scratch."""
 
-from dermspark.models.registry import Recipe, register_model
+from dermspark.models.registry import Recipe, Stage, register_model
 
 
 @register_model(
     Recipe(
         input_size=(75, 100),
         preprocessing="rescale_0_1",
-        epochs=25,
         batch_size=32,
-        learning_rate=1e-3,
-        optimizer="adam",
+        stages=(Stage(epochs=25, optimizer="adam", learning_rate=1e-3),),
         split="80/10/10",
         notes="Benbrahim, Hachimi, Amine (2020), Table 6.1",
         defaults={"num_classes": 7, "dropout": 0.5},
@@ -42,10 +40,8 @@ def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
     Recipe(
         input_size=(90, 120),
         preprocessing="rescale_0_1",
-        epochs=50,
         batch_size=32,
-        learning_rate=1e-3,
-        optimizer="adam",
+        stages=(Stage(epochs=50, optimizer="adam", learning_rate=1e-3),),
         split="70/10/20",
         notes="Huber and Nuneviller (2020): a small multi-layer CNN from scratch on 120x90 "
         "images; its exact layers survive only as a lost figure, so this is a reconstruction",

@@ -4,7 +4,7 @@ Pixels arrive as uint8 RGB and are scaled to [-1, 1] inside the model, as Keras'
 inception_resnet_v2.preprocess_input does, so a bundle carries its own preprocessing.
 """
 
-from dermspark.models.registry import Recipe, register_model
+from dermspark.models.registry import Imbalance, Recipe, Stage, register_model
 from dermspark.models.weights import resolve_weights
 
 
@@ -23,11 +23,17 @@ def _base(input_size, weights: str | None):
     Recipe(
         input_size=(299, 299),
         preprocessing="rescale_-1_1",
-        epochs=100,  # an upper bound: early stopping with patience 15 ends the first stage
         batch_size=10,
-        learning_rate=6e-4,
-        optimizer="sgd_nesterov",
+        stages=(
+            # 100 epochs is an upper bound: early stopping with patience 15 ends the stage.
+            Stage(epochs=100, optimizer="sgd_nesterov", learning_rate=6e-4, momentum=0.9,
+                  early_stopping_patience=15, restore_best=True),
+            # "we loaded the best model obtained in the first round ... an additional 20 epochs"
+            Stage(epochs=20, optimizer="sgd_nesterov", learning_rate=6e-4, momentum=0.9, restore_best=True),
+        ),
+        imbalance=Imbalance(class_weights=True, cap_per_class=450),
         split="80/10/10",
+        pretrained="inception_resnet_v2",
         notes="Benedetti et al. (2020): SGD 6e-4 with momentum and Nesterov, batch 10, class "
         "weights, 450 training images per class with augmentation, last 40 layers trainable, "
         "early stopping (patience 15), then 20 more epochs from the best checkpoint",
@@ -45,8 +51,19 @@ def inception_resnet_v2_benedetti(input_size, num_classes=7, weights="imagenet",
     base = _base(input_size, weights)
     for index, layer in enumerate(base.layers):
         layer.trainable = index >= len(base.layers) - trainable_layers
+    # The paper's augmentation names flips, translations, rotations and shear without amounts;
+    # Keras 2.15 has no shear layer. Active in training only, so capped classes see new views.
+    augmentation = keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical"),
+            layers.RandomTranslation(height_factor=0.1, width_factor=0.1),
+            layers.RandomRotation(0.1),
+        ],
+        name="augmentation",
+    )
     inputs = keras.Input(shape=(*input_size, 3), name="image")
-    x = layers.Rescaling(1.0 / 127.5, offset=-1, name="rescale")(inputs)
+    x = augmentation(inputs)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1, name="rescale")(x)
     x = base(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense_1")(x)
@@ -59,11 +76,14 @@ def inception_resnet_v2_benedetti(input_size, num_classes=7, weights="imagenet",
     Recipe(
         input_size=(256, 256),
         preprocessing="rescale_-1_1",
-        epochs=20,
-        batch_size=32,
-        learning_rate=1e-3,
-        optimizer="adam_exponential_decay",
+        batch_size=64,
+        stages=(
+            Stage(epochs=200, optimizer="adam", learning_rate=1e-3, decay_steps=100_000, decay_rate=0.96),
+            Stage(epochs=40, optimizer="adam", learning_rate=1e-4, unfreeze_last=30),
+        ),
         split="80/10/10",
+        positive_class="melanoma",
+        pretrained="inception_resnet_v2",
         notes="Hitta (2023), Table 3.3: Adam with ExponentialDecay(1e-3, 100000, 0.96, "
         "staircase), frozen base; then the last 30 non-BatchNormalization layers unfrozen "
         "and 40 epochs with Adam 1e-4",

@@ -5,16 +5,45 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One call to fit. A second stage starts from the first stage's best checkpoint."""
+
+    epochs: int
+    optimizer: str = "adam"  # adam | sgd_nesterov
+    learning_rate: float = 1e-3  # for one process; scaled by the number of processes
+    momentum: float = 0.0  # sgd_nesterov only
+    # > 0: ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase=True)
+    decay_steps: int = 0
+    decay_rate: float = 1.0
+    # > 0: stop when validation loss has not improved for this many epochs
+    early_stopping_patience: int = 0
+    # True: the stage ends on its best epoch by validation loss, not its last
+    restore_best: bool = False
+    # > 0: before this stage, unfreeze that many base layers (BatchNormalization stays frozen)
+    unfreeze_last: int = 0
+
+
+@dataclass(frozen=True)
+class Imbalance:
+    """How a recipe treats rare classes, all inside the training split only."""
+
+    class_weights: bool = False  # loss weights n / (classes * n_class), from the training split
+    cap_per_class: int = 0  # > 0: at most this many training images of a class per epoch
+    oversample: bool = False  # rarer classes drawn more often, up to the largest class's count
+
+
+@dataclass(frozen=True)
 class Recipe:
     """What a model needs from data and training, with the paper's values as defaults."""
 
     input_size: tuple[int, int]  # height, width
     preprocessing: str  # how pixels are scaled inside the model, recorded in the bundle
-    epochs: int
     batch_size: int
-    learning_rate: float
-    optimizer: str = "adam"
+    stages: tuple[Stage, ...]
+    imbalance: Imbalance = Imbalance()
     split: str = "80/10/10"
+    positive_class: str | None = None  # binary models: the class sensitivity is about
+    pretrained: str | None = None  # the base whose ImageNet weights --weights imagenet loads
     notes: str = ""
     defaults: dict = field(default_factory=dict)
 

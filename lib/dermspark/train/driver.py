@@ -1,8 +1,11 @@
 """The training job: settings -> checks -> horovod.spark.run -> metrics and bundle."""
 
+import hashlib
 import json
 import logging
+import os
 import platform
+import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 
@@ -10,9 +13,12 @@ from pyspark.sql import SparkSession
 
 import dermspark
 from dermspark import DermsparkError
+from dermspark.evaluation_report import write_report
 from dermspark.models import get_recipe
+from dermspark.models.weights import resolve_weights
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
+from dermspark.train.plan import make_plan
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         recipe = get_recipe(settings.model)
     except ValueError as error:
         raise DermsparkError(str(error)) from None
+    # Before anything slow: a missing weights file is one clear error at once.
+    weights_option = _weights_option(recipe, settings)
     fs = HadoopFS(spark)
     dataset_root, output_url = to_url(settings.dataset), to_url(settings.output)
     prepare_output(fs, output_url, settings.mode)
@@ -105,11 +113,11 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     classes = dataset_manifest["classes"]
     train_counts = dataset_manifest["per_split"]["train"]
     majority = max(train_counts, key=train_counts.get)
-    epochs = settings.epochs or recipe.epochs
-    batch_size = settings.batch_size or recipe.batch_size
-    learning_rate = settings.learning_rate or recipe.learning_rate
-    resolved = {**json.loads(to_json(settings)), "epochs": epochs, "batch_size": batch_size,
-                "learning_rate": learning_rate}
+    plan = make_plan(recipe, settings, classes, dataset_manifest["per_split"], settings.num_proc)
+    run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
+    store_url = join(settings.store or output_url + ".checkpoints", run_id)
+    resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan}
+    model_options = {"num_classes": len(classes), **weights_option, **settings.model_options}
     bundle_manifest = {
         "model_name": settings.model,
         "classes": classes,
@@ -119,28 +127,28 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
             **dataset_manifest.get("decode", {"resample": "lanczos", "aspect": "stretch"}),
             "pixels": f"uint8 RGB 0..255 in; {recipe.preprocessing} inside the model",
         },
+        "positive_class": recipe.positive_class,
         "training_settings": resolved,
-        "dataset": {"url": dataset_root, "created_at": dataset_manifest["created_at"],
-                    "per_split": dataset_manifest["per_split"]},
+        "dataset": dataset_fingerprint(dataset_root, dataset_url, dataset_manifest),
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     config = {
         "dataset_url": dataset_url,
         "model": settings.model,
-        "model_options": {"num_classes": len(classes), **settings.model_options},
+        "model_options": model_options,
         "classes": classes,
         "majority_label": classes.index(majority),
-        "split_counts": split_counts,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
+        "positive_class": recipe.positive_class if recipe.positive_class in classes else None,
+        "plan": plan,
         "seed": settings.seed,
+        "store_url": store_url,
         "bundle_manifest": bundle_manifest,
     }
     import horovod.spark
 
-    log.info("train: %s on %d Horovod processes, %d epochs", settings.model, settings.num_proc, epochs)
+    log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
+             [stage["epochs"] for stage in plan["stages"]], run_id)
     with staged_output(fs, output_url) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
         results = horovod.spark.run(
@@ -154,7 +162,43 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         metrics = results[0]
         fs.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         fs.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-    return {**metrics, "output": output_url, "bundle": join(output_url, "model")}
+        _write_report(fs, staging, metrics, classes, settings, dataset_url, run_id)
+    return {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id}
+
+
+def _weights_option(recipe, settings: TrainSettings) -> dict:
+    """--weights reaches builders that load a pretrained base, resolved here so that a missing
+    file fails before any Horovod process starts. The file must be at the same path on every
+    executor (the Keras cache, or a shared mount)."""
+    if recipe.pretrained is None:
+        if settings.weights in ("", "none"):
+            return {}
+        raise DermsparkError(f"model {settings.model} has no pretrained base to load --weights into")
+    wanted = settings.weights or recipe.defaults.get("weights", "imagenet")
+    return {"weights": resolve_weights(wanted, recipe.pretrained) or "none"}
+
+
+def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
+    """Which dataset, and which version of it: the manifest's content without its timestamp
+    (a rerun of ingest on the same input gives the same rows and the same fingerprint)."""
+    content = {key: value for key, value in manifest.items() if key not in ("created_at", "output")}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.get("created_at"),
+            "per_split": manifest["per_split"]}
+
+
+def _write_report(fs: HadoopFS, staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
+                  dataset_url: str, run_id: str) -> None:
+    notes = [f"model `{settings.model}`, run `{run_id}`, {settings.num_proc} Horovod processes",
+             f"dataset `{dataset_url}`; split by lesion, so no lesion is in two splits"]
+    if metrics.get("resumed_from"):
+        notes.append(f"resumed from {metrics['resumed_from']}")
+    for stop in metrics.get("stopped_early", []):
+        notes.append(f"stage {stop['stage'] + 1} stopped early after epoch {stop['epoch']}")
+    with tempfile.TemporaryDirectory() as local:
+        names = write_report(local, metrics, classes, f"{settings.model}", notes, metrics.get("stage_ends", [])[:-1])
+        for name in names:
+            fs.copy_from_local(os.path.join(local, name), join(staging, name))
 
 
 def _entry_point():

@@ -1,8 +1,34 @@
 """The function every Horovod rank runs inside a Spark task.
 
 As in Horovod's Spark examples: imports inside the function (it is pickled to executors),
-hvd.init() first, and side effects (evaluation, bundle, logs) on rank 0 only.
+hvd.init() first, and side effects (checkpoints, evaluation, bundle) on rank 0 only. It runs the
+plan's stages in order, resuming from the checkpoint store when a run with this id got there.
 """
+
+WARMUP_EPOCHS = 3
+
+
+def make_optimizer(stage: dict, processes: int):
+    import tensorflow as tf
+
+    # Linear scaling with the number of processes (Horovod's advice), reached by warmup.
+    rate = stage["learning_rate"] * processes
+    if stage["decay_steps"]:
+        rate = tf.keras.optimizers.schedules.ExponentialDecay(
+            rate, stage["decay_steps"], stage["decay_rate"], staircase=True
+        )
+    if stage["optimizer"] == "adam":
+        return tf.keras.optimizers.Adam(learning_rate=rate)
+    if stage["optimizer"] == "sgd_nesterov":
+        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True)
+    raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
+
+
+def new_state() -> dict:
+    return {
+        "stage": 0, "epoch": 0, "last": None, "best": None, "best_loss": None, "wait": 0,
+        "start_from": None, "finished": False, "history": {}, "stage_ends": [], "stopped_early": [],
+    }
 
 
 def train(config: dict) -> dict | None:
@@ -10,108 +36,120 @@ def train(config: dict) -> dict | None:
 
     hvd.init()
 
-    import contextlib
-    import math
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import numpy as np
     import tensorflow as tf
-    from petastorm import make_reader
-    from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
-    from petastorm.predicates import in_lambda
-    from petastorm.tf_utils import make_petastorm_dataset
 
     from dermspark import petastorm_compat
     from dermspark.bundle import save_bundle
     from dermspark.evaluate import classification_metrics
     from dermspark.models import create_model
+    from dermspark.models.inception import unfreeze_last
+    from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
+    from dermspark.train.inputs import EpochTimer, Inputs
 
-    # Without it, the finite read of the test split below can end early (see the module).
+    # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
     rank, size = hvd.rank(), hvd.size()
+    # Ranks sharing a machine share its cores; more threads than cores only adds contention.
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // hvd.local_size()))
     tf.keras.utils.set_random_seed(config["seed"] + rank)
-    batch_size = config["batch_size"]
-    split_counts = config["split_counts"]
+    plan = config["plan"]
+    batch_size = plan["batch_size"]
+    store = CheckpointStore(config["store_url"])
+    saved = store.state()
+    state = saved or new_state()
+    resumed_from = {"stage": state["stage"], "epoch": state["epoch"], "finished": state["finished"]} if saved else None
 
-    schema = get_schema_from_dataset_url(config["dataset_url"])
-    # Field objects, not names: Petastorm reads names as regular expressions.
-    fields = [schema.fields["image"], schema.fields["label"], schema.fields["split"]]
-
-    def reader(split: str, sharded: bool, epochs):
-        return make_reader(
-            config["dataset_url"],
-            schema_fields=fields,
-            predicate=in_lambda(["split"], lambda value, wanted=split: value == wanted),
-            cur_shard=rank if sharded else None,
-            shard_count=size if sharded else None,
-            num_epochs=epochs,
-            shuffle_row_groups=sharded,
-            seed=config["seed"] + rank,
-            reader_pool_type="thread",
-            workers_count=2,
-        )
-
-    def pairs(petastorm_reader):
-        return make_petastorm_dataset(petastorm_reader).map(lambda row: (row.image, row.label))
-
-    model = create_model(config["model"], **config["model_options"])
-    # Linear scaling with the number of processes, reached by warmup so early steps stay stable.
-    scaled_rate = config["learning_rate"] * size
-    optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.Adam(learning_rate=scaled_rate))
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        experimental_run_tf_function=False,
+    inputs = Inputs(config["dataset_url"], rank, size, config["seed"])
+    validation = inputs.load("validation", batch_size)
+    validation_data = (
+        tf.data.Dataset.from_tensor_slices(validation).batch(batch_size) if validation is not None else None
     )
-    # Every rank runs the same number of steps, so no rank waits at an epoch's end for another.
-    steps_per_epoch = max(1, math.ceil(split_counts["train"] / (batch_size * size)))
-    validation_steps = max(1, math.ceil(split_counts.get("validation", 0) / batch_size))
-    callbacks = [
-        hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-        hvd.callbacks.MetricAverageCallback(),
-        hvd.callbacks.LearningRateWarmupCallback(
-            initial_lr=scaled_rate, warmup_epochs=min(3, config["epochs"]), verbose=0
-        ),
-    ]
-    with contextlib.ExitStack() as readers:
-        train_reader = readers.enter_context(reader("train", sharded=True, epochs=None))
-        training = pairs(train_reader).shuffle(4 * batch_size).batch(batch_size)
-        validation = {}
-        if split_counts.get("validation", 0):
-            # Not sharded: a shard can hold no validation row at all, and an endless reader
-            # over nothing never yields. Every rank sees the same small split.
-            validation_reader = readers.enter_context(reader("validation", sharded=False, epochs=None))
-            validation = {
-                "validation_data": pairs(validation_reader).batch(batch_size),
-                "validation_steps": validation_steps,
-            }
-        history = model.fit(
-            training,
-            steps_per_epoch=steps_per_epoch,
-            epochs=config["epochs"],
-            callbacks=callbacks,
-            verbose=2 if rank == 0 else 0,
-            **validation,
+    model = create_model(config["model"], **config["model_options"])
+
+    for index, stage in enumerate(plan["stages"]):
+        if stage["unfreeze_last"]:
+            unfreeze_last(model, stage["unfreeze_last"])
+        if index < state["stage"] or state["finished"]:
+            continue
+        model.compile(
+            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size)),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            experimental_run_tf_function=False,
         )
+        if state["epoch"] > 0:
+            # Mid-stage: the model and the optimizer (moments, step count) as they were.
+            model.optimizer.build(model.trainable_variables)
+            store.restore(state["last"], tf.train.Checkpoint(model=model, optimizer=model.optimizer))
+        elif state["start_from"]:
+            # A new stage starts from the previous stage's chosen weights, with a new optimizer.
+            store.restore(state["start_from"], tf.train.Checkpoint(model=model))
+        if state["epoch"] < stage["epochs"] and not stage_finished(state, stage):
+            callbacks = [
+                hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                # Before checkpointing: every rank then sees the same validation loss and makes
+                # the same early-stopping decision.
+                hvd.callbacks.MetricAverageCallback(),
+            ]
+            if index == 0 and not stage["decay_steps"] and state["epoch"] < WARMUP_EPOCHS:
+                callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
+                    initial_lr=stage["learning_rate"] * size, warmup_epochs=min(WARMUP_EPOCHS, stage["epochs"]),
+                    steps_per_epoch=plan["steps_per_epoch"], verbose=0,
+                ))
+            callbacks.append(EpochTimer(state["history"]))
+            callbacks.append(make_callback(store, state, model, model.optimizer, stage, rank))
+            with inputs.reader("train", sharded=True, epochs=None) as train_reader:
+                model.fit(
+                    inputs.training(train_reader, batch_size, plan["sampling_rates"]),
+                    steps_per_epoch=plan["steps_per_epoch"],
+                    initial_epoch=state["epoch"],
+                    epochs=stage["epochs"],
+                    validation_data=validation_data,
+                    class_weight=plan["class_weights"],
+                    callbacks=callbacks,
+                    verbose=2 if rank == 0 else 0,
+                )
+        chosen = state["best"] if stage["restore_best"] and state["best"] else state["last"]
+        if chosen != state["last"]:
+            store.restore(chosen, tf.train.Checkpoint(model=model))
+        stale = {state["last"], state["best"]} - {chosen}
+        state["stage_ends"].append(len(state["history"].get("loss", [])))
+        state.update(stage=index + 1, epoch=0, start_from=chosen, last=None, best=None, best_loss=None, wait=0,
+                     finished=index + 1 == len(plan["stages"]))
+        if rank == 0:
+            store.write_state(state)
+            for tag in stale:
+                store.delete(tag)
+    if resumed_from and resumed_from["finished"]:
+        # A rerun of a finished run: the same final weights, evaluated and bundled again.
+        store.restore(state["start_from"], tf.train.Checkpoint(model=model))
 
     if rank != 0:
         return None
-
-    labels, probabilities = [], []
-    with reader("test", sharded=False, epochs=1) as test_reader:
-        for images, batch_labels in pairs(test_reader).batch(batch_size):
-            probabilities.append(model.predict_on_batch(images))
-            labels.append(batch_labels.numpy())
     classes = config["classes"]
-    test = classification_metrics(
-        np.concatenate(labels), np.concatenate(probabilities), classes, config["majority_label"]
-    )
-    metrics = {
-        "test": test,
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+
+    def evaluate(split_data):
+        images, labels = split_data
+        probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+        return classification_metrics(labels, probabilities, classes, config["majority_label"],
+                                      config["positive_class"])
+
+    test = inputs.load("test", batch_size)
+    metrics = {"test": evaluate(test)}
+    if validation is not None:
+        metrics["validation"] = evaluate(validation)
+    training = {
+        "history": state["history"],
+        "stage_ends": state["stage_ends"],
+        "stopped_early": state["stopped_early"],
+        "resumed_from": resumed_from,
+        "checkpoints": config["store_url"],
     }
-    manifest = {**config["bundle_manifest"], "metrics": {"test": test}}
+    manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
+        key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
+    }}
     save_bundle(config["output_url"] + "/model", model, manifest)
-    return metrics
+    return {**metrics, **training}

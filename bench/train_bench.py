@@ -1,0 +1,105 @@
+"""Training throughput: Horovod on Spark against plain single-process Keras `fit`, same model,
+same data, same machine, in one run.
+
+Both sides train on the train split of one ingested dataset: Horovod reads it through Petastorm
+(each rank its shard), plain Keras holds it in memory as numpy arrays. Images per second count
+training steps only (validation excluded), median over the epochs after the first (which
+builds the graph). The ratio is Horovod's rate over plain Keras' rate.
+
+    .venv/bin/python bench/train_bench.py [--model benbrahim_cnn] [--images 2000] [--epochs 4]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+
+def plain_keras(dataset_url: str, model_name: str, classes: int, batch_size: int, epochs: int,
+                learning_rate: float) -> tuple[float, int]:
+    import tensorflow as tf
+    from dermspark.models import create_model, get_recipe
+    from dermspark.train.inputs import EpochTimer, Inputs
+
+    images, labels = Inputs(dataset_url, rank=0, size=1, seed=0).load("train", batch_size)
+    options = {"num_classes": classes}
+    if get_recipe(model_name).pretrained:
+        options["weights"] = "none"
+    model = create_model(model_name, **options)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history: dict = {}
+    model.fit(images, labels, batch_size=batch_size, epochs=epochs, callbacks=[EpochTimer(history)], verbose=0)
+    return len(images) / statistics.median(history["train_seconds"][1:]), len(images)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="benbrahim_cnn")
+    parser.add_argument("--images", type=int, default=2000, help="synthetic archive size")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--num-proc", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=0, help="per process; 0: the recipe's")
+    args = parser.parse_args()
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from dermspark.ingest.pipeline import run_ingest
+    from dermspark.models import get_recipe
+    from dermspark.settings import IngestSettings, TrainSettings
+    from dermspark.synthetic import make_synthetic_ham10000
+    from dermspark.train.driver import run_train
+    from pyspark.sql import SparkSession
+
+    recipe = get_recipe(args.model)
+    size = f"{recipe.input_size[0]}x{recipe.input_size[1]}"
+    batch_size = args.batch_size or recipe.batch_size
+    spark = (
+        SparkSession.builder.master(f"local[{args.num_proc}]").appName("train-bench")
+        .config("spark.ui.enabled", "false").config("spark.driver.memory", "8g").getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    with tempfile.TemporaryDirectory() as work:
+        make_synthetic_ham10000(os.path.join(work, "archive"), images=args.images, seed=5)
+        label_space = "melanoma" if recipe.positive_class == "melanoma" else "ham10000"
+        manifest = run_ingest(spark, IngestSettings(input=os.path.join(work, "archive"),
+                                                    output=os.path.join(work, "dataset"), sizes=size,
+                                                    label_space=label_space))
+        started = time.perf_counter()
+        result = run_train(spark, TrainSettings(
+            dataset=os.path.join(work, "dataset"), output=os.path.join(work, "model"), model=args.model,
+            epochs=args.epochs, fine_tune_epochs=0, batch_size=batch_size, num_proc=args.num_proc,
+            imbalance="none", weights="none" if recipe.pretrained else "",
+            learning_rate=recipe.stages[0].learning_rate,
+        ))
+        job_seconds = time.perf_counter() - started
+        steps_images = _images_per_epoch(os.path.join(work, "model", "settings.json"))
+        horovod_rate = steps_images / statistics.median(result["history"]["train_seconds"][1:])
+        keras_rate, train_images = plain_keras(
+            os.path.join(work, "dataset", f"images_{size}"), args.model, len(manifest["classes"]),
+            batch_size, args.epochs, recipe.stages[0].learning_rate,
+        )
+    spark.stop()
+    print(f"model {args.model} at {size}, batch {batch_size} per process, {train_images} training images, "
+          f"{args.epochs} epochs; whole Horovod job {job_seconds:.1f} s (start-up and evaluation included)")
+    print(f"{'Horovod on Spark, ' + str(args.num_proc) + ' processes':36} {horovod_rate:10.1f} img/s")
+    print(f"{'plain Keras fit, 1 process':36} {keras_rate:10.1f} img/s")
+    print(f"{'ratio (Horovod / plain)':36} {horovod_rate / keras_rate:10.2f}")
+
+
+def _images_per_epoch(settings_path: str) -> int:
+    import json
+
+    with open(settings_path) as handle:
+        settings = json.load(handle)
+    plan = settings["plan"]
+    return plan["steps_per_epoch"] * plan["batch_size"] * settings["num_proc"]
+
+
+if __name__ == "__main__":
+    main()

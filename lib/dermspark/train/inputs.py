@@ -1,0 +1,89 @@
+"""Petastorm readers and tf.data pipelines for one Horovod rank. Imported inside the worker.
+
+Training reads the rank's own shard, endlessly, with classes resampled by the plan's rates;
+validation and test are read whole, unsharded, so every rank (validation) and rank 0 (test)
+see all of it whatever the row groups hold.
+"""
+
+import time
+
+import tensorflow as tf
+from petastorm import make_reader
+from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
+from petastorm.predicates import in_lambda
+from petastorm.tf_utils import make_petastorm_dataset
+
+
+class Inputs:
+    def __init__(self, dataset_url: str, rank: int, size: int, seed: int):
+        schema = get_schema_from_dataset_url(dataset_url)
+        # Field objects, not names: Petastorm reads names as regular expressions.
+        self.fields = [schema.fields["image"], schema.fields["label"], schema.fields["split"]]
+        self.url, self.rank, self.size, self.seed = dataset_url, rank, size, seed
+
+    def reader(self, split: str, sharded: bool, epochs):
+        return make_reader(
+            self.url,
+            schema_fields=self.fields,
+            predicate=in_lambda(["split"], lambda value, wanted=split: value == wanted),
+            cur_shard=self.rank if sharded else None,
+            shard_count=self.size if sharded else None,
+            num_epochs=epochs,
+            shuffle_row_groups=sharded,
+            seed=self.seed + self.rank,
+            reader_pool_type="thread",
+            workers_count=2,
+        )
+
+    @staticmethod
+    def pairs(petastorm_reader):
+        return make_petastorm_dataset(petastorm_reader).map(lambda row: (row.image, row.label))
+
+    def training(self, petastorm_reader, batch_size: int, rates: list[float]):
+        dataset = self.pairs(petastorm_reader)
+        if any(rate != 1.0 for rate in rates):
+            rates_tensor = tf.constant(rates, dtype=tf.float32)
+
+            def copies(image, label):
+                # floor(rate) copies, plus one more with probability frac(rate): on average
+                # `rate` copies, so a capped class thins out and an oversampled one repeats
+                # (augmentation layers in the model then show each copy differently).
+                rate = tf.gather(rates_tensor, label)
+                count = tf.floor(rate) + tf.cast(tf.random.uniform([]) < rate - tf.floor(rate), tf.float32)
+                return tf.data.Dataset.from_tensors((image, label)).repeat(tf.cast(count, tf.int64))
+
+            dataset = dataset.flat_map(copies)
+        return dataset.shuffle(8 * batch_size).batch(batch_size).prefetch(2)
+
+    def load(self, split: str, batch_size: int):
+        """The whole split in memory, as (images, labels) numpy arrays, read once. Validation
+        then sees exactly its images every epoch, which an endless reader cut into a fixed
+        number of steps would not."""
+        import numpy as np
+
+        images, labels = [], []
+        with self.reader(split, sharded=False, epochs=1) as petastorm_reader:
+            for image_batch, label_batch in self.pairs(petastorm_reader).batch(batch_size):
+                images.append(image_batch.numpy())
+                labels.append(label_batch.numpy())
+        if not images:
+            return None
+        return np.concatenate(images), np.concatenate(labels)
+
+
+class EpochTimer(tf.keras.callbacks.Callback):
+    """Seconds of training steps per epoch, validation excluded: what throughput is made of."""
+
+    def __init__(self, history: dict):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.seconds = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        self.seconds = time.perf_counter() - self.started
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self.seconds if self.seconds is not None else time.perf_counter() - self.started
+        self.history.setdefault("train_seconds", []).append(round(seconds, 3))

@@ -1,0 +1,110 @@
+"""A recipe plus the job's settings plus the dataset's counts: what each Horovod rank will do.
+
+Pure Python on the driver, so every decision (epochs per stage, sampling rates, class weights,
+steps per epoch) is made once, saved with the run, and testable without starting Horovod.
+"""
+
+import dataclasses
+import math
+
+from dermspark import DermsparkError
+from dermspark.models.registry import Recipe
+
+IMBALANCE_CHOICES = ("class_weights", "cap", "oversample")
+DEFAULT_CAP = 450  # Benedetti et al.
+OPTIMIZERS = ("adam", "sgd_nesterov")
+
+
+def parse_imbalance(text: str, recipe: Recipe, cap_setting: int) -> dict:
+    """'' -> the recipe's; 'none'; or a comma list of class_weights, cap, oversample."""
+    if not text:
+        chosen = {
+            name
+            for name, on in (
+                ("class_weights", recipe.imbalance.class_weights),
+                ("cap", recipe.imbalance.cap_per_class > 0),
+                ("oversample", recipe.imbalance.oversample),
+            )
+            if on
+        }
+    elif text == "none":
+        chosen = set()
+    else:
+        chosen = {part.strip() for part in text.split(",") if part.strip()}
+        unknown = sorted(chosen - set(IMBALANCE_CHOICES))
+        if unknown:
+            raise DermsparkError(
+                f"unknown --imbalance {', '.join(unknown)}; use none or any of {', '.join(IMBALANCE_CHOICES)}"
+            )
+    cap = cap_setting or recipe.imbalance.cap_per_class or DEFAULT_CAP
+    return {
+        "class_weights": "class_weights" in chosen,
+        "cap_per_class": cap if "cap" in chosen else 0,
+        "oversample": "oversample" in chosen,
+    }
+
+
+def sampling_rates(train_counts: list[int], imbalance: dict) -> list[float]:
+    """Expected copies per epoch of each training image, by class. A cap draws a class's images
+    down to the cap; oversampling draws rarer classes up to the largest (or to the cap)."""
+    largest = max(train_counts)
+    rates = []
+    for count in train_counts:
+        if count == 0:
+            rates.append(0.0)
+            continue
+        target = float(count)
+        if imbalance["oversample"]:
+            target = float(largest)
+        if imbalance["cap_per_class"]:
+            target = min(target, float(imbalance["cap_per_class"]))
+        rates.append(target / count)
+    return rates
+
+
+def class_weights(effective_counts: list[float]) -> dict[int, float]:
+    """n / (classes present * n_class) over what an epoch actually draws: 1.0 when balanced."""
+    present = [count for count in effective_counts if count > 0]
+    total = sum(present)
+    return {
+        index: (total / (len(present) * count) if count > 0 else 1.0)
+        for index, count in enumerate(effective_counts)
+    }
+
+
+def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float) -> list[dict]:
+    stages = [dataclasses.asdict(stage) for stage in recipe.stages]
+    if epochs:
+        stages[0]["epochs"] = epochs
+    if learning_rate:
+        stages[0]["learning_rate"] = learning_rate
+    if len(stages) > 1 and fine_tune_epochs >= 0:
+        stages[1]["epochs"] = fine_tune_epochs
+    for stage in stages:
+        if stage["optimizer"] not in OPTIMIZERS:
+            raise DermsparkError(f"unknown optimizer {stage['optimizer']!r}; known: {', '.join(OPTIMIZERS)}")
+    stages = [stage for stage in stages if stage["epochs"] > 0]
+    if not stages:
+        raise DermsparkError("no epochs to train: --epochs must be at least 1")
+    return stages
+
+
+def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num_proc: int) -> dict:
+    """per_split: the dataset manifest's {split: {class: count}}."""
+    train = per_split.get("train", {})
+    train_counts = [train.get(name, 0) for name in classes]
+    imbalance = parse_imbalance(settings.imbalance, recipe, settings.cap_per_class)
+    rates = sampling_rates(train_counts, imbalance)
+    effective = [count * rate for count, rate in zip(train_counts, rates, strict=True)]
+    batch_size = settings.batch_size or recipe.batch_size
+    validation = sum(per_split.get("validation", {}).values())
+    return {
+        "batch_size": batch_size,
+        "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate),
+        "imbalance": imbalance,
+        "sampling_rates": rates,
+        "class_weights": class_weights(effective) if imbalance["class_weights"] else None,
+        # Every rank runs the same number of steps, so no rank waits at an epoch's end.
+        "steps_per_epoch": max(1, math.ceil(sum(effective) / (batch_size * num_proc))),
+        "validation_steps": math.ceil(validation / batch_size),
+    }
