@@ -25,6 +25,13 @@ class CheckpointStore:
 
         self.fs, self.root = fsspec.core.url_to_fs(_fsspec_url(url))
         self.url = url
+        # Restored checkpoints stay on local disk until close(): TensorFlow restores variables
+        # created later (an augmentation layer's random generator, at its first training step)
+        # from the files when they appear, not at read().
+        self.local = tempfile.mkdtemp(prefix="dermspark-restore-")
+
+    def close(self) -> None:
+        shutil.rmtree(self.local, ignore_errors=True)
 
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
@@ -52,14 +59,13 @@ class CheckpointStore:
         self.fs.mv(temporary, self._path("state.json"))
 
     def restore(self, tag: str, checkpoint) -> None:
-        local = tempfile.mkdtemp()
-        try:
+        local = os.path.join(self.local, tag)
+        if not os.path.isdir(local):
+            os.makedirs(local)
             for path in self.fs.ls(self._path(tag), detail=False):
                 self.fs.get_file(path, os.path.join(local, posixpath.basename(path)))
-            # expect_partial: a model-only checkpoint object ignores the saved optimizer.
-            checkpoint.read(os.path.join(local, "ckpt")).expect_partial()
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
+        # expect_partial: a model-only checkpoint object ignores the saved optimizer.
+        checkpoint.read(os.path.join(local, "ckpt")).expect_partial()
 
     def delete(self, tag: str) -> None:
         if tag and self.fs.exists(self._path(tag)):

@@ -52,6 +52,10 @@ def train(config: dict) -> dict | None:
     # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
     rank, size = hvd.rank(), hvd.size()
+
+    def barrier(name: str) -> None:
+        hvd.allreduce(tf.constant(0.0), name=name)
+
     # Ranks sharing a machine share its cores; more threads than cores only adds contention.
     tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // hvd.local_size()))
     tf.keras.utils.set_random_seed(config["seed"] + rank)
@@ -98,6 +102,9 @@ def train(config: dict) -> dict | None:
                 callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
                     initial_lr=stage["learning_rate"] * size, warmup_epochs=min(WARMUP_EPOCHS, stage["epochs"]),
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0,
+                    # Its momentum correction writes to optimizer.momentum as to a variable;
+                    # Keras 2.11+ SGD holds a float there.
+                    momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state["history"]))
             callbacks.append(make_callback(store, state, model, model.optimizer, stage, rank))
@@ -112,10 +119,14 @@ def train(config: dict) -> dict | None:
                     callbacks=callbacks,
                     verbose=2 if rank == 0 else 0,
                 )
+        # Rank 0 may still be writing its last checkpoint when another rank leaves fit.
+        barrier(f"stage{index}_fitted")
         chosen = state["best"] if stage["restore_best"] and state["best"] else state["last"]
         if chosen != state["last"]:
             store.restore(chosen, tf.train.Checkpoint(model=model))
-        stale = {state["last"], state["best"]} - {chosen}
+        barrier(f"stage{index}_restored")
+        # What this stage started from and did not choose is no longer needed by any resume.
+        stale = {state["last"], state["best"], state["start_from"]} - {chosen, None}
         state["stage_ends"].append(len(state["history"].get("loss", [])))
         state.update(stage=index + 1, epoch=0, start_from=chosen, last=None, best=None, best_loss=None, wait=0,
                      finished=index + 1 == len(plan["stages"]))
@@ -128,6 +139,7 @@ def train(config: dict) -> dict | None:
         store.restore(state["start_from"], tf.train.Checkpoint(model=model))
 
     if rank != 0:
+        store.close()
         return None
     classes = config["classes"]
 
@@ -152,4 +164,5 @@ def train(config: dict) -> dict | None:
         key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
     }}
     save_bundle(config["output_url"] + "/model", model, manifest)
+    store.close()
     return {**metrics, **training}

@@ -1,0 +1,44 @@
+"""Early stopping and best-epoch bookkeeping, and the checkpoint store round trip."""
+
+import numpy as np
+import tensorflow as tf
+from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
+from dermspark.train.worker import new_state
+
+
+def tiny_model():
+    inputs = tf.keras.Input(shape=(3,))
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best():
+    state = new_state()
+    stage = {"early_stopping_patience": 2, "restore_best": True}
+    # rank 1 writes nothing, so no store is needed; every rank keeps the same state.
+    callback = make_callback(None, state, None, None, stage, rank=1)
+    callback.set_model(tiny_model())
+    for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85]):
+        callback.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
+        if callback.model.stop_training:
+            break
+    assert epoch == 3 and callback.model.stop_training  # best at epoch 2, then 2 epochs worse
+    assert state["best"] == "best-stage0-epoch2" and state["best_loss"] == 0.8
+    assert state["stopped_early"] == [{"stage": 0, "epoch": 4}]
+    assert state["history"]["val_loss"] == [1.0, 0.8, 0.9, 0.85]
+    assert stage_finished(state, stage)
+    assert not stage_finished(state, {"early_stopping_patience": 0})
+
+
+def test_store_round_trip_and_state_written_last(tmp_path):
+    store = CheckpointStore(f"file://{tmp_path}/store/run")
+    assert store.state() is None
+    model = tiny_model()
+    store.save("stage0-epoch1", tf.train.Checkpoint(model=model))
+    store.write_state({"last": "stage0-epoch1"})
+    other = tiny_model()
+    store.restore("stage0-epoch1", tf.train.Checkpoint(model=other))
+    for saved, restored in zip(model.weights, other.weights, strict=True):
+        np.testing.assert_array_equal(saved.numpy(), restored.numpy())
+    assert store.state() == {"last": "stage0-epoch1"}
+    store.delete("stage0-epoch1")
+    assert sorted(path.name for path in (tmp_path / "store" / "run").iterdir()) == ["state.json"]
