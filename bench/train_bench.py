@@ -81,7 +81,7 @@ def main() -> None:
         steps_images = _images_per_epoch(os.path.join(work, "model", "settings.json"))
         horovod_rate = steps_images / statistics.median(result["history"]["train_seconds"][1:])
         keras_rate, train_images = plain_keras(
-            os.path.join(work, "dataset", f"images_{size}"), args.model, len(manifest["classes"]),
+            "file://" + os.path.join(work, "dataset", f"images_{size}"), args.model, len(manifest["classes"]),
             batch_size, args.epochs, recipe.stages[0].learning_rate,
         )
     spark.stop()
