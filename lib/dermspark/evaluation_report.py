@@ -5,23 +5,15 @@ import os
 
 import numpy as np
 
+from dermspark.plots import pyplot, save
+
 SECTIONS = ("test", "validation")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_confusion_matrix(section: dict, classes: list[str], title: str, path: str) -> None:
     """Counts beside the row-normalized matrix (each row: where that class's images went)."""
-    plt = _pyplot()
     size = max(4.0, 0.7 * len(classes) + 2)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    figure, axes = pyplot().subplots(1, 2, figsize=(2 * size + 1, size))
     for axis, key, label in (
         (axes[0], "confusion_matrix", "counts"),
         (axes[1], "confusion_matrix_normalized", "share of the true class"),
@@ -39,15 +31,12 @@ def plot_confusion_matrix(section: dict, classes: list[str], title: str, path: s
         axis.set_ylabel("true")
         axis.set_title(label)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(figure, path)
 
 
 def plot_history(history: dict, path: str, stage_ends: list[int] = ()) -> None:
     """Loss and accuracy per epoch, training beside validation, with a line where a stage ends."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
             if history.get(key):
@@ -57,9 +46,7 @@ def plot_history(history: dict, path: str, stage_ends: list[int] = ()) -> None:
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(figure, path)
 
 
 def _fmt(value) -> str:

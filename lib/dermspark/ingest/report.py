@@ -10,6 +10,7 @@ import tempfile
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from dermspark.plots import pyplot, save
 from dermspark.storage import HadoopFS, join
 
 COLUMNS = ("class_name", "dx_type", "localization", "sex", "age_bin")
@@ -55,14 +56,9 @@ def _age_key(value: str) -> float:
 
 
 def _plot(column: str, table: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     values = list(table["all"])
     splits = [split for split in ("train", "validation", "test") if split in table]
-    figure, axis = plt.subplots(figsize=(max(6, 0.5 * len(values) + 2), 4))
+    figure, axis = pyplot().subplots(figsize=(max(6, 0.5 * len(values) + 2), 4))
     width = 0.8 / max(1, len(splits))
     for index, split in enumerate(splits):
         positions = [position + index * width for position in range(len(values))]
@@ -72,9 +68,7 @@ def _plot(column: str, table: dict, path: str) -> None:
     axis.set_ylabel("images")
     axis.set_title(TITLES[column])
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(figure, path)
 
 
 def write_report(fs: HadoopFS, written: DataFrame, folder_url: str) -> dict:

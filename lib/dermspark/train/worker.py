@@ -42,8 +42,6 @@ def train(config: dict) -> dict | None:
     import tensorflow as tf
 
     from dermspark import petastorm_compat
-    from dermspark.bundle import save_bundle
-    from dermspark.evaluate import classification_metrics
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
     from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
@@ -141,6 +139,18 @@ def train(config: dict) -> dict | None:
     if rank != 0:
         store.close()
         return None
+    try:
+        return _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
+    finally:
+        store.close()
+
+
+def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
+    """Rank 0 alone: metrics on validation and test, and the bundle."""
+    from dermspark.bundle import save_bundle
+    from dermspark.evaluate import classification_metrics
+
+    batch_size = config["plan"]["batch_size"]
     classes = config["classes"]
 
     def evaluate(split_data):
@@ -164,5 +174,4 @@ def train(config: dict) -> dict | None:
         key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
     }}
     save_bundle(config["output_url"] + "/model", model, manifest)
-    store.close()
     return {**metrics, **training}
