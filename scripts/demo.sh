@@ -34,10 +34,11 @@ import json, sys
 work = sys.argv[1]
 ingest = json.load(open(f"{work}/dataset/manifest.json"))
 test = json.load(open(f"{work}/model/metrics.json"))["test"]
-scores = json.load(open(f"{work}/scores/summary.json"))
+import glob
+scores = json.load(open(glob.glob(f"{work}/scores/runs/*/summary.json")[0]))
 print(f"  dataset     {work}/dataset  ({ingest['written']} of {ingest['inputs']} inputs written)")
 print(f"  model       {work}/model/model  (bundle), {work}/model/metrics.json")
-print(f"  predictions {work}/scores/predictions.parquet  ({scores['scored']} scored, {scores['errors']} errors)")
+print(f"  predictions {work}/scores/predictions  ({scores['scored']} scored, {scores['errors']} errors)")
 print(f"  test split: {test['count']} images of lesions never seen in training")
 print(f"    accuracy           {test['accuracy']:.3f}")
 print(f"    balanced accuracy  {test['balanced_accuracy']:.3f}  (mean per-class recall, the ISIC metric)")

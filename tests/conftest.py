@@ -1,6 +1,7 @@
 """Shared fixtures: one local Spark session per test session, synthetic and real archives."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,3 +48,36 @@ def real_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"DERMSPARK_DATA={value} names a folder that does not exist")
     return path
+
+
+SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
+
+
+def submit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Path:
+    """ingest -> train -> score through spark-submit.sh on a synthetic archive with one broken
+    file; the trained bundle also serves the scoring tests."""
+    from dermspark.synthetic import make_synthetic_ham10000
+
+    work = tmp_path_factory.mktemp("e2e")
+    make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
+    (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
+              "--output", str(work / "dataset")))
+    ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
+              "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
+              "--batch-size", "16"))
+    ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
+              "--output", str(work / "scores"), "--glob", "*.jpg"))
+    return work

@@ -1,42 +1,11 @@
 """The three jobs through the real entry point, spark-submit.sh, on a tiny synthetic archive."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
-
-SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
-
-
-def submit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
-    from dermspark.synthetic import make_synthetic_ham10000
-
-    work = tmp_path_factory.mktemp("e2e")
-    make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
-    (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
-    ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
-              "--output", str(work / "dataset")))
-    ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
-              "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
-              "--batch-size", "16"))
-    ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
-              "--output", str(work / "scores"), "--glob", "*.jpg"))
-    return work
+from conftest import submit
 
 
 def test_ingest_counts_reconcile(pipeline):
@@ -73,15 +42,26 @@ def test_metrics_have_test_and_validation_sections(pipeline):
     assert "| test |" in (pipeline / "model" / "report.md").read_text()
 
 
+def _only_run(scores: Path) -> dict:
+    (run,) = (scores / "runs").iterdir()
+    return json.loads((run / "summary.json").read_text())
+
+
 def test_predictions_schema_and_summary(spark, pipeline):
-    predictions = spark.read.parquet(str(pipeline / "scores" / "predictions.parquet"))
+    predictions = spark.read.parquet(str(pipeline / "scores" / "predictions"))
     classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-    for column in ["path", "predicted_label", "confidence", "error", *[f"prob_{c}" for c in classes]]:
+    for column in ["path", "sha256", "predicted_label", "confidence", "top_labels", "top_probabilities",
+                   "melanoma_flag", "error", "model_name", "bundle_sha256", "scored_at", "model_version",
+                   "scoring_date", "run_id", *[f"prob_{c}" for c in classes]]:
         assert column in predictions.columns
-    summary = json.loads((pipeline / "scores" / "summary.json").read_text())
+    summary = _only_run(pipeline / "scores")
     assert summary["inputs"] == summary["scored"] + summary["errors"] + summary["skipped"]
     assert summary["by_reason"] == {"truncated": 1}
     assert predictions.count() == summary["inputs"]
+    row = predictions.filter("error is null").first()
+    assert row["top_labels"][0] == row["predicted_label"]
+    assert row["top_probabilities"][0] == pytest.approx(row["confidence"])
+    assert row["melanoma_flag"] == (row["prob_mel"] >= 0.5)
 
 
 def test_udf_equals_in_process_keras(spark, pipeline):
@@ -90,7 +70,7 @@ def test_udf_equals_in_process_keras(spark, pipeline):
 
     bundle = load_bundle(str(pipeline / "model" / "model"))
     rows = (
-        spark.read.parquet(str(pipeline / "scores" / "predictions.parquet"))
+        spark.read.parquet(str(pipeline / "scores" / "predictions"))
         .filter("error is null").orderBy("path").limit(16).collect()
     )
     images = np.stack([

@@ -7,7 +7,8 @@ import numpy as np
 
 from dermspark.plots import pyplot, save
 
-SECTIONS = ("test", "validation")
+# Training reports test and validation splits; scoring with --labels reports the labeled images.
+SECTIONS = ("test", "validation", "labeled")
 
 
 def plot_confusion_matrix(section: dict, classes: list[str], title: str, path: str) -> None:
@@ -72,7 +73,8 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         if name not in metrics:
             continue
         section = metrics[name]
-        lines += ["", f"## {name.capitalize()} split, per class", "",
+        heading = "Labeled images" if name == "labeled" else f"{name.capitalize()} split"
+        lines += ["", f"## {heading}, per class", "",
                   "| class | images | precision | recall | F1 | specificity | AUC |", "|---|---|---|---|---|---|---|"]
         for label in classes:
             row = section["per_class"][label]
@@ -87,8 +89,10 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         lines += ["", f"![{name} confusion matrix](confusion_matrix_{name}.png)"]
     if metrics.get("history"):
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
-    lines += ["", "The test split shares no lesion with training and was used for nothing else: not for",
-              "early stopping, not for choosing a checkpoint.", ""]
+    if "test" in metrics:
+        lines += ["", "The test split shares no lesion with training and was used for nothing else: not for",
+                  "early stopping, not for choosing a checkpoint."]
+    lines.append("")
     return "\n".join(lines)
 
 

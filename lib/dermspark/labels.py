@@ -15,6 +15,8 @@ HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 ISIC2019_CLASSES = ("ak", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc")
 # The Hitta thesis' names, in the alphabetical order Keras gives class folders.
 MELANOMA_CLASSES = ("melanoma", "non_melanoma")
+# ISIC 2019's one-hot ground-truth columns, in the file's order.
+ISIC2019_DIAGNOSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 
 LABEL_SPACES = {
     "ham10000": HAM10000_CLASSES,
@@ -48,6 +50,14 @@ def class_list(label_space: str) -> tuple[str, ...]:
         raise ValueError(
             f"unknown label space {label_space!r}; known: {', '.join(sorted(LABEL_SPACES))}"
         ) from None
+
+
+def space_of(classes) -> str:
+    """The label space a bundle's class list belongs to."""
+    for name, known in LABEL_SPACES.items():
+        if tuple(classes) == known:
+            return name
+    raise ValueError(f"classes {list(classes)} are not one of the label spaces {', '.join(LABEL_SPACES)}")
 
 
 def label_mapping(source_space: str, label_space: str) -> dict[str, str]:

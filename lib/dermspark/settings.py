@@ -67,8 +67,20 @@ class ScoreSettings:
     model: str = ""
     input: str = ""
     output: str = ""
-    glob: str = "*"
+    # files: a folder tree of images; parquet: a table with a path (or bytes) column;
+    # petastorm: a dataset made by ingest; auto: told apart by what the input holds.
+    input_format: str = "auto"
+    glob: str = "*"  # file name filter for folders, e.g. *.jpg
+    path_column: str = "path"  # parquet inputs
+    content_column: str = ""  # parquet inputs holding image bytes; "": read the files at path_column
+    split: str = ""  # ingested datasets: score one split only ("": all)
     batch_size: int = 64
+    top_k: int = 3
+    melanoma_threshold: float = 0.5
+    # Skip files whose content already has a row from this model version in the output.
+    incremental: bool = False
+    labels: str = ""  # HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics report
+    model_version: str = ""  # "": the bundle's training run id and hash
     mode: str = "error"
 
 
@@ -80,6 +92,12 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         if not isinstance(value, dict):
             raise DermsparkError(f"setting {name!r} must be a mapping, got {value!r}")
         return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise DermsparkError(f"setting {name!r} must be true or false, got {value!r}")
     if kind is int and isinstance(value, bool):
         raise DermsparkError(f"setting {name!r} must be an integer, got {value!r}")
     try:

@@ -50,6 +50,10 @@ class HadoopFS:
     def is_dir(self, url: str) -> bool:
         return self.exists(url) and self._fs(url).getFileStatus(self._path(url)).isDirectory()
 
+    def names(self, url: str) -> list[str]:
+        """The names of a folder's entries."""
+        return [status.getPath().getName() for status in self._fs(url).listStatus(self._path(url))]
+
     def delete(self, url: str) -> None:
         self._fs(url).delete(self._path(url), True)
 

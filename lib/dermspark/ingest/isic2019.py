@@ -11,13 +11,14 @@ from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.files import list_files
-from dermspark.ingest.sources import Archive, read_csv
+from dermspark.ingest.sources import Archive
+from dermspark.labels import ISIC2019_DIAGNOSES
+from dermspark.metadata import one_hot_diagnosis, read_csv
 from dermspark.storage import HadoopFS, join
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
 METADATA = "ISIC_2019_Training_Metadata.csv"
 IMAGE_FOLDERS = ("ISIC_2019_Training_Input", "images")
-DIAGNOSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 
 
 def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
@@ -32,15 +33,10 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     if not folders:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
 
-    truth = read_csv(spark, truth_url, ("image", *DIAGNOSES))
-    # The one diagnosis whose value is 1; none or several make the row unusable (dx null: bad_row).
-    ones = sum(F.when(F.trim(name).cast("double") == 1.0, 1).otherwise(0) for name in DIAGNOSES)
-    chosen = F.coalesce(
-        *[F.when(F.trim(name).cast("double") == 1.0, F.lit(name.lower())) for name in DIAGNOSES]
-    )
+    truth = read_csv(spark, truth_url, ("image", *ISIC2019_DIAGNOSES))
     truth = truth.select(
         F.trim("image").alias("image_id"),
-        F.when(ones == 1, chosen).alias("dx"),
+        one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"),
         "_malformed",
         F.monotonically_increasing_id().alias("_row"),
     )

@@ -2,13 +2,12 @@
 
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
 
 from dermspark import DermsparkError
 from dermspark.files import list_files
+from dermspark.metadata import read_csv
 from dermspark.storage import HadoopFS, join
 
 HAM10000_METADATA = "HAM10000_metadata.csv"
@@ -27,27 +26,6 @@ class Archive:
     image_folders: list[str]
     # whose diagnosis names `dx` uses: ham10000, isic2019, or "any" (class folders)
     vocabulary: str
-
-
-def read_csv(spark: SparkSession, url: str, required: tuple[str, ...]) -> DataFrame:
-    """All columns as strings, names stripped, plus `_malformed`: a line with too few or too many
-    fields, which Spark's permissive parser would otherwise pad or cut without a word."""
-    header = [column.strip() for column in spark.read.csv(url, header=True).columns]
-    missing = [column for column in required if column not in header]
-    if missing:
-        raise DermsparkError(
-            f"{url} lacks the column(s) {', '.join(missing)}; found "
-            f"{', '.join(header) or 'no header'} (expected {','.join(required)})"
-        )
-    schema = StructType([StructField(name, StringType()) for name in [*header, "_corrupt"]])
-    frame = spark.read.csv(
-        url, header=True, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord="_corrupt"
-    )
-    # Spark checks a line's field count only against the columns a query reads (CSV column
-    # pruning), so a line with surplus fields would pass whenever they are not read. Parsing
-    # every column once into a cache makes the check complete; metadata is a row per image.
-    frame = frame.select(*frame.columns).persist(StorageLevel.MEMORY_AND_DISK)
-    return frame.withColumn("_malformed", F.col("_corrupt").isNotNull()).drop("_corrupt")
 
 
 def read_ham10000(spark: SparkSession, input_url: str) -> Archive:

@@ -1,72 +1,140 @@
-"""The scoring job: image files -> the UDF -> Parquet, committed atomically, with a summary."""
+"""The scoring job: input -> (skip what this model version scored) -> the UDF -> one committed run.
+
+Every input gets exactly one row, a prediction or an error reason, or is counted as skipped:
+inputs = scored + errors + skipped, checked against what was written before the commit.
+"""
 
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
 
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.bundle import read_manifest
-from dermspark.files import list_files, tune_for_images, with_contents
-from dermspark.score.udf import make_predict_udf
+from dermspark.files import tune_for_images
+from dermspark.score.evaluation import evaluate_scores, write_scoring_report
+from dermspark.score.ground_truth import read_label_file, true_classes
+from dermspark.score.inputs import read_input
+from dermspark.score.output import ScoringOutput, model_version
+from dermspark.score.udf import make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
-from dermspark.storage import HadoopFS, join, local_path, prepare_output, staged_output, to_url
+from dermspark.storage import join, local_path, to_url
 
 log = logging.getLogger(__name__)
 
 
-def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
+def _check(settings: ScoreSettings) -> None:
     require(settings, "model", "input", "output")
-    fs = HadoopFS(spark)
+    if settings.top_k < 1 or settings.batch_size < 1:
+        raise DermsparkError("--top-k and --batch-size must be at least 1")
+    if not 0.0 <= settings.melanoma_threshold <= 1.0:
+        raise DermsparkError(f"--melanoma-threshold must be within 0..1, got {settings.melanoma_threshold}")
+    if settings.incremental and settings.mode == "overwrite":
+        raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
+
+
+def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
+    _check(settings)
     bundle_url, input_url, output_url = (to_url(p) for p in (settings.model, settings.input, settings.output))
     manifest = read_manifest(bundle_url)
-    if not fs.is_dir(input_url):
-        raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
-    prepare_output(fs, output_url, settings.mode)
+    classes, input_size = manifest["classes"], tuple(manifest["input_size"])
+    started = datetime.now(UTC)
+    run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    output = ScoringOutput(spark, output_url, model_version(manifest, settings.model_version),
+                           started.date().isoformat(), run_id)
+    output.check(settings.mode, settings.incremental)
 
-    listing = list_files(spark, [input_url], settings.glob).select("path")
-    inputs = listing.count()
-    if inputs == 0:
-        raise DermsparkError(f"no files matching {settings.glob!r} under {input_url}")
+    source = read_input(spark, input_url, settings, input_size)
+    truth = None
+    if settings.labels:
+        truth = true_classes(*read_label_file(spark, to_url(settings.labels)), classes)
+    elif source.labels is not None:
+        truth = true_classes(source.labels, source.vocabulary, classes)
     tune_for_images(spark)
-    files = with_contents(spark, listing, [input_url], settings.glob)
-    # One Arrow batch is one model batch; image rows are large, so keep it small.
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
-    predict = make_predict_udf(local_path(bundle_url) or bundle_url)
-    classes = manifest["classes"]
-    scored = files.select("path", predict("content").alias("result")).select(
-        "path",
-        "result.predicted_label",
-        "result.confidence",
-        *[F.col("result.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
-        "result.error",
-        F.lit(manifest["model_name"]).alias("model_name"),
-        F.lit(manifest["model_sha256"]).alias("model_sha256"),
-        F.current_timestamp().alias("scored_at"),
-    )
+    rows = source.rows
+    if source.read_paths:
+        # Rows are only paths here: spread them so every slot decodes.
+        rows = rows.repartition(max(spark.sparkContext.defaultParallelism, rows.rdd.getNumPartitions()))
+    cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
+    rows = cached[0]
+    try:
+        inputs = rows.count()
+        if inputs == 0:
+            raise DermsparkError(f"nothing to score in {input_url} (glob {settings.glob!r})")
+        done = output.scored_hashes() if settings.incremental else None
+        if done is not None:
+            hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths)("path", "content"))
+            rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
+            cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
+        to_score = rows.count()
+        result = _score_and_commit(spark, settings, output, manifest, rows, truth, inputs, inputs - to_score,
+                                   source)
+    except BaseException:
+        output.abandon()
+        raise
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result["scored"], result["errors"],
+             result["skipped"])
+    return result
 
-    with staged_output(fs, output_url) as staging:
-        predictions_url = join(staging, "predictions.parquet")
-        scored.write.parquet(predictions_url)
+
+def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
+                      skipped: int, source) -> dict:
+    classes = manifest["classes"]
+    fs = output.fs
+    written = None
+    if inputs > skipped:
+        # One Arrow batch is one model call; image rows are large, so keep it small.
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+        bundle_path = local_path(to_url(settings.model)) or to_url(settings.model)
+        predict = make_predict_udf(bundle_path, settings.top_k, settings.melanoma_threshold, source.read_paths)
+        rows.select("path", "image_id", predict("path", "content").alias("r")).select(
+            "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
+            *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
+            "r.top_labels", "r.top_probabilities", "r.melanoma_flag", "r.error", "r.error_detail",
+            F.lit(manifest["model_name"]).alias("model_name"),
+            F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
+            F.current_timestamp().alias("scored_at"),
+        ).write.parquet(output.staged_rows)
         # Counted from what was written, so the summary describes the output exactly.
-        written = spark.read.parquet(predictions_url)
-        by_reason = {
-            row["error"]: row["count"]
-            for row in written.filter(F.col("error").isNotNull()).groupBy("error").count().collect()
-        }
-        total = written.count()
-        if total != inputs:
-            raise RuntimeError(f"{inputs} files listed but {total} rows written; a dermspark bug")
-        summary = {
-            "inputs": inputs,
-            "scored": total - sum(by_reason.values()),
-            "errors": sum(by_reason.values()),
-            "by_reason": by_reason,
-            "skipped": 0,
-            "model_name": manifest["model_name"],
-        }
-        fs.write_text(join(staging, "summary.json"), json.dumps(summary, indent=2))
-        fs.write_text(join(staging, "settings.json"), to_json(settings))
-    log.info("score: %d files scored, %d errors", summary["scored"], summary["errors"])
-    return {**summary, "output": output_url, "predictions": join(output_url, "predictions.parquet")}
+        written = spark.read.parquet(output.staged_rows)
+    by_reason = {} if written is None else {
+        row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()
+    }
+    total = 0 if written is None else written.count()
+    if total != inputs - skipped:
+        raise RuntimeError(f"{inputs - skipped} files to score but {total} rows written; a dermspark bug")
+    summary = {
+        "run_id": output.run_id,
+        "inputs": inputs,
+        "scored": total - sum(by_reason.values()),
+        "errors": sum(by_reason.values()),
+        "by_reason": by_reason,
+        "skipped": skipped,
+        "input_format": source.kind,
+        "model_name": manifest["model_name"],
+        "model_version": output.version,
+        "bundle_sha256": manifest["model_sha256"],
+        "scoring_date": output.date,
+        "predictions": output.partition_url if written is not None else None,
+    }
+    record = output.staged_record
+    if truth is not None and written is not None:
+        metrics = evaluate_scores(written, truth, classes, manifest)
+        summary["evaluated"] = metrics["coverage"]["evaluated"]
+        fs.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
+        if "labeled" in metrics:
+            notes = [f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
+                     f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
+            write_scoring_report(fs, record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
+    fs.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
+    resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version}
+    fs.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
+    output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
+    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}

@@ -1,17 +1,27 @@
-"""The scoring UDF: bundle loaded once per Python worker, Arrow batches in, probabilities out."""
+"""The scoring UDFs: the bundle loaded once per Python worker, Arrow batches in, predictions out.
+
+Both take a `path` and a `content` column. With `read_paths`, content is null and each worker
+reads the local file itself (Spark's binaryFile scan costs about as much per small file as a
+decode); otherwise content holds the bytes, null for a zero-length file.
+"""
 
 from collections.abc import Iterator
 
 import pandas as pd
 from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, BooleanType, FloatType, StringType, StructField, StructType
 
 RESULT_TYPE = StructType(
     [
+        StructField("sha256", StringType()),
         StructField("predicted_label", StringType()),
         StructField("confidence", FloatType()),
         StructField("probabilities", ArrayType(FloatType())),
+        StructField("top_labels", ArrayType(StringType())),
+        StructField("top_probabilities", ArrayType(FloatType())),
+        StructField("melanoma_flag", BooleanType()),
         StructField("error", StringType()),
+        StructField("error_detail", StringType()),
     ]
 )
 
@@ -27,48 +37,66 @@ def _bundle(path: str):
     return _BUNDLES[path]
 
 
-def predict_contents(bundle, contents: pd.Series) -> pd.DataFrame:
-    """Decode with the ingest decoder, predict the decodable ones in one batch, keep order."""
-    import numpy as np
+def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[list, list]:
+    """The bytes of each row and, for a file that could not be read, why."""
+    if not read_paths:
+        return list(contents), [None] * len(contents)
+    from dermspark.files import read_local
 
-    from dermspark.images import ImageRejected, decode_image
-
-    height, width = bundle.input_size
-    options = bundle.decode_options
-    arrays, errors = [], []
-    for content in contents:
+    data, failures = [], []
+    for path in paths:
         try:
-            arrays.append(decode_image(bytes(content or b""), height, width, options))
-            errors.append(None)
-        except ImageRejected as rejected:
-            arrays.append(None)
-            errors.append(rejected.reason)
-    good = [index for index, array in enumerate(arrays) if array is not None]
-    probabilities = [None] * len(arrays)
-    if good:
-        batch = np.stack([arrays[index] for index in good])
-        predicted = np.asarray(bundle.model(batch, training=False), dtype=np.float32)
-        for row, index in enumerate(good):
-            probabilities[index] = predicted[row]
-    classes = bundle.classes
-    return pd.DataFrame(
-        {
-            "predicted_label": [None if p is None else classes[int(p.argmax())] for p in probabilities],
-            "confidence": [None if p is None else float(p.max()) for p in probabilities],
-            "probabilities": [None if p is None else p.tolist() for p in probabilities],
-            "error": errors,
-        }
-    )
+            data.append(read_local(path))
+            failures.append(None)
+        except OSError as error:
+            data.append(None)
+            failures.append(f"cannot read the file: {error.strerror}")
+    return data, failures
 
 
-def make_predict_udf(bundle_path: str):
+def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
+                     read_paths: bool = False):
     @pandas_udf(RESULT_TYPE)
-    def predict(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from dermspark.score.predict import Prediction, describe, predict_bytes
+
         bundle = _bundle(bundle_path)
-        for contents in batches:
-            yield predict_contents(bundle, contents)
+        for paths, contents in batches:
+            data, failures = _contents(paths, contents, read_paths)
+            predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
+                                                    if failure is None]))
+            results = [
+                next(predicted) if failure is None else Prediction(None, error="unreadable", error_detail=failure)
+                for failure in failures
+            ]
+            yield pd.DataFrame(
+                [
+                    {"sha256": result.sha256, **describe(result, bundle.classes, top_k, melanoma_threshold),
+                     "error": result.error, "error_detail": result.error_detail}
+                    for result in results
+                ],
+                columns=RESULT_TYPE.fieldNames(),
+            )
 
     return predict
+
+
+def make_hash_udf(read_paths: bool):
+    """sha256 of each file's content: what --incremental compares with earlier runs' rows. A file
+    that cannot be read hashes to null, so it is tried again on the next run."""
+
+    @pandas_udf(StringType())
+    def content_hash(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
+        import hashlib
+
+        for paths, contents in batches:
+            data, failures = _contents(paths, contents, read_paths)
+            yield pd.Series([
+                None if failure is not None else hashlib.sha256(bytes(content or b"")).hexdigest()
+                for content, failure in zip(data, failures, strict=True)
+            ])
+
+    return content_hash

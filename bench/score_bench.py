@@ -1,0 +1,147 @@
+"""Scoring throughput: the Spark job on local[2] against plain Keras `predict` in one process and
+against the naive UDF that loads the model for every batch, same bundle, same images, one run.
+
+Every side decodes and resizes each JPEG with the same code (images.decode_image) and predicts in
+batches of --batch-size. The job is timed end to end (listing, the UDF, Parquet, summary) after a
+warm-up run has started its Python workers. Plain Keras' "cores used" is its CPU time over its
+wall time (TensorFlow spreads one process over several cores); the job uses its 2 task slots.
+The naive pattern runs on --naive-images images only: it is slow.
+
+    .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn] [--images 4000]
+"""
+
+import argparse
+import glob
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+
+def make_bundle(folder: str, model_name: str) -> str:
+    from dermspark.bundle import save_bundle
+    from dermspark.labels import HAM10000_CLASSES
+    from dermspark.models import create_model, get_recipe
+
+    recipe = get_recipe(model_name)
+    options = {"num_classes": len(HAM10000_CLASSES)}
+    if recipe.pretrained:
+        options["weights"] = "none"
+    manifest = {"model_name": model_name, "classes": list(HAM10000_CLASSES), "input_size": list(recipe.input_size),
+                "preprocessing": {"resample": "lanczos", "aspect": "stretch"},
+                "training_settings": {"run_id": "bench"}}
+    return save_bundle(os.path.join(folder, "bundle"), create_model(model_name, **options), manifest)
+
+
+def plain_keras(bundle_path: str, files: list[str], batch_size: int) -> tuple[float, float]:
+    """Images per second and cores used: read, decode, predict in batches, one process."""
+    import numpy as np
+    from dermspark.bundle import load_bundle
+    from dermspark.images import decode_image
+
+    bundle = load_bundle(bundle_path)
+    height, width = bundle.input_size
+    bundle.model.predict(np.zeros((batch_size, height, width, 3), np.uint8), verbose=0)  # builds the graph
+    cpu, started = time.process_time(), time.perf_counter()
+    for start in range(0, len(files), batch_size):
+        batch = []
+        for path in files[start:start + batch_size]:
+            with open(path, "rb") as handle:
+                batch.append(decode_image(handle.read(), height, width, bundle.decode_options))
+        bundle.model.predict_on_batch(np.stack(batch))
+    wall = time.perf_counter() - started
+    return len(files) / wall, (time.process_time() - cpu) / wall
+
+
+def naive_job(spark, bundle_path: str, folder: str) -> float:
+    """The pattern dermspark avoids: a pandas UDF that loads the bundle for every Arrow batch."""
+    from collections.abc import Iterator
+
+    import pandas as pd
+    from dermspark.files import list_files, read_local
+    from dermspark.score.predict import predict_bytes
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("float")
+    def naive(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        from dermspark.bundle import load_bundle
+
+        for paths in batches:
+            bundle = load_bundle(bundle_path)
+            predictions = predict_bytes(bundle, [read_local(path) for path in paths])
+            yield pd.Series([float(p.probabilities.max()) for p in predictions])
+
+    listing = list_files(spark, ["file://" + folder])
+    started = time.perf_counter()
+    listing.select(naive("path").alias("confidence")).write.format("noop").mode("overwrite").save()
+    return listing.count() / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    parser.add_argument("--model", default="benbrahim_cnn")
+    parser.add_argument("--images", type=int, default=4000, help="images of the 200x150 set to score")
+    parser.add_argument("--naive-images", type=int, default=640)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    source = sorted(glob.glob(os.path.join(args.data, "ham10000-200x150", "*", "*.jpg")))[: args.images]
+    if not source:
+        sys.exit(f"no images under {args.data}/ham10000-200x150: pass --data or set DERMSPARK_DATA")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from dermspark.score.job import run_score
+    from dermspark.settings import ScoreSettings
+    from pyspark.sql import SparkSession
+
+    with tempfile.TemporaryDirectory() as work:
+        images, naive_images = os.path.join(work, "images"), os.path.join(work, "naive")
+        for folder, files in ((images, source), (naive_images, source[: args.naive_images])):
+            os.makedirs(folder)
+            for path in files:
+                os.symlink(path, os.path.join(folder, os.path.basename(path)))
+        bundle = make_bundle(work, args.model)
+        spark = (
+            SparkSession.builder.master("local[2]").appName("score-bench")
+            .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g").getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+
+        def job(output: str) -> float:
+            settings = ScoreSettings(model=bundle, input=images, output=os.path.join(work, output),
+                                     batch_size=args.batch_size)
+            started = time.perf_counter()
+            summary = run_score(spark, settings)
+            elapsed = time.perf_counter() - started
+            if summary["scored"] != len(source):
+                sys.exit(f"the job scored {summary['scored']} of {len(source)} images: {summary['by_reason']}")
+            return len(source) / elapsed
+
+        job("warm-up")
+        shutil.rmtree(os.path.join(work, "warm-up"))
+        job_rate = job("scores")
+        naive_rate = naive_job(spark, bundle, naive_images)
+        spark.stop()
+        plain_rate, plain_cores = plain_keras(bundle, source, args.batch_size)
+
+    driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    slots = 2
+    print(f"{args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}")
+    print(f"job on local[{slots}]                 {job_rate:8.1f} img/s  ({job_rate / slots:.1f} per slot)")
+    print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s  ({plain_cores:.2f} cores used, "
+          f"{plain_rate / plain_cores:.1f} per core)")
+    print(f"naive UDF, model loaded per batch {naive_rate:7.1f} img/s  ({min(args.naive_images, len(source))} images)")
+    print(f"job per slot / plain per core: {(job_rate / slots) / (plain_rate / plain_cores):.2f}  (target 0.8)")
+    print(f"job / plain (whole machine):   {job_rate / plain_rate:.2f}")
+    print(f"job / naive:                   {job_rate / naive_rate:.2f}  (target 5)")
+    print(f"bench process peak memory (driver and plain Keras): {driver_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Labels for a scoring run (`--labels`): a HAM10000 metadata file or ISIC 2019 ground truth,
+joined to predictions by image id and mapped into the bundle's label space."""
+
+from itertools import chain
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from dermspark import DermsparkError
+from dermspark.labels import ISIC2019_DIAGNOSES, label_mapping, space_of
+from dermspark.metadata import one_hot_diagnosis, read_csv
+
+
+def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
+    """image_id, dx (lowercased, in the file's vocabulary) and the vocabulary's name."""
+    try:
+        header = {column.strip() for column in spark.read.csv(url, header=True).columns}
+    except Exception as error:  # Spark raises AnalysisException for a missing path
+        raise DermsparkError(f"cannot read labels file {url}: {str(error).splitlines()[0]}") from None
+    if {"image_id", "dx"} <= header:
+        table = read_csv(spark, url, ("image_id", "dx"))
+        labels, vocabulary = table.select(F.trim("image_id").alias("image_id"), F.lower(F.trim("dx")).alias("dx"),
+                                          "_malformed"), "ham10000"
+    elif {"image", *ISIC2019_DIAGNOSES} <= header:
+        table = read_csv(spark, url, ("image", *ISIC2019_DIAGNOSES))
+        labels, vocabulary = table.select(F.trim("image").alias("image_id"),
+                                          one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"), "_malformed"), "isic2019"
+    else:
+        raise DermsparkError(
+            f"{url} is neither HAM10000 metadata (image_id, dx) nor ISIC 2019 ground truth "
+            f"(image, {', '.join(ISIC2019_DIAGNOSES)})"
+        )
+    return labels.filter(~F.col("_malformed")).drop("_malformed"), vocabulary
+
+
+def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> DataFrame:
+    """image_id, true_label: the class in the bundle's space (null when the diagnosis has none
+    there, e.g. HAM's akiec for an ISIC 2019 model). The first row of an image id counts."""
+    try:
+        mapping = label_mapping(vocabulary, space_of(classes))
+    except ValueError as error:
+        raise DermsparkError(str(error)) from None
+    lookup = F.create_map(*[F.lit(value) for value in chain.from_iterable(mapping.items())])
+    first = Window.partitionBy("image_id").orderBy("_row")
+    return (
+        labels.withColumn("_row", F.monotonically_increasing_id())
+        .withColumn("_n", F.row_number().over(first)).filter("_n = 1")
+        .select("image_id", lookup[F.col("dx")].alias("true_label"))
+    )

@@ -1,0 +1,77 @@
+"""The scoring output: one table that grows run by run, and a record per run.
+
+    OUTPUT/predictions/model_version=V/scoring_date=D/run_id=R/part-*.parquet
+    OUTPUT/runs/R/summary.json, settings.json (and metrics.json, report.md with --labels)
+
+`spark.read.parquet("OUTPUT/predictions")` reads every run, with the three partition columns.
+A run is written under OUTPUT/_staging/R (Spark ignores folders starting with _) and committed
+by renaming its folder into the table: one rename, so a killed run adds no rows. The run record
+is moved into runs/ just after.
+"""
+
+import re
+
+from pyspark.sql import DataFrame, SparkSession
+
+from dermspark import DermsparkError
+from dermspark.storage import HadoopFS, join
+
+PREDICTIONS, RUNS, STAGING = "predictions", "runs", "_staging"
+MODES = ("error", "overwrite")
+
+
+def model_version(manifest: dict, override: str = "") -> str:
+    """The training run id and the start of the bundle hash: readable, and exact."""
+    version = override or "-".join(
+        part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
+    )
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", version):
+        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-'")
+    return version
+
+
+class ScoringOutput:
+    def __init__(self, spark: SparkSession, output_url: str, version: str, date: str, run_id: str):
+        self.spark, self.fs = spark, HadoopFS(spark)
+        self.url, self.version, self.date, self.run_id = output_url, version, date, run_id
+        self.version_url = join(output_url, PREDICTIONS, f"model_version={version}")
+        self.partition_url = join(self.version_url, f"scoring_date={date}", f"run_id={run_id}")
+        self.staging = join(output_url, STAGING, run_id)
+        self.staged_rows = join(self.staging, "rows")
+        self.staged_record = join(self.staging, "record")
+
+    def check(self, mode: str, incremental: bool) -> None:
+        """Before any work: a rerun must never duplicate rows of this model version."""
+        if mode not in MODES:
+            raise DermsparkError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "error" and not incremental and self.fs.exists(self.version_url):
+            raise DermsparkError(
+                f"{self.url} already has predictions of model version {self.version}: pass "
+                "--incremental to score only new files, or --mode overwrite to replace that version's rows"
+            )
+
+    def scored_hashes(self) -> DataFrame | None:
+        """Content hashes that already have a row (error rows included) from this model version."""
+        if not self.fs.exists(self.version_url):
+            return None
+        return self.spark.read.parquet(self.version_url).select("sha256").where("sha256 is not null").distinct()
+
+    def commit(self, replace_version: bool, has_rows: bool) -> None:
+        """Moves the staged rows into the table, then the run record into runs/. A run with
+        nothing new to score adds a record and no partition."""
+        if replace_version:
+            # The version's earlier rows go in the same step as the new ones arrive: between the
+            # two renames the version is briefly absent, never doubled.
+            replaced = join(self.staging, "replaced")
+            if self.fs.exists(self.version_url):
+                self.fs.rename(self.version_url, replaced)
+        if has_rows:
+            self.fs.mkdirs(join(self.version_url, f"scoring_date={self.date}"))
+            self.fs.rename(self.staged_rows, self.partition_url)
+        self.fs.mkdirs(join(self.url, RUNS))
+        self.fs.rename(self.staged_record, join(self.url, RUNS, self.run_id))
+        self.fs.delete(self.staging)
+
+    def abandon(self) -> None:
+        if self.fs.exists(self.staging):
+            self.fs.delete(self.staging)

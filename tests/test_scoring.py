@@ -1,0 +1,165 @@
+"""Batch scoring: every file accounted for, incremental runs, every input format, labels."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from dermspark import DermsparkError
+from dermspark.score.job import run_score
+from dermspark.settings import ScoreSettings
+
+
+@pytest.fixture(scope="module")
+def bundle(pipeline) -> Path:
+    return pipeline / "model" / "model"
+
+
+@pytest.fixture
+def lake(pipeline, tmp_path) -> Path:
+    """A folder of 12 good JPEGs in two subfolders, plus three broken files."""
+    good = sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:12]
+    for index, path in enumerate(good):
+        folder = tmp_path / "lake" / f"day{index % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / path.name)
+    broken = tmp_path / "lake" / "broken"
+    broken.mkdir()
+    (broken / "empty.jpg").write_bytes(b"")
+    (broken / "notes.jpg").write_text("not an image")
+    (broken / "cut.jpg").write_bytes(good[0].read_bytes()[:400])
+    return tmp_path / "lake"
+
+
+def score(spark, bundle, source, output, **settings) -> dict:
+    return run_score(spark, ScoreSettings(model=str(bundle), input=str(source), output=str(output), **settings))
+
+
+def table(spark, output: Path):
+    return spark.read.parquet(str(output / "predictions"))
+
+
+def test_broken_files_get_error_rows_and_the_job_succeeds(spark, bundle, lake, tmp_path):
+    summary = score(spark, bundle, lake, tmp_path / "out")
+    assert (summary["inputs"], summary["scored"], summary["errors"], summary["skipped"]) == (15, 12, 3, 0)
+    assert summary["by_reason"] == {"unreadable": 1, "not_an_image": 1, "truncated": 1}
+    rows = {Path(row["path"]).name: row for row in table(spark, tmp_path / "out").collect()}
+    assert {name: rows[name]["error"] for name in ("empty.jpg", "notes.jpg", "cut.jpg")} == {
+        "empty.jpg": "unreadable", "notes.jpg": "not_an_image", "cut.jpg": "truncated"}
+    assert rows["cut.jpg"]["predicted_label"] is None and rows["cut.jpg"]["prob_nv"] is None
+    for name, row in rows.items():
+        content = next(lake.rglob(name)).read_bytes()
+        assert row["sha256"] == hashlib.sha256(content).hexdigest()
+    recorded = json.loads((tmp_path / "out" / "runs" / summary["run_id"] / "summary.json").read_text())
+    assert recorded["inputs"] == recorded["scored"] + recorded["errors"] + recorded["skipped"]
+
+
+def test_incremental_run_scores_only_new_files(spark, bundle, lake, pipeline, tmp_path):
+    output = tmp_path / "out"
+    score(spark, bundle, lake, output)
+    new = sorted((pipeline / "archive" / "HAM10000_images_part_2").glob("*.jpg"))[:3]
+    for path in new:
+        shutil.copy(path, lake / "day1" / path.name)
+    summary = score(spark, bundle, lake, output, incremental=True)
+    # The empty file had a row too (error rows count as scored): only the three new ones run.
+    assert (summary["inputs"], summary["scored"], summary["errors"], summary["skipped"]) == (18, 3, 0, 15)
+    latest = table(spark, output).filter(f"run_id = '{summary['run_id']}'").collect()
+    assert sorted(Path(row["path"]).name for row in latest) == sorted(path.name for path in new)
+    assert table(spark, output).count() == 18
+
+
+def test_rerun_without_new_files_adds_no_rows(spark, bundle, lake, tmp_path):
+    output = tmp_path / "out"
+    first = score(spark, bundle, lake, output)
+    again = score(spark, bundle, lake, output, incremental=True)
+    assert (again["scored"], again["errors"], again["skipped"], again["predictions"]) == (0, 0, 15, None)
+    assert table(spark, output).count() == 15
+    with pytest.raises(DermsparkError, match="already has predictions of model version"):
+        score(spark, bundle, lake, output)
+    replaced = score(spark, bundle, lake, output, mode="overwrite")
+    runs = {row["run_id"] for row in table(spark, output).select("run_id").distinct().collect()}
+    assert runs == {replaced["run_id"]} != {first["run_id"]}
+    assert table(spark, output).count() == 15
+
+
+def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, tmp_path):
+    files = score(spark, bundle, lake, tmp_path / "files")
+    paths = [(str(path), path.read_bytes()) for path in sorted(lake.rglob("*.jpg"))]
+    spark.createDataFrame(paths, "path string, image binary").write.parquet(str(tmp_path / "table.parquet"))
+    by_path = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-path")
+    by_bytes = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-bytes", content_column="image")
+    assert by_path["input_format"] == by_bytes["input_format"] == "parquet"
+    expected = sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / "files").collect())
+    for output in ("by-path", "by-bytes"):
+        got = sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect())
+        assert got == expected
+    assert files["inputs"] == by_path["inputs"] == by_bytes["inputs"] == 15
+
+
+def test_ingested_test_split_matches_the_training_evaluation(spark, bundle, pipeline, tmp_path):
+    """Scoring the dataset's test split reproduces the metrics training reported for it."""
+    summary = score(spark, bundle, pipeline / "dataset", tmp_path / "out", split="test")
+    assert summary["input_format"] == "petastorm"
+    metrics = json.loads((tmp_path / "out" / "runs" / summary["run_id"] / "metrics.json").read_text())
+    trained = json.loads((pipeline / "model" / "metrics.json").read_text())["test"]
+    assert metrics["labeled"]["count"] == trained["count"] == summary["inputs"]
+    assert metrics["labeled"]["confusion_matrix"] == trained["confusion_matrix"]
+    assert metrics["labeled"]["accuracy"] == pytest.approx(trained["accuracy"])
+
+
+def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data, tmp_path):
+    archive = real_data / "ham10000-600x450"
+    summary = score(spark, bundle, archive, tmp_path / "out", glob="*.jpg",
+                    labels=str(archive / "HAM10000_metadata.csv"))
+    assert (summary["inputs"], summary["scored"], summary["evaluated"]) == (250, 250, 250)
+    run = tmp_path / "out" / "runs" / summary["run_id"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert sum(map(sum, metrics["labeled"]["confusion_matrix"])) == 250
+    assert metrics["labeled"]["per_class"]["mel"]["support"] == 24
+    assert "| labeled | 250 |" in (run / "report.md").read_text()
+    assert (run / "confusion_matrix_labeled.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"incremental": True, "mode": "overwrite"}, "pick one"),
+        ({"top_k": 0}, "at least 1"),
+        ({"split": "test"}, "datasets made by ingest only"),
+        ({"labels": "/nonexistent/labels.csv"}, "cannot read labels file"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(spark, bundle, lake, tmp_path, settings, message):
+    with pytest.raises(DermsparkError, match=message):
+        score(spark, bundle, lake, tmp_path / "out", **settings)
+    assert not (tmp_path / "out" / "predictions").exists()
+
+
+def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
+    """spark-submit killed while it writes its rows: the table keeps exactly the earlier run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ROOT
+
+    output = tmp_path / "out"
+    first = score(spark, bundle, lake, output)
+    job = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), "score", "--model", str(bundle), "--output", str(output),
+         "--input", str(real_data / "ham10000-200x150"), "--glob", "*.jpg", "--model-version", "another"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list(output.glob("_staging/*/rows")):
+            assert job.poll() is None, "the job ended before it started writing"
+            assert time.monotonic() < deadline, "the job never started writing"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert [run.name for run in (output / "runs").iterdir()] == [first["run_id"]]
+    assert table(spark, output).count() == 15
