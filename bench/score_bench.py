@@ -5,7 +5,8 @@ Every side decodes and resizes each JPEG with the same code (images.decode_image
 batches of --batch-size. The job is timed end to end (listing, the UDF, Parquet, summary) after a
 warm-up run has started its Python workers. Plain Keras' "cores used" is its CPU time over its
 wall time (TensorFlow spreads one process over several cores); the job uses its 2 task slots.
-The naive pattern runs on --naive-images images only: it is slow.
+The naive pattern runs on --naive-images images only: it is slow. This machine's timings
+vary by 20% from run to run, so the job and plain Keras each run --repeats times; medians count.
 
     .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn] [--images 4000]
 """
@@ -15,6 +16,7 @@ import glob
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4000, help="images of the 200x150 set to score")
     parser.add_argument("--naive-images", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the job and of plain Keras; medians")
     args = parser.parse_args()
     source = sorted(glob.glob(os.path.join(args.data, "ham10000-200x150", "*", "*.jpg")))[: args.images]
     if not source:
@@ -124,15 +127,21 @@ def main() -> None:
             return len(source) / elapsed
 
         job("warm-up")
-        shutil.rmtree(os.path.join(work, "warm-up"))
-        job_rate = job("scores")
+        job_rates = []
+        for repeat in range(args.repeats):
+            job_rates.append(job(f"scores-{repeat}"))
+            shutil.rmtree(os.path.join(work, f"scores-{repeat}"))
         naive_rate = naive_job(spark, bundle, naive_images)
         spark.stop()
-        plain_rate, plain_cores = plain_keras(bundle, source, args.batch_size)
+        plains = sorted(plain_keras(bundle, source, args.batch_size) for _ in range(args.repeats))
+        job_rate = statistics.median(job_rates)
+        plain_rate, plain_cores = plains[len(plains) // 2]
 
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slots = 2
-    print(f"{args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}")
+    print(f"{args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
+          f"median of {args.repeats} runs")
+    print("job runs (img/s): " + ", ".join(f"{rate:.1f}" for rate in job_rates))
     print(f"job on local[{slots}]                 {job_rate:8.1f} img/s  ({job_rate / slots:.1f} per slot)")
     print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s  ({plain_cores:.2f} cores used, "
           f"{plain_rate / plain_cores:.1f} per core)")

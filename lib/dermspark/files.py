@@ -5,6 +5,9 @@ Spark's file scans silently skip zero-length files, so the listing comes from th
 no content and is reported by the decoder instead of vanishing.
 """
 
+import fnmatch
+import os
+import re
 from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,12 +32,42 @@ def _binary_files(spark: SparkSession, urls: list[str], glob: str | None) -> Dat
     return reader.load(urls)
 
 
+def _expand_braces(pattern: str) -> list[str]:
+    """'*.{jpg,png}' -> ['*.jpg', '*.png']: Hadoop's glob syntax, which fnmatch lacks."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    head, tail = pattern[: match.start()], pattern[match.end():]
+    return [expanded for option in match.group(1).split(",") for expanded in _expand_braces(head + option + tail)]
+
+
+def _walk_local(urls: list[str], glob: str | None) -> list[str]:
+    """What Spark's file index lists, read straight from the file system: recursive, following
+    links, skipping names that start with . or _ (Spark's hidden files), the glob applied to
+    file names. Spark's own listing took 1.5 to 3 s for 10,015 files; this takes milliseconds."""
+    patterns = _expand_braces(glob) if glob else None
+    found = []
+    for url in urls:
+        root = url[len("file:"):]
+        for folder, folders, names in os.walk(root, followlinks=True):
+            folders[:] = [name for name in folders if not name.startswith((".", "_"))]
+            for name in names:
+                if name.startswith((".", "_")):
+                    continue
+                if patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+                    found.append(canonical_path("file:" + os.path.join(folder, name)))
+    return sorted(found)
+
+
 def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) -> DataFrame:
     """One row per file below the urls (recursive; hidden . and _ files excluded, as Spark does):
     `path`, and `image_id`, the file name without its extension."""
-    # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
-    paths = _binary_files(spark, urls, glob).inputFiles()
-    listing = spark.createDataFrame([(canonical_path(unquote(path)),) for path in paths], "path string")
+    if is_local(urls):
+        paths = _walk_local(urls, glob)
+    else:
+        # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
+        paths = [canonical_path(unquote(path)) for path in _binary_files(spark, urls, glob).inputFiles()]
+    listing = spark.createDataFrame([(path,) for path in paths], "path string")
     return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
 
 

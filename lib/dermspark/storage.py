@@ -50,9 +50,11 @@ class HadoopFS:
     def is_dir(self, url: str) -> bool:
         return self.exists(url) and self._fs(url).getFileStatus(self._path(url)).isDirectory()
 
-    def names(self, url: str) -> list[str]:
-        """The names of a folder's entries."""
-        return [status.getPath().getName() for status in self._fs(url).listStatus(self._path(url))]
+    def glob(self, url: str, pattern: str) -> list[str]:
+        """Names of a folder's entries that match a glob. Asked of the file system, so a folder
+        of 10,000 images does not cross py4j one name at a time (3 s) to find a few."""
+        statuses = self._fs(url).globStatus(self._path(join(url, pattern))) or []
+        return [status.getPath().getName() for status in statuses]
 
     def delete(self, url: str) -> None:
         self._fs(url).delete(self._path(url), True)

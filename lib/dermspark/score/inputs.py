@@ -36,10 +36,9 @@ def _image_id(path_column: str = "path"):
 def detect_format(fs: HadoopFS, url: str) -> str:
     if not fs.is_dir(url):
         return "parquet" if url.endswith(".parquet") and fs.exists(url) else "missing"
-    names = set(fs.names(url))
-    if "_common_metadata" in names or "manifest.json" in names and any(n.startswith("images_") for n in names):
+    if fs.exists(join(url, "_common_metadata")) or fs.exists(join(url, "manifest.json")) and fs.glob(url, "images_*"):
         return "petastorm"
-    if any(name.endswith(".parquet") for name in names):
+    if fs.glob(url, "*.parquet"):
         return "parquet"
     return "files"
 
@@ -77,8 +76,8 @@ def _petastorm(spark, fs: HadoopFS, url: str, settings: ScoreSettings, input_siz
     size), so they must be the bundle's input size: resizing them again would give pixels the
     model never saw in training."""
     wanted = dataset_dirname(*input_size)
-    names = set(fs.names(url))
-    root, dataset = (url, join(url, wanted)) if "manifest.json" in names else (url.rsplit("/", 1)[0], url)
+    is_root = fs.exists(join(url, "manifest.json"))
+    root, dataset = (url, join(url, wanted)) if is_root else (url.rsplit("/", 1)[0], url)
     if not fs.exists(join(dataset, "_common_metadata")) or not dataset.endswith("/" + wanted):
         raise DermsparkError(
             f"{url} holds no {input_size[0]}x{input_size[1]} dataset, the size this bundle takes: "

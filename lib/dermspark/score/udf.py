@@ -29,9 +29,19 @@ RESULT_TYPE = StructType(
 _BUNDLES: dict = {}
 
 
-def _bundle(path: str):
+def _bundle(path: str, threads: int):
     if path not in _BUNDLES:
+        import tensorflow as tf
+
         from dermspark.bundle import load_bundle
+
+        # A task owns spark.task.cpus cores; TensorFlow's default (every core of the machine in
+        # every worker) makes the workers of one executor fight over the same cores.
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # this worker's TensorFlow is already running: keep what it has
 
         _BUNDLES[path] = load_bundle(path)
     return _BUNDLES[path]
@@ -55,7 +65,7 @@ def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[
 
 
 def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
-                     read_paths: bool = False):
+                     read_paths: bool = False, threads: int = 1):
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -63,7 +73,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from dermspark.score.predict import Prediction, describe, predict_bytes
 
-        bundle = _bundle(bundle_path)
+        bundle = _bundle(bundle_path, threads)
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
@@ -73,11 +83,12 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
                 for failure in failures
             ]
             yield pd.DataFrame(
-                [
-                    {"sha256": result.sha256, **describe(result, bundle.classes, top_k, melanoma_threshold),
-                     "error": result.error, "error_detail": result.error_detail}
-                    for result in results
-                ],
+                {
+                    "sha256": [result.sha256 for result in results],
+                    **describe(results, bundle.classes, top_k, melanoma_threshold),
+                    "error": [result.error for result in results],
+                    "error_detail": [result.error_detail for result in results],
+                },
                 columns=RESULT_TYPE.fieldNames(),
             )
 
