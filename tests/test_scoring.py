@@ -90,10 +90,16 @@ def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, 
     by_path = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-path")
     by_bytes = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-bytes", content_column="image")
     assert by_path["input_format"] == by_bytes["input_format"] == "parquet"
-    expected = sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / "files").collect())
+
+    def rows(output):
+        return sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect())
+
+    expected = rows("files")
     for output in ("by-path", "by-bytes"):
-        got = sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect())
-        assert got == expected
+        got = rows(output)
+        assert [row[:2] for row in got] == [row[:2] for row in expected]
+        # Batches are made up differently, and oneDNN's sums then differ in the last bits.
+        assert [row[2] for row in got] == pytest.approx([row[2] for row in expected], abs=1e-5)
     assert files["inputs"] == by_path["inputs"] == by_bytes["inputs"] == 15
 
 

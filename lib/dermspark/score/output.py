@@ -70,8 +70,13 @@ class ScoringOutput:
             self.fs.rename(self.staged_rows, self.partition_url)
         self.fs.mkdirs(join(self.url, RUNS))
         self.fs.rename(self.staged_record, join(self.url, RUNS, self.run_id))
-        self.fs.delete(self.staging)
+        self.abandon()
 
     def abandon(self) -> None:
+        """Removes this run's staging folder, and the staging parent once no run is left in it
+        (a killed run's folder stays there, hidden from readers, until removed by hand)."""
         if self.fs.exists(self.staging):
             self.fs.delete(self.staging)
+        parent = join(self.url, STAGING)
+        if self.fs.exists(parent) and not self.fs.glob(parent, "*"):
+            self.fs.delete(parent)
