@@ -43,6 +43,25 @@ properties="$root/conf/spark/$profile.properties"
 [ -f "$properties" ] || { echo "no Spark profile $properties" >&2; exit 2; }
 [ -n "$master" ] && spark_args+=(--master "$master")
 
+# Fail-fast checks that need no JVM (bootstrap.sh has checked for Java 17); resources are
+# checked in the job, see lib/dermspark/cluster.py.
+case "$master" in
+    spark://*)
+        address="${master#spark://}"
+        address="${address%%,*}"  # the first of several masters (standby masters) is enough
+        if ! timeout 3 bash -c "exec 3<>/dev/tcp/${address%:*}/${address##*:}" 2>/dev/null; then
+            echo "[dermspark] $job failed: the Spark master $master does not answer (nothing listens at" \
+                "$address): start it (scripts/cluster.sh start for a local one) or fix --master" >&2
+            exit 2
+        fi
+        # The local cluster of scripts/cluster.sh: tell the job where its master's state is.
+        cluster_state="${DERMSPARK_CLUSTER_DIR:-$root/build/cluster}/master"
+        if [ -f "$cluster_state" ] && [ "$(sed -n 1p "$cluster_state")" = "$master" ]; then
+            spark_args+=(--conf "spark.dermspark.masterWebUI=$(sed -n 2p "$cluster_state")")
+        fi
+        ;;
+esac
+
 # The project code goes to executors as a zip on their Python path; rebuilt on every submit
 # (it takes milliseconds) and swapped in whole so concurrent submits never read half a zip.
 mkdir -p "$root/build"

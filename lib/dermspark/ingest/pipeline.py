@@ -22,6 +22,7 @@ from pyspark.sql.types import (
 
 import dermspark
 from dermspark import DermsparkError
+from dermspark.cluster import check_cluster
 from dermspark.files import is_local, tune_for_images, with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, report, sources, split
@@ -147,6 +148,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     except ValueError as error:
         raise DermsparkError(str(error)) from None
     input_url, output_url = to_url(settings.input), to_url(settings.output)
+    check_cluster(spark, 1, what="ingest")
     fs = HadoopFS(spark)
     prepare_output(fs, output_url, settings.mode)
 

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.bundle import read_manifest
+from dermspark.cluster import check_cluster
 from dermspark.files import tune_for_images
 from dermspark.score.evaluation import evaluate_scores, write_scoring_report
 from dermspark.score.ground_truth import read_label_file, true_classes
@@ -41,6 +42,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     _check(settings)
     bundle_url, input_url, output_url = (to_url(p) for p in (settings.model, settings.input, settings.output))
     manifest = read_manifest(bundle_url)
+    check_cluster(spark, 1, what="scoring")
     classes, input_size = manifest["classes"], tuple(manifest["input_size"])
     started = datetime.now(UTC)
     run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 
 import dermspark
 from dermspark import DermsparkError
+from dermspark.cluster import check_cluster
 from dermspark.evaluation_report import write_report
 from dermspark.models import get_recipe
 from dermspark.models.weights import resolve_weights
@@ -92,6 +93,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         raise DermsparkError(str(error)) from None
     # Before anything slow: a missing weights file is one clear error at once.
     weights_option = _weights_option(recipe, settings)
+    check_cluster(spark, settings.num_proc, what=f"--num-proc {settings.num_proc}")
     fs = HadoopFS(spark)
     dataset_root, output_url = to_url(settings.dataset), to_url(settings.output)
     prepare_output(fs, output_url, settings.mode)
@@ -101,12 +103,6 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     for needed in ("train", "test"):
         if not split_counts.get(needed):
             raise DermsparkError(f"the dataset's {needed} split is empty: ingest more images")
-    slots = spark.sparkContext.defaultParallelism
-    if settings.num_proc > slots:
-        raise DermsparkError(
-            f"--num-proc {settings.num_proc} needs {settings.num_proc} task slots at once but the "
-            f"cluster offers {slots}: lower --num-proc or add executors/cores"
-        )
     per_shard = _check_shards(dataset_url, settings.num_proc)
     log.info("train: training rows per process %s", per_shard)
 

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A real Spark standalone cluster on 127.0.0.1, from the pip pyspark alone (it has no
+# start-master.sh): one master and N workers, each a JVM of its own.
+#
+#   scripts/cluster.sh start [--workers 2] [--cores 1] [--memory 2g] [--port 7077] [--webui-port 8080]
+#   scripts/cluster.sh status
+#   scripts/cluster.sh stop
+#
+# start waits until every worker has registered and prints the master URL; jobs then run with
+#   ./spark-submit.sh JOB --master spark://127.0.0.1:7077 ...
+# State (pids, logs, the master's URLs) lives in $DERMSPARK_CLUSTER_DIR (default build/cluster).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+state="${DERMSPARK_CLUSTER_DIR:-$root/build/cluster}"
+command="${1:-}"
+[ $# -gt 0 ] && shift
+
+workers=2 cores=1 memory=2g port=7077 webui=8080
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --workers) workers="$2"; shift 2 ;;
+        --cores) cores="$2"; shift 2 ;;
+        --memory) memory="$2"; shift 2 ;;
+        --port) port="$2"; shift 2 ;;
+        --webui-port) webui="$2"; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+stop() {
+    local pids=()
+    for pidfile in "$state"/*.pid; do
+        [ -e "$pidfile" ] || continue
+        pids+=("$(cat "$pidfile")")
+        rm -f "$pidfile"
+    done
+    # spark-class execs java, so these are the JVMs; wait for them, so their ports are free.
+    [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.2
+    done
+    [ ${#pids[@]} -gt 0 ] && kill -9 "${pids[@]}" 2>/dev/null || true
+    rm -f "$state/master"
+}
+
+case "$command" in
+    start)
+        "$root/scripts/bootstrap.sh"
+        if [ -e "$state/master" ]; then
+            echo "a cluster is already running: $(head -1 "$state/master") (scripts/cluster.sh stop)" >&2
+            exit 2
+        fi
+        mkdir -p "$state"
+        # spark-class finds Spark through SPARK_HOME; its own guess needs pyspark on the system python.
+        SPARK_HOME="$("$root/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+        export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR="$state"
+        # Workers keep application folders (with shipped archives) under here.
+        export SPARK_WORKER_DIR="$state/work"
+        class="$root/.venv/bin/spark-class"
+        "$class" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$port" \
+            --webui-port "$webui" >"$state/master.log" 2>&1 &
+        echo $! >"$state/master.pid"
+        for index in $(seq 1 "$workers"); do
+            "$class" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
+                --memory "$memory" --webui-port 0 "spark://127.0.0.1:$port" >"$state/worker-$index.log" 2>&1 &
+            echo $! >"$state/worker-$index.pid"
+        done
+        printf 'spark://127.0.0.1:%s\nhttp://127.0.0.1:%s\n' "$port" "$webui" >"$state/master"
+        # Ready when the master's JSON lists every worker ALIVE; a minute at most.
+        if ! "$root/.venv/bin/python" - "$webui" "$workers" "$state"/*.pid <<'PY'
+import json, os, sys, time, urllib.request
+webui, wanted = sys.argv[1], int(sys.argv[2])
+pids = [int(open(path).read()) for path in sys.argv[3:]]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    for pid in pids:  # a JVM that died (gone, or a zombie) will not come back
+        try:
+            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+                sys.exit(1)
+        except OSError:
+            sys.exit(1)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=2) as answer:
+            alive = [w for w in json.load(answer)["workers"] if w["state"] == "ALIVE"]
+        if len(alive) >= wanted:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+PY
+        then
+            echo "the cluster did not come up (a JVM died, or 60 s passed); logs in $state:" >&2
+            tail -n 5 "$state"/*.log >&2 || true
+            stop
+            exit 1
+        fi
+        echo "spark://127.0.0.1:$port ($workers workers x $cores cores, $memory; web UI http://127.0.0.1:$webui)"
+        ;;
+    status)
+        [ -e "$state/master" ] || { echo "no cluster running"; exit 1; }
+        webui_url="$(sed -n 2p "$state/master")"
+        "$root/.venv/bin/python" - "$webui_url" <<'PY'
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "/json/", timeout=3) as answer:
+    master = json.load(answer)
+print(master["url"], master["status"])
+for worker in master["workers"]:
+    print(f"  {worker['id']} {worker['state']} cores {worker['coresused']}/{worker['cores']} "
+          f"memory {worker['memoryused']}/{worker['memory']} MB")
+PY
+        ;;
+    stop)
+        stop
+        ;;
+    *)
+        sed -n '2,11p' "$0" >&2
+        exit 2
+        ;;
+esac

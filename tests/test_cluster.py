@@ -1,0 +1,88 @@
+"""The jobs on a real Spark standalone cluster on 127.0.0.1 (a master and two workers, each its
+own JVM, started by scripts/cluster.sh), and the checks that fail fast instead of waiting."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import ROOT, ok
+
+CLUSTER = str(ROOT / "scripts" / "cluster.sh")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two workers of one core and 2 GB each; stopped however the tests end."""
+    state = tmp_path_factory.mktemp("cluster")
+    env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state)}
+    port, webui = _free_port(), _free_port()
+    started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
+                              "--port", str(port), "--webui-port", str(webui)],
+                             capture_output=True, text=True, env=env, timeout=120, check=False)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield f"spark://127.0.0.1:{port}", env
+    finally:
+        subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
+
+
+def submit(env, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+def test_ingest_train_score_on_the_cluster(cluster, tmp_path):
+    from dermspark.synthetic import make_synthetic_ham10000
+
+    master, env = cluster
+    make_synthetic_ham10000(str(tmp_path / "archive"), images=120, seed=5)
+    ok(submit(env, "ingest", "--master", master, "--input", str(tmp_path / "archive"),
+              "--output", str(tmp_path / "dataset")))
+    ok(submit(env, "train", "--master", master, "--dataset", str(tmp_path / "dataset"),
+              "--output", str(tmp_path / "model"), "--epochs", "2", "--num-proc", "2"))
+    ok(submit(env, "score", "--master", master, "--model", str(tmp_path / "model" / "model"),
+              "--input", str(tmp_path / "archive"), "--output", str(tmp_path / "scores"), "--glob", "*.jpg"))
+    manifest = json.loads((tmp_path / "dataset" / "manifest.json").read_text())
+    assert manifest["inputs"] == manifest["written"] + manifest["rejected"]
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert len(metrics["history"]["loss"]) == 2
+    (run,) = (tmp_path / "scores" / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["inputs"] == summary["scored"] + summary["errors"] == len(list((tmp_path / "archive").rglob("*.jpg")))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--conf", "spark.executor.memory=4g"), "no worker offers that much"),
+        (("--conf", "spark.executor.cores=2"), "no worker has that many cores"),
+        (("--num-proc", "3"), "can give at most 2"),
+    ],
+)
+def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, message):
+    master, env = cluster
+    started = time.monotonic()
+    result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
+                    "--output", str(tmp_path / "model"), *args, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert message in output and "Traceback" not in output
+    assert time.monotonic() - started < 60
+
+
+def test_a_master_that_does_not_answer_fails_at_once(tmp_path):
+    started = time.monotonic()
+    result = submit(os.environ, "score", "--master", f"spark://127.0.0.1:{_free_port()}", "--model", "m",
+                    "--input", "i", "--output", str(tmp_path / "o"), timeout=60)
+    assert result.returncode == 2
+    assert "does not answer" in result.stderr
+    assert time.monotonic() - started < 20
