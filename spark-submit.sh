@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The one entry point for every dermspark job:
-#   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [job options]
+#   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]
 # JOB is ingest, train or score. --master and --conf pass through to the real spark-submit;
-# --profile picks conf/spark/NAME.properties (default: standalone for spark:// masters, else local).
+# --profile picks conf/spark/NAME.properties (default: standalone, yarn or k8s by the master, else local).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 jobs="ingest train score"
 
 usage() {
-    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [job options]" >&2
+    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]" >&2
     echo "       $0 JOB --help   lists the options of one job" >&2
     exit 2
 }
@@ -23,6 +23,9 @@ case " $jobs " in *" $job "*) ;; *) echo "unknown job '$job'" >&2; usage ;; esac
 
 master=""
 profile=""
+# yes: ship .venv packed (executors with nothing installed); no: executors use this machine's
+# .venv path; auto: yes for any master but local.
+pack_env="${DERMSPARK_PACK_ENV:-auto}"
 spark_args=()
 job_args=()
 while [ $# -gt 0 ]; do
@@ -33,11 +36,13 @@ while [ $# -gt 0 ]; do
         --conf=*) spark_args+=(--conf "${1#*=}"); shift ;;
         --profile) [ $# -ge 2 ] || usage; profile="$2"; shift 2 ;;
         --profile=*) profile="${1#*=}"; shift ;;
+        --pack-env) [ $# -ge 2 ] || usage; pack_env="$2"; shift 2 ;;
+        --pack-env=*) pack_env="${1#*=}"; shift ;;
         *) job_args+=("$1"); shift ;;
     esac
 done
 if [ -z "$profile" ]; then
-    case "$master" in spark://*) profile=standalone ;; *) profile=local ;; esac
+    case "$master" in spark://*) profile=standalone ;; yarn*) profile=yarn ;; k8s://*) profile=k8s ;; *) profile=local ;; esac
 fi
 properties="$root/conf/spark/$profile.properties"
 [ -f "$properties" ] || { echo "no Spark profile $properties" >&2; exit 2; }
@@ -80,6 +85,23 @@ with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.write(path, os.path.relpath(path, lib))
 os.replace(staging, target)
 PY
+
+case "$pack_env" in
+    auto) case "$master" in ""|local*) pack_env=no ;; *) pack_env=yes ;; esac ;;
+    yes|no) ;;
+    *) echo "--pack-env must be yes, no or auto, not '$pack_env'" >&2; exit 2 ;;
+esac
+if [ "$pack_env" = yes ]; then
+    # Built once per lock (scripts/pack_env.py) and unpacked by Spark in each executor's folder.
+    env_archive="$("$root/.venv/bin/python" "$root/scripts/pack_env.py")"
+    # Horovod starts its workers as new Python processes, which see py-files only through
+    # PYTHONPATH (Spark's workers add them to sys.path themselves): name the zip, relative to
+    # the executor's folder where Spark puts it.
+    spark_args+=(--archives "$env_archive#environment"
+                 --conf spark.pyspark.python=./environment/bin/python
+                 --conf "spark.executorEnv.PYTHONPATH=$(basename "$zip_path")"
+                 --conf "spark.pyspark.driver.python=$root/.venv/bin/python")
+fi
 
 export PYSPARK_PYTHON="$root/.venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"

@@ -23,14 +23,16 @@ def _free_port() -> int:
 def cluster(tmp_path_factory):
     """Two workers of one core and 2 GB each; stopped however the tests end."""
     state = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state)}
+    # Jobs ship .venv packed (spark-submit.sh does for any non-local master); gzip level 0
+    # unpacks fastest on one machine.
+    env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state), "DERMSPARK_PACK_LEVEL": "0"}
     port, webui = _free_port(), _free_port()
     started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
                               "--port", str(port), "--webui-port", str(webui)],
                              capture_output=True, text=True, env=env, timeout=120, check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        yield f"spark://127.0.0.1:{port}", env
+        yield f"spark://127.0.0.1:{port}", env, state
     finally:
         subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
 
@@ -43,7 +45,7 @@ def submit(env, *args, timeout=600) -> subprocess.CompletedProcess:
 def test_ingest_train_score_on_the_cluster(cluster, tmp_path):
     from dermspark.synthetic import make_synthetic_ham10000
 
-    master, env = cluster
+    master, env, state = cluster
     make_synthetic_ham10000(str(tmp_path / "archive"), images=120, seed=5)
     ok(submit(env, "ingest", "--master", master, "--input", str(tmp_path / "archive"),
               "--output", str(tmp_path / "dataset")))
@@ -58,6 +60,10 @@ def test_ingest_train_score_on_the_cluster(cluster, tmp_path):
     (run,) = (tmp_path / "scores" / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["inputs"] == summary["scored"] + summary["errors"] == len(list((tmp_path / "archive").rglob("*.jpg")))
+    # Each application's executors ran the packed environment Spark unpacked in their folders.
+    executors = list((state / "work").glob("app-*/*"))
+    assert len({path.parent for path in executors}) >= 3
+    assert all((path / "environment" / "bin" / "python").exists() for path in executors)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +75,7 @@ def test_ingest_train_score_on_the_cluster(cluster, tmp_path):
     ],
 )
 def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, message):
-    master, env = cluster
+    master, env, _ = cluster
     started = time.monotonic()
     result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
                     "--output", str(tmp_path / "model"), *args, timeout=120)

@@ -154,6 +154,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
             start_timeout=settings.start_timeout,
             use_gloo=True,
             verbose=0,
+            # Workers start on executors: with a shipped environment, its Python, not the driver's.
+            executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
         )
         metrics = results[0]
         fs.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
