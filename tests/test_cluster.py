@@ -3,6 +3,7 @@ own JVM, started by scripts/cluster.sh), and the checks that fail fast instead o
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -92,3 +93,83 @@ def test_a_master_that_does_not_answer_fails_at_once(tmp_path):
     assert result.returncode == 2
     assert "does not answer" in result.stderr
     assert time.monotonic() - started < 20
+
+
+def _kill_worker(state, index: int) -> None:
+    """SIGKILL a worker JVM, as a machine failure would; its executor notices and exits."""
+    os.kill(int((state / f"worker-{index}.pid").read_text()), signal.SIGKILL)
+
+
+def _checkpointed_epoch(store) -> int:
+    try:
+        return json.loads((store / "state.json").read_text()).get("epoch", 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def test_worker_lost_in_training_fails_clearly_then_resumes(tmp_path_factory, tmp_path):
+    """Its own cluster: a worker dies mid-training; the job ends with one message in bounded time,
+    and a rerun with the same run id on a restarted cluster resumes at the next epoch."""
+    from dermspark.synthetic import make_synthetic_ham10000
+
+    state = tmp_path_factory.mktemp("faulty-cluster")
+    env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state), "DERMSPARK_PACK_ENV": "no"}
+    ports = ["--port", str(_free_port()), "--webui-port", str(_free_port())]
+    master = f"spark://127.0.0.1:{ports[1]}"
+    make_synthetic_ham10000(str(tmp_path / "archive"), images=120, seed=6)
+    try:
+        ok(subprocess.run([CLUSTER, "start", *ports], env=env, capture_output=True, text=True, timeout=120))
+        ok(submit(env, "ingest", "--master", master, "--input", str(tmp_path / "archive"),
+                  "--output", str(tmp_path / "dataset")))
+        command = [str(ROOT / "spark-submit.sh"), "train", "--master", master, "--dataset", str(tmp_path / "dataset"),
+                   "--output", str(tmp_path / "model"), "--epochs", "8", "--num-proc", "2", "--run-id", "lost"]
+        store = tmp_path / "model.checkpoints" / "lost"
+        job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.monotonic() + 300
+        while _checkpointed_epoch(store) < 1:
+            assert job.poll() is None and time.monotonic() < deadline, "training never checkpointed"
+            time.sleep(0.2)
+        _kill_worker(state, 2)
+        killed = time.monotonic()
+        output, _ = job.communicate(timeout=300)
+        assert job.returncode == 2, output[-3000:]
+        assert "a training process ended before training did" in output and "--run-id lost" in output
+        assert time.monotonic() - killed < 180
+        reached = _checkpointed_epoch(store)
+        assert 1 <= reached < 8
+
+        subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
+        ok(subprocess.run([CLUSTER, "start", *ports], env=env, capture_output=True, text=True, timeout=120))
+        ok(subprocess.run(command, capture_output=True, text=True, env=env, timeout=600))
+        metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+        assert metrics["resumed_from"]["epoch"] == reached
+        assert len(metrics["history"]["loss"]) == 8
+    finally:
+        subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
+
+
+def test_worker_lost_in_scoring_is_retried_and_every_input_scored_once(spark, cluster, pipeline, real_data,
+                                                                       tmp_path):
+    """Spark reruns the lost executor's tasks on the other one; the run has each input once.
+    Runs last on the shared cluster: it leaves one worker."""
+    master, env, state = cluster
+    env = {**env, "DERMSPARK_PACK_ENV": "no"}
+    output = tmp_path / "scores"
+    job = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), "score", "--master", master, "--model", str(pipeline / "model" / "model"),
+         "--input", str(real_data / "ham10000-200x150"), "--glob", "*.jpg", "--output", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    deadline = time.monotonic() + 300
+    while not list(output.glob("_staging/*/rows/_temporary")):
+        assert job.poll() is None and time.monotonic() < deadline, "scoring never started writing"
+        time.sleep(0.2)
+    time.sleep(3)  # well into the tasks
+    _kill_worker(state, 2)
+    log, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, log[-3000:]
+    (run,) = (output / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["inputs"] == summary["scored"] == 10_015
+    rows = spark.read.parquet(str(output / "predictions"))
+    assert rows.count() == rows.select("path").distinct().count() == 10_015

@@ -147,16 +147,26 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
              [stage["epochs"] for stage in plan["stages"]], run_id)
     with staged_output(fs, output_url) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
-        results = horovod.spark.run(
-            _entry_point(),
-            args=({**config, "output_url": staging},),
-            num_proc=settings.num_proc,
-            start_timeout=settings.start_timeout,
-            use_gloo=True,
-            verbose=0,
-            # Workers start on executors: with a shipped environment, its Python, not the driver's.
-            executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
-        )
+        try:
+            results = horovod.spark.run(
+                _entry_point(),
+                args=({**config, "output_url": staging},),
+                num_proc=settings.num_proc,
+                start_timeout=settings.start_timeout,
+                use_gloo=True,
+                verbose=0,
+                # Workers start on executors: with a shipped environment, its Python, not the driver's.
+                executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
+            )
+        except RuntimeError as error:
+            # Horovod ends every rank when one exits: a lost worker or executor, or a failure whose
+            # traceback the ranks' output above shows. The checkpoints stay; say how to go on.
+            if "exited with non-zero status" not in str(error):
+                raise
+            raise DermsparkError(
+                f"a training process ended before training did (a worker or executor lost, or an error in "
+                f"the output above); rerun with --run-id {run_id} to resume from the last checkpoint"
+            ) from None
         metrics = results[0]
         fs.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         fs.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
