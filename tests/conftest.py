@@ -1,8 +1,10 @@
 """Shared fixtures: one local Spark session per test session, synthetic and real archives."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,17 @@ def pipeline(tmp_path_factory) -> Path:
     ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
               "--output", str(work / "scores"), "--glob", "*.jpg"))
     return work
+
+
+def kill_when(job: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:
+    """SIGKILLs a job started with start_new_session (spark-submit, its JVM and its Python
+    processes) as soon as ready() holds; fails if the job ends first or never gets there."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert job.poll() is None, f"the job ended before it {what}"
+            assert time.monotonic() < deadline, f"the job never {what}"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()

@@ -38,12 +38,9 @@ def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
 
 def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):
     """spark-submit killed while it writes: no output folder, only a hidden staging one."""
-    import os
-    import signal
     import subprocess
-    import time
 
-    from conftest import ROOT
+    from conftest import ROOT, kill_when
 
     output = tmp_path / "killed"
     job = subprocess.Popen(
@@ -51,13 +48,5 @@ def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):
          "--output", str(output), "--sizes", "75x100,299x299"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not list(tmp_path.glob(".killed.tmp-*/images_*")):
-            assert job.poll() is None, "the job ended before it started writing"
-            assert time.monotonic() < deadline, "the job never started writing"
-            time.sleep(0.2)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    kill_when(job, lambda: list(tmp_path.glob(".killed.tmp-*/images_*")), "started writing")
     assert not output.exists()

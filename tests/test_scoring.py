@@ -144,12 +144,9 @@ def test_bad_settings_are_one_clear_error(spark, bundle, lake, tmp_path, setting
 
 def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
     """spark-submit killed while it writes its rows: the table keeps exactly the earlier run."""
-    import os
-    import signal
     import subprocess
-    import time
 
-    from conftest import ROOT
+    from conftest import ROOT, kill_when
 
     output = tmp_path / "out"
     first = score(spark, bundle, lake, output)
@@ -158,14 +155,6 @@ def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
          "--input", str(real_data / "ham10000-200x150"), "--glob", "*.jpg", "--model-version", "another"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not list(output.glob("_staging/*/rows")):
-            assert job.poll() is None, "the job ended before it started writing"
-            assert time.monotonic() < deadline, "the job never started writing"
-            time.sleep(0.2)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    kill_when(job, lambda: list(output.glob("_staging/*/rows")), "started writing")
     assert [run.name for run in (output / "runs").iterdir()] == [first["run_id"]]
     assert table(spark, output).count() == 15
