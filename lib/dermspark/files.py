@@ -68,7 +68,12 @@ def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) ->
         # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
         paths = [canonical_path(unquote(path)) for path in _binary_files(spark, urls, glob).inputFiles()]
     listing = spark.createDataFrame([(path,) for path in paths], "path string")
-    return listing.withColumn("image_id", F.regexp_extract("path", r"([^/]+?)(\.[^./]*)?$", 1))
+    return listing.withColumn("image_id", image_id_column())
+
+
+def image_id_column(path_column: str = "path") -> Column:
+    """A file's image id: its name without the extension (ISIC_0024306.jpg -> ISIC_0024306)."""
+    return F.regexp_extract(path_column, r"([^/]+?)(\.[^./]*)?$", 1)
 
 
 def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: str | None = None) -> DataFrame:

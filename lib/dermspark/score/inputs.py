@@ -9,7 +9,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
-from dermspark.files import canonical_path_column, is_local, list_files, with_contents
+from dermspark.files import (
+    canonical_path_column,
+    image_id_column,
+    is_local,
+    list_files,
+    with_contents,
+)
 from dermspark.schema import dataset_dirname
 from dermspark.settings import ScoreSettings
 from dermspark.storage import HadoopFS, join
@@ -27,10 +33,6 @@ class ScoreInput:
     # image_id, dx and the dx vocabulary, when the input carries its own labels (ingested datasets)
     labels: DataFrame | None = None
     vocabulary: str | None = None
-
-
-def _image_id(path_column: str = "path"):
-    return F.regexp_extract(path_column, r"([^/]+?)(\.[^./]*)?$", 1)
 
 
 def detect_format(fs: HadoopFS, url: str) -> str:
@@ -61,7 +63,7 @@ def _parquet(spark, url: str, settings: ScoreSettings) -> ScoreInput:
         F.when(F.col(path).startswith("/"), F.concat(F.lit("file://"), F.col(path))).otherwise(F.col(path))
         .alias("path"),
         *([F.col(content).cast("binary").alias("content")] if content else []),
-    ).withColumn("path", canonical_path_column()).withColumn("image_id", _image_id())
+    ).withColumn("path", canonical_path_column()).withColumn("image_id", image_id_column())
     if content:
         return ScoreInput(rows, False, "parquet")
     if rows.filter(~F.col("path").startswith("file:")).limit(1).count() == 0:
