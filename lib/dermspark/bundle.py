@@ -7,6 +7,7 @@ how pixels are decoded and scaled, the training settings, the dataset it came fr
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,16 @@ class Bundle:
     def input_size(self) -> tuple[int, int]:
         height, width = self.manifest["input_size"]
         return int(height), int(width)
+
+
+def model_version(manifest: dict, override: str = "") -> str:
+    """The training run id and the start of the bundle hash: readable, and exact."""
+    version = override or "-".join(
+        part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
+    )
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", version):
+        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-'")
+    return version
 
 
 def _target_dir(url: str) -> str:

@@ -14,13 +14,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
-from dermspark.bundle import read_manifest
+from dermspark.bundle import model_version, read_manifest
 from dermspark.cluster import check_cluster
 from dermspark.files import tune_for_images
 from dermspark.score.evaluation import evaluate_scores, write_scoring_report
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
-from dermspark.score.output import ScoringOutput, model_version
+from dermspark.score.output import ScoringOutput
 from dermspark.score.udf import make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import join, local_path, to_url

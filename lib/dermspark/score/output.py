@@ -9,8 +9,6 @@ by renaming its folder into the table: one rename, so a killed run adds no rows.
 is moved into runs/ just after.
 """
 
-import re
-
 from pyspark.sql import DataFrame, SparkSession
 
 from dermspark import DermsparkError
@@ -18,16 +16,6 @@ from dermspark.storage import HadoopFS, join
 
 PREDICTIONS, RUNS, STAGING = "predictions", "runs", "_staging"
 MODES = ("error", "overwrite")
-
-
-def model_version(manifest: dict, override: str = "") -> str:
-    """The training run id and the start of the bundle hash: readable, and exact."""
-    version = override or "-".join(
-        part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
-    )
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", version):
-        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-'")
-    return version
 
 
 class ScoringOutput:
