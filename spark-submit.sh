@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one entry point for every dermspark job:
 #   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]
-# JOB is ingest, train or score. --master and --conf pass through to the real spark-submit;
+# JOB is ingest, train, score or serve. --master and --conf pass through to the real spark-submit;
 # --profile picks conf/spark/NAME.properties (default: standalone, yarn or k8s by the master, else local).
+# serve runs no Spark job: it starts the prediction service with the project's Python.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-jobs="ingest train score"
+jobs="ingest train score serve"
 
 usage() {
     echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]" >&2
@@ -20,6 +21,11 @@ shift
 case " $jobs " in *" $job "*) ;; *) echo "unknown job '$job'" >&2; usage ;; esac
 
 "$root/scripts/bootstrap.sh"
+
+if [ "$job" = serve ]; then
+    export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+    exec "$root/.venv/bin/python" "$root/jobs/serve.py" "$@"
+fi
 
 master=""
 profile=""

@@ -33,6 +33,21 @@ java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | hea
 [ "$java_major" = "17" ] || die "Java 17 is required by Spark 3.5; 'java -version' reports major version '${java_major:-unknown}'. Install OpenJDK 17 and put it first on PATH."
 command -v c++ >/dev/null 2>&1 || die "a C++ compiler is required to build Horovod $horovod_version from source: install g++."
 
+# The browser test drives Debian's chromium: Playwright's own browser download would need a
+# network at test time. Jobs do not need it, so where it cannot be installed this only warns.
+chromium="${DERMSPARK_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium for the browser test"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q chromium >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } ||
+            say "warning: could not install chromium; the browser test will fail until $chromium exists"
+    else
+        say "warning: no Chromium at $chromium (the browser test needs it): apt-get install chromium, or set DERMSPARK_CHROMIUM"
+    fi
+fi
+
 stamp_key="$(cat "$root/pyproject.toml" "$root/constraints.txt" "$root/scripts/bootstrap.sh" | sha256sum | cut -c1-16)"
 if [ -f "$venv/.bootstrap-stamp" ] && [ "$(cat "$venv/.bootstrap-stamp")" = "$stamp_key" ]; then
     say "environment up to date ($venv)"

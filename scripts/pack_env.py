@@ -77,6 +77,8 @@ def main() -> None:
                 # Executors' Python needs neither Spark's jars (their JVM has its own) nor C headers.
                 ("exclude", "lib/python*/site-packages/pyspark/jars/*"),
                 ("exclude", "lib/python*/site-packages/tensorflow/include/*"),
+                # The browser test's driver (165 MB): executors never run a browser.
+                ("exclude", "lib/python*/site-packages/playwright/*"),
             ])
             os.chmod(staging, 0o644)
             os.replace(staging, target)

@@ -18,6 +18,21 @@ MELANOMA_CLASSES = ("melanoma", "non_melanoma")
 # ISIC 2019's one-hot ground-truth columns, in the file's order.
 ISIC2019_DIAGNOSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 
+# What a person reads: HAM10000's and ISIC 2019's own names for their diagnoses.
+DISPLAY_NAMES = {
+    "akiec": "Actinic keratosis / intraepithelial carcinoma",
+    "ak": "Actinic keratosis",
+    "bcc": "Basal cell carcinoma",
+    "bkl": "Benign keratosis-like lesion",
+    "df": "Dermatofibroma",
+    "mel": "Melanoma",
+    "nv": "Melanocytic nevus",
+    "scc": "Squamous cell carcinoma",
+    "vasc": "Vascular lesion",
+    "melanoma": "Melanoma",
+    "non_melanoma": "Not melanoma",
+}
+
 LABEL_SPACES = {
     "ham10000": HAM10000_CLASSES,
     "isic2019": ISIC2019_CLASSES,
@@ -75,3 +90,8 @@ def label_mapping(source_space: str, label_space: str) -> dict[str, str]:
         return dict(_MAPPINGS[(source_space, label_space)])
     except KeyError:
         raise ValueError(f"no mapping from {source_space!r} diagnoses to {label_space!r}") from None
+
+
+def display_name(label: str) -> str:
+    """A class's readable name; a class dermspark does not know (a folders archive) keeps its own."""
+    return DISPLAY_NAMES.get(label, label)

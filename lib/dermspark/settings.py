@@ -84,6 +84,18 @@ class ScoreSettings:
     mode: str = "error"
 
 
+@dataclass
+class ServeSettings:
+    model: str = ""
+    # Loopback by default: serving to a network is a choice made with --host.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_mb: float = 10.0  # larger uploads get 413 before they are read
+    # Comma-separated origins whose web pages may call the API; "": none (CORS closed).
+    cors_origins: str = ""
+    melanoma_threshold: float = 0.5
+
+
 SettingsT = TypeVar("SettingsT")
 
 

@@ -1,0 +1,106 @@
+"""The FastAPI app over one bundle: POST /predict, GET /health, GET / (the upload page).
+
+An upload goes through `score.predict.predict_bytes`, the batch job's own path from bytes to
+probabilities, so the service and the job give the same numbers for the same file.
+"""
+
+import threading
+from importlib import resources
+from typing import Annotated
+
+from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
+
+from dermspark import DermsparkError
+from dermspark.bundle import load_bundle, model_version
+from dermspark.labels import display_name
+from dermspark.score.predict import describe, predict_bytes
+from dermspark.serve.upload_limit import UploadLimit
+from dermspark.settings import ServeSettings, require
+
+NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
+          "Show any lesion that worries you to a doctor.")
+# 415: the bytes are in no image format at all; 422 (the rest): an image that cannot be decoded.
+STATUS_BY_REASON = {"not_an_image": 415}
+
+
+def upload_limit_bytes(settings: ServeSettings) -> int:
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    if limit <= 0:
+        raise DermsparkError(f"max_upload_mb must be above 0, got {settings.max_upload_mb}")
+    return limit
+
+
+def cors_origins(settings: ServeSettings) -> list[str]:
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if "*" in origins:
+        raise DermsparkError("cors_origins must name origins; '*' would let any web page call the service")
+    return origins
+
+
+def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
+    """The app for settings.model (or an already loaded bundle). The bundle is loaded here, not on
+    the first request, so a bad bundle stops the launcher before it listens."""
+    limit = upload_limit_bytes(settings)
+    origins = cors_origins(settings)
+    if not 0.0 <= settings.melanoma_threshold <= 1.0:
+        raise DermsparkError(f"melanoma_threshold must be within 0 and 1, got {settings.melanoma_threshold}")
+    if bundle is None:
+        require(settings, "model")
+        bundle = load_bundle(settings.model)
+    classes = list(bundle.classes)
+    identity = {"model": bundle.manifest["model_name"], "version": model_version(bundle.manifest)}
+    # One model call at a time: Keras models are not documented as safe to call from several
+    # threads, and on a CPU one call already uses the cores TensorFlow was given.
+    model_lock = threading.Lock()
+    page = resources.files("dermspark.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image")
+    app.add_middleware(UploadLimit, limit_bytes=limit)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"])
+
+    @app.get("/health")
+    def health() -> dict:
+        return {
+            "status": "ok",
+            **identity,
+            "classes": classes,
+            "class_names": {label: display_name(label) for label in classes},
+            "input_size": list(bundle.input_size),
+            "max_upload_bytes": limit,
+            "notice": NOTICE,
+        }
+
+    @app.post("/predict")
+    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...)")]) -> dict:
+        # The middleware bounds the request; this bounds the file itself, exactly.
+        content = file.file.read(limit + 1)
+        if len(content) > limit:
+            raise HTTPException(413, {"reason": "too_large", "message": f"the image is over {limit} bytes"})
+        with model_lock:
+            [prediction] = predict_bytes(bundle, [content])
+        if prediction.error is not None:
+            raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
+                "reason": prediction.error,
+                "message": f"not a usable image ({prediction.error}): {prediction.error_detail}"})
+        columns = describe([prediction], classes, top_k=len(classes), melanoma_threshold=settings.melanoma_threshold)
+        label = columns["predicted_label"][0]
+        return {
+            "predicted_class": label,
+            "predicted_name": display_name(label),
+            "confidence": columns["confidence"][0],
+            "probabilities": {name: float(value) for name, value in zip(classes, prediction.probabilities, strict=True)},
+            "melanoma_flag": columns["melanoma_flag"][0],
+            "sha256": prediction.sha256,
+            **identity,
+            "notice": NOTICE,
+        }
+
+    @app.get("/", response_class=HTMLResponse)
+    def upload_page() -> str:
+        return page
+
+    return app
+

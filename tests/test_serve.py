@@ -1,0 +1,145 @@
+"""The prediction service through FastAPI's TestClient: every endpoint, every kind of bad input,
+and the same probabilities as the batch job for the same files."""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dermspark import DermsparkError
+from dermspark.bundle import load_bundle
+from dermspark.serve.app import make_app
+from dermspark.serve.upload_limit import FRAMING_BYTES
+from dermspark.settings import ServeSettings
+from fastapi.testclient import TestClient
+
+LIMIT_MB = 0.05  # 52,428 bytes: the synthetic JPEGs are far below it
+LIMIT_BYTES = int(LIMIT_MB * 1024 * 1024)
+
+
+@pytest.fixture(scope="module")
+def bundle(pipeline):
+    return load_bundle(str(pipeline / "model" / "model"))
+
+
+@pytest.fixture(scope="module")
+def client(bundle):
+    return TestClient(make_app(ServeSettings(max_upload_mb=LIMIT_MB), bundle=bundle))
+
+
+@pytest.fixture(scope="module")
+def images(pipeline) -> list[Path]:
+    return sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:6]
+
+
+def upload(client, content: bytes, name: str = "lesion.jpg"):
+    return client.post("/predict", files={"file": (name, content, "image/jpeg")})
+
+
+def test_health_names_the_bundle(client, bundle, pipeline):
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["model"] == "benbrahim_cnn"
+    assert health["classes"] == bundle.classes == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert health["class_names"]["mel"] == "Melanoma"
+    assert health["input_size"] == [75, 100]
+    # The version is the one batch scoring files its rows under.
+    versions = [path.name for path in (pipeline / "scores" / "predictions").iterdir()]
+    assert versions == [f"model_version={health['version']}"]
+
+
+def test_predictions_equal_the_batch_jobs(client, images, pipeline):
+    table = pd.read_parquet(pipeline / "scores" / "predictions")
+    by_hash = table.set_index("sha256")
+    for path in images:
+        content = path.read_bytes()
+        answer = upload(client, content, path.name).json()
+        row = by_hash.loc[hashlib.sha256(content).hexdigest()]
+        assert answer["sha256"] == hashlib.sha256(content).hexdigest()
+        assert answer["predicted_class"] == row["predicted_label"]
+        assert answer["confidence"] == pytest.approx(row["confidence"], abs=1e-6)
+        for label, probability in answer["probabilities"].items():
+            assert probability == pytest.approx(row[f"prob_{label}"], abs=1e-6), label
+        assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert answer["melanoma_flag"] == bool(row["melanoma_flag"])
+
+
+@pytest.mark.parametrize(("content", "status", "reason"), [
+    (b"", 422, "unreadable"),
+    (b"patient notes, not a picture", 415, "not_an_image"),
+    ("truncated", 422, "truncated"),
+])
+def test_bad_images_get_a_reason_and_the_service_keeps_serving(client, images, content, status, reason):
+    if content == "truncated":
+        content = images[0].read_bytes()[:600]
+    answer = upload(client, content)
+    assert answer.status_code == status
+    assert answer.json()["detail"]["reason"] == reason
+    assert reason in answer.json()["detail"]["message"]
+    assert upload(client, images[1].read_bytes()).status_code == 200
+
+
+def test_a_png_named_jpg_is_judged_by_its_content(client, images):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(images[0]).resize((200, 150)).save(buffer, format="PNG")
+    assert upload(client, buffer.getvalue(), "really-a-png.jpg").status_code == 200
+
+
+def test_missing_file_field_is_422(client):
+    answer = client.post("/predict", data={"image": "x"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "file"]
+    assert client.post("/predict").status_code == 422
+
+
+def test_uploads_over_the_limit_get_413(client, images):
+    # Over the body cap: refused from Content-Length before the body is read.
+    assert upload(client, b"\xff" * (LIMIT_BYTES + FRAMING_BYTES + 1)).status_code == 413
+    # Under the body cap, over the file cap: refused by the exact size check.
+    answer = upload(client, b"\xff" * (LIMIT_BYTES + 1))
+    assert answer.status_code == 413 and answer.json()["detail"]["reason"] == "too_large"
+
+    # A chunked body has no Content-Length: reading stops once it passes the cap.
+    def chunks():
+        for _ in range(200):
+            yield b"\0" * 1024
+
+    answer = client.post("/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert answer.status_code == 413
+    assert upload(client, images[0].read_bytes()).status_code == 200
+
+
+def test_upload_page_previews_and_says_it_is_not_a_diagnosis(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Not a diagnosis" in page.text
+    assert 'type="file"' in page.text and "createObjectURL" in page.text and 'fetch("predict"' in page.text
+
+
+def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
+    origin = {"Origin": "https://clinic.example"}
+    assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in client.options("/predict", headers=preflight).headers
+
+    opened = TestClient(make_app(ServeSettings(cors_origins="https://clinic.example"), bundle=bundle))
+    assert opened.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://clinic.example"
+    assert opened.options("/predict", headers=preflight).status_code == 200
+    other = {"Origin": "https://elsewhere.example"}
+    assert "access-control-allow-origin" not in opened.get("/health", headers=other).headers
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    (ServeSettings(), "--model"),
+    (ServeSettings(model="/nonexistent/bundle"), "not a model bundle"),
+    (ServeSettings(model="unused", max_upload_mb=0), "max_upload_mb"),
+    (ServeSettings(model="unused", cors_origins="*"), "any web page"),
+    (ServeSettings(model="unused", melanoma_threshold=1.5), "melanoma_threshold"),
+])
+def test_bad_settings_give_one_clear_error(settings, message):
+    with pytest.raises(DermsparkError, match=message):
+        make_app(settings)

@@ -1,0 +1,97 @@
+"""The service as users start it (spark-submit.sh serve) on 127.0.0.1: the upload page in headless
+Chromium, a bounded load test, and the launcher's errors."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from dermspark.serve.load import free_port, run_load, wait_until_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("DERMSPARK_CHROMIUM", "/usr/bin/chromium")
+# As root and on a closed network, Chromium needs no sandbox and none of its background fetches.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def service(pipeline):
+    port = free_port()
+    process = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), "serve", "--model", str(pipeline / "model" / "model"),
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, timeout=120, process=process)
+        yield url
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        print(output[-3000:])
+
+
+@pytest.fixture(scope="module")
+def images(pipeline) -> list[Path]:
+    return sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:8]
+
+
+def test_browser_uploads_an_image_and_sees_a_prediction(service, images, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh installs Debian's chromium package")
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a picture")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(service + "/")
+            expect(page.locator("#notice")).to_contain_text("Not a diagnosis")
+            expect(page.locator("#model")).to_contain_text("benbrahim_cnn")
+
+            page.set_input_files("#file", str(images[0]))
+            expect(page.locator("#preview")).to_be_visible()
+            page.click("#submit")
+            expect(page.locator("#result")).to_be_visible(timeout=30_000)
+            shown = page.locator("#label").inner_text()
+            assert shown in {"Actinic keratosis / intraepithelial carcinoma", "Basal cell carcinoma",
+                             "Benign keratosis-like lesion", "Dermatofibroma", "Melanoma",
+                             "Melanocytic nevus", "Vascular lesion"}
+            expect(page.locator("#confidence")).to_contain_text("Confidence")
+            expect(page.locator("#probabilities tr")).to_have_count(7)
+            page.screenshot(path=str(tmp_path / "result.png"))
+
+            page.set_input_files("#file", str(not_an_image))
+            page.click("#submit")
+            expect(page.locator("#error")).to_contain_text("not_an_image")
+            expect(page.locator("#result")).to_be_hidden()
+        finally:
+            browser.close()
+
+
+def test_bounded_load_has_no_failures(service, images):
+    result = run_load(service, [path.read_bytes() for path in images], requests=160, clients=4)
+    print(f"\nload: {result}")
+    assert result["failed"] == 0, result["failures"]
+    assert result["succeeded"] == 160
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_launcher_stops_with_one_message_for_a_missing_bundle(tmp_path):
+    result = subprocess.run([str(ROOT / "spark-submit.sh"), "serve", "--model", str(tmp_path / "none")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "serve failed" in result.stderr and "not a model bundle" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_launcher_rejects_spark_options(pipeline):
+    # serve runs no Spark job: a --master would be a mistake worth saying, not ignoring.
+    result = subprocess.run([str(ROOT / "spark-submit.sh"), "serve", "--model",
+                             str(pipeline / "model" / "model"), "--master", "local[2]"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--master" in result.stderr
+
