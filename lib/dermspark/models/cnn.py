@@ -3,6 +3,23 @@
 from dermspark.models.registry import Recipe, Stage, register_model
 
 
+def _augmentation():
+    """Flips, small rotations, shifts and zoom (Huber and Nuneviller's list); active in
+    training only, so a bundle predicts on the image as given."""
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical"),
+            layers.RandomRotation(0.1),
+            layers.RandomTranslation(0.1, 0.1),
+            layers.RandomZoom(0.1),
+        ],
+        name="augmentation",
+    )
+
+
 @register_model(
     Recipe(
         input_size=(75, 100),
@@ -14,10 +31,12 @@ from dermspark.models.registry import Recipe, Stage, register_model
         defaults={"num_classes": 7, "dropout": 0.5},
     )
 )
-def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
+def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5, augment: bool = False):
     """Four valid 3x3 convolutions (64, 64, 128, 128) each with 2x2 max-pooling, Flatten to 1024,
     Dropout, Dense 512, softmax. The paper gives no dropout rate; 0.5 is the Keras examples' choice.
-    Pixels arrive as uint8 and are scaled inside the model, so a bundle needs no outside code."""
+    Pixels arrive as uint8 and are scaled inside the model, so a bundle needs no outside code.
+    augment=True (not in the paper, which has no augmentation) adds huber_cnn's augmentation, which
+    has no weights, so the parameter count stays the paper's."""
     from tensorflow import keras
     from tensorflow.keras import layers
 
@@ -25,7 +44,8 @@ def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     height, width = input_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = _augmentation()(inputs) if augment else inputs
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     for index, filters in enumerate((64, 64, 128, 128), start=1):
         x = layers.Conv2D(filters, 3, activation="relu", padding="valid", name=f"conv2d_{index}")(x)
         x = layers.MaxPooling2D(2, name=f"max_pooling2d_{index}")(x)
@@ -57,17 +77,8 @@ def huber_cnn(input_size, num_classes: int = 7, dropout: float = 0.5):
 
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    augmentation = keras.Sequential(
-        [
-            layers.RandomFlip("horizontal_and_vertical"),
-            layers.RandomRotation(0.1),
-            layers.RandomTranslation(0.1, 0.1),
-            layers.RandomZoom(0.1),
-        ],
-        name="augmentation",
-    )
     inputs = keras.Input(shape=(*input_size, 3), name="image")
-    x = augmentation(inputs)
+    x = _augmentation()(inputs)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     for index, filters in enumerate((32, 64, 64), start=1):
         x = layers.Conv2D(filters, 3, activation="relu", name=f"conv2d_{index}")(x)
