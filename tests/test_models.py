@@ -43,6 +43,17 @@ def test_overrides_reach_the_builder():
     assert model.output_shape == (None, 2)
 
 
+def test_benbrahim_augmentation_acts_in_training_only():
+    model = create_model("benbrahim_cnn", augment=True)
+    assert model.count_params() == 788_551
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 75, 100, 3)).astype("float32")
+    plain = create_model("benbrahim_cnn")
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(model(images, training=False), plain(images, training=False), atol=1e-6)
+    augmented = model.get_layer("augmentation")(images, training=True)
+    assert not np.allclose(augmented, images)
+
+
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(ValueError, match="benbrahim_cnn"):
         create_model("resnet_from_nowhere")
