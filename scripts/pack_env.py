@@ -77,8 +77,12 @@ def main() -> None:
                 # Executors' Python needs neither Spark's jars (their JVM has its own) nor C headers.
                 ("exclude", "lib/python*/site-packages/pyspark/jars/*"),
                 ("exclude", "lib/python*/site-packages/tensorflow/include/*"),
-                # The browser test's driver (165 MB): executors never run a browser.
+                # What executors never run: the browser test's driver (165 MB), TensorFlow's
+                # build-time libclang (62 MB), TensorBoard's data server, pip.
                 ("exclude", "lib/python*/site-packages/playwright/*"),
+                ("exclude", "lib/python*/site-packages/clang/*"),
+                ("exclude", "lib/python*/site-packages/tensorboard_data_server/*"),
+                ("exclude", "lib/python*/site-packages/pip/*"),
             ])
             os.chmod(staging, 0o644)
             os.replace(staging, target)

@@ -77,6 +77,9 @@ def test_ingest_train_score_on_the_cluster(cluster, tmp_path):
 )
 def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, message):
     master, env, _ = cluster
+    # The checks run before any executor needs the packed environment, and shipping it would
+    # have the driver copy and unpack it first (Spark does for every --archives entry).
+    env = {**env, "DERMSPARK_PACK_ENV": "no"}
     started = time.monotonic()
     result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
                     "--output", str(tmp_path / "model"), *args, timeout=120)
