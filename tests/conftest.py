@@ -85,6 +85,12 @@ def pipeline(tmp_path_factory) -> Path:
     return work
 
 
+@pytest.fixture(scope="session")
+def archive_jpegs(pipeline) -> list[Path]:
+    """Eight good JPEGs of the pipeline's archive, the ones its scoring run predicted."""
+    return sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:8]
+
+
 def kill_when(job: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:
     """SIGKILLs a job started with start_new_session (spark-submit, its JVM and its Python
     processes) as soon as ready() holds; fails if the job ends first or never gets there."""

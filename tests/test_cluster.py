@@ -4,20 +4,14 @@ own JVM, started by scripts/cluster.sh), and the checks that fail fast instead o
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 from conftest import ROOT, ok
+from dermspark.serve.load import free_port
 
 CLUSTER = str(ROOT / "scripts" / "cluster.sh")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +21,7 @@ def cluster(tmp_path_factory):
     # Jobs ship .venv packed (spark-submit.sh does for any non-local master); gzip level 0
     # unpacks fastest on one machine.
     env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state), "DERMSPARK_PACK_LEVEL": "0"}
-    port, webui = _free_port(), _free_port()
+    port, webui = free_port(), free_port()
     started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
                               "--port", str(port), "--webui-port", str(webui)],
                              capture_output=True, text=True, env=env, timeout=120, check=False)
@@ -91,7 +85,7 @@ def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, me
 
 def test_a_master_that_does_not_answer_fails_at_once(tmp_path):
     started = time.monotonic()
-    result = submit(os.environ, "score", "--master", f"spark://127.0.0.1:{_free_port()}", "--model", "m",
+    result = submit(os.environ, "score", "--master", f"spark://127.0.0.1:{free_port()}", "--model", "m",
                     "--input", "i", "--output", str(tmp_path / "o"), timeout=60)
     assert result.returncode == 2
     assert "does not answer" in result.stderr
@@ -117,7 +111,7 @@ def test_worker_lost_in_training_fails_clearly_then_resumes(tmp_path_factory, tm
 
     state = tmp_path_factory.mktemp("faulty-cluster")
     env = {**os.environ, "DERMSPARK_CLUSTER_DIR": str(state), "DERMSPARK_PACK_ENV": "no"}
-    ports = ["--port", str(_free_port()), "--webui-port", str(_free_port())]
+    ports = ["--port", str(free_port()), "--webui-port", str(free_port())]
     master = f"spark://127.0.0.1:{ports[1]}"
     make_synthetic_ham10000(str(tmp_path / "archive"), images=120, seed=6)
     try:

@@ -28,8 +28,8 @@ def client(bundle):
 
 
 @pytest.fixture(scope="module")
-def images(pipeline) -> list[Path]:
-    return sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:6]
+def images(archive_jpegs) -> list[Path]:
+    return archive_jpegs
 
 
 def upload(client, content: bytes, name: str = "lesion.jpg"):

@@ -3,12 +3,11 @@ Chromium, a bounded load test, and the launcher's errors."""
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import SPARK_SUBMIT
 from dermspark.serve.load import free_port, run_load, wait_until_healthy
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DERMSPARK_CHROMIUM", "/usr/bin/chromium")
 # As root and on a closed network, Chromium needs no sandbox and none of its background fetches.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -19,7 +18,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 def service(pipeline):
     port = free_port()
     process = subprocess.Popen(
-        [str(ROOT / "spark-submit.sh"), "serve", "--model", str(pipeline / "model" / "model"),
+        [SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"),
          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -31,12 +30,7 @@ def service(pipeline):
         print(output[-3000:])
 
 
-@pytest.fixture(scope="module")
-def images(pipeline) -> list[Path]:
-    return sorted((pipeline / "archive" / "HAM10000_images_part_1").glob("*.jpg"))[:8]
-
-
-def test_browser_uploads_an_image_and_sees_a_prediction(service, images, tmp_path):
+def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
@@ -52,7 +46,7 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, images, tmp_pat
             expect(page.locator("#notice")).to_contain_text("Not a diagnosis")
             expect(page.locator("#model")).to_contain_text("benbrahim_cnn")
 
-            page.set_input_files("#file", str(images[0]))
+            page.set_input_files("#file", str(archive_jpegs[0]))
             expect(page.locator("#preview")).to_be_visible()
             page.click("#submit")
             expect(page.locator("#result")).to_be_visible(timeout=30_000)
@@ -72,8 +66,8 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, images, tmp_pat
             browser.close()
 
 
-def test_bounded_load_has_no_failures(service, images):
-    result = run_load(service, [path.read_bytes() for path in images], requests=160, clients=4)
+def test_bounded_load_has_no_failures(service, archive_jpegs):
+    result = run_load(service, [path.read_bytes() for path in archive_jpegs], requests=160, clients=4)
     print(f"\nload: {result}")
     assert result["failed"] == 0, result["failures"]
     assert result["succeeded"] == 160
@@ -81,7 +75,7 @@ def test_bounded_load_has_no_failures(service, images):
 
 
 def test_launcher_stops_with_one_message_for_a_missing_bundle(tmp_path):
-    result = subprocess.run([str(ROOT / "spark-submit.sh"), "serve", "--model", str(tmp_path / "none")],
+    result = subprocess.run([SPARK_SUBMIT, "serve", "--model", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "serve failed" in result.stderr and "not a model bundle" in result.stderr
@@ -90,7 +84,7 @@ def test_launcher_stops_with_one_message_for_a_missing_bundle(tmp_path):
 
 def test_launcher_rejects_spark_options(pipeline):
     # serve runs no Spark job: a --master would be a mistake worth saying, not ignoring.
-    result = subprocess.run([str(ROOT / "spark-submit.sh"), "serve", "--model",
+    result = subprocess.run([SPARK_SUBMIT, "serve", "--model",
                              str(pipeline / "model" / "model"), "--master", "local[2]"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--master" in result.stderr

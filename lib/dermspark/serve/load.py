@@ -40,10 +40,13 @@ def wait_until_healthy(base_url: str, timeout: float, process=None) -> dict:
             raise DermsparkError(f"the service ended (exit status {process.returncode}) before it answered")
         try:
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            if response.status == 200:
-                return json.loads(response.read())
+            try:
+                connection.request("GET", "/health")
+                response = connection.getresponse()
+                if response.status == 200:
+                    return json.loads(response.read())
+            finally:
+                connection.close()
         except OSError:
             pass
         if time.monotonic() > deadline:
