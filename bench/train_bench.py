@@ -4,9 +4,10 @@ same data, same machine, in one run.
 Both sides train on the train split of one ingested dataset: Horovod reads it through Petastorm
 (each rank its shard), plain Keras holds it in memory as numpy arrays. Images per second count
 training steps only (validation excluded), median over the epochs after the first (which
-builds the graph). The ratio is Horovod's rate over plain Keras' rate.
+builds the graph). The ratio is the median over repeats of Horovod's rate over plain Keras'.
 
     .venv/bin/python bench/train_bench.py [--model benbrahim_cnn] [--images 2000] [--epochs 4]
+        [--repeats 3] [--cache-mb 0]
 """
 
 import argparse
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=0, help="per process; 0: the recipe's")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side, taken in turns")
+    parser.add_argument("--cache-mb", type=int, default=2048, help="the job's --cache-mb; 0 streams")
     args = parser.parse_args()
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -64,32 +67,42 @@ def main() -> None:
         .config("spark.ui.enabled", "false").config("spark.driver.memory", "8g").getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    horovod_rates, keras_rates = [], []
     with tempfile.TemporaryDirectory() as work:
         make_synthetic_ham10000(os.path.join(work, "archive"), images=args.images, seed=5)
         label_space = "melanoma" if recipe.positive_class == "melanoma" else "ham10000"
         manifest = run_ingest(spark, IngestSettings(input=os.path.join(work, "archive"),
                                                     output=os.path.join(work, "dataset"), sizes=size,
                                                     label_space=label_space))
-        started = time.perf_counter()
-        result = run_train(spark, TrainSettings(
-            dataset=os.path.join(work, "dataset"), output=os.path.join(work, "model"), model=args.model,
-            epochs=args.epochs, fine_tune_epochs=0, batch_size=batch_size, num_proc=args.num_proc,
-            imbalance="none", weights="none" if recipe.pretrained else "",
-            learning_rate=recipe.stages[0].learning_rate,
-        ))
-        job_seconds = time.perf_counter() - started
-        steps_images = _images_per_epoch(os.path.join(work, "model", "settings.json"))
-        horovod_rate = steps_images / statistics.median(result["history"]["train_seconds"][1:])
-        keras_rate, train_images = plain_keras(
-            "file://" + os.path.join(work, "dataset", f"images_{size}"), args.model, len(manifest["classes"]),
-            batch_size, args.epochs, recipe.stages[0].learning_rate,
-        )
+        dataset_url = "file://" + os.path.join(work, "dataset", f"images_{size}")
+        # This machine's speed drifts between minutes, so the two sides take turns and the
+        # medians count, rather than one run of each at different moments.
+        for repeat in range(args.repeats):
+            output = os.path.join(work, f"model-{repeat}")
+            started = time.perf_counter()
+            result = run_train(spark, TrainSettings(
+                dataset=os.path.join(work, "dataset"), output=output, model=args.model,
+                epochs=args.epochs, fine_tune_epochs=0, batch_size=batch_size, num_proc=args.num_proc,
+                imbalance="none", weights="none" if recipe.pretrained else "",
+                learning_rate=recipe.stages[0].learning_rate, cache_mb=args.cache_mb,
+            ))
+            job_seconds = time.perf_counter() - started
+            steps_images = _images_per_epoch(os.path.join(output, "settings.json"))
+            horovod_rates.append(steps_images / statistics.median(result["history"]["train_seconds"][1:]))
+            keras_rate, train_images = plain_keras(dataset_url, args.model, len(manifest["classes"]), batch_size,
+                                                   args.epochs, recipe.stages[0].learning_rate)
+            keras_rates.append(keras_rate)
+            print(f"repeat {repeat + 1}: Horovod {horovod_rates[-1]:.1f} img/s (whole job {job_seconds:.1f} s), "
+                  f"plain Keras {keras_rate:.1f} img/s", flush=True)
     spark.stop()
+    horovod_rate, keras_rate = statistics.median(horovod_rates), statistics.median(keras_rates)
+    # Each repeat's two sides ran minutes apart at most, so the ratio is taken within a repeat.
+    ratio = statistics.median(h / k for h, k in zip(horovod_rates, keras_rates, strict=True))
     print(f"model {args.model} at {size}, batch {batch_size} per process, {train_images} training images, "
-          f"{args.epochs} epochs; whole Horovod job {job_seconds:.1f} s (start-up and evaluation included)")
+          f"{args.epochs} epochs, medians of {args.repeats}, training shard cached: {args.cache_mb > 0}")
     print(f"{'Horovod on Spark, ' + str(args.num_proc) + ' processes':36} {horovod_rate:10.1f} img/s")
     print(f"{'plain Keras fit, 1 process':36} {keras_rate:10.1f} img/s")
-    print(f"{'ratio (Horovod / plain)':36} {horovod_rate / keras_rate:10.2f}")
+    print(f"{'ratio (median of the repeats Horovod / plain)':36} {ratio:10.2f}")
 
 
 def _images_per_epoch(settings_path: str) -> int:

@@ -23,6 +23,8 @@ def parse_args(argv):
     parser.add_argument("--fine-tune-epochs", type=int, dest="fine_tune_epochs",
                         help="second stage of two-stage recipes; 0 skips it")
     parser.add_argument("--imbalance", help="none, or any of class_weights,cap,oversample")
+    parser.add_argument("--stage-end", dest="stage_end", choices=["best", "last"],
+                        help="end each stage on its best validation loss or its last epoch")
     parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")
     parser.add_argument("--weights", help="none | imagenet (a local file) | /path/to/weights.h5")
     parser.add_argument("--run-id", dest="run_id", help="rerun with the same id to resume")
@@ -31,6 +33,8 @@ def parse_args(argv):
     parser.add_argument("--learning-rate", type=float, dest="learning_rate", help="before scaling")
     parser.add_argument("--num-proc", type=int, dest="num_proc", help="Horovod processes")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--cache-mb", type=int, dest="cache_mb",
+                        help="train from memory after the first epoch when a shard fits; 0 streams")
     parser.add_argument("--mode", choices=["error", "overwrite"], help="when the output exists")
     parser.add_argument("--model-options", dest="model_options", type=json.loads,
                         help='JSON overrides for the model builder, e.g. \'{"dropout": 0.3}\'')

@@ -4,7 +4,13 @@ import pytest
 from dermspark import DermsparkError
 from dermspark.models import get_recipe
 from dermspark.settings import TrainSettings
-from dermspark.train.plan import class_weights, make_plan, parse_imbalance, sampling_rates
+from dermspark.train.plan import (
+    cache_training,
+    class_weights,
+    make_plan,
+    parse_imbalance,
+    sampling_rates,
+)
 
 CLASSES = ["a", "b", "c"]
 PER_SPLIT = {"train": {"a": 900, "b": 300, "c": 60}, "validation": {"a": 100, "b": 30}}
@@ -65,3 +71,22 @@ def test_imbalance_flag_replaces_the_recipe():
     assert parse_imbalance("cap", get_recipe("benbrahim_cnn"), 100)["cap_per_class"] == 100
     with pytest.raises(DermsparkError, match="unknown --imbalance smote"):
         parse_imbalance("smote", recipe, 0)
+
+
+def test_a_shard_is_cached_only_when_its_largest_rank_fits_the_budget():
+    # 75x100x3 bytes = 22,500 an image: 46 MiB hold 2,143 of them.
+    assert cache_training([2000, 2100], (75, 100), cache_mb=46)
+    assert not cache_training([2000, 2200], (75, 100), cache_mb=46)
+    assert not cache_training([10], (75, 100), cache_mb=0)
+    with pytest.raises(DermsparkError, match="--cache-mb must be 0"):
+        cache_training([10], (75, 100), cache_mb=-1)
+
+
+def test_stage_end_overrides_the_recipe_for_every_stage():
+    assert [stage["restore_best"] for stage in plan()["stages"]] == [False]
+    assert [stage["restore_best"] for stage in plan(stage_end="best")["stages"]] == [True]
+    benedetti = "inception_resnet_v2_benedetti"
+    assert [stage["restore_best"] for stage in plan(benedetti)["stages"]] == [True, True]
+    assert [stage["restore_best"] for stage in plan(benedetti, stage_end="last")["stages"]] == [False, False]
+    with pytest.raises(DermsparkError, match="unknown --stage-end 'first'"):
+        plan(stage_end="first")

@@ -52,7 +52,8 @@ def _state(store: Path) -> dict:
 def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     output, store = tmp_path / "model", tmp_path / "model.checkpoints" / "r1"
     command = [str(ROOT / "spark-submit.sh"), "train", "--dataset", str(datasets["many_row_groups"]),
-               "--output", str(output), "--epochs", "4", "--batch-size", "16", "--run-id", "r1"]
+               "--output", str(output), "--epochs", "4", "--batch-size", "16", "--run-id", "r1",
+               "--cache-mb", "0"]  # the streaming reader; the other training tests cache
     # Its own process group, so the kill reaches spark-submit, the JVM and every Horovod rank.
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -49,6 +49,8 @@ class TrainSettings:
     # Rare classes: "none", or any of class_weights, cap, oversample joined by commas.
     imbalance: str = ""
     cap_per_class: int = 0  # with "cap"; 0: the recipe's, else 450 as Benedetti et al.
+    # How each stage ends: "" the recipe's; best (its lowest validation loss) or last epoch.
+    stage_end: str = ""
     weights: str = ""  # pretrained base: none, imagenet (a local file only) or a weights file
     # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
     run_id: str = ""  # "": a new run, named by the time it starts
@@ -59,6 +61,9 @@ class TrainSettings:
     # Seconds to wait for all Horovod processes to start before failing, instead of hanging
     # when the cluster cannot host num_proc tasks at once.
     start_timeout: int = 120
+    # A rank whose training shard is estimated to fit in this many MiB of decoded pixels reads it
+    # once and trains every later epoch from memory; 0 always streams from Petastorm.
+    cache_mb: int = 2048
     model_options: dict = field(default_factory=dict)
 
 

@@ -19,7 +19,7 @@ from dermspark.models import get_recipe
 from dermspark.models.weights import resolve_weights
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
-from dermspark.train.plan import make_plan
+from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     train_counts = dataset_manifest["per_split"]["train"]
     majority = max(train_counts, key=train_counts.get)
     plan = make_plan(recipe, settings, classes, dataset_manifest["per_split"], settings.num_proc)
+    plan["rows_per_shard"] = per_shard
+    plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
     run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     store_url = join(settings.store or output_url + ".checkpoints", run_id)
     resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan}

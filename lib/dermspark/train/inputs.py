@@ -39,8 +39,15 @@ class Inputs:
     def pairs(petastorm_reader):
         return make_petastorm_dataset(petastorm_reader).map(lambda row: (row.image, row.label))
 
-    def training(self, petastorm_reader, batch_size: int, rates: list[float]):
+    def training(self, petastorm_reader, batch_size: int, rates: list[float], cached_rows: int = 0):
+        """cached_rows > 0: the reader makes one pass over a shard of about that many rows, held
+        in memory and repeated, and shuffled whole; else an endless reader is shuffled by a window
+        of batches. Resampling comes after the cache, so each epoch draws its copies anew."""
         dataset = self.pairs(petastorm_reader)
+        shuffle_buffer = 8 * batch_size
+        if cached_rows:
+            dataset = dataset.cache().repeat()
+            shuffle_buffer = max(shuffle_buffer, cached_rows)
         if any(rate != 1.0 for rate in rates):
             rates_tensor = tf.constant(rates, dtype=tf.float32)
 
@@ -53,7 +60,7 @@ class Inputs:
                 return tf.data.Dataset.from_tensors((image, label)).repeat(tf.cast(count, tf.int64))
 
             dataset = dataset.flat_map(copies)
-        return dataset.shuffle(8 * batch_size).batch(batch_size).prefetch(2)
+        return dataset.shuffle(shuffle_buffer).batch(batch_size).prefetch(2)
 
     def load(self, split: str, batch_size: int):
         """The whole split in memory, as (images, labels) numpy arrays, read once. Validation

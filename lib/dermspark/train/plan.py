@@ -72,8 +72,19 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
     }
 
 
-def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float) -> list[dict]:
+STAGE_ENDS = ("best", "last")
+
+
+def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float,
+               stage_end: str = "") -> list[dict]:
+    """stage_end: '' the recipe's; 'best' ends every stage on its lowest validation loss, 'last'
+    on its last epoch."""
+    if stage_end and stage_end not in STAGE_ENDS:
+        raise DermsparkError(f"unknown --stage-end {stage_end!r}; use best or last")
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
+    if stage_end:
+        for stage in stages:
+            stage["restore_best"] = stage_end == "best"
     if epochs:
         stages[0]["epochs"] = epochs
     if learning_rate:
@@ -89,6 +100,15 @@ def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate
     return stages
 
 
+def cache_training(rows_per_shard: list[int], input_size: tuple[int, int], cache_mb: int) -> bool:
+    """Whether every rank's training shard, decoded to uint8 pixels, fits in cache_mb MiB. Then
+    each rank reads Petastorm once and later epochs come from memory, as plain Keras' arrays do."""
+    if cache_mb < 0:
+        raise DermsparkError(f"--cache-mb must be 0 (always stream) or more, got {cache_mb}")
+    height, width = input_size
+    return cache_mb > 0 and max(rows_per_shard) * height * width * 3 <= cache_mb * 2**20
+
+
 def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num_proc: int) -> dict:
     """per_split: the dataset manifest's {split: {class: count}}."""
     train = per_split.get("train", {})
@@ -100,7 +120,8 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     validation = sum(per_split.get("validation", {}).values())
     return {
         "batch_size": batch_size,
-        "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate),
+        "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
+                             settings.stage_end),
         "imbalance": imbalance,
         "sampling_rates": rates,
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,

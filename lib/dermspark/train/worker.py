@@ -80,7 +80,6 @@ def train(config: dict) -> dict | None:
             optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size)),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
-            experimental_run_tf_function=False,
         )
         if state["epoch"] > 0:
             # Mid-stage: the model and the optimizer (moments, step count) as they were.
@@ -106,9 +105,10 @@ def train(config: dict) -> dict | None:
                 ))
             callbacks.append(EpochTimer(state["history"]))
             callbacks.append(make_callback(store, state, model, model.optimizer, stage, rank))
-            with inputs.reader("train", sharded=True, epochs=None) as train_reader:
+            cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
+            with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
                 model.fit(
-                    inputs.training(train_reader, batch_size, plan["sampling_rates"]),
+                    inputs.training(train_reader, batch_size, plan["sampling_rates"], cached_rows),
                     steps_per_epoch=plan["steps_per_epoch"],
                     initial_epoch=state["epoch"],
                     epochs=stage["epochs"],
