@@ -17,7 +17,9 @@ rm -rf "$work"
 mkdir -p "$work"
 started=$SECONDS
 "$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes 75x100
-# shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
+# A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
+default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true}'
+# shellcheck disable=SC2086  # a list of flags
 "$root/spark-submit.sh" train --dataset "$work/dataset" --model benbrahim_cnn --output "$work/model" \
-    --num-proc 2 ${TRAIN_FLAGS:---imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {\"augment\":true}}
+    --num-proc 2 ${TRAIN_FLAGS:-$default_flags}
 echo "[real] done in $((SECONDS - started)) s; report: $work/model/report.md"
