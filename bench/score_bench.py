@@ -3,10 +3,12 @@ against the naive UDF that loads the model for every batch, same bundle, same im
 
 Every side decodes and resizes each JPEG with the same code (images.decode_image) and predicts in
 batches of --batch-size. The job is timed end to end (listing, the UDF, Parquet, summary) after a
-warm-up run has started its Python workers. Plain Keras' "cores used" is its CPU time over its
-wall time (TensorFlow spreads one process over several cores); the job uses its 2 task slots.
-The naive pattern runs on --naive-images images only: it is slow. This machine's timings
-vary by 20% from run to run, so the job and plain Keras each run --repeats times; medians count.
+warm-up run has started its Python workers. "Cores used" is CPU time over wall time: for plain
+Keras its one process's (TensorFlow spreads it over several cores), for the job the whole process
+tree's (driver, JVM, Python workers), so idle slots do not count against it; per task slot is
+printed too. The naive pattern runs on --naive-images images only: it is slow. This machine's
+speed drifts between minutes, so the job and plain Keras take turns --repeats times and the
+medians of the paired ratios count.
 
     .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn] [--images 4000]
 """
@@ -58,6 +60,26 @@ def plain_keras(bundle_path: str, files: list[str], batch_size: int) -> tuple[fl
         bundle.model.predict_on_batch(np.stack(batch))
     wall = time.perf_counter() - started
     return len(files) / wall, (time.process_time() - cpu) / wall
+
+
+def _process_tree_cpu() -> dict:
+    """CPU seconds so far of this process and every descendant (the JVM, Spark's Python daemon
+    and its workers), keyed by pid and start time so a reused pid is not mistaken for another."""
+    import psutil
+
+    seconds = {}
+    for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            seconds[(process.pid, process.create_time())] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return seconds
+
+
+def cpu_seconds_between(before: dict, after: dict) -> float:
+    """A process gone by the end is missed (Spark reuses its Python workers, so few are)."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
 
 
 def naive_job(spark, bundle_path: str, folder: str) -> float:
@@ -116,37 +138,45 @@ def main() -> None:
         )
         spark.sparkContext.setLogLevel("ERROR")
 
-        def job(output: str) -> float:
+        def job(output: str) -> tuple[float, float]:
+            """Images per second and cores used (CPU seconds of the whole process tree, driver,
+            JVM and Python workers, over the wall time)."""
             settings = ScoreSettings(model=bundle, input=images, output=os.path.join(work, output),
                                      batch_size=args.batch_size)
-            started = time.perf_counter()
+            cpu_before, started = _process_tree_cpu(), time.perf_counter()
             summary = run_score(spark, settings)
             elapsed = time.perf_counter() - started
+            cores = cpu_seconds_between(cpu_before, _process_tree_cpu()) / elapsed
             if summary["scored"] != len(source):
                 sys.exit(f"the job scored {summary['scored']} of {len(source)} images: {summary['by_reason']}")
-            return len(source) / elapsed
+            shutil.rmtree(os.path.join(work, output))
+            return len(source) / elapsed, cores
 
         job("warm-up")
-        job_rates = []
+        # The machine's speed drifts between minutes: the two sides take turns, and each repeat's
+        # ratio compares runs made a minute apart.
+        runs = []
         for repeat in range(args.repeats):
-            job_rates.append(job(f"scores-{repeat}"))
-            shutil.rmtree(os.path.join(work, f"scores-{repeat}"))
+            job_rate, job_cores = job(f"scores-{repeat}")
+            plain_rate, plain_cores = plain_keras(bundle, source, args.batch_size)
+            runs.append((job_rate, job_cores, plain_rate, plain_cores))
+            print(f"repeat {repeat + 1}: job {job_rate:.1f} img/s on {job_cores:.2f} cores, "
+                  f"plain Keras {plain_rate:.1f} img/s on {plain_cores:.2f} cores", flush=True)
         naive_rate = naive_job(spark, bundle, naive_images)
         spark.stop()
-        plains = sorted(plain_keras(bundle, source, args.batch_size) for _ in range(args.repeats))
-        job_rate = statistics.median(job_rates)
-        plain_rate, plain_cores = plains[len(plains) // 2]
 
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slots = 2
+    job_rate, plain_rate = (statistics.median(run[index] for run in runs) for index in (0, 2))
+    per_core = statistics.median((run[0] / run[1]) / (run[2] / run[3]) for run in runs)
+    per_slot = statistics.median((run[0] / slots) / (run[2] / run[3]) for run in runs)
     print(f"{args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
-          f"median of {args.repeats} runs")
-    print("job runs (img/s): " + ", ".join(f"{rate:.1f}" for rate in job_rates))
-    print(f"job on local[{slots}]                 {job_rate:8.1f} img/s  ({job_rate / slots:.1f} per slot)")
-    print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s  ({plain_cores:.2f} cores used, "
-          f"{plain_rate / plain_cores:.1f} per core)")
+          f"medians of {args.repeats} repeats")
+    print(f"job on local[{slots}]                 {job_rate:8.1f} img/s")
+    print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s")
     print(f"naive UDF, model loaded per batch {naive_rate:7.1f} img/s  ({min(args.naive_images, len(source))} images)")
-    print(f"job per slot / plain per core: {(job_rate / slots) / (plain_rate / plain_cores):.2f}  (target 0.8)")
+    print(f"job per core used / plain per core used: {per_core:.2f}  (target 0.8)")
+    print(f"job per task slot / plain per core used: {per_slot:.2f}")
     print(f"job / plain (whole machine):   {job_rate / plain_rate:.2f}")
     print(f"job / naive:                   {job_rate / naive_rate:.2f}  (target 5)")
     print(f"bench process peak memory (driver and plain Keras): {driver_mb:.0f} MB")

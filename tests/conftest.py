@@ -52,12 +52,39 @@ def real_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def s3_store() -> dict:
+    """An S3 endpoint on 127.0.0.1 (moto's server, in this process) with one bucket, for stores
+    that go through fsspec: the environment a job needs to reach it, which Horovod hands to every
+    rank. No network: the endpoint is loopback and the credentials are moto's fakes."""
+    from dermspark.serve.load import free_port
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    import boto3
+
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="dermspark")
+    yield env
+    server.stop()
+
+
 SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
 
 
-def submit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def submit(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """env: variables added to this process's environment for the job."""
     return subprocess.run(
-        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -67,9 +94,10 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> Path:
+def pipeline(tmp_path_factory, s3_store) -> Path:
     """ingest -> train -> score through spark-submit.sh on a synthetic archive with one broken
-    file; the trained bundle also serves the scoring tests."""
+    file; the trained bundle also serves the scoring tests. Training keeps its checkpoints in
+    S3 (s3a://dermspark/e2e), as a cluster whose data is local to it but whose store is not."""
     from dermspark.synthetic import make_synthetic_ham10000
 
     work = tmp_path_factory.mktemp("e2e")
@@ -79,7 +107,8 @@ def pipeline(tmp_path_factory) -> Path:
               "--output", str(work / "dataset")))
     ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
               "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
-              "--batch-size", "16"))
+              "--batch-size", "16", "--store", "s3a://dermspark/e2e", "--run-id", "pipeline",
+              env=s3_store))
     ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
               "--output", str(work / "scores"), "--glob", "*.jpg"))
     return work

@@ -1,6 +1,7 @@
 """Early stopping and best-epoch bookkeeping, and the checkpoint store round trip."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
 from dermspark.train.worker import new_state
@@ -29,8 +30,15 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     assert not stage_finished(state, {"early_stopping_patience": 0})
 
 
-def test_store_round_trip_and_state_written_last(tmp_path):
-    store = CheckpointStore(f"file://{tmp_path}/store/run")
+@pytest.mark.parametrize("scheme", ["file", "s3a"])
+def test_store_round_trip_and_state_written_last(scheme, tmp_path, request, monkeypatch):
+    if scheme == "s3a":
+        for name, value in request.getfixturevalue("s3_store").items():
+            monkeypatch.setenv(name, value)
+        url = f"s3a://dermspark/round-trip-{tmp_path.name}/run"
+    else:
+        url = f"file://{tmp_path}/store/run"
+    store = CheckpointStore(url)
     assert store.state() is None
     model = tiny_model()
     store.save("stage0-epoch1", tf.train.Checkpoint(model=model))
@@ -41,4 +49,5 @@ def test_store_round_trip_and_state_written_last(tmp_path):
         np.testing.assert_array_equal(saved.numpy(), restored.numpy())
     assert store.state() == {"last": "stage0-epoch1"}
     store.delete("stage0-epoch1")
-    assert sorted(path.name for path in (tmp_path / "store" / "run").iterdir()) == ["state.json"]
+    assert [path.rsplit("/", 1)[1] for path in store.fs.ls(store.root)] == ["state.json"]
+    store.close()

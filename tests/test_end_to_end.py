@@ -42,6 +42,22 @@ def test_metrics_have_test_and_validation_sections(pipeline):
     assert "| test |" in (pipeline / "model" / "report.md").read_text()
 
 
+def test_checkpoints_went_to_the_s3_store(pipeline, s3_store):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_store["AWS_ENDPOINT_URL"], key="testing", secret="testing")
+    with fs.open("dermspark/e2e/pipeline/state.json") as handle:
+        state = json.load(handle)
+    assert state["finished"] and state["epoch"] == 0 and len(state["history"]["loss"]) == 10
+    # Only the final checkpoint stays; nothing of the store was written beside the output.
+    assert sorted(path.rsplit("/", 1)[1] for path in fs.ls("dermspark/e2e/pipeline")) == sorted(
+        [state["start_from"], "state.json"])
+    assert fs.ls(f"dermspark/e2e/pipeline/{state['start_from']}")
+    assert not (pipeline / "model.checkpoints").exists()
+    settings = json.loads((pipeline / "model" / "settings.json").read_text())
+    assert settings["store"] == "s3a://dermspark/e2e/pipeline"
+
+
 def _only_run(scores: Path) -> dict:
     (run,) = (scores / "runs").iterdir()
     return json.loads((run / "summary.json").read_text())
