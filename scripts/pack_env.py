@@ -78,8 +78,10 @@ def main() -> None:
                 ("exclude", "lib/python*/site-packages/pyspark/jars/*"),
                 ("exclude", "lib/python*/site-packages/tensorflow/include/*"),
                 # What executors never run: the browser test's driver (165 MB), TensorFlow's
-                # build-time libclang (62 MB), TensorBoard's data server, pip.
+                # build-time libclang (62 MB), TensorBoard's data server, pip, the tests' S3 server
+                # (moto, 49 MB; s3fs and botocore stay: checkpoint stores use them).
                 ("exclude", "lib/python*/site-packages/playwright/*"),
+                ("exclude", "lib/python*/site-packages/moto/*"),
                 ("exclude", "lib/python*/site-packages/clang/*"),
                 ("exclude", "lib/python*/site-packages/tensorboard_data_server/*"),
                 ("exclude", "lib/python*/site-packages/pip/*"),
