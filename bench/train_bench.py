@@ -75,8 +75,8 @@ def main() -> None:
                                                     output=os.path.join(work, "dataset"), sizes=size,
                                                     label_space=label_space))
         dataset_url = "file://" + os.path.join(work, "dataset", f"images_{size}")
-        # This machine's speed drifts between minutes, so the two sides take turns and the
-        # medians count, rather than one run of each at different moments.
+        # This machine's speed drifts between minutes, so the two sides take turns and each
+        # repeat's ratio compares runs made moments apart.
         for repeat in range(args.repeats):
             output = os.path.join(work, f"model-{repeat}")
             started = time.perf_counter()
@@ -96,7 +96,6 @@ def main() -> None:
                   f"plain Keras {keras_rate:.1f} img/s", flush=True)
     spark.stop()
     horovod_rate, keras_rate = statistics.median(horovod_rates), statistics.median(keras_rates)
-    # Each repeat's two sides ran minutes apart at most, so the ratio is taken within a repeat.
     ratio = statistics.median(h / k for h, k in zip(horovod_rates, keras_rates, strict=True))
     print(f"model {args.model} at {size}, batch {batch_size} per process, {train_images} training images, "
           f"{args.epochs} epochs, medians of {args.repeats}, training shard cached: {args.cache_mb > 0}")

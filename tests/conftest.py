@@ -69,12 +69,17 @@ def s3_store() -> dict:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    import boto3
-
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="dermspark")
+    s3_filesystem(env).mkdir("dermspark")
     yield env
     server.stop()
+
+
+def s3_filesystem(env: dict):
+    """s3fs on the s3_store fixture's endpoint, for tests that look inside it."""
+    import s3fs
+
+    return s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key=env["AWS_ACCESS_KEY_ID"],
+                             secret=env["AWS_SECRET_ACCESS_KEY"])
 
 
 SPARK_SUBMIT = str(ROOT / "spark-submit.sh")

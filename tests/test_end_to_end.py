@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import submit
+from conftest import s3_filesystem, submit
 
 
 def test_ingest_counts_reconcile(pipeline):
@@ -43,9 +43,7 @@ def test_metrics_have_test_and_validation_sections(pipeline):
 
 
 def test_checkpoints_went_to_the_s3_store(pipeline, s3_store):
-    import s3fs
-
-    fs = s3fs.S3FileSystem(endpoint_url=s3_store["AWS_ENDPOINT_URL"], key="testing", secret="testing")
+    fs = s3_filesystem(s3_store)
     with fs.open("dermspark/e2e/pipeline/state.json") as handle:
         state = json.load(handle)
     assert state["finished"] and state["epoch"] == 0 and len(state["history"]["loss"]) == 10
