@@ -25,6 +25,8 @@ def parse_args(argv):
     parser.add_argument("--imbalance", help="none, or any of class_weights,cap,oversample")
     parser.add_argument("--stage-end", dest="stage_end", choices=["best", "last"],
                         help="end each stage on its best validation loss or its last epoch")
+    parser.add_argument("--lr-schedule", dest="lr_schedule", choices=["constant", "cosine"],
+                        help="learning rate within each stage; default: the recipe's")
     parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")
     parser.add_argument("--weights", help="none | imagenet (a local file) | /path/to/weights.h5")
     parser.add_argument("--run-id", dest="run_id", help="rerun with the same id to resume")

@@ -7,6 +7,7 @@ from dermspark.settings import TrainSettings
 from dermspark.train.plan import (
     cache_training,
     class_weights,
+    cosine_multiplier,
     make_plan,
     parse_imbalance,
     sampling_rates,
@@ -90,3 +91,25 @@ def test_stage_end_overrides_the_recipe_for_every_stage():
     assert [stage["restore_best"] for stage in plan(benedetti, stage_end="last")["stages"]] == [False, False]
     with pytest.raises(DermsparkError, match="unknown --stage-end 'first'"):
         plan(stage_end="first")
+
+
+def test_cosine_schedule_falls_from_one_to_zero_between_warmup_and_the_last_epoch():
+    assert cosine_multiplier(3, start=3, end=25) == pytest.approx(1.0)
+    assert cosine_multiplier(14, start=3, end=25) == pytest.approx(0.5)  # halfway
+    assert cosine_multiplier(25, start=3, end=25) == pytest.approx(0.0, abs=1e-12)
+    # A quarter of the way: (1 + cos(pi / 4)) / 2.
+    assert cosine_multiplier(8.5, start=3, end=25) == pytest.approx(0.8535534)
+    assert cosine_multiplier(2, start=3, end=25) == pytest.approx(1.0)  # still warming up
+
+
+def test_lr_schedule_replaces_the_recipes_decay_in_every_stage():
+    assert [stage["cosine"] for stage in plan()["stages"]] == [False]
+    assert [stage["cosine"] for stage in plan(lr_schedule="cosine")["stages"]] == [True]
+    hitta = "inception_resnet_v2_hitta"
+    assert plan(hitta)["stages"][0]["decay_steps"] == 100_000
+    first, second = plan(hitta, lr_schedule="cosine")["stages"]
+    assert (first["cosine"], first["decay_steps"], second["cosine"]) == (True, 0, True)
+    constant = plan(hitta, lr_schedule="constant")["stages"][0]
+    assert (constant["cosine"], constant["decay_steps"]) == (False, 0)
+    with pytest.raises(DermsparkError, match="unknown --lr-schedule 'step'"):
+        plan(lr_schedule="step")

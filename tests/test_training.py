@@ -13,6 +13,7 @@ from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.settings import IngestSettings, TrainSettings
 from dermspark.train.driver import run_train
+from dermspark.train.plan import cosine_multiplier
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     output, store = tmp_path / "model", tmp_path / "model.checkpoints" / "r1"
     command = [str(ROOT / "spark-submit.sh"), "train", "--dataset", str(datasets["many_row_groups"]),
                "--output", str(output), "--epochs", "4", "--batch-size", "16", "--run-id", "r1",
-               "--cache-mb", "0"]  # the streaming reader; the other training tests cache
+               "--cache-mb", "0",  # the streaming reader; the other training tests cache
+               "--lr-schedule", "cosine"]
     # Its own process group, so the kill reaches spark-submit, the JVM and every Horovod rank.
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -74,6 +76,13 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     assert len(metrics["history"]["loss"]) == 4  # killed_at epochs from the first run, the rest now
     log = second.stdout + second.stderr  # Horovod relays the ranks' output on stderr
     assert f"Epoch {killed_at + 1}/4" in log and "Epoch 1/4" not in log
+    # The rate each epoch ended on, across the kill: warmup to Adam's 1e-3 times 2 processes by
+    # the end of epoch 3, then the cosine down towards 0 within epoch 4, batch by batch.
+    steps = json.loads((output / "settings.json").read_text())["plan"]["steps_per_epoch"]
+    rates = metrics["history"]["learning_rate"]
+    assert len(rates) == 4 and rates[0] < rates[1] < rates[2]
+    assert rates[2] == pytest.approx(2e-3, rel=1e-5)
+    assert rates[3] == pytest.approx(2e-3 * cosine_multiplier(3 + (steps - 1) / steps, start=3, end=4), rel=1e-4)
     for name in ("report.md", "curves.png", "confusion_matrix_test.png", "model/manifest.json"):
         assert (output / name).is_file(), name
 

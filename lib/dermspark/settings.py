@@ -51,6 +51,9 @@ class TrainSettings:
     cap_per_class: int = 0  # with "cap"; 0: the recipe's, else 450 as Benedetti et al.
     # How each stage ends: "" the recipe's; best (its lowest validation loss) or last epoch.
     stage_end: str = ""
+    # The learning rate within a stage: "" the recipe's; constant; or cosine (after the warmup,
+    # down to 0 at the stage's last epoch).
+    lr_schedule: str = ""
     weights: str = ""  # pretrained base: none, imagenet (a local file only) or a weights file
     # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
     run_id: str = ""  # "": a new run, named by the time it starts

@@ -80,9 +80,12 @@ def make_callback(store: CheckpointStore, state: dict, model, optimizer, stage: 
     class Checkpointing(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
+            # Callbacks log the rate only in the epochs they act on; read it from the optimizer
+            # instead, so the series has one value an epoch whatever schedule ran.
+            logs = {key: value for key, value in logs.items() if key != "lr" and not key.startswith("learning_rate")}
+            logs["learning_rate"] = tf.keras.backend.get_value(optimizer.learning_rate)
             for key, value in logs.items():
-                if key != "lr" and not key.startswith("learning_rate"):
-                    state["history"].setdefault(key, []).append(float(value))
+                state["history"].setdefault(key, []).append(float(value))
             stale = [state["last"], state["best"]]
             state["epoch"] = epoch + 1
             state["last"] = f"stage{state['stage']}-epoch{epoch + 1}"

@@ -73,17 +73,32 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
 
 
 STAGE_ENDS = ("best", "last")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def cosine_multiplier(epoch: float, start: int, end: int) -> float:
+    """From 1 at `start` down to 0 at `end` along half a cosine: the rate falls slowly, then fast,
+    then settles, so the last epochs refine instead of jumping around the minimum."""
+    progress = min(max((epoch - start) / max(end - start, 1), 0.0), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float,
-               stage_end: str = "") -> list[dict]:
+               stage_end: str = "", lr_schedule: str = "") -> list[dict]:
     """stage_end: '' the recipe's; 'best' ends every stage on its lowest validation loss, 'last'
-    on its last epoch."""
+    on its last epoch. lr_schedule: '' the recipe's; 'constant' (no decay) or 'cosine' (after
+    the warmup, down to 0 at the stage's last epoch) for every stage."""
     if stage_end and stage_end not in STAGE_ENDS:
         raise DermsparkError(f"unknown --stage-end {stage_end!r}; use best or last")
+    if lr_schedule and lr_schedule not in LR_SCHEDULES:
+        raise DermsparkError(f"unknown --lr-schedule {lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
-    if stage_end:
-        for stage in stages:
+    for stage in stages:
+        stage["cosine"] = lr_schedule == "cosine"
+        if lr_schedule:
+            # Either choice replaces the recipe's own decay.
+            stage["decay_steps"], stage["decay_rate"] = 0, 1.0
+        if stage_end:
             stage["restore_best"] = stage_end == "best"
     if epochs:
         stages[0]["epochs"] = epochs
@@ -121,7 +136,7 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     return {
         "batch_size": batch_size,
         "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
-                             settings.stage_end),
+                             settings.stage_end, settings.lr_schedule),
         "imbalance": imbalance,
         "sampling_rates": rates,
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,

@@ -36,6 +36,7 @@ def train(config: dict) -> dict | None:
 
     hvd.init()
 
+    import functools
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +47,7 @@ def train(config: dict) -> dict | None:
     from dermspark.models.inception import unfreeze_last
     from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
     from dermspark.train.inputs import EpochTimer, Inputs
+    from dermspark.train.plan import cosine_multiplier
 
     # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
@@ -95,13 +97,20 @@ def train(config: dict) -> dict | None:
                 # the same early-stopping decision.
                 hvd.callbacks.MetricAverageCallback(),
             ]
-            if index == 0 and not stage["decay_steps"] and state["epoch"] < WARMUP_EPOCHS:
+            warmup = min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
+            # Both adjust the rate before every batch; momentum correction is off because it
+            # writes to optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
+            if state["epoch"] < warmup:
                 callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
-                    initial_lr=stage["learning_rate"] * size, warmup_epochs=min(WARMUP_EPOCHS, stage["epochs"]),
-                    steps_per_epoch=plan["steps_per_epoch"], verbose=0,
-                    # Its momentum correction writes to optimizer.momentum as to a variable;
-                    # Keras 2.11+ SGD holds a float there.
-                    momentum_correction=False,
+                    initial_lr=stage["learning_rate"] * size, warmup_epochs=warmup,
+                    steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
+                ))
+            if stage["cosine"]:
+                # A function of the epoch alone, so a resumed run picks the rate up where it was.
+                callbacks.append(hvd.callbacks.LearningRateScheduleCallback(
+                    initial_lr=stage["learning_rate"] * size, start_epoch=warmup, staircase=False,
+                    multiplier=functools.partial(cosine_multiplier, start=warmup, end=stage["epochs"]),
+                    steps_per_epoch=plan["steps_per_epoch"], momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state["history"]))
             callbacks.append(make_callback(store, state, model, model.optimizer, stage, rank))
