@@ -37,6 +37,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int)
     parser.add_argument("--cache-mb", type=int, dest="cache_mb",
                         help="train from memory after the first epoch when a shard fits; 0 streams")
+    parser.add_argument("--cycle-time-ms", type=float, dest="cycle_time_ms",
+                        help="Horovod's background cycle in ms (default 10)")
     parser.add_argument("--mode", choices=["error", "overwrite"], help="when the output exists")
     parser.add_argument("--model-options", dest="model_options", type=json.loads,
                         help='JSON overrides for the model builder, e.g. \'{"dropout": 0.3}\'')

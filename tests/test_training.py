@@ -55,7 +55,7 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     command = [str(ROOT / "spark-submit.sh"), "train", "--dataset", str(datasets["many_row_groups"]),
                "--output", str(output), "--epochs", "4", "--batch-size", "16", "--run-id", "r1",
                "--cache-mb", "0",  # the streaming reader; the other training tests cache
-               "--lr-schedule", "cosine"]
+               "--lr-schedule", "cosine", "--cycle-time-ms", "5"]
     # Its own process group, so the kill reaches spark-submit, the JVM and every Horovod rank.
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -74,6 +74,7 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["resumed_from"] == {"stage": 0, "epoch": killed_at, "finished": False}
     assert len(metrics["history"]["loss"]) == 4  # killed_at epochs from the first run, the rest now
+    assert metrics["horovod_cycle_time_ms"] == 5.0  # the flag reached the ranks
     log = second.stdout + second.stderr  # Horovod relays the ranks' output on stderr
     assert f"Epoch {killed_at + 1}/4" in log and "Epoch 1/4" not in log
     # The rate each epoch ended on, across the kill: warmup to Adam's 1e-3 times 2 processes by

@@ -67,6 +67,10 @@ class TrainSettings:
     # A rank whose training shard is estimated to fit in this many MiB of decoded pixels reads it
     # once and trains every later epoch from memory; 0 always streams from Petastorm.
     cache_mb: int = 2048
+    # How often Horovod's background thread looks for gradients ready to reduce (ms). Every look
+    # is a message exchange between the ranks: at Horovod's 1 ms it took about a tenth of a
+    # 2-core machine's training rate; much longer delays each step's allreduce (bench/).
+    cycle_time_ms: float = 10.0
     model_options: dict = field(default_factory=dict)
 
 

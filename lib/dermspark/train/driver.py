@@ -111,6 +111,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     majority = max(train_counts, key=train_counts.get)
     plan = make_plan(recipe, settings, classes, dataset_manifest["per_split"], settings.num_proc)
     plan["rows_per_shard"] = per_shard
+    if settings.cycle_time_ms <= 0:
+        raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
     run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     store_url = join(settings.store or output_url + ".checkpoints", run_id)
@@ -157,6 +159,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
                 start_timeout=settings.start_timeout,
                 use_gloo=True,
                 verbose=0,
+                env={**os.environ, "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms)},
                 # Workers start on executors: with a shipped environment, its Python, not the driver's.
                 executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
             )

@@ -156,6 +156,8 @@ def train(config: dict) -> dict | None:
 
 def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
     """Rank 0 alone: metrics on validation and test, and the bundle."""
+    import os
+
     from dermspark.bundle import save_bundle
     from dermspark.evaluate import classification_metrics
 
@@ -178,6 +180,8 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
         "stopped_early": state["stopped_early"],
         "resumed_from": resumed_from,
         "checkpoints": config["store_url"],
+        # As the ranks ran it, so a rate measured from this history says what it was.
+        "horovod_cycle_time_ms": float(os.environ.get("HOROVOD_CYCLE_TIME", "nan")),
     }
     manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
         key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
