@@ -16,7 +16,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     state = new_state()
     stage = {"early_stopping_patience": 2, "restore_best": True}
     # rank 1 writes nothing, so no store is needed; every rank keeps the same state.
-    callback = make_callback(None, state, None, None, stage, rank=1)
+    callback = make_callback(None, state, None, tf.keras.optimizers.Adam(0.01), stage, rank=1)
     callback.set_model(tiny_model())
     for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85]):
         callback.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
@@ -26,6 +26,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     assert state["best"] == "best-stage0-epoch2" and state["best_loss"] == 0.8
     assert state["stopped_early"] == [{"stage": 0, "epoch": 4}]
     assert state["history"]["val_loss"] == [1.0, 0.8, 0.9, 0.85]
+    assert state["history"]["learning_rate"] == pytest.approx([0.01] * 4)
     assert stage_finished(state, stage)
     assert not stage_finished(state, {"early_stopping_patience": 0})
 
