@@ -87,6 +87,8 @@ def _check_shards(dataset_url: str, num_proc: int) -> list[int]:
 
 def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     require(settings, "dataset", "output")
+    if settings.cycle_time_ms <= 0:
+        raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     try:
         recipe = get_recipe(settings.model)
     except ValueError as error:
@@ -111,8 +113,6 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     majority = max(train_counts, key=train_counts.get)
     plan = make_plan(recipe, settings, classes, dataset_manifest["per_split"], settings.num_proc)
     plan["rows_per_shard"] = per_shard
-    if settings.cycle_time_ms <= 0:
-        raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
     run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     store_url = join(settings.store or output_url + ".checkpoints", run_id)

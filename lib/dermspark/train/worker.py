@@ -181,7 +181,7 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
         "resumed_from": resumed_from,
         "checkpoints": config["store_url"],
         # As the ranks ran it, so a rate measured from this history says what it was.
-        "horovod_cycle_time_ms": float(os.environ.get("HOROVOD_CYCLE_TIME", "nan")),
+        "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
     }
     manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
         key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
