@@ -194,7 +194,12 @@ def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
     missing = set(metadata.loc[metadata["age"].isna(), "image_id"]) & set(rows["image_id"])
     assert "ISIC_9000001" in missing
     assert set(rows.loc[rows["age_imputed"], "image_id"]) == missing
-    train_mean = metadata[metadata["image_id"].isin(rows.loc[rows["split"] == "train", "image_id"])]["age"].mean()
+    # The training split as split, before decoding: its written images and those decoding rejected.
+    rejected = spark.read.parquet(str(ingested / "rejects.parquet")).toPandas()
+    training = set(rows.loc[rows["split"] == "train", "image_id"]) | set(
+        rejected.loc[rejected["split"] == "train", "image_id"])
+    assert set(rejected.loc[rejected["split"].notna(), "origin"]) == {"file"}
+    train_mean = metadata[metadata["image_id"].isin(training)]["age"].mean()
     assert rows.loc[rows["age_imputed"], "age"].tolist() == pytest.approx([train_mean] * len(missing))
     manifest = json.loads((ingested / "manifest.json").read_text())
     assert manifest["age"] == {"train_mean": pytest.approx(train_mean), "imputed": len(missing)}
@@ -275,6 +280,23 @@ def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_
     assert manifest["failed"] and manifest["datasets"] == {}
     assert spark.read.parquet(str(output / "rejects.parquet")).count() == manifest["rejected"]
     assert not list(output.glob("images_*"))
+
+
+def test_an_archive_with_no_usable_image_gives_an_empty_readable_dataset(spark, tmp_path):
+    from dermspark import petastorm_compat
+    from petastorm import make_reader
+
+    petastorm_compat.apply()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
+    add_rows(tmp_path, [{"lesion_id": "HAM_1", "image_id": "ISIC_1", "dx": "nv"},
+                        {"lesion_id": "HAM_2", "image_id": "ISIC_2", "dx": "mel"}])
+    (tmp_path / "images" / "ISIC_1.jpg").write_text("not a picture")
+    (tmp_path / "images" / "ISIC_2.jpg").write_bytes(b"")
+    result = run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
+    assert (result["inputs"], result["written"], result["rejected"]) == (2, 0, 2)
+    with make_reader(f"file://{tmp_path}/o/images_75x100", num_epochs=1) as reader:
+        assert list(reader) == []
 
 
 def test_existing_output_needs_overwrite(spark, messy_archive, ingested):

@@ -1,7 +1,8 @@
 """Paths Spark reaches (local, file://, hdfs://, s3a://) and atomic commits of output folders.
 
 Driver-side file operations go through Spark's own Hadoop FileSystem, so they see exactly the
-paths, credentials and connectors the Spark job sees.
+paths, credentials and connectors the Spark job sees; Python code on executors (checkpoints,
+ingest's dataset parts) goes through fsspec, as Petastorm's readers do.
 """
 
 import contextlib
@@ -29,6 +30,19 @@ def local_path(url: str) -> str | None:
 
 def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *parts])
+
+
+def fsspec_url(url: str) -> str:
+    """Hadoop spells S3 s3a://; fsspec (s3fs) spells it s3://."""
+    return "s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url
+
+
+def open_url(url: str):
+    """(fsspec file system, path) for a URL, as Python code on executors reaches it: the way
+    Petastorm's readers reach the same datasets, unlike the driver's HadoopFS below."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(fsspec_url(url))
 
 
 class HadoopFS:

@@ -1,9 +1,10 @@
-"""The ingest job: archive -> match and split -> decode and resize on executors -> Petastorm.
+"""The ingest job: archive -> match and split -> decode, resize and write on executors -> Petastorm.
 
 Everything is written under a hidden staging folder beside the output and moved into place only
 when complete, so a killed job leaves no half dataset and a rerun gives the same rows and split.
 """
 
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BinaryType,
+    BooleanType,
     DoubleType,
     IntegerType,
     StringType,
@@ -37,11 +38,9 @@ log = logging.getLogger(__name__)
 
 READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders}
 
-def _image_column(size: tuple[int, int]) -> str:
-    return f"image_{size[0]}x{size[1]}"
-
-
-def _decoded_schema(sizes: list[tuple[int, int]]) -> StructType:
+def _outcome_schema() -> StructType:
+    """What the decode returns to Spark for each candidate: its row without the image, and the
+    reason it was rejected (null when its images were written)."""
     fields = [
         StructField(name, StringType())
         for name in (
@@ -51,23 +50,33 @@ def _decoded_schema(sizes: list[tuple[int, int]]) -> StructType:
     fields += [
         StructField("label", IntegerType()),
         StructField("age", DoubleType()),
+        StructField("age_imputed", BooleanType()),
+        StructField("reason", StringType()),
+        StructField("detail", StringType()),
     ]
-    fields += [StructField(_image_column(size), BinaryType()) for size in sizes]
-    fields += [StructField("reason", StringType()), StructField("detail", StringType())]
     return StructType(fields)
 
 
-def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
-    """Decodes rows with a `content` column or, for local archives, reads each `path` itself."""
-    columns = _decoded_schema(sizes).fieldNames()
+def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
+             row_group_bytes: int):
+    """Decodes rows with a `content` column or, for local archives, reads each `path` itself, and
+    writes each decoded image into every size's dataset (ingest.parts)."""
+    columns = _outcome_schema().fieldNames()
 
     def decode(batches):
         # Runs on executors: imports here keep the closure small and picklable.
+        from pyspark import TaskContext
+
         from dermspark.files import read_local
         from dermspark.images import ImageRejected, decode_sizes
+        from dermspark.ingest.parts import PartWriter
         from dermspark.schema import make_schema
 
-        fields = [make_schema(height, width).fields["image"] for height, width in sizes]
+        schemas = [make_schema(height, width) for height, width in sizes]
+        fields = [schema.fields["image"] for schema in schemas]
+        part = TaskContext.get().partitionId()
+        writers = [PartWriter(url, part, schema, row_group_bytes)
+                   for url, schema in zip(dataset_urls, schemas, strict=True)]
         index = {name: position for position, name in enumerate(classes)}
 
         def read(path):
@@ -76,45 +85,56 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...]):
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror}") from None
 
-        for batch in batches:
-            images = [[] for _ in sizes]
-            reasons, details = [], []
-            sources = batch["content"] if "content" in batch else batch["path"]
-            load = (lambda content: bytes(content or b"")) if "content" in batch else read
-            for source in sources:
-                try:
-                    arrays = decode_sizes(load(source), sizes, options)
-                    for column, field, array in zip(images, fields, arrays, strict=True):
-                        column.append(bytes(field.codec.encode(field, array)))
+        try:
+            for batch in batches:
+                has_content = "content" in batch
+                sources = batch.pop("content") if has_content else batch["path"]
+                load = (lambda content: bytes(content or b"")) if has_content else read
+                batch = batch.assign(label=batch["class_name"].map(index).astype("int32"))
+                reasons, details = [], []
+                for row, source in zip(batch.to_dict("records"), sources, strict=True):
+                    try:
+                        arrays = decode_sizes(load(source), sizes, options)
+                    except ImageRejected as rejected:
+                        reasons.append(rejected.reason)
+                        details.append(rejected.detail[:300])
+                        continue
+                    for writer, field, array in zip(writers, fields, arrays, strict=True):
+                        writer.add({**row, "image": bytes(field.codec.encode(field, array))})
                     reasons.append(None)
                     details.append(None)
-                except ImageRejected as rejected:
-                    for column in images:
-                        column.append(None)
-                    reasons.append(rejected.reason)
-                    details.append(rejected.detail[:300])
-            yield batch.drop(columns=["content"], errors="ignore").assign(
-                label=batch["class_name"].map(index).astype("int32"),
-                reason=reasons,
-                detail=details,
-                **{_image_column(size): column for size, column in zip(sizes, images, strict=True)},
-            )[columns]
+                yield batch.assign(reason=reasons, detail=details)[columns]
+            for writer in writers:
+                writer.commit()
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
 
     return decode
 
 
-def _write_dataset(spark, written: DataFrame, url: str, size: tuple[int, int],
-                   settings: IngestSettings) -> None:
+def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, urls: list[str],
+                      settings: IngestSettings) -> DataFrame:
+    """Runs the decode once: every image goes into its datasets, and the small outcome rows are
+    kept (persisted) for the rejects, the counts and the report."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
-    schema = make_schema(*size)
-    with materialize_dataset(spark, url, schema, settings.row_group_size_mb):
-        (
-            written.withColumnRenamed(_image_column(size), "image")
-            .select(*schema.fields.keys())
-            .write.mode("overwrite")
-            .parquet(url)
-        )
+    from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
+
+    fs = HadoopFS(spark)
+    decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20)
+    outcomes = candidates.mapInPandas(decoder, _outcome_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+    with contextlib.ExitStack() as stack:
+        for url, size in zip(urls, sizes, strict=True):
+            stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb))
+        outcomes.count()
+        for url, size in zip(urls, sizes, strict=True):
+            for name in fs.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
+                fs.delete(join(url, name))
+            if not fs.glob(url, "part-*"):
+                write_empty(url, make_schema(*size))
+    return outcomes
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
@@ -165,9 +185,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     # Small (a row per image) and read by the content join and the counts: computed once.
     candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
+    train_mean_age = split.training_mean_age(candidates)
+    candidates = split.impute_age(candidates, train_mean_age)
     tune_for_images(spark)
-    # Image rows are large: an Arrow batch of a few MB keeps each Python worker's memory bounded,
-    # and small images get more rows a batch, since per-batch overhead then dominates.
+    # A few hundred small images a batch or a few dozen large ones: a batch is one round trip
+    # between the JVM and Python, and from remote stores it holds its files' bytes.
     pixels = sum(height * width for height, width in sizes)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
     num_files = settings.num_files or _auto_num_files(spark, candidates.count())
@@ -176,29 +198,27 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     candidates = candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
     if not is_local(archive.image_folders):
         candidates = with_contents(spark, candidates, archive.image_folders)
-    decoded = candidates.mapInPandas(_decoder(sizes, options, classes), _decoded_schema(sizes)).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
-    # Imputed from the training images actually written, not those decoding rejected.
-    written, train_mean_age = split.impute_age(decoded.filter(F.col("reason").isNull()))
-    decode_rejects = decoded.filter(F.col("reason").isNotNull()).select(
-        F.lit("file").alias("origin"), "image_id", "path", "reason", "detail"
-    )
-    rejects = rejects.unionByName(decode_rejects)
 
+    outcomes = None
     try:
         with staged_output(fs, output_url) as staging:
-            # Rejects first: writing them decodes everything once (persisted), and a job over its
-            # reject limit still leaves them for the user to read.
+            urls = [join(staging, dataset_dirname(*size)) for size in sizes]
+            outcomes = _decode_and_write(spark, candidates, sizes, options, classes, urls, settings)
+            log.info("ingest: decoded every image, wrote %s", ", ".join(dataset_dirname(*size) for size in sizes))
+            written = outcomes.filter(F.col("reason").isNull())
+            decode_rejects = outcomes.filter(F.col("reason").isNotNull()).select(
+                F.lit("file").alias("origin"), "image_id", "path", "reason", "detail", "split"
+            )
+            rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
             rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
-            log.info("ingest: decoded every image; rejects written")
             counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
             failure = _over_reject_limit(counts, settings.max_reject_fraction)
             datasets = {}
-            for size in [] if failure else sizes:
-                datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
-                _write_dataset(spark, written, join(staging, dataset_dirname(*size)), size, settings)
-                log.info("ingest: wrote %s", dataset_dirname(*size))
+            for size, url in zip(sizes, urls, strict=True):
+                if failure:
+                    fs.delete(url)  # the rejects and the manifest say why there is no dataset
+                else:
+                    datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
             result = {
                 **counts,
                 **({"failed": failure} if failure else {}),
@@ -219,7 +239,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
             fs.write_text(join(staging, "settings.json"), to_json(settings))
     finally:
-        decoded.unpersist()
+        if outcomes is not None:
+            outcomes.unpersist()
     if failure:
         raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
     return {**result, "output": output_url}

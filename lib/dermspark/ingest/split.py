@@ -48,11 +48,16 @@ def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: in
     return frame.join(lesions.select("_group", "split"), "_group").drop("_group")
 
 
-def impute_age(frame: DataFrame) -> tuple[DataFrame, float | None]:
-    """Missing ages become the training split's mean, as Benedetti et al. did; computed on train
-    only so that validation and test leak nothing into it. `age_imputed` says which were."""
-    mean = frame.filter(F.col("split") == "train").agg(F.avg("age")).first()[0]
+def training_mean_age(frame: DataFrame) -> float | None:
+    """The training split's mean age, the value Benedetti et al. imputed; over training rows
+    only, so that validation and test leak nothing into it. Taken before decoding (every
+    training row with its file), since each image is written the moment it is decoded."""
+    return frame.filter(F.col("split") == "train").agg(F.avg("age")).first()[0]
+
+
+def impute_age(frame: DataFrame, mean: float | None) -> DataFrame:
+    """Missing ages become `mean`; `age_imputed` says which were."""
     imputed = frame.withColumn("age_imputed", F.col("age").isNull())
     if mean is not None:
         imputed = imputed.withColumn("age", F.coalesce("age", F.lit(float(mean))))
-    return imputed, mean
+    return imputed

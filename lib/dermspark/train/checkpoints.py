@@ -14,16 +14,11 @@ import shutil
 import tempfile
 
 
-def _fsspec_url(url: str) -> str:
-    # Hadoop spells S3 s3a://; fsspec (s3fs) spells it s3://.
-    return "s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url
-
-
 class CheckpointStore:
     def __init__(self, url: str):
-        import fsspec
+        from dermspark.storage import open_url
 
-        self.fs, self.root = fsspec.core.url_to_fs(_fsspec_url(url))
+        self.fs, self.root = open_url(url)
         self.url = url
         # Restored checkpoints stay on local disk until close(): TensorFlow restores variables
         # created later (an augmentation layer's random generator, at its first training step)
@@ -73,9 +68,15 @@ class CheckpointStore:
 
 
 def make_callback(store: CheckpointStore, state: dict, model, optimizer, stage: dict, rank: int):
-    """After each epoch: the history, a checkpoint (rank 0), early stopping on validation loss.
-    Every rank decides the same way: validation loss is averaged across ranks before it."""
+    """After each epoch: the history, a checkpoint (rank 0), early stopping on the stage's
+    monitored value (validation loss unless it says otherwise). Every rank decides the same way:
+    validation figures are averaged across ranks before this runs."""
     import tensorflow as tf
+
+    from dermspark.train.plan import MONITORS
+
+    monitor = stage.get("monitor", "val_loss")
+    beats = MONITORS[monitor]
 
     class Checkpointing(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -89,11 +90,11 @@ def make_callback(store: CheckpointStore, state: dict, model, optimizer, stage: 
             stale = [state["last"], state["best"]]
             state["epoch"] = epoch + 1
             state["last"] = f"stage{state['stage']}-epoch{epoch + 1}"
-            loss = logs.get("val_loss")
-            improved = loss is not None and (state["best_loss"] is None or loss < state["best_loss"])
+            value = logs.get(monitor)
+            improved = value is not None and (state["best_value"] is None or beats(value, state["best_value"]))
             state["wait"] = 0 if improved else state["wait"] + 1
             if improved:
-                state["best_loss"] = float(loss)
+                state["best_value"] = float(value)
                 if stage["restore_best"]:
                     state["best"] = f"best-stage{state['stage']}-epoch{epoch + 1}"
             stop = stage_finished(state, stage)
@@ -114,6 +115,6 @@ def make_callback(store: CheckpointStore, state: dict, model, optimizer, stage: 
 
 
 def stage_finished(state: dict, stage: dict) -> bool:
-    """Early stopping's test: validation loss has not improved for `patience` epochs."""
+    """Early stopping's test: the monitored value has not improved for `patience` epochs."""
     patience = stage["early_stopping_patience"]
-    return bool(patience) and state["best_loss"] is not None and state["wait"] >= patience
+    return bool(patience) and state["best_value"] is not None and state["wait"] >= patience

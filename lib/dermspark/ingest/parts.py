@@ -1,0 +1,108 @@
+"""Petastorm part files written by the decode tasks themselves, one per task and size.
+
+A decode task writes its images straight into each dataset's folder, so image bytes never cross
+into the JVM, are never cached, and are written once; Spark carries only the small rows (ids,
+split, reason) that accounting, the report and the manifest read. The files follow the dataset's
+Unischema and are written inside `materialize_dataset`, which then adds Petastorm's metadata.
+
+A part is written under a hidden name and renamed when complete. Its name comes from the Spark
+partition, whose rows are the same on every attempt, so a retried task replaces a failed
+attempt's part instead of adding a second one; hidden leftovers of killed attempts are invisible
+to Parquet readers and removed before the commit.
+"""
+
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from petastorm.unischema import Unischema
+
+from dermspark.storage import open_url
+
+HIDDEN_PREFIX = ".part-"
+_SCALARS = {np.str_: pa.string(), np.int32: pa.int32(), np.float64: pa.float64(), np.bool_: pa.bool_()}
+
+
+def arrow_schema(schema: Unischema) -> pa.Schema:
+    """Every column nullable, as Spark writes them: ISIC images may lack a lesion id."""
+    fields = []
+    for name, field in schema.fields.items():
+        kind = pa.binary() if field.shape else _SCALARS.get(field.numpy_dtype)
+        if kind is None:
+            raise ValueError(f"field {name} has a type the part writer does not know: {field.numpy_dtype}")
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+class PartWriter:
+    """Rows of one dataset from one task, in row groups of about `row_group_bytes` of images."""
+
+    def __init__(self, dataset_url: str, part: int, schema: Unischema, row_group_bytes: int):
+        self._fs, folder = open_url(dataset_url)
+        self._folder = folder.rstrip("/")
+        self._schema = arrow_schema(schema)
+        self._final = f"{self._folder}/part-{part:05d}.parquet"
+        self._staged = f"{self._folder}/{HIDDEN_PREFIX}{part:05d}-{uuid.uuid4().hex[:12]}.parquet"
+        self._row_group_bytes = row_group_bytes
+        self._columns: dict[str, list] = {name: [] for name in self._schema.names}
+        self._pending_bytes = 0
+        self._handle = self._writer = None
+        self.rows = 0
+
+    def add(self, row: dict) -> None:
+        for name, values in self._columns.items():
+            values.append(row[name])
+        self._pending_bytes += len(row["image"])
+        self.rows += 1
+        if self._pending_bytes >= self._row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._columns["image"]:
+            return
+        if self._writer is None:
+            self._fs.makedirs(self._folder, exist_ok=True)
+            self._handle = self._fs.open(self._staged, "wb")
+            # PNG is compressed already: snappy over it costs time and saves nothing.
+            self._writer = pq.ParquetWriter(self._handle, self._schema, compression={
+                name: "NONE" if name == "image" else "SNAPPY" for name in self._schema.names
+            })
+        table = pa.Table.from_arrays(
+            # from_pandas: a missing age arrives as NaN and must be written as null.
+            [pa.array(self._columns[field.name], field.type, from_pandas=True) for field in self._schema],
+            schema=self._schema,
+        )
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._columns = {name: [] for name in self._schema.names}
+        self._pending_bytes = 0
+
+    def commit(self) -> None:
+        """Writes what is pending and moves the part into place; a task with no rows writes none."""
+        self._flush()
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._handle.close()
+        self._writer = None
+        self._fs.mv(self._staged, self._final)
+
+    def abort(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                self._handle.close()
+            if self._fs.exists(self._staged):
+                self._fs.rm(self._staged)
+        except OSError:
+            pass  # the hidden leftover is removed before the commit
+
+
+def write_empty(dataset_url: str, schema: Unischema) -> None:
+    """A part with the schema and no rows, for a size of which no image was written: Petastorm
+    needs at least one file to hang its metadata on."""
+    fs, folder = open_url(dataset_url)
+    fs.makedirs(folder, exist_ok=True)
+    with fs.open(f"{folder.rstrip('/')}/part-00000.parquet", "wb") as handle:
+        # No row group at all: Petastorm divides by the rows of every group it finds.
+        pq.ParquetWriter(handle, arrow_schema(schema)).close()

@@ -1,0 +1,77 @@
+"""The part files decode tasks write: row groups by bytes, nulls kept, retried attempts replace."""
+
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from dermspark.ingest.parts import PartWriter, arrow_schema, write_empty
+from dermspark.schema import make_schema
+
+SCHEMA = make_schema(2, 3)
+
+
+def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
+    return {
+        "image_id": f"ISIC_{number:07d}", "lesion_id": None, "dx": "nv", "label": 5, "split": "train",
+        "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo",
+        "image": bytes([number % 256]) * image_bytes,
+    }
+
+
+def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
+    writer = PartWriter(f"file://{tmp_path}/images", 3, SCHEMA, row_group_bytes=4500)
+    for number in range(23):
+        writer.add(row(number, age=math.nan if number == 7 else 40.0))
+    writer.commit()
+    part = pq.ParquetFile(tmp_path / "images" / "part-00003.parquet")
+    # A group closes at the first row that brings it to 4,500 bytes: 5 rows of 1,000.
+    assert [part.metadata.row_group(index).num_rows for index in range(part.num_row_groups)] == [5, 5, 5, 5, 3]
+    table = part.read()
+    assert table.schema == arrow_schema(SCHEMA)
+    assert table.column("image_id").to_pylist() == [f"ISIC_{number:07d}" for number in range(23)]
+    # NaN is how pandas holds a missing age; Parquet must hold a null, as Spark writes it.
+    assert table.column("age").null_count == 1 and table.column("age")[7].as_py() is None
+    assert table.column("lesion_id").null_count == 23
+    assert table.column("image")[4].as_py() == bytes([4]) * 1000
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["part-00003.parquet"]
+
+
+def test_a_retried_task_replaces_the_failed_attempts_part(tmp_path):
+    url = f"file://{tmp_path}/images"
+    failed = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
+    for number in range(4):
+        failed.add(row(number))  # two row groups already on disk under a hidden name
+    assert [path.name.startswith(".part-") for path in (tmp_path / "images").iterdir()] == [True]
+    failed.abort()
+    assert list((tmp_path / "images").iterdir()) == []
+
+    for rows in (3, 2):  # the same partition written twice: the second attempt's part stays
+        writer = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
+        for number in range(rows):
+            writer.add(row(number))
+        writer.commit()
+    assert pq.read_table(tmp_path / "images" / "part-00000.parquet").num_rows == 2
+    assert [path.name for path in (tmp_path / "images").iterdir()] == ["part-00000.parquet"]
+
+
+def test_a_task_without_rows_writes_no_part(tmp_path):
+    PartWriter(f"file://{tmp_path}/images", 1, SCHEMA, row_group_bytes=1000).commit()
+    assert not (tmp_path / "images").exists()
+
+
+def test_an_empty_dataset_still_has_its_schema(tmp_path):
+    write_empty(f"file://{tmp_path}/images", SCHEMA)
+    part = pq.ParquetFile(tmp_path / "images" / "part-00000.parquet")
+    # Not even an empty row group: Petastorm divides by the rows of each group it reads.
+    assert part.num_row_groups == 0 and part.schema_arrow == arrow_schema(SCHEMA)
+
+
+def test_unknown_field_types_are_refused():
+    from petastorm.codecs import ScalarCodec
+    from petastorm.unischema import Unischema, UnischemaField
+    from pyspark.sql.types import LongType
+
+    odd = Unischema("Odd", [UnischemaField("count", np.int64, (), ScalarCodec(LongType()), False)])
+    with pytest.raises(ValueError, match="count"):
+        arrow_schema(odd)
