@@ -75,3 +75,19 @@ def test_unknown_field_types_are_refused():
     odd = Unischema("Odd", [UnischemaField("count", np.int64, (), ScalarCodec(LongType()), False)])
     with pytest.raises(ValueError, match="count"):
         arrow_schema(odd)
+
+
+def test_parts_reach_s3_as_petastorm_readers_do(s3_store, monkeypatch):
+    from conftest import s3_filesystem
+
+    for name, value in s3_store.items():
+        monkeypatch.setenv(name, value)
+    writer = PartWriter("s3a://dermspark/ingest-parts/images_2x3", 2, SCHEMA, row_group_bytes=2500)
+    for number in range(5):
+        writer.add(row(number))
+    writer.commit()
+    s3 = s3_filesystem(s3_store)
+    assert s3.ls("dermspark/ingest-parts/images_2x3") == ["dermspark/ingest-parts/images_2x3/part-00002.parquet"]
+    with s3.open("dermspark/ingest-parts/images_2x3/part-00002.parquet", "rb") as handle:
+        part = pq.ParquetFile(handle)
+        assert (part.num_row_groups, part.metadata.num_rows) == (2, 5)
