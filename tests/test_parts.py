@@ -27,6 +27,12 @@ def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
     part = pq.ParquetFile(tmp_path / "images" / "part-00003.parquet")
     # A group closes at the first row that brings it to 4,500 bytes: 5 rows of 1,000.
     assert [part.metadata.row_group(index).num_rows for index in range(part.num_row_groups)] == [5, 5, 5, 5, 3]
+    columns = part.metadata.row_group(0)
+    image = columns.column(part.schema_arrow.get_field_index("image"))
+    label = columns.column(part.schema_arrow.get_field_index("label"))
+    # PNG bytes are not compressed again nor summarised; the small columns are.
+    assert (image.compression, image.is_stats_set) == ("UNCOMPRESSED", False)
+    assert (label.compression, label.is_stats_set) == ("SNAPPY", True)
     table = part.read()
     assert table.schema == arrow_schema(SCHEMA)
     assert table.column("image_id").to_pylist() == [f"ISIC_{number:07d}" for number in range(23)]

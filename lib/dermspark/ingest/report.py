@@ -67,7 +67,8 @@ def _plot(column: str, table: dict, path: str) -> None:
     axis.set_xticklabels(values, rotation=45, ha="right")
     axis.set_ylabel("images")
     axis.set_title(TITLES[column])
-    axis.legend()
+    if splits:  # an archive with no usable image has nothing to label
+        axis.legend()
     save(figure, path)
 
 
