@@ -73,24 +73,9 @@ case "$master" in
         ;;
 esac
 
-# The project code goes to executors as a zip on their Python path; rebuilt on every submit
-# (it takes milliseconds) and swapped in whole so concurrent submits never read half a zip.
-mkdir -p "$root/build"
-zip_path="$root/build/dermspark-lib.zip"
-"$root/.venv/bin/python" - "$root/lib" "$zip_path" <<'PY'
-import os, sys, tempfile, zipfile
-lib, target = sys.argv[1], sys.argv[2]
-handle, staging = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".zip")
-os.close(handle)
-with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
-    for folder, dirs, files in os.walk(os.path.join(lib, "dermspark")):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                archive.write(path, os.path.relpath(path, lib))
-os.replace(staging, target)
-PY
+# The project code goes to executors as a zip on their Python path, named by its content so a
+# submit never replaces the zip of a job still running (scripts/lib_zip.py).
+zip_path="$("$root/.venv/bin/python" "$root/scripts/lib_zip.py" "$root/lib" "$root/build")"
 
 case "$pack_env" in
     auto) case "$master" in ""|local*) pack_env=no ;; *) pack_env=yes ;; esac ;;
