@@ -24,7 +24,9 @@ def parse_args(argv):
                         help="second stage of two-stage recipes; 0 skips it")
     parser.add_argument("--imbalance", help="none, or any of class_weights,cap,oversample")
     parser.add_argument("--stage-end", dest="stage_end", choices=["best", "last"],
-                        help="end each stage on its best validation loss or its last epoch")
+                        help="end each stage on its best epoch (by --monitor) or its last")
+    parser.add_argument("--monitor", choices=["val_loss", "val_balanced_accuracy"],
+                        help="what the best epoch and early stopping go by; default: val_loss")
     parser.add_argument("--lr-schedule", dest="lr_schedule", choices=["constant", "cosine"],
                         help="learning rate within each stage; default: the recipe's")
     parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")

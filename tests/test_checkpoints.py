@@ -23,12 +23,42 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
         if callback.model.stop_training:
             break
     assert epoch == 3 and callback.model.stop_training  # best at epoch 2, then 2 epochs worse
-    assert state["best"] == "best-stage0-epoch2" and state["best_loss"] == 0.8
+    assert state["best"] == "best-stage0-epoch2" and state["best_value"] == 0.8
     assert state["stopped_early"] == [{"stage": 0, "epoch": 4}]
     assert state["history"]["val_loss"] == [1.0, 0.8, 0.9, 0.85]
     assert state["history"]["learning_rate"] == pytest.approx([0.01] * 4)
     assert stage_finished(state, stage)
     assert not stage_finished(state, {"early_stopping_patience": 0})
+
+
+def test_balanced_accuracy_is_monitored_upwards():
+    state = new_state()
+    stage = {"early_stopping_patience": 2, "restore_best": True, "monitor": "val_balanced_accuracy"}
+    callback = make_callback(None, state, None, tf.keras.optimizers.Adam(0.01), stage, rank=1)
+    callback.set_model(tiny_model())
+    # The loss falls throughout; balanced accuracy peaks at epoch 2, which is what counts here.
+    for epoch, (loss, balanced) in enumerate([(1.0, 0.5), (0.9, 0.7), (0.8, 0.6), (0.7, 0.7)]):
+        callback.on_epoch_end(epoch, {"val_loss": loss, "val_balanced_accuracy": balanced})
+    assert state["best"] == "best-stage0-epoch2" and state["best_value"] == 0.7
+    assert callback.model.stop_training and state["stopped_early"] == [{"stage": 0, "epoch": 4}]
+
+
+def test_balanced_accuracy_metric_equals_scikit_learns():
+    from dermspark.train.keras_metrics import BalancedAccuracy
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 1, 2, 4], size=300, p=[0.7, 0.2, 0.05, 0.05])  # class 3 never appears
+    probabilities = rng.dirichlet(np.ones(5), size=300)
+    probabilities[np.arange(300), labels] += rng.random(300) * 0.6  # better than chance
+    metric = BalancedAccuracy(5)
+    for start in range(0, 300, 64):  # batch by batch, as an epoch feeds it
+        metric.update_state(labels[start:start + 64, None], probabilities[start:start + 64])
+    expected = balanced_accuracy_score(labels, probabilities.argmax(axis=1))
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+    assert 0.4 < expected < 0.95  # neither chance nor perfect: the test can tell them apart
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
 
 
 @pytest.mark.parametrize("scheme", ["file", "s3a"])

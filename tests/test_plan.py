@@ -83,6 +83,15 @@ def test_a_shard_is_cached_only_when_its_largest_rank_fits_the_budget():
         cache_training([10], (75, 100), cache_mb=-1)
 
 
+def test_monitor_overrides_the_recipe_for_every_stage():
+    benedetti = "inception_resnet_v2_benedetti"
+    assert [stage["monitor"] for stage in plan(benedetti, weights="none")["stages"]] == ["val_loss"] * 2
+    chosen = plan(benedetti, weights="none", monitor="val_balanced_accuracy")["stages"]
+    assert [stage["monitor"] for stage in chosen] == ["val_balanced_accuracy"] * 2
+    with pytest.raises(DermsparkError, match="unknown --monitor 'val_auc'"):
+        plan(monitor="val_auc")
+
+
 def test_stage_end_overrides_the_recipe_for_every_stage():
     assert [stage["restore_best"] for stage in plan()["stages"]] == [False]
     assert [stage["restore_best"] for stage in plan(stage_end="best")["stages"]] == [True]

@@ -75,6 +75,11 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     assert metrics["resumed_from"] == {"stage": 0, "epoch": killed_at, "finished": False}
     assert len(metrics["history"]["loss"]) == 4  # killed_at epochs from the first run, the rest now
     assert metrics["horovod_cycle_time_ms"] == 5.0  # the flag reached the ranks
+    assert metrics["ended_on"] == [{"stage": 0, "epoch": 4, "by": "last epoch"}]
+    # The epoch-end metric (Keras, averaged over ranks) and the final evaluation (scikit-learn,
+    # rank 0) measure the same weights on the same validation images.
+    assert metrics["history"]["val_balanced_accuracy"][-1] == pytest.approx(
+        metrics["validation"]["balanced_accuracy"], abs=1e-6)
     log = second.stdout + second.stderr  # Horovod relays the ranks' output on stderr
     assert f"Epoch {killed_at + 1}/4" in log and "Epoch 1/4" not in log
     # The rate each epoch ended on, across the kill: warmup to Adam's 1e-3 times 2 processes by
@@ -105,6 +110,7 @@ def test_two_stage_recipe_ends_each_stage_on_its_best_epoch(spark, synthetic_arc
                                             model="inception_resnet_v2_benedetti", weights="none",
                                             epochs=2, fine_tune_epochs=1, batch_size=4, run_id="two"))
     assert result["stage_ends"] == [2, 3]
+    assert [(end["stage"], end["by"]) for end in result["ended_on"]] == [(0, "best val_loss"), (1, "best val_loss")]
     assert len(result["history"]["val_loss"]) == 3
     settings = json.loads((output / "settings.json").read_text())
     assert settings["plan"]["class_weights"] and settings["plan"]["imbalance"]["cap_per_class"] == 450

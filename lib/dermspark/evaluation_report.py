@@ -36,11 +36,11 @@ def plot_confusion_matrix(section: dict, classes: list[str], title: str, path: s
 
 
 def plot_history(history: dict, path: str, stage_ends: list[int] = ()) -> None:
-    """Loss and accuracy per epoch, training beside validation, and the learning rate each epoch
-    ended on, with a line where a stage ends."""
-    panels = ("loss", "accuracy", "learning_rate") if history.get("learning_rate") else ("loss", "accuracy")
-    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 4))
-    for axis, metric in zip(axes, panels, strict=True):
+    """Loss, accuracy and balanced accuracy per epoch, training beside validation, and the
+    learning rate each epoch ended on, with a line where a stage ends."""
+    panels = [name for name in ("loss", "accuracy", "balanced_accuracy", "learning_rate") if history.get(name)]
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axis, metric in zip(axes[0], panels, strict=True):
         for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
             if history.get(key):
                 axis.plot(range(1, len(history[key]) + 1), history[key], marker=".", label=label)

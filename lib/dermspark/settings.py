@@ -51,6 +51,7 @@ class TrainSettings:
     cap_per_class: int = 0  # with "cap"; 0: the recipe's, else 450 as Benedetti et al.
     # How each stage ends: "" the recipe's; best (its lowest validation loss) or last epoch.
     stage_end: str = ""
+    monitor: str = ""  # "" the recipe's (val_loss); val_loss or val_balanced_accuracy
     # The learning rate within a stage: "" the recipe's; constant; or cosine (after the warmup,
     # down to 0 at the stage's last epoch).
     lr_schedule: str = ""

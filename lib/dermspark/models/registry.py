@@ -15,10 +15,12 @@ class Stage:
     # > 0: ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase=True)
     decay_steps: int = 0
     decay_rate: float = 1.0
-    # > 0: stop when validation loss has not improved for this many epochs
+    # > 0: stop when the monitored value has not improved for this many epochs
     early_stopping_patience: int = 0
-    # True: the stage ends on its best epoch by validation loss, not its last
+    # True: the stage ends on its best epoch by the monitored value, not its last
     restore_best: bool = False
+    # what "best" means: val_loss (lowest) or val_balanced_accuracy (highest)
+    monitor: str = "val_loss"
     # > 0: before this stage, unfreeze that many base layers (BatchNormalization stays frozen)
     unfreeze_last: int = 0
 

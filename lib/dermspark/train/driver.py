@@ -208,6 +208,8 @@ def _write_report(fs: HadoopFS, staging: str, metrics: dict, classes: list[str],
         notes.append(f"resumed from {metrics['resumed_from']}")
     for stop in metrics.get("stopped_early", []):
         notes.append(f"stage {stop['stage'] + 1} stopped early after epoch {stop['epoch']}")
+    for end in metrics.get("ended_on", []):
+        notes.append(f"stage {end['stage'] + 1} kept epoch {end['epoch']} ({end['by']}); the figures are that epoch's")
     with tempfile.TemporaryDirectory() as local:
         names = write_report(local, metrics, classes, f"{settings.model}", notes, metrics.get("stage_ends", [])[:-1])
         for name in names:

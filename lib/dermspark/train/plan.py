@@ -6,6 +6,7 @@ steps per epoch) is made once, saved with the run, and testable without starting
 
 import dataclasses
 import math
+import operator
 
 from dermspark import DermsparkError
 from dermspark.models.registry import Recipe
@@ -73,6 +74,8 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
 
 
 STAGE_ENDS = ("best", "last")
+# What early stopping and a stage's best epoch go by, and when a value beats the best so far.
+MONITORS = {"val_loss": operator.lt, "val_balanced_accuracy": operator.gt}
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -84,12 +87,15 @@ def cosine_multiplier(epoch: float, start: int, end: int) -> float:
 
 
 def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float,
-               stage_end: str = "", lr_schedule: str = "") -> list[dict]:
-    """stage_end: '' the recipe's; 'best' ends every stage on its lowest validation loss, 'last'
+               stage_end: str = "", lr_schedule: str = "", monitor: str = "") -> list[dict]:
+    """stage_end: '' the recipe's; 'best' ends every stage on its best monitored epoch, 'last'
     on its last epoch. lr_schedule: '' the recipe's; 'constant' (no decay) or 'cosine' (after
-    the warmup, down to 0 at the stage's last epoch) for every stage."""
+    the warmup, down to 0 at the stage's last epoch) for every stage. monitor: '' the recipe's;
+    val_loss or val_balanced_accuracy, for every stage's best epoch and early stopping."""
     if stage_end and stage_end not in STAGE_ENDS:
         raise DermsparkError(f"unknown --stage-end {stage_end!r}; use best or last")
+    if monitor and monitor not in MONITORS:
+        raise DermsparkError(f"unknown --monitor {monitor!r}; use {' or '.join(MONITORS)}")
     if lr_schedule and lr_schedule not in LR_SCHEDULES:
         raise DermsparkError(f"unknown --lr-schedule {lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
@@ -100,6 +106,8 @@ def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate
             stage["decay_steps"], stage["decay_rate"] = 0, 1.0
         if stage_end:
             stage["restore_best"] = stage_end == "best"
+        if monitor:
+            stage["monitor"] = monitor
     if epochs:
         stages[0]["epochs"] = epochs
     if learning_rate:
@@ -136,7 +144,7 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     return {
         "batch_size": batch_size,
         "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
-                             settings.stage_end, settings.lr_schedule),
+                             settings.stage_end, settings.lr_schedule, settings.monitor),
         "imbalance": imbalance,
         "sampling_rates": rates,
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,

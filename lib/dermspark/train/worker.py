@@ -26,8 +26,9 @@ def make_optimizer(stage: dict, processes: int):
 
 def new_state() -> dict:
     return {
-        "stage": 0, "epoch": 0, "last": None, "best": None, "best_loss": None, "wait": 0,
+        "stage": 0, "epoch": 0, "last": None, "best": None, "best_value": None, "wait": 0,
         "start_from": None, "finished": False, "history": {}, "stage_ends": [], "stopped_early": [],
+        "ended_on": [],
     }
 
 
@@ -47,6 +48,7 @@ def train(config: dict) -> dict | None:
     from dermspark.models.inception import unfreeze_last
     from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
     from dermspark.train.inputs import EpochTimer, Inputs
+    from dermspark.train.keras_metrics import BalancedAccuracy
     from dermspark.train.plan import cosine_multiplier
 
     # Without it, finite reads (validation, test) can end early (see the module).
@@ -81,7 +83,7 @@ def train(config: dict) -> dict | None:
         model.compile(
             optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size)),
             loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
         if state["epoch"] > 0:
             # Mid-stage: the model and the optimizer (moments, step count) as they were.
@@ -93,8 +95,8 @@ def train(config: dict) -> dict | None:
         if state["epoch"] < stage["epochs"] and not stage_finished(state, stage):
             callbacks = [
                 hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-                # Before checkpointing: every rank then sees the same validation loss and makes
-                # the same early-stopping decision.
+                # Before checkpointing: every rank then sees the same validation figures and
+                # makes the same early-stopping decision.
                 hvd.callbacks.MetricAverageCallback(),
             ]
             warmup = min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
@@ -135,7 +137,12 @@ def train(config: dict) -> dict | None:
         # What this stage started from and did not choose is no longer needed by any resume.
         stale = {state["last"], state["best"], state["start_from"]} - {chosen, None}
         state["stage_ends"].append(len(state["history"].get("loss", [])))
-        state.update(stage=index + 1, epoch=0, start_from=chosen, last=None, best=None, best_loss=None, wait=0,
+        # Which epoch's weights the stage kept, and why: the model evaluated is that epoch's.
+        state.setdefault("ended_on", []).append({
+            "stage": index, "epoch": int(chosen.rsplit("epoch", 1)[1]),
+            "by": f"best {stage['monitor']}" if chosen == state["best"] else "last epoch",
+        })
+        state.update(stage=index + 1, epoch=0, start_from=chosen, last=None, best=None, best_value=None, wait=0,
                      finished=index + 1 == len(plan["stages"]))
         if rank == 0:
             store.write_state(state)
@@ -178,13 +185,14 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
         "history": state["history"],
         "stage_ends": state["stage_ends"],
         "stopped_early": state["stopped_early"],
+        "ended_on": state.get("ended_on", []),
         "resumed_from": resumed_from,
         "checkpoints": config["store_url"],
         # As the ranks ran it, so a rate measured from this history says what it was.
         "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
     }
     manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
-        key: training[key] for key in ("stage_ends", "stopped_early", "resumed_from")
+        key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")
     }}
     save_bundle(config["output_url"] + "/model", model, manifest)
     return {**metrics, **training}
