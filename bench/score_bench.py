@@ -10,7 +10,7 @@ printed too. The naive pattern runs on --naive-images images only: it is slow. T
 speed drifts between minutes, so the job and plain Keras take turns --repeats times and the
 medians of the paired ratios count.
 
-    .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn] [--images 4000]
+    .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn | --bundle DIR] [--images 4000]
 """
 
 import argparse
@@ -109,7 +109,9 @@ def naive_job(spark, bundle_path: str, folder: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
-    parser.add_argument("--model", default="benbrahim_cnn")
+    parser.add_argument("--model", default="benbrahim_cnn", help="a registered model, untrained")
+    parser.add_argument("--bundle", help="a trained bundle to use instead of --model (its load time is part of "
+                                         "what the naive pattern pays per batch)")
     parser.add_argument("--images", type=int, default=4000, help="images of the 200x150 set to score")
     parser.add_argument("--naive-images", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -131,7 +133,7 @@ def main() -> None:
             os.makedirs(folder)
             for path in files:
                 os.symlink(path, os.path.join(folder, os.path.basename(path)))
-        bundle = make_bundle(work, args.model)
+        bundle = args.bundle or make_bundle(work, args.model)
         spark = (
             SparkSession.builder.master("local[2]").appName("score-bench")
             .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g").getOrCreate()
@@ -170,7 +172,7 @@ def main() -> None:
     job_rate, plain_rate = (statistics.median(run[index] for run in runs) for index in (0, 2))
     per_core = statistics.median((run[0] / run[1]) / (run[2] / run[3]) for run in runs)
     per_slot = statistics.median((run[0] / slots) / (run[2] / run[3]) for run in runs)
-    print(f"{args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
+    print(f"{args.bundle or args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
           f"medians of {args.repeats} repeats")
     print(f"job on local[{slots}]                 {job_rate:8.1f} img/s")
     print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s")
