@@ -29,6 +29,8 @@ def parse_args(argv):
                         help="what the best epoch and early stopping go by; default: val_loss")
     parser.add_argument("--lr-schedule", dest="lr_schedule", choices=["constant", "cosine"],
                         help="learning rate within each stage; default: the recipe's")
+    parser.add_argument("--ema", type=float,
+                        help="momentum of a moving average of the weights (e.g. 0.99); 0: none")
     parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")
     parser.add_argument("--weights", help="none | imagenet (a local file) | /path/to/weights.h5")
     parser.add_argument("--run-id", dest="run_id", help="rerun with the same id to resume")

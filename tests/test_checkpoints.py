@@ -61,6 +61,31 @@ def test_balanced_accuracy_metric_equals_scikit_learns():
     assert float(metric.result()) == 0.0
 
 
+def test_ema_puts_the_average_in_place_at_each_epochs_end():
+    from dermspark.train.worker import make_optimizer
+
+    rng = np.random.default_rng(1)
+    features, targets = rng.random((32, 3)), rng.random((32, 2))
+    plain, averaged = tiny_model(), tiny_model()
+    averaged.set_weights(plain.get_weights())
+    start = plain.get_weights()
+    for model, ema in ((plain, 0.0), (averaged, 0.9)):
+        stage = {"learning_rate": 0.05, "decay_steps": 0, "optimizer": "adam", "ema": ema}
+        model.compile(optimizer=make_optimizer(stage, processes=1, steps_per_epoch=4), loss="mse")
+    steps = []  # the plain run's weights after each of the epoch's 4 steps
+    record = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(plain.get_weights()))
+    plain.fit(features, targets, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[record])
+    averaged.fit(features, targets, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    # Both take the same 4 steps; the averaged run then holds the average of the start and
+    # every step's weights, worked out here, and not its last step's weights.
+    for index, begin in enumerate(start):
+        expected = begin
+        for weights in steps:
+            expected = 0.9 * expected + 0.1 * weights[index]
+        np.testing.assert_allclose(averaged.get_weights()[index], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(averaged.get_weights()[0], plain.get_weights()[0], atol=1e-3)
+
+
 @pytest.mark.parametrize("scheme", ["file", "s3a"])
 def test_store_round_trip_and_state_written_last(scheme, tmp_path, request, monkeypatch):
     if scheme == "s3a":

@@ -122,3 +122,11 @@ def test_lr_schedule_replaces_the_recipes_decay_in_every_stage():
     assert (constant["cosine"], constant["decay_steps"]) == (False, 0)
     with pytest.raises(DermsparkError, match="unknown --lr-schedule 'step'"):
         plan(lr_schedule="step")
+
+
+def test_ema_reaches_every_stage_and_must_be_a_momentum():
+    assert [stage["ema"] for stage in plan()["stages"]] == [0.0]
+    benedetti = "inception_resnet_v2_benedetti"
+    assert [stage["ema"] for stage in plan(benedetti, ema=0.99)["stages"]] == [0.99, 0.99]
+    with pytest.raises(DermsparkError, match="--ema must be at least 0 and below 1"):
+        plan(ema=1.0)

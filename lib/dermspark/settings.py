@@ -55,6 +55,10 @@ class TrainSettings:
     # The learning rate within a stage: "" the recipe's; constant; or cosine (after the warmup,
     # down to 0 at the stage's last epoch).
     lr_schedule: str = ""
+    # > 0: train with an exponential moving average of the weights at this momentum (e.g. 0.99),
+    # which replaces the weights at every epoch's end, so validation, checkpoints and the bundle
+    # see the average; 0: plain weights.
+    ema: float = 0.0
     weights: str = ""  # pretrained base: none, imagenet (a local file only) or a weights file
     # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
     run_id: str = ""  # "": a new run, named by the time it starts

@@ -87,11 +87,15 @@ def cosine_multiplier(epoch: float, start: int, end: int) -> float:
 
 
 def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate: float,
-               stage_end: str = "", lr_schedule: str = "", monitor: str = "") -> list[dict]:
+               stage_end: str = "", lr_schedule: str = "", monitor: str = "",
+               ema: float = 0.0) -> list[dict]:
     """stage_end: '' the recipe's; 'best' ends every stage on its best monitored epoch, 'last'
     on its last epoch. lr_schedule: '' the recipe's; 'constant' (no decay) or 'cosine' (after
     the warmup, down to 0 at the stage's last epoch) for every stage. monitor: '' the recipe's;
-    val_loss or val_balanced_accuracy, for every stage's best epoch and early stopping."""
+    val_loss or val_balanced_accuracy, for every stage's best epoch and early stopping. ema: the
+    momentum of every stage's weight average, 0 for none."""
+    if not 0 <= ema < 1:
+        raise DermsparkError(f"--ema must be at least 0 and below 1 (0.99 is usual), not {ema}")
     if stage_end and stage_end not in STAGE_ENDS:
         raise DermsparkError(f"unknown --stage-end {stage_end!r}; use best or last")
     if monitor and monitor not in MONITORS:
@@ -101,6 +105,7 @@ def stage_plan(recipe: Recipe, epochs: int, fine_tune_epochs: int, learning_rate
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
     for stage in stages:
         stage["cosine"] = lr_schedule == "cosine"
+        stage["ema"] = ema
         if lr_schedule:
             # Either choice replaces the recipe's own decay.
             stage["decay_steps"], stage["decay_rate"] = 0, 1.0
@@ -144,7 +149,7 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     return {
         "batch_size": batch_size,
         "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
-                             settings.stage_end, settings.lr_schedule, settings.monitor),
+                             settings.stage_end, settings.lr_schedule, settings.monitor, settings.ema),
         "imbalance": imbalance,
         "sampling_rates": rates,
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,

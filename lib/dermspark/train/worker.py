@@ -8,7 +8,7 @@ plan's stages in order, resuming from the checkpoint store when a run with this 
 WARMUP_EPOCHS = 3
 
 
-def make_optimizer(stage: dict, processes: int):
+def make_optimizer(stage: dict, processes: int, steps_per_epoch: int):
     import tensorflow as tf
 
     # Linear scaling with the number of processes (Horovod's advice), reached by warmup.
@@ -17,10 +17,15 @@ def make_optimizer(stage: dict, processes: int):
         rate = tf.keras.optimizers.schedules.ExponentialDecay(
             rate, stage["decay_steps"], stage["decay_rate"], staircase=True
         )
+    # The average replaces the weights on each epoch's last step, before Keras validates and
+    # the checkpoint callback saves: the epoch's figures, the best epoch and a resume all
+    # concern the averaged weights, and training goes on from them.
+    averaging = {"use_ema": True, "ema_momentum": stage["ema"], "ema_overwrite_frequency": steps_per_epoch} \
+        if stage.get("ema") else {}
     if stage["optimizer"] == "adam":
-        return tf.keras.optimizers.Adam(learning_rate=rate)
+        return tf.keras.optimizers.Adam(learning_rate=rate, **averaging)
     if stage["optimizer"] == "sgd_nesterov":
-        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True)
+        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True, **averaging)
     raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
 
 
@@ -81,7 +86,7 @@ def train(config: dict) -> dict | None:
         if index < state["stage"] or state["finished"]:
             continue
         model.compile(
-            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size)),
+            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"])),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
