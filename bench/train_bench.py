@@ -27,7 +27,7 @@ def plain_keras(dataset_url: str, model_name: str, classes: int, batch_size: int
     from dermspark.models import create_model, get_recipe
     from dermspark.train.inputs import EpochTimer, Inputs
 
-    images, labels = Inputs(dataset_url, rank=0, size=1, seed=0).load("train", batch_size)
+    images, labels, _ = Inputs(dataset_url, rank=0, size=1, seed=0).load("train", batch_size)
     options = {"num_classes": classes}
     if get_recipe(model_name).pretrained:
         options["weights"] = "none"

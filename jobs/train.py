@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from dermspark.evaluation_report import interval_text
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
 from dermspark.settings import TrainSettings, resolve
 from dermspark.train.driver import run_train
@@ -67,7 +68,7 @@ def main(argv=None):
         {
             "test images": test["count"],
             "test accuracy": f"{test['accuracy']:.4f}",
-            "test balanced accuracy": f"{test['balanced_accuracy']:.4f}",
+            "test balanced accuracy": f"{test['balanced_accuracy']:.4f}{interval_text(test)}",
             "test macro AUC": "n/a" if test["macro_auc"] is None else f"{test['macro_auc']:.4f}",
             "majority-class baseline accuracy": f"{test['baseline_accuracy']:.4f}",
             "report": os.path.join(result["output"], "report.md"),

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from dermspark.evaluate import classification_metrics
+from sklearn.metrics import balanced_accuracy_score
 
 CLASSES = ["a", "b", "c"]
 # Truth and prediction, as a confusion matrix (rows truth, columns prediction):
@@ -86,3 +87,42 @@ def test_report_shows_the_numbers_and_its_plots(metrics, tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| test | 10 | 0.800 | 0.806 | 0.855 | 0.400 |" in text
     assert "| b | 3 | 0.667 | 0.667 | 0.667 | 0.857 | 0.762 |" in text
+
+
+def test_bootstrap_interval_resamples_whole_lesions():
+    from dermspark.evaluate import bootstrap_interval
+
+    # Every prediction right: every resample scores 1.
+    labels = np.array([0, 0, 1, 1, 2])
+    assert bootstrap_interval(labels, labels, ["a", "a", "b", "c", "d"], draws=50)["balanced_accuracy"] == [1.0, 1.0]
+    # Two lesions of five images each, one all right, one all wrong (one class): a resample holds
+    # 0, 5 or 10 right of 10 images, never anything between, as it would if images were drawn.
+    labels, predicted = np.zeros(10, int), np.array([0] * 5 + [1] * 5)
+    groups = ["right"] * 5 + ["wrong"] * 5
+    result = bootstrap_interval(labels, predicted, groups, draws=400, level=0.9)
+    assert result["groups"] == 2 and result["level"] == 0.9
+    assert result["accuracy"] == [0.0, 1.0]  # both ends reached with chance 1/4 each
+    # Against scikit-learn on an uneven split: the interval holds the point figure and is wider
+    # when the same images form fewer, larger lesions.
+    rng = np.random.default_rng(4)
+    labels = rng.choice(4, size=600, p=[0.7, 0.2, 0.07, 0.03])
+    predicted = np.where(rng.random(600) < 0.6, labels, rng.integers(0, 4, 600))
+    point = balanced_accuracy_score(labels, predicted)
+    fine = bootstrap_interval(labels, predicted, np.arange(600))["balanced_accuracy"]
+    coarse = bootstrap_interval(labels, predicted, np.arange(600) // 20)["balanced_accuracy"]
+    assert fine[0] < point < fine[1]
+    assert coarse[1] - coarse[0] > fine[1] - fine[0]
+    with pytest.raises(ValueError, match="one entry per image"):
+        bootstrap_interval(labels, predicted, np.arange(599))
+
+
+def test_groups_add_the_interval_to_the_metrics_and_the_report(tmp_path):
+    from dermspark.evaluation_report import markdown
+
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    probabilities = np.eye(2)[[0, 1, 1, 1, 0, 0]]
+    metrics = classification_metrics(labels, probabilities, ["a", "b"], 0, groups=[1, 1, 2, 3, 4, 5])
+    assert metrics["interval"]["groups"] == 5 and len(metrics["interval"]["balanced_accuracy"]) == 2
+    assert "interval" not in classification_metrics(labels, probabilities, ["a", "b"], 0)
+    low, high = metrics["interval"]["balanced_accuracy"]
+    assert f"0.667 (95% interval {low:.3f} to {high:.3f})" in markdown({"test": metrics}, ["a", "b"], "t")

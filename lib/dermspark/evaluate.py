@@ -22,16 +22,58 @@ def _auc(is_class: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(is_class, score))
 
 
+def bootstrap_interval(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray, draws: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> dict:
+    """Percentile intervals of accuracy and balanced accuracy over `draws` resamples of the
+    groups (lesions) with replacement: a lesion's images stand or fall together, so resampling
+    images would understate the spread. On HAM10000's 1,000-image test split the rarest classes
+    have a dozen images, and one image moves balanced accuracy by about a point."""
+    labels, predicted, groups = (np.asarray(values).reshape(-1) for values in (labels, predicted, groups))
+    if not labels.size == predicted.size == groups.size:
+        raise ValueError("labels, predictions and groups must have one entry per image")
+    classes = int(max(labels.max(), predicted.max())) + 1
+    right = labels == predicted
+    _, group_of = np.unique(groups, return_inverse=True)
+    members = np.argsort(group_of, kind="stable")
+    sizes = np.bincount(group_of)
+    starts = np.cumsum(sizes) - sizes
+    rng = np.random.default_rng(seed)
+    accuracies, balanced = np.empty(draws), np.empty(draws)
+    for draw in range(draws):
+        chosen = rng.integers(0, sizes.size, sizes.size)
+        # Every image of each chosen group, as many times as the group was drawn.
+        index = members[np.repeat(starts[chosen], sizes[chosen]) + _ranks_within(sizes[chosen])]
+        accuracies[draw] = right[index].mean()
+        # Mean recall over the classes present in the resample, as balanced_accuracy_score.
+        support = np.bincount(labels[index], minlength=classes)
+        hits = np.bincount(labels[index], weights=right[index], minlength=classes)
+        balanced[draw] = np.mean(hits[support > 0] / support[support > 0])
+    tails = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    return {
+        "level": level, "draws": draws, "groups": int(sizes.size),
+        "accuracy": np.percentile(accuracies, tails).round(4).tolist(),
+        "balanced_accuracy": np.percentile(balanced, tails).round(4).tolist(),
+    }
+
+
+def _ranks_within(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., size - 1 for each size in turn: [2, 3] -> [0, 1, 0, 1, 2]."""
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.arange(offsets.size) - offsets
+
+
 def classification_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
     classes: list[str],
     majority_label: int,
     positive_class: str | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Metrics of one split. `majority_label` is the training split's most common class.
     `positive_class` (for a binary model, e.g. melanoma) adds sensitivity and specificity at
-    the threshold the prediction uses: the highest probability, which is 0.5 for two classes."""
+    the threshold the prediction uses: the highest probability, which is 0.5 for two classes.
+    `groups` (each image's lesion) adds 95% bootstrap intervals of accuracy and balanced accuracy."""
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if labels.size == 0:
@@ -77,6 +119,8 @@ def classification_metrics(
             counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0
         ).round(4).tolist(),
     }
+    if groups is not None:
+        result["interval"] = bootstrap_interval(labels, predicted, groups)
     if positive_class is not None:
         if len(classes) != 2 or positive_class not in classes:
             raise ValueError(f"positive class {positive_class!r} needs a two-class model, got {classes}")

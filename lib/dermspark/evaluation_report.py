@@ -56,6 +56,14 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def interval_text(section: dict) -> str:
+    """' (95% interval LOW to HIGH)' of balanced accuracy, or '' for a split without one."""
+    if "interval" not in section:
+        return ""
+    low, high = section["interval"]["balanced_accuracy"]
+    return f" ({section['interval']['level']:.0%} interval {low:.3f} to {high:.3f})"
+
+
 def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = ()) -> str:
     lines = [f"# {title}", ""]
     lines += [f"- {note}" for note in notes]
@@ -68,7 +76,7 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
             section = metrics[name]
             lines.append(
                 f"| {name} | {section['count']} | {_fmt(section['accuracy'])} | "
-                f"{_fmt(section['balanced_accuracy'])} | {_fmt(section['macro_auc'])} | "
+                f"{_fmt(section['balanced_accuracy'])}{interval_text(section)} | {_fmt(section['macro_auc'])} | "
                 f"{_fmt(section['baseline_accuracy'])} |"
             )
     for name in SECTIONS:
@@ -91,6 +99,10 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         lines += ["", f"![{name} confusion matrix](confusion_matrix_{name}.png)"]
     if metrics.get("history"):
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
+    if any("interval" in metrics.get(name, {}) for name in SECTIONS):
+        lines += ["", "Intervals: balanced accuracy's percentiles over 1,000 resamples of the split's lesions",
+                  "(all of a lesion's images together), how far the figure could move on another split of",
+                  "this size."]
     if "test" in metrics:
         lines += ["", "The test split shares no lesion with training and was used for nothing else: not for",
                   "early stopping, not for choosing a checkpoint."]

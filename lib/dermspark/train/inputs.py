@@ -19,12 +19,13 @@ class Inputs:
         schema = get_schema_from_dataset_url(dataset_url)
         # Field objects, not names: Petastorm reads names as regular expressions.
         self.fields = [schema.fields["image"], schema.fields["label"], schema.fields["split"]]
+        self.lesion_field = schema.fields["lesion_id"]
         self.url, self.rank, self.size, self.seed = dataset_url, rank, size, seed
 
-    def reader(self, split: str, sharded: bool, epochs):
+    def reader(self, split: str, sharded: bool, epochs, with_lesions: bool = False):
         return make_reader(
             self.url,
-            schema_fields=self.fields,
+            schema_fields=[*self.fields, self.lesion_field] if with_lesions else self.fields,
             predicate=in_lambda(["split"], lambda value, wanted=split: value == wanted),
             cur_shard=self.rank if sharded else None,
             shard_count=self.size if sharded else None,
@@ -63,19 +64,21 @@ class Inputs:
         return dataset.shuffle(shuffle_buffer).batch(batch_size).prefetch(2)
 
     def load(self, split: str, batch_size: int):
-        """The whole split in memory, as (images, labels) numpy arrays, read once. Validation
-        then sees exactly its images every epoch, which an endless reader cut into a fixed
-        number of steps would not."""
+        """The whole split in memory, as (images, labels, lesion ids) numpy arrays, read once.
+        Validation then sees exactly its images every epoch, which an endless reader cut into a
+        fixed number of steps would not; lesion ids group images for the bootstrap intervals."""
         import numpy as np
 
-        images, labels = [], []
-        with self.reader(split, sharded=False, epochs=1) as petastorm_reader:
-            for image_batch, label_batch in self.pairs(petastorm_reader).batch(batch_size):
+        images, labels, lesions = [], [], []
+        with self.reader(split, sharded=False, epochs=1, with_lesions=True) as petastorm_reader:
+            rows = make_petastorm_dataset(petastorm_reader).map(lambda row: (row.image, row.label, row.lesion_id))
+            for image_batch, label_batch, lesion_batch in rows.batch(batch_size):
                 images.append(image_batch.numpy())
                 labels.append(label_batch.numpy())
+                lesions.append(lesion_batch.numpy())
         if not images:
             return None
-        return np.concatenate(images), np.concatenate(labels)
+        return np.concatenate(images), np.concatenate(labels), np.concatenate(lesions)
 
 
 class EpochTimer(tf.keras.callbacks.Callback):

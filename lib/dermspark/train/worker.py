@@ -76,7 +76,7 @@ def train(config: dict) -> dict | None:
     inputs = Inputs(config["dataset_url"], rank, size, config["seed"])
     validation = inputs.load("validation", batch_size)
     validation_data = (
-        tf.data.Dataset.from_tensor_slices(validation).batch(batch_size) if validation is not None else None
+        tf.data.Dataset.from_tensor_slices(validation[:2]).batch(batch_size) if validation is not None else None
     )
     model = create_model(config["model"], **config["model_options"])
 
@@ -177,10 +177,10 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     classes = config["classes"]
 
     def evaluate(split_data):
-        images, labels = split_data
+        images, labels, lesions = split_data
         probabilities = model.predict(images, batch_size=batch_size, verbose=0)
         return classification_metrics(labels, probabilities, classes, config["majority_label"],
-                                      config["positive_class"])
+                                      config["positive_class"], groups=lesions)
 
     test = inputs.load("test", batch_size)
     metrics = {"test": evaluate(test)}
