@@ -54,6 +54,51 @@ def test_benbrahim_augmentation_acts_in_training_only():
     assert not np.allclose(augmented, images)
 
 
+def test_color_options_add_no_weights_and_jitter_in_training_only():
+    model = create_model("benbrahim_cnn", color_jitter=True, color_constancy=True)
+    assert model.count_params() == 788_551
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 75, 100, 3)).astype("float32")
+    first, second = model(images, training=False), model(images, training=False)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(model.get_layer("color_jitter")(images, training=True), images)
+
+
+def test_shades_of_gray_neutralises_a_colour_cast():
+    from dermspark.models.layers import ShadesOfGray
+
+    rng = np.random.default_rng(2)
+    scene = rng.uniform(0.1, 0.9, size=(2, 8, 8, 1)).astype("float32").repeat(3, axis=-1)
+    cast = scene * np.array([1.0, 0.7, 0.4], dtype="float32")  # a reddish illuminant
+    corrected = ShadesOfGray(power=6)(cast).numpy()
+    # Each image's channels now have equal 6-means, so a grey scene is grey again, at the
+    # cast image's mean brightness, and an all-black image stays black.
+    np.testing.assert_allclose(corrected[..., 0], corrected[..., 1], rtol=1e-5)
+    np.testing.assert_allclose(corrected[..., 1], corrected[..., 2], rtol=1e-5)
+    np.testing.assert_allclose(corrected[..., 0], scene[..., 0] * 0.7, rtol=1e-5)
+    assert np.all(ShadesOfGray()(np.zeros((1, 4, 4, 3), "float32")).numpy() == 0)
+    with pytest.raises(ValueError, match="power"):
+        ShadesOfGray(power=0)
+
+
+def test_a_saved_model_with_dermspark_layers_loads_through_the_bundle(tmp_path):
+    import subprocess
+    import sys
+
+    from dermspark.bundle import save_bundle
+
+    model = create_model("benbrahim_cnn", color_constancy=True)
+    images = np.random.default_rng(3).integers(0, 256, size=(2, 75, 100, 3)).astype("uint8")
+    np.save(tmp_path / "images.npy", images)
+    save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn"})
+    # A fresh process, as scoring's executors are: nothing has imported the layer's module.
+    script = ("import sys, numpy as np; from dermspark.bundle import load_bundle; "
+              "model = load_bundle(sys.argv[1]).model; "
+              "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "bundle"), str(tmp_path / "images.npy"),
+                    str(tmp_path / "out.npy")], check=True, capture_output=True, timeout=120)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict_on_batch(images), atol=1e-6)
+
+
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(ValueError, match="benbrahim_cnn"):
         create_model("resnet_from_nowhere")

@@ -92,6 +92,8 @@ def read_manifest(url: str) -> dict:
 def load_bundle(url: str) -> Bundle:
     from tensorflow import keras
 
+    import dermspark.models.layers  # noqa: F401  registers the layers a bundle may name
+
     manifest = read_manifest(url)
     model = keras.models.load_model(os.path.join(_target_dir(url), MODEL_FILE), compile=False)
     return Bundle(model=model, manifest=manifest, path=url)

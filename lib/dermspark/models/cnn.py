@@ -20,6 +20,18 @@ def _augmentation():
     )
 
 
+def _color_jitter():
+    """Brightness and contrast within 20%: dermatoscopes and lighting differ between clinics,
+    and the training split holds too few of each to learn that from. Training only."""
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    return keras.Sequential(
+        [layers.RandomBrightness(0.2, value_range=(0, 255)), layers.RandomContrast(0.2)],
+        name="color_jitter",
+    )
+
+
 @register_model(
     Recipe(
         input_size=(75, 100),
@@ -31,21 +43,35 @@ def _augmentation():
         defaults={"num_classes": 7, "dropout": 0.5},
     )
 )
-def benbrahim_cnn(input_size, num_classes: int = 7, dropout: float = 0.5, augment: bool = False):
+def benbrahim_cnn(
+    input_size,
+    num_classes: int = 7,
+    dropout: float = 0.5,
+    augment: bool = False,
+    color_jitter: bool = False,
+    color_constancy: bool = False,
+):
     """Four valid 3x3 convolutions (64, 64, 128, 128) each with 2x2 max-pooling, Flatten to 1024,
     Dropout, Dense 512, softmax. The paper gives no dropout rate; 0.5 is the Keras examples' choice.
     Pixels arrive as uint8 and are scaled inside the model, so a bundle needs no outside code.
     augment=True (not in the paper, which has no augmentation) adds huber_cnn's augmentation, which
-    has no weights, so the parameter count stays the paper's."""
+    has no weights, so the parameter count stays the paper's. color_jitter=True adds random
+    brightness and contrast in training; color_constancy=True scales each image's channels to a
+    neutral illuminant (shades of gray) in training and prediction alike. Neither is in the paper
+    and neither has weights."""
     from tensorflow import keras
     from tensorflow.keras import layers
+
+    from dermspark.models.layers import ShadesOfGray
 
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     height, width = input_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
     x = _augmentation()(inputs) if augment else inputs
+    x = _color_jitter()(x) if color_jitter else x
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    x = ShadesOfGray(name="shades_of_gray")(x) if color_constancy else x
     for index, filters in enumerate((64, 64, 128, 128), start=1):
         x = layers.Conv2D(filters, 3, activation="relu", padding="valid", name=f"conv2d_{index}")(x)
         x = layers.MaxPooling2D(2, name=f"max_pooling2d_{index}")(x)
