@@ -43,6 +43,13 @@ def test_missing_weights_file_names_it_before_anything_starts(spark, datasets, t
                                        weights="imagenet"))
 
 
+def test_a_misspelt_model_option_is_one_clear_error_before_horovod(spark, datasets, tmp_path):
+    with pytest.raises(DermsparkError, match=r"benbrahim_cnn has no option 'colour_jitter'; its options: .*color_jitter"):
+        run_train(spark, TrainSettings(dataset=str(datasets["many_row_groups"]), output=str(tmp_path / "m"),
+                                       model_options={"augment": True, "colour_jitter": True}))
+    assert not (tmp_path / "m").exists()
+
+
 def _state(store: Path) -> dict:
     try:
         return json.loads((store / "state.json").read_text())

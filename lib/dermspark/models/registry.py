@@ -85,6 +85,17 @@ def get_recipe(name: str) -> Recipe:
     return _entry(name).recipe
 
 
+def check_options(name: str, options: dict) -> None:
+    """A misspelt option fails here, naming the builder's options, rather than as a TypeError
+    inside every training process after the cluster has started them."""
+    import inspect
+
+    known = set(inspect.signature(_entry(name).builder).parameters) - {"input_size"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(sorted(known))}")
+
+
 def create_model(name: str, **overrides):
     """The recipe states the input size once; builders receive it rather than repeat it."""
     entry = _entry(name)

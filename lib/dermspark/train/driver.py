@@ -16,6 +16,7 @@ from dermspark import DermsparkError
 from dermspark.cluster import check_cluster
 from dermspark.evaluation_report import write_report
 from dermspark.models import get_recipe
+from dermspark.models.registry import check_options
 from dermspark.models.weights import resolve_weights
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
@@ -91,6 +92,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     try:
         recipe = get_recipe(settings.model)
+        check_options(settings.model, settings.model_options)
     except ValueError as error:
         raise DermsparkError(str(error)) from None
     # Before anything slow: a missing weights file is one clear error at once.
