@@ -1,5 +1,6 @@
 """Batch scoring: every file accounted for, incremental runs, every input format, labels."""
 
+import csv
 import hashlib
 import json
 import shutil
@@ -112,6 +113,8 @@ def test_ingested_test_split_matches_the_training_evaluation(spark, bundle, pipe
     assert metrics["labeled"]["count"] == trained["count"] == summary["inputs"]
     assert metrics["labeled"]["confusion_matrix"] == trained["confusion_matrix"]
     assert metrics["labeled"]["accuracy"] == pytest.approx(trained["accuracy"])
+    # Grouped by the same lesions, drawn the same way.
+    assert metrics["labeled"]["interval"] == trained["interval"]
 
 
 def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data, tmp_path):
@@ -123,6 +126,11 @@ def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data,
     metrics = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, metrics["labeled"]["confusion_matrix"])) == 250
     assert metrics["labeled"]["per_class"]["mel"]["support"] == 24
+    # The metadata's lesions group the 250 images for the interval.
+    with open(archive / "HAM10000_metadata.csv") as handle:
+        lesion_of = {row["image_id"]: row["lesion_id"] for row in csv.DictReader(handle)}
+    lesions = {lesion_of[path.stem] for path in archive.rglob("*.jpg")}
+    assert metrics["labeled"]["interval"]["groups"] == len(lesions) < 250
     assert "| labeled | 250 |" in (run / "report.md").read_text()
     assert (run / "confusion_matrix_labeled.png").stat().st_size > 0
 

@@ -22,7 +22,8 @@ def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
 
 
 def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], manifest: dict) -> dict:
-    """written: the run's rows (image_id, error, prob_*); truth: image_id, true_label."""
+    """written: the run's rows (image_id, error, prob_*); truth: image_id, true_label, lesion_id.
+    The interval resamples lesions, or images where the labels name no lesion."""
     joined = written.join(truth.withColumn("_has_row", F.lit(True)), "image_id", "left")
     coverage = joined.agg(
         F.count("*").alias("rows"),
@@ -33,7 +34,8 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
     ).first().asDict()
     usable = joined.filter(F.col("true_label").isNotNull() & F.col("error").isNull())
     # Small: one label and one probability per class per labeled image, no pixels.
-    rows = usable.select("true_label", F.array(*[f"prob_{name}" for name in classes]).alias("p")).collect()
+    rows = usable.select("true_label", F.coalesce("lesion_id", "image_id").alias("group"),
+                         F.array(*[f"prob_{name}" for name in classes]).alias("p")).collect()
     coverage = {key: int(value or 0) for key, value in coverage.items()} | {"evaluated": len(rows)}
     if not rows:
         return {"coverage": coverage}
@@ -41,7 +43,8 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
     probabilities = np.array([row["p"] for row in rows], dtype=np.float64)
     positive = manifest.get("positive_class")
     section = classification_metrics(labels, probabilities, classes, _majority(manifest, classes, labels),
-                                     positive if positive in classes and len(classes) == 2 else None)
+                                     positive if positive in classes and len(classes) == 2 else None,
+                                     groups=np.array([row["group"] for row in rows]))
     return {"labeled": section, "coverage": coverage}
 
 

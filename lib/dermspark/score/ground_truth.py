@@ -12,19 +12,23 @@ from dermspark.metadata import one_hot_diagnosis, read_csv
 
 
 def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
-    """image_id, dx (lowercased, in the file's vocabulary) and the vocabulary's name."""
+    """image_id, dx (lowercased, in the file's vocabulary), lesion_id (HAM10000's; null for ISIC
+    2019, whose ground truth has none) and the vocabulary's name."""
     try:
         header = {column.strip() for column in spark.read.csv(url, header=True).columns}
     except Exception as error:  # Spark raises AnalysisException for a missing path
         raise DermsparkError(f"cannot read labels file {url}: {str(error).splitlines()[0]}") from None
     if {"image_id", "dx"} <= header:
-        table = read_csv(spark, url, ("image_id", "dx"))
+        lesion = ("lesion_id",) if "lesion_id" in header else ()
+        table = read_csv(spark, url, ("image_id", "dx", *lesion))
+        lesion_id = F.trim("lesion_id") if lesion else F.lit(None).cast("string")
         labels, vocabulary = table.select(F.trim("image_id").alias("image_id"), F.lower(F.trim("dx")).alias("dx"),
-                                          "_malformed"), "ham10000"
+                                          lesion_id.alias("lesion_id"), "_malformed"), "ham10000"
     elif {"image", *ISIC2019_DIAGNOSES} <= header:
         table = read_csv(spark, url, ("image", *ISIC2019_DIAGNOSES))
         labels, vocabulary = table.select(F.trim("image").alias("image_id"),
-                                          one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"), "_malformed"), "isic2019"
+                                          one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"),
+                                          F.lit(None).cast("string").alias("lesion_id"), "_malformed"), "isic2019"
     else:
         raise DermsparkError(
             f"{url} is neither HAM10000 metadata (image_id, dx) nor ISIC 2019 ground truth "
@@ -35,7 +39,8 @@ def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
 
 def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> DataFrame:
     """image_id, true_label: the class in the bundle's space (null when the diagnosis has none
-    there, e.g. HAM's akiec for an ISIC 2019 model). The first row of an image id counts."""
+    there, e.g. HAM's akiec for an ISIC 2019 model), and lesion_id. The first row of an image id
+    counts."""
     try:
         mapping = label_mapping(vocabulary, space_of(classes))
     except ValueError as error:
@@ -45,5 +50,5 @@ def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> Data
     return (
         labels.withColumn("_row", F.monotonically_increasing_id())
         .withColumn("_n", F.row_number().over(first)).filter("_n = 1")
-        .select("image_id", lookup[F.col("dx")].alias("true_label"))
+        .select("image_id", lookup[F.col("dx")].alias("true_label"), "lesion_id")
     )

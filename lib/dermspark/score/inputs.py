@@ -93,7 +93,7 @@ def _petastorm(spark, fs: HadoopFS, url: str, settings: ScoreSettings, input_siz
     # The dataset keeps image ids, not source paths: a row's path names the dataset and the id.
     rows = table.select(F.concat(F.lit(dataset + "#"), "image_id").alias("path"), "image_id",
                         F.col("image").alias("content"))
-    labels = table.select("image_id", "dx") if source in VOCABULARIES else None
+    labels = table.select("image_id", "dx", "lesion_id") if source in VOCABULARIES else None
     return ScoreInput(rows, False, "petastorm", labels, VOCABULARIES.get(source))
 
 
