@@ -99,13 +99,14 @@ def test_udf_equals_in_process_keras(spark, pipeline):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("ingest", "--input", "/nonexistent/archive", "--output", "/tmp/x"), "does not exist"),
-        (("score", "--model", "/nonexistent/model", "--input", "/tmp", "--output", "/tmp/y"),
-         "not a model bundle"),
-        (("train", "--dataset", "/nonexistent/ds", "--output", "/tmp/z"), "not an ingested dataset"),
+        (("ingest", "--input", "/nonexistent/archive"), "does not exist"),
+        (("score", "--model", "/nonexistent/model", "--input", "/tmp"), "not a model bundle"),
+        (("train", "--dataset", "/nonexistent/ds"), "not an ingested dataset"),
     ],
 )
-def test_bad_input_is_one_clear_message(args, message):
+def test_bad_input_is_one_clear_message(args, message, tmp_path):
+    # An output of the test's own: a fixed /tmp path may exist, and the job would fail on that first.
+    args = (*args, "--output", str(tmp_path / "out"))
     result = submit(*args, timeout=300)
     # spark-submit merges the Python driver's stderr into its stdout.
     output = result.stdout + result.stderr
