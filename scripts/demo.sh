@@ -41,6 +41,8 @@ print(f"  model       {work}/model/model  (bundle), {work}/model/metrics.json")
 print(f"  predictions {work}/scores/predictions  ({scores['scored']} scored, {scores['errors']} errors)")
 print(f"  test split: {test['count']} images of lesions never seen in training")
 print(f"    accuracy           {test['accuracy']:.3f}")
-print(f"    balanced accuracy  {test['balanced_accuracy']:.3f}  (mean per-class recall, the ISIC metric)")
+low, high = test["interval"]["balanced_accuracy"]
+print(f"    balanced accuracy  {test['balanced_accuracy']:.3f}  (mean per-class recall, the ISIC metric;"
+      f" 95% interval {low:.3f} to {high:.3f} over the split's lesions)")
 print(f"    majority baseline  {test['baseline_accuracy']:.3f}")
 PY
