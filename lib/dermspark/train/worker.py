@@ -21,7 +21,7 @@ def make_optimizer(stage: dict, processes: int, steps_per_epoch: int):
     # the checkpoint callback saves: the epoch's figures, the best epoch and a resume all
     # concern the averaged weights, and training goes on from them.
     averaging = {"use_ema": True, "ema_momentum": stage["ema"], "ema_overwrite_frequency": steps_per_epoch} \
-        if stage.get("ema") else {}
+        if stage["ema"] else {}
     if stage["optimizer"] == "adam":
         return tf.keras.optimizers.Adam(learning_rate=rate, **averaging)
     if stage["optimizer"] == "sgd_nesterov":
