@@ -6,8 +6,8 @@ import sys
 
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
+from dermspark.session import spark_session
 from dermspark.settings import IngestSettings, resolve
-from pyspark.sql import SparkSession
 
 DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "ingest.yaml")
 
@@ -38,7 +38,7 @@ def main(argv=None):
     overrides = {key: value for key, value in vars(args).items() if key != "settings"}
     with job_errors("ingest"):
         settings = resolve(IngestSettings, args.settings, overrides)
-        spark = SparkSession.builder.appName("dermspark-ingest").getOrCreate()
+        spark = spark_session("dermspark-ingest")
         quiet_spark(spark)
         try:
             result = run_ingest(spark, settings)

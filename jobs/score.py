@@ -6,8 +6,8 @@ import sys
 
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
 from dermspark.score.job import run_score
+from dermspark.session import spark_session
 from dermspark.settings import ScoreSettings, resolve
-from pyspark.sql import SparkSession
 
 DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "score.yaml")
 
@@ -42,7 +42,7 @@ def main(argv=None):
     overrides = {key: value for key, value in vars(args).items() if key != "settings"}
     with job_errors("score"):
         settings = resolve(ScoreSettings, args.settings, overrides)
-        spark = SparkSession.builder.appName("dermspark-score").getOrCreate()
+        spark = spark_session("dermspark-score")
         quiet_spark(spark)
         try:
             result = run_score(spark, settings)

@@ -7,9 +7,9 @@ import sys
 
 from dermspark.evaluation_report import interval_text
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
+from dermspark.session import spark_session
 from dermspark.settings import TrainSettings, resolve
 from dermspark.train.driver import run_train
-from pyspark.sql import SparkSession
 
 DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "train.yaml")
 
@@ -56,7 +56,7 @@ def main(argv=None):
     overrides = {key: value for key, value in vars(args).items() if key != "settings"}
     with job_errors("train"):
         settings = resolve(TrainSettings, args.settings, overrides)
-        spark = SparkSession.builder.appName("dermspark-train").getOrCreate()
+        spark = spark_session("dermspark-train")
         quiet_spark(spark)
         try:
             result = run_train(spark, settings)

@@ -3,12 +3,19 @@
 # start-master.sh): one master and N workers, each a JVM of its own.
 #
 #   scripts/cluster.sh start [--workers 2] [--cores 1] [--memory 2g] [--port 7077] [--webui-port 8080]
+#                            [--isolated [--share DIR]...]
 #   scripts/cluster.sh status
 #   scripts/cluster.sh stop
 #
 # start waits until every worker has registered and prints the master URL; jobs then run with
 #   ./spark-submit.sh JOB --master spark://127.0.0.1:7077 ...
 # State (pids, logs, the master's URLs) lives in $DERMSPARK_CLUSTER_DIR (default build/cluster).
+#
+# --isolated: a cluster whose nodes share no disk with the driver. Each worker runs in its own
+# mount namespace (scripts/isolate.sh, as root) where this checkout, /tmp and HOME are empty;
+# it keeps only Spark's jars and the Python install (what a node has installed), its own state
+# folder, and each --share DIR, which stands for a network mount every node has. Executors then
+# see the driver's files only through the storage they would share on a real cluster.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +23,7 @@ state="${DERMSPARK_CLUSTER_DIR:-$root/build/cluster}"
 command="${1:-}"
 [ $# -gt 0 ] && shift
 
-workers=2 cores=1 memory=2g port=7077 webui=8080
+workers=2 cores=1 memory=2g port=7077 webui=8080 isolated=no shares=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) workers="$2"; shift 2 ;;
@@ -24,6 +31,8 @@ while [ $# -gt 0 ]; do
         --memory) memory="$2"; shift 2 ;;
         --port) port="$2"; shift 2 ;;
         --webui-port) webui="$2"; shift 2 ;;
+        --isolated) isolated=yes; shift ;;
+        --share) shares+=("$2"); shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -62,8 +71,22 @@ case "$command" in
         "$class" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$port" \
             --webui-port "$webui" >"$state/master.log" 2>&1 &
         echo $! >"$state/master.pid"
+        launcher=()
+        worker_class="$class"
+        if [ "$isolated" = yes ]; then
+            python_home="$("$root/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')"
+            launcher=("$root/scripts/isolate.sh" --hide /tmp --hide "$root" --hide "$HOME"
+                      --keep "$SPARK_HOME" --keep "$python_home" --keep "$state")
+            for dir in "${shares[@]}"; do launcher+=(--keep "$dir"); done
+            launcher+=(--)
+            # .venv is hidden from the worker: Spark's own launcher, from the kept jars.
+            worker_class="$SPARK_HOME/bin/spark-class"
+        fi
         for index in $(seq 1 "$workers"); do
-            "$class" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
+            # Each node's scratch space (shuffle, fetched archives) on its own disk.
+            mkdir -p "$state/local-$index"
+            SPARK_LOCAL_DIRS="$state/local-$index" "${launcher[@]}" "$worker_class" \
+                org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
                 --memory "$memory" --webui-port 0 "spark://127.0.0.1:$port" >"$state/worker-$index.log" 2>&1 &
             echo $! >"$state/worker-$index.pid"
         done
@@ -97,7 +120,7 @@ PY
             stop
             exit 1
         fi
-        echo "spark://127.0.0.1:$port ($workers workers x $cores cores, $memory; web UI http://127.0.0.1:$webui)"
+        echo "spark://127.0.0.1:$port ($workers workers x $cores cores, $memory$([ "$isolated" = yes ] && echo ", isolated"); web UI http://127.0.0.1:$webui)"
         ;;
     status)
         [ -e "$state/master" ] || { echo "no cluster running"; exit 1; }
@@ -116,7 +139,7 @@ PY
         stop
         ;;
     *)
-        sed -n '2,11p' "$0" >&2
+        sed -n '2,18p' "$0" >&2
         exit 2
         ;;
 esac

@@ -13,20 +13,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(s3_store):
+    from dermspark.session import s3_conf
     from pyspark.sql import SparkSession
 
     # Executors must run the same interpreter as the tests, the one holding the stack.
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("dermspark-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
-        .getOrCreate()
     )
+    # As jobs do (dermspark.session): the test S3's variables reach every executor.
+    for key, value in s3_conf(s3_store).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

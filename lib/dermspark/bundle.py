@@ -2,18 +2,22 @@
 
 Layout: <dir>/model.keras, <dir>/manifest.json. Nothing is implicit: class list, input size,
 how pixels are decoded and scaled, the training settings, the dataset it came from, its metrics.
+A bundle lives on any store (storage.py); a machine that loads one from a remote store keeps a
+copy in a local cache named by the model's hash.
 """
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 
-from dermspark import DermsparkError
-from dermspark.storage import local_path
+from dermspark import DermsparkError, storage
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -52,41 +56,75 @@ def model_version(manifest: dict, override: str = "") -> str:
     return version
 
 
-def _target_dir(url: str) -> str:
-    path = local_path(url)
-    if path is None:
-        raise DermsparkError(f"bundles are saved to and loaded from local paths for now, not {url}")
-    return path
+def cache_root() -> str:
+    """Where workers keep fetched bundles: this machine's own disk, one folder per bundle hash."""
+    return os.environ.get("DERMSPARK_BUNDLE_CACHE") or os.path.join(tempfile.gettempdir(), "dermspark-bundles")
 
 
-def save_bundle(url: str, model, manifest: dict) -> str:
-    """Write to a sibling temporary folder, then rename: readers never see half a bundle."""
-    target = _target_dir(url)
-    parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
-    try:
-        model.save(os.path.join(staging, MODEL_FILE))
-        with open(os.path.join(staging, MODEL_FILE), "rb") as handle:
-            model_hash = hashlib.sha256(handle.read()).hexdigest()
-        manifest = {**manifest, "model_sha256": model_hash}
-        with open(os.path.join(staging, MANIFEST_FILE), "w") as handle:
+def save_bundle(url: str, model, manifest: dict, staged: bool = True) -> str:
+    """Saves to a local folder first, then puts it at url through the storage layer: staged and
+    committed whole (staged=False: url is inside an output that is itself staged)."""
+    with tempfile.TemporaryDirectory(prefix="dermspark-bundle-") as local:
+        model.save(os.path.join(local, MODEL_FILE))
+        manifest = {**manifest, "model_sha256": _sha256(os.path.join(local, MODEL_FILE))}
+        with open(os.path.join(local, MANIFEST_FILE), "w") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        target = storage.to_url(url)
+        if not staged:
+            storage.put_tree(local, target)
+            return target
+        with storage.staged_output(target) as staging:
+            storage.put_tree(local, staging)
     return target
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_manifest(url: str) -> dict:
-    path = os.path.join(_target_dir(url), MANIFEST_FILE)
-    if not os.path.isfile(path):
-        raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing")
-    with open(path) as handle:
-        return json.load(handle)
+    manifest_url = storage.join(storage.to_url(url), MANIFEST_FILE)
+    try:
+        return json.loads(storage.read_text(manifest_url))
+    except FileNotFoundError:
+        raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
+
+
+def local_copy(url: str, manifest: dict | None = None) -> str:
+    """A local folder holding the bundle: the folder itself when it is local, else this machine's
+    cached copy, named by the model's hash and fetched only when missing. The copy is checked
+    against the hash and renamed into place whole, so workers sharing the cache never load a
+    half-fetched bundle."""
+    path = storage.local_path(storage.to_url(url))
+    if path is not None:
+        if not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+            raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing")
+        return path
+    manifest = manifest or read_manifest(url)
+    digest = manifest["model_sha256"]
+    cached = os.path.join(cache_root(), digest)
+    if os.path.isfile(os.path.join(cached, MANIFEST_FILE)):
+        return cached
+    os.makedirs(cache_root(), exist_ok=True)
+    fetching = tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=cache_root())
+    try:
+        storage.get_tree(storage.to_url(url), fetching)
+        if _sha256(os.path.join(fetching, MODEL_FILE)) != digest:
+            raise DermsparkError(f"{url}: {MODEL_FILE} does not match its manifest's model_sha256")
+        try:
+            os.rename(fetching, cached)
+        except OSError:
+            if not os.path.isfile(os.path.join(cached, MANIFEST_FILE)):
+                raise
+            # Another worker of this machine put the same bundle there first.
+    finally:
+        shutil.rmtree(fetching, ignore_errors=True)
+    log.info("bundle %s fetched into %s", url, cached)
+    return cached
 
 
 def load_bundle(url: str) -> Bundle:
@@ -94,6 +132,8 @@ def load_bundle(url: str) -> Bundle:
 
     import dermspark.models.layers  # noqa: F401  registers the layers a bundle may name
 
-    manifest = read_manifest(url)
-    model = keras.models.load_model(os.path.join(_target_dir(url), MODEL_FILE), compile=False)
+    folder = local_copy(url)
+    with open(os.path.join(folder, MANIFEST_FILE)) as handle:
+        manifest = json.load(handle)
+    model = keras.models.load_model(os.path.join(folder, MODEL_FILE), compile=False)
     return Bundle(model=model, manifest=manifest, path=url)

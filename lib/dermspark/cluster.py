@@ -4,16 +4,20 @@ A standalone master that cannot place the executors a job asks for (more memory 
 worker has) keeps the job waiting with "Initial job has not accepted any resources", and a
 Horovod job with more processes than task slots waits for slots that never come. Both become one
 clear error here, within seconds. (No Java and a master that does not answer are caught earlier,
-by spark-submit.sh, before a JVM starts.)
+by spark-submit.sh, before a JVM starts.) So does a local path that the executors cannot see.
 """
 
+import contextlib
 import json
 import logging
+import os
 import time
 import urllib.request
+import uuid
 from urllib.parse import urlparse
 
 from dermspark import DermsparkError
+from dermspark.storage import local_path, to_url
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +118,51 @@ def check_cluster(spark, slots_needed: int = 1, wait_seconds: float = 60.0, what
             )
         time.sleep(0.5)
     return slots
+
+
+PROBE_PREFIX = ".dermspark-probe-"
+
+
+def _nearest_folder(path: str) -> str:
+    """The path itself when it is a folder, else its nearest existing parent folder."""
+    folder = path
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def check_reachable(spark, paths: dict[str, str | None]) -> None:
+    """On a cluster, each local path (file:// or bare) that executors read or write must be on
+    storage every node reaches. The driver leaves a token file beside each, and a task on every
+    task slot looks for them: a path some executor cannot see stops the job here, within
+    seconds, instead of as a missing file deep in a task (or, for outputs, silently on the
+    wrong machine). Paths on other stores (s3://, hdfs://) are every node's by nature."""
+    if _conf(spark, "spark.master", "local").startswith("local"):
+        return
+    local = {flag: path for flag, url in paths.items()
+             if url and (path := local_path(to_url(url))) is not None}
+    if not local:
+        return
+    flags, tokens = list(local), []
+    try:
+        for flag in flags:
+            token = os.path.join(_nearest_folder(local[flag]), f"{PROBE_PREFIX}{uuid.uuid4().hex}")
+            with open(token, "w"):
+                pass
+            tokens.append(token)
+        slots = max(1, spark.sparkContext.defaultParallelism)
+        seen = (spark.sparkContext.parallelize(range(slots), slots)
+                .map(lambda _, wanted=tuple(tokens): [os.path.exists(token) for token in wanted])
+                .collect())
+    finally:
+        for token in tokens:
+            with contextlib.suppress(OSError):
+                os.remove(token)
+    hidden = [flag for index, flag in enumerate(flags) if not all(row[index] for row in seen)]
+    if hidden:
+        named = ", ".join(f"{flag} {local[flag]}" for flag in hidden)
+        raise DermsparkError(
+            f"{named}: the executors cannot see this path on the driver's own disk. On a cluster, every "
+            "path that executors read or write must be on storage every node reaches: HDFS, S3 "
+            "(s3://bucket/...) or a network mount at the same path on every node"
+        )

@@ -1,13 +1,22 @@
-"""A fix for a race in Petastorm 0.13.1, its last release, that ends finite reads early.
+"""Fixes for Petastorm 0.13.1, its last release, on the pyarrow it has to run with here.
 
-ThreadPool.get_results decides the read is over when every worker is idle with nothing queued
-and, checked afterwards, the ventilator has completed. If the ventilator thread hands out the
-remaining row groups between those two checks, the reader stops early: with no rows at all when
-it happens at the start, silently short when it happens later (uber/petastorm#71 describes the
-same ambiguity). Endless readers (num_epochs=None) never complete, so only finite reads, such
-as evaluation on the test split, are exposed. Reading completion first closes the gap: if
-ventilation was over before the workers were all seen idle, the read really is over.
+1. A race that ends finite reads early. ThreadPool.get_results decides the read is over when
+every worker is idle with nothing queued and, checked afterwards, the ventilator has completed.
+If the ventilator thread hands out the remaining row groups between those two checks, the reader
+stops early: with no rows at all when it happens at the start, silently short when it happens
+later (uber/petastorm#71 describes the same ambiguity). Endless readers (num_epochs=None) never
+complete, so only finite reads, such as evaluation on the test split, are exposed. Reading
+completion first closes the gap: if ventilation was over before the workers were all seen idle,
+the read really is over.
+
+2. Datasets on object stores. Petastorm passes fsspec file systems (s3fs) to pyarrow 14's
+ParquetDataset together with options only pyarrow's legacy implementation takes
+(validate_schema), and fails; a file system of pyarrow's legacy kind selects that
+implementation. `filesystem(url)` gives one for any fsspec store, and None where Petastorm's
+own choice works (local disks, HDFS).
 """
+
+import warnings
 
 from petastorm.workers_pool.thread_pool import ThreadPool
 
@@ -23,3 +32,31 @@ def apply() -> None:
     """Idempotent; call before creating readers in any process that reads finitely."""
     ThreadPool.all_workers_done = _all_workers_done
 
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    from pyarrow.filesystem import DaskFileSystem
+
+
+class _FsspecFileSystem(DaskFileSystem):
+    """pyarrow's legacy wrapper of an fsspec file system, with the two queries it leaves out."""
+
+    def isdir(self, path) -> bool:
+        return self.fs.isdir(str(path))
+
+    def isfile(self, path) -> bool:
+        return self.fs.isfile(str(path))
+
+
+def filesystem(url: str):
+    """For make_reader(filesystem=...), get_schema_from_dataset_url and ParquetDataset. A
+    module-level function, so functools.partial(filesystem, url) is a picklable factory for
+    materialize_dataset's executors."""
+    from dermspark import storage
+
+    if storage.scheme(url) in ("file", "hdfs"):
+        return None
+    fs, _ = storage.open_url(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return _FsspecFileSystem(fs)

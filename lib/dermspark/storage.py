@@ -1,16 +1,29 @@
-"""Paths Spark reaches (local, file://, hdfs://, s3a://) and atomic commits of output folders.
+"""Every file dermspark itself reads or writes goes through here, over fsspec URLs.
 
-Driver-side file operations go through Spark's own Hadoop FileSystem, so they see exactly the
-paths, credentials and connectors the Spark job sees; Python code on executors (checkpoints,
-ingest's dataset parts) goes through fsspec, as Petastorm's readers do.
+Local paths, file://, s3:// and s3a:// (s3fs), hdfs:// (pyarrow) and any other installed fsspec
+protocol are reached the same way on the driver, in executors' Python and in Horovod's ranks,
+with the same credentials (the AWS_* environment variables for S3: see dermspark.session).
+Spark's own tables (the predictions) go through Spark's writers; nothing here goes through
+Hadoop's FileSystem, so an output on s3:// works where Spark has no S3A connector.
+
+Outputs are staged beside their final path and committed whole: a rename where the store has
+one (local disks, HDFS); on object stores, where a rename is a copy, a copy that puts every
+`manifest.json` last, so dermspark's readers, which open that file first, never see a half
+output.
 """
 
 import contextlib
 import os
+import posixpath
 import uuid
 from urllib.parse import urlparse
 
 from dermspark import DermsparkError
+
+# Where a folder rename is a copy of every object: the commit copies, markers last.
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "abfs", "az", "oss")
+# Written last by a commit to an object store; a reader that finds it finds the rest.
+COMMIT_MARKERS = ("manifest.json",)
 
 
 def to_url(path: str) -> str:
@@ -24,8 +37,16 @@ def local_path(url: str) -> str | None:
     """The local file-system path of a file:// URL (or bare path), None for remote stores."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
-        return parsed.path if parsed.scheme else os.path.abspath(url)
+        return parsed.path if parsed.scheme else os.path.abspath(os.path.expanduser(url))
     return None
+
+
+def scheme(url: str) -> str:
+    return urlparse(url).scheme or "file"
+
+
+def is_object_store(url: str) -> bool:
+    return scheme(url) in OBJECT_STORES
 
 
 def join(url: str, *parts: str) -> str:
@@ -38,92 +59,156 @@ def fsspec_url(url: str) -> str:
 
 
 def open_url(url: str):
-    """(fsspec file system, path) for a URL, as Python code on executors reaches it: the way
-    Petastorm's readers reach the same datasets, unlike the driver's HadoopFS below."""
+    """(fsspec file system, path) for a URL."""
     import fsspec
 
-    return fsspec.core.url_to_fs(fsspec_url(url))
+    try:
+        return fsspec.core.url_to_fs(fsspec_url(url))
+    except (ValueError, ImportError) as error:
+        raise DermsparkError(f"cannot reach {url}: {error}") from None
 
 
-class HadoopFS:
-    """Thin wrapper over org.apache.hadoop.fs.FileSystem for one SparkSession."""
+def exists(url: str) -> bool:
+    fs, path = open_url(url)
+    return fs.exists(path)
 
-    def __init__(self, spark):
-        self._jvm = spark.sparkContext._jvm
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
-    def _path(self, url: str):
-        return self._jvm.org.apache.hadoop.fs.Path(url)
+def is_dir(url: str) -> bool:
+    fs, path = open_url(url)
+    return fs.isdir(path)
 
-    def _fs(self, url: str):
-        return self._path(url).getFileSystem(self._conf)
 
-    def exists(self, url: str) -> bool:
-        return self._fs(url).exists(self._path(url))
+def glob(url: str, pattern: str) -> list[str]:
+    """Names of a folder's entries that match a glob."""
+    fs, path = open_url(url)
+    return sorted(posixpath.basename(found.rstrip("/")) for found in fs.glob(posixpath.join(path, pattern)))
 
-    def is_dir(self, url: str) -> bool:
-        return self.exists(url) and self._fs(url).getFileStatus(self._path(url)).isDirectory()
 
-    def glob(self, url: str, pattern: str) -> list[str]:
-        """Names of a folder's entries that match a glob. Asked of the file system, so a folder
-        of 10,000 images does not cross py4j one name at a time (3 s) to find a few."""
-        statuses = self._fs(url).globStatus(self._path(join(url, pattern))) or []
-        return [status.getPath().getName() for status in statuses]
+def delete(url: str) -> None:
+    """Removes a file or a whole folder; nothing to remove is not an error."""
+    fs, path = open_url(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
-    def delete(self, url: str) -> None:
-        self._fs(url).delete(self._path(url), True)
 
-    def mkdirs(self, url: str) -> None:
-        self._fs(url).mkdirs(self._path(url))
+def makedirs(url: str) -> None:
+    fs, path = open_url(url)
+    fs.makedirs(path, exist_ok=True)
 
-    def rename(self, source: str, target: str) -> None:
-        if not self._fs(source).rename(self._path(source), self._path(target)):
-            raise OSError(f"could not move {source} to {target}")
 
-    def copy_from_local(self, local: str, url: str) -> None:
-        self._fs(url).copyFromLocalFile(False, True, self._path("file://" + local), self._path(url))
+def read_bytes(url: str) -> bytes:
+    fs, path = open_url(url)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
 
-    def write_text(self, url: str, text: str) -> None:
-        stream = self._fs(url).create(self._path(url), True)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
 
-    def read_text(self, url: str) -> str:
-        stream = self._fs(url).open(self._path(url))
-        try:
-            # py4j copies Java arrays into Python, so read the text on the Java side.
-            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
+def read_text(url: str) -> str:
+    return read_bytes(url).decode("utf-8")
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    fs, path = open_url(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with fs.open(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_text(url: str, text: str) -> None:
+    write_bytes(url, text.encode("utf-8"))
+
+
+def put_file(local: str, url: str) -> None:
+    fs, path = open_url(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    fs.put_file(local, path)
+
+
+def put_tree(local: str, url: str) -> None:
+    """Uploads every file below a local folder, markers last (see COMMIT_MARKERS)."""
+    for name in _ordered(os.path.relpath(os.path.join(folder, file), local)
+                         for folder, _, files in os.walk(local) for file in files):
+        put_file(os.path.join(local, name), join(url, *name.split(os.sep)))
+
+
+def get_tree(url: str, local: str) -> None:
+    """Downloads every file below a folder URL into a local folder."""
+    fs, path = open_url(url)
+    root = path.rstrip("/")
+    for found in fs.find(root):
+        target = os.path.join(local, *posixpath.relpath(found, root).split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fs.get_file(found, target)
+
+
+def write_parquet(table, url: str) -> None:
+    """A small pyarrow table as one Parquet file (ingest's rejects)."""
+    import pyarrow.parquet as pq
+
+    fs, path = open_url(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with fs.open(path, "wb") as handle:
+        pq.write_table(table, handle)
+
+
+def _ordered(names) -> list[str]:
+    """Markers after everything else, deepest first: a bundle's manifest before its output's."""
+    names = sorted(names)
+    markers = [name for name in names if posixpath.basename(name.replace(os.sep, "/")) in COMMIT_MARKERS]
+    markers.sort(key=lambda name: -name.count("/") - name.count(os.sep))
+    return [name for name in names if name not in markers] + markers
+
+
+def move(source: str, target: str) -> None:
+    """A folder or file to a new path on the same store: a rename, or on object stores a copy
+    (markers last) and a delete."""
+    fs, source_path = open_url(source)
+    _, target_path = open_url(target)
+    if not is_object_store(source):
+        fs.makedirs(posixpath.dirname(target_path.rstrip("/")), exist_ok=True)
+        fs.mv(source_path, target_path, recursive=True)
+        return
+    root = source_path.rstrip("/")
+    if fs.isfile(root):
+        fs.copy(root, target_path)
+    else:
+        files = [posixpath.relpath(found, root) for found in fs.find(root)]
+        for name in _ordered(files):
+            fs.copy(posixpath.join(root, name), posixpath.join(target_path.rstrip("/"), name))
+    fs.rm(root, recursive=True)
 
 
 def staging_url(final_url: str) -> str:
-    """A sibling of the final folder, so the commit is a rename within one file system."""
+    """A hidden sibling of the final folder, so the commit stays within one store."""
     parent, _, name = final_url.rstrip("/").rpartition("/")
     return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
 
 
-def prepare_output(fs: HadoopFS, url: str, mode: str) -> None:
+def prepare_output(url: str, mode: str) -> None:
     """Checked before any work, so a job that would not be allowed to commit fails at once."""
     if mode not in ("error", "overwrite"):
         raise DermsparkError(f"--mode must be 'error' or 'overwrite', got {mode!r}")
-    if mode == "error" and fs.exists(url):
+    if mode == "error" and exists(url):
         raise DermsparkError(f"output {url} already exists; pass --mode overwrite to replace it")
 
 
 @contextlib.contextmanager
-def staged_output(fs: HadoopFS, final_url: str):
+def staged_output(final_url: str):
     """Yields a hidden sibling folder to write into. When the block finishes, the folder replaces
     final_url; when it fails, it is removed. A killed job leaves only a hidden .tmp folder."""
     staging = staging_url(final_url)
     try:
         yield staging
     except BaseException:
-        if fs.exists(staging):
-            fs.delete(staging)
+        with contextlib.suppress(Exception):
+            delete(staging)
         raise
-    if fs.exists(final_url):
-        fs.delete(final_url)
-    fs.rename(staging, final_url)
+    delete(final_url)
+    try:
+        move(staging, final_url)
+    except BaseException:
+        # A copy cut short on an object store: what reached the final path goes too.
+        with contextlib.suppress(Exception):
+            delete(final_url)
+            delete(staging)
+        raise
+

@@ -84,8 +84,26 @@ def count_inputs(archive: Archive, pairs: DataFrame) -> int:
     return archive.metadata.count() + archive.files.count() - pairs.count()
 
 
-def manifest(inputs: int, written: DataFrame, rejects: DataFrame) -> dict:
-    by_reason = {row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()}
+REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail", "split")
+
+
+def write_rejects(rejects: DataFrame, url: str) -> dict[str, int]:
+    """One Parquet file of every rejected input, written through the storage layer (a row per
+    reject, small next to the images): returns the count of each reason, from what was written."""
+    import pyarrow as pa
+
+    from dermspark import storage
+
+    rows = rejects.select(*REJECT_COLUMNS).collect()
+    table = pa.table({name: pa.array([row[name] for row in rows], pa.string()) for name in REJECT_COLUMNS})
+    storage.write_parquet(table, url)
+    by_reason: dict[str, int] = {}
+    for reason in table.column("reason").to_pylist():
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    return by_reason
+
+
+def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int]) -> dict:
     per_split_class = written.groupBy("split", "class_name").count().collect()
     per_class: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {}

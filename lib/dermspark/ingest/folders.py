@@ -9,17 +9,15 @@ lowercased, with '-' and ' ' read as '_'); a file outside any class folder is un
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from dermspark import DermsparkError
+from dermspark import DermsparkError, storage
 from dermspark.files import canonical_path, list_files
 from dermspark.ingest.sources import Archive
-from dermspark.storage import HadoopFS
 
 SPLIT_FOLDERS = ("train", "val", "validation", "test")
 
 
 def read_folders(spark: SparkSession, input_url: str) -> Archive:
-    fs = HadoopFS(spark)
-    if not fs.is_dir(input_url):
+    if not storage.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
     files = list_files(spark, [input_url])
     prefix = canonical_path(input_url).rstrip("/") + "/"

@@ -9,12 +9,12 @@ names may end in _downsampled, and are matched as written.
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from dermspark import DermsparkError
+from dermspark import DermsparkError, storage
 from dermspark.files import list_files
 from dermspark.ingest.sources import Archive
 from dermspark.labels import ISIC2019_DIAGNOSES
 from dermspark.metadata import one_hot_diagnosis, read_csv
-from dermspark.storage import HadoopFS, join
+from dermspark.storage import join
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
 METADATA = "ISIC_2019_Training_Metadata.csv"
@@ -22,14 +22,13 @@ IMAGE_FOLDERS = ("ISIC_2019_Training_Input", "images")
 
 
 def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
-    fs = HadoopFS(spark)
-    if not fs.is_dir(input_url):
+    if not storage.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
     truth_url, metadata_url = join(input_url, GROUND_TRUTH), join(input_url, METADATA)
     for url in (truth_url, metadata_url):
-        if not fs.exists(url):
+        if not storage.exists(url):
             raise DermsparkError(f"{input_url} is not an ISIC 2019 archive: {url.rsplit('/', 1)[-1]} is missing")
-    folders = [join(input_url, name) for name in IMAGE_FOLDERS if fs.is_dir(join(input_url, name))]
+    folders = [join(input_url, name) for name in IMAGE_FOLDERS if storage.is_dir(join(input_url, name))]
     if not folders:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
 

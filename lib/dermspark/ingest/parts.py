@@ -109,3 +109,13 @@ def write_empty(dataset_url: str, schema: Unischema) -> None:
     with fs.open(f"{folder.rstrip('/')}/part-00000.parquet", "wb") as handle:
         # No row group at all: Petastorm divides by the rows of every group it finds.
         pq.ParquetWriter(handle, arrow_schema(schema)).close()
+
+
+def count_rows(dataset_url: str) -> int:
+    """Rows in a dataset's parts, from their footers: what a reader of the dataset will find."""
+    fs, folder = open_url(dataset_url)
+    total = 0
+    for path in fs.glob(f"{folder.rstrip('/')}/part-*.parquet"):
+        with fs.open(path, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total

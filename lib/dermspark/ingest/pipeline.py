@@ -5,6 +5,7 @@ when complete, so a killed job leaves no half dataset and a rerun gives the same
 """
 
 import contextlib
+import functools
 import json
 import logging
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ from pyspark.sql.types import (
 )
 
 import dermspark
-from dermspark import DermsparkError
-from dermspark.cluster import check_cluster
+from dermspark import DermsparkError, petastorm_compat, storage
+from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import is_local, tune_for_images, with_contents
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, report, sources, split
@@ -32,7 +33,7 @@ from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
-from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
+from dermspark.storage import join, prepare_output, staged_output, to_url
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +123,40 @@ def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, url
 
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
-    fs = HadoopFS(spark)
     decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20)
     outcomes = candidates.mapInPandas(decoder, _outcome_schema()).persist(StorageLevel.MEMORY_AND_DISK)
     with contextlib.ExitStack() as stack:
         for url, size in zip(urls, sizes, strict=True):
-            stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb))
+            stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb,
+                                                    filesystem_factory=_petastorm_factory(url)))
         outcomes.count()
         for url, size in zip(urls, sizes, strict=True):
-            for name in fs.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
-                fs.delete(join(url, name))
-            if not fs.glob(url, "part-*"):
+            for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
+                storage.delete(join(url, name))
+            if not storage.glob(url, "part-*"):
                 write_empty(url, make_schema(*size))
     return outcomes
+
+
+def _check_parts(urls: list[str], written: int) -> None:
+    """The decode tasks wrote the parts where they run; every image counted as written must be
+    in them as the driver reads them, or the dataset would silently lack it."""
+    from dermspark.ingest.parts import count_rows
+
+    for url in urls:
+        found = count_rows(url)
+        if found != written:
+            raise DermsparkError(
+                f"{written} images were decoded but the driver finds {found} in {url}: the executors wrote "
+                "their parts where the driver cannot read them. Give --output on storage every node reaches"
+            )
+
+
+def _petastorm_factory(url: str):
+    """None (Petastorm's own) where that works, else one that reaches the store (petastorm_compat)."""
+    if petastorm_compat.filesystem(url) is None:
+        return None
+    return functools.partial(petastorm_compat.filesystem, url)
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
@@ -169,8 +191,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(str(error)) from None
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_cluster(spark, 1, what="ingest")
-    fs = HadoopFS(spark)
-    prepare_output(fs, output_url, settings.mode)
+    check_reachable(spark, {"--input": input_url, "--output": output_url})
+    prepare_output(output_url, settings.mode)
 
     archive = READERS[settings.source](spark, input_url)
     try:
@@ -201,7 +223,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     outcomes = None
     try:
-        with staged_output(fs, output_url) as staging:
+        with staged_output(output_url) as staging:
             urls = [join(staging, dataset_dirname(*size)) for size in sizes]
             outcomes = _decode_and_write(spark, candidates, sizes, options, classes, urls, settings)
             log.info("ingest: decoded every image, wrote %s", ", ".join(dataset_dirname(*size) for size in sizes))
@@ -210,13 +232,14 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 F.lit("file").alias("origin"), "image_id", "path", "reason", "detail", "split"
             )
             rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
-            rejects.coalesce(1).write.parquet(join(staging, "rejects.parquet"))
-            counts = accounting.manifest(inputs, written, spark.read.parquet(join(staging, "rejects.parquet")))
+            by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
+            counts = accounting.manifest(inputs, written, by_reason)
+            _check_parts(urls, counts["written"])
             failure = _over_reject_limit(counts, settings.max_reject_fraction)
             datasets = {}
             for size, url in zip(sizes, urls, strict=True):
                 if failure:
-                    fs.delete(url)  # the rejects and the manifest say why there is no dataset
+                    storage.delete(url)  # the rejects and the manifest say why there is no dataset
                 else:
                     datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
             result = {
@@ -234,10 +257,10 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 "dermspark_version": dermspark.__version__,
             }
             if not failure:
-                report.write_report(fs, written, join(staging, "report"))
+                report.write_report(written, join(staging, "report"))
             log.info("ingest: report written")
-            fs.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
-            fs.write_text(join(staging, "settings.json"), to_json(settings))
+            storage.write_text(join(staging, "settings.json"), to_json(settings))
+            storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
     finally:
         if outcomes is not None:
             outcomes.unpersist()

@@ -10,8 +10,9 @@ import tempfile
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from dermspark import storage
 from dermspark.plots import pyplot, save
-from dermspark.storage import HadoopFS, join
+from dermspark.storage import join
 
 COLUMNS = ("class_name", "dx_type", "localization", "sex", "age_bin")
 TITLES = {
@@ -72,14 +73,14 @@ def _plot(column: str, table: dict, path: str) -> None:
     save(figure, path)
 
 
-def write_report(fs: HadoopFS, written: DataFrame, folder_url: str) -> dict:
+def write_report(written: DataFrame, folder_url: str) -> dict:
     """Writes distributions.json and one PNG per column under folder_url; returns the table."""
     tables = distributions(written)
-    fs.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
-    # Plots are drawn locally, then copied through Hadoop so any output store works.
+    storage.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
+    # Plots are drawn locally, then copied through the storage layer so any output store works.
     with tempfile.TemporaryDirectory() as local:
         for column, table in tables.items():
             path = os.path.join(local, f"{column}.png")
             _plot(column, table, path)
-            fs.copy_from_local(path, join(folder_url, f"{column}.png"))
+            storage.put_file(path, join(folder_url, f"{column}.png"))
     return tables

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dermspark import DermsparkError
+from dermspark import DermsparkError, storage
 from dermspark.files import list_files
 from dermspark.metadata import read_csv
-from dermspark.storage import HadoopFS, join
+from dermspark.storage import join
 
 HAM10000_METADATA = "HAM10000_metadata.csv"
 HAM10000_IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "images")
@@ -29,16 +29,15 @@ class Archive:
 
 
 def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
-    fs = HadoopFS(spark)
-    if not fs.is_dir(input_url):
+    if not storage.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
     metadata_url = join(input_url, HAM10000_METADATA)
-    if not fs.exists(metadata_url):
+    if not storage.exists(metadata_url):
         raise DermsparkError(
             f"{input_url} is not a HAM10000 archive: {HAM10000_METADATA} is missing"
         )
     folders = [join(input_url, name) for name in HAM10000_IMAGE_FOLDERS]
-    folders = [folder for folder in folders if fs.is_dir(folder)]
+    folders = [folder for folder in folders if storage.is_dir(folder)]
     if not folders:
         raise DermsparkError(
             f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"

@@ -5,7 +5,7 @@ inception_resnet_v2.preprocess_input does, so a bundle carries its own preproces
 """
 
 from dermspark.models.registry import Imbalance, Recipe, Stage, register_model
-from dermspark.models.weights import resolve_weights
+from dermspark.models.weights import local_weights
 
 
 def _base(input_size, weights: str | None):
@@ -14,7 +14,7 @@ def _base(input_size, weights: str | None):
     height, width = input_size
     return keras.applications.InceptionResNetV2(
         include_top=False,
-        weights=resolve_weights(weights, "inception_resnet_v2"),
+        weights=local_weights(weights, "inception_resnet_v2"),
         input_shape=(height, width, 3),
     )
 

@@ -7,9 +7,10 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from dermspark import storage
 from dermspark.evaluate import classification_metrics
 from dermspark.evaluation_report import write_report
-from dermspark.storage import HadoopFS, join
+from dermspark.storage import join
 
 
 def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
@@ -48,8 +49,8 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
     return {"labeled": section, "coverage": coverage}
 
 
-def write_scoring_report(fs: HadoopFS, folder_url: str, metrics: dict, classes: list[str], title: str,
+def write_scoring_report(folder_url: str, metrics: dict, classes: list[str], title: str,
                          notes: list[str]) -> None:
     with tempfile.TemporaryDirectory() as local:
         for name in write_report(local, metrics, classes, title, notes):
-            fs.copy_from_local(os.path.join(local, name), join(folder_url, name))
+            storage.put_file(os.path.join(local, name), join(folder_url, name))

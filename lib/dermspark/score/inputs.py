@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dermspark import DermsparkError
+from dermspark import DermsparkError, storage
 from dermspark.files import (
     canonical_path_column,
     image_id_column,
@@ -18,7 +18,7 @@ from dermspark.files import (
 )
 from dermspark.schema import dataset_dirname
 from dermspark.settings import ScoreSettings
-from dermspark.storage import HadoopFS, join
+from dermspark.storage import join
 
 FORMATS = ("auto", "files", "parquet", "petastorm")
 # An ingested dataset's `source` -> the vocabulary its `dx` column uses.
@@ -35,12 +35,12 @@ class ScoreInput:
     vocabulary: str | None = None
 
 
-def detect_format(fs: HadoopFS, url: str) -> str:
-    if not fs.is_dir(url):
-        return "parquet" if url.endswith(".parquet") and fs.exists(url) else "missing"
-    if fs.exists(join(url, "_common_metadata")) or fs.exists(join(url, "manifest.json")) and fs.glob(url, "images_*"):
+def detect_format(url: str) -> str:
+    if not storage.is_dir(url):
+        return "parquet" if url.endswith(".parquet") and storage.exists(url) else "missing"
+    if storage.exists(join(url, "_common_metadata")) or storage.exists(join(url, "manifest.json")) and storage.glob(url, "images_*"):
         return "petastorm"
-    if fs.glob(url, "*.parquet"):
+    if storage.glob(url, "*.parquet"):
         return "parquet"
     return "files"
 
@@ -73,20 +73,20 @@ def _parquet(spark, url: str, settings: ScoreSettings) -> ScoreInput:
     return ScoreInput(with_contents(spark, rows, folders), False, "parquet")
 
 
-def _petastorm(spark, fs: HadoopFS, url: str, settings: ScoreSettings, input_size) -> ScoreInput:
+def _petastorm(spark, url: str, settings: ScoreSettings, input_size) -> ScoreInput:
     """An ingested dataset: its images are already decoded and resized (PNG at the dataset's
     size), so they must be the bundle's input size: resizing them again would give pixels the
     model never saw in training."""
     wanted = dataset_dirname(*input_size)
-    is_root = fs.exists(join(url, "manifest.json"))
+    is_root = storage.exists(join(url, "manifest.json"))
     root, dataset = (url, join(url, wanted)) if is_root else (url.rsplit("/", 1)[0], url)
-    if not fs.exists(join(dataset, "_common_metadata")) or not dataset.endswith("/" + wanted):
+    if not storage.exists(join(dataset, "_common_metadata")) or not dataset.endswith("/" + wanted):
         raise DermsparkError(
             f"{url} holds no {input_size[0]}x{input_size[1]} dataset, the size this bundle takes: "
             f"rerun ingest with --sizes {input_size[0]}x{input_size[1]}"
         )
     manifest_url = join(root, "manifest.json")
-    source = json.loads(fs.read_text(manifest_url))["source"] if fs.exists(manifest_url) else None
+    source = json.loads(storage.read_text(manifest_url))["source"] if storage.exists(manifest_url) else None
     table = spark.read.parquet(dataset)
     if settings.split:
         table = table.filter(F.col("split") == settings.split)
@@ -100,9 +100,8 @@ def _petastorm(spark, fs: HadoopFS, url: str, settings: ScoreSettings, input_siz
 def read_input(spark: SparkSession, url: str, settings: ScoreSettings, input_size) -> ScoreInput:
     if settings.input_format not in FORMATS:
         raise DermsparkError(f"--input-format must be one of {', '.join(FORMATS)}, not {settings.input_format!r}")
-    fs = HadoopFS(spark)
-    kind = detect_format(fs, url) if settings.input_format == "auto" else settings.input_format
-    if kind == "missing" or not fs.exists(url):
+    kind = detect_format(url) if settings.input_format == "auto" else settings.input_format
+    if kind == "missing" or not storage.exists(url):
         raise DermsparkError(f"input {url} does not exist")
     if settings.split and kind != "petastorm":
         raise DermsparkError("--split applies to datasets made by ingest only")
@@ -110,4 +109,4 @@ def read_input(spark: SparkSession, url: str, settings: ScoreSettings, input_siz
         return _files(spark, url, settings)
     if kind == "parquet":
         return _parquet(spark, url, settings)
-    return _petastorm(spark, fs, url, settings, input_size)
+    return _petastorm(spark, url, settings, input_size)

@@ -13,9 +13,9 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from dermspark import DermsparkError
+from dermspark import DermsparkError, storage
 from dermspark.bundle import model_version, read_manifest
-from dermspark.cluster import check_cluster
+from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import tune_for_images
 from dermspark.score.evaluation import evaluate_scores, write_scoring_report
 from dermspark.score.ground_truth import read_label_file, true_classes
@@ -23,7 +23,7 @@ from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
 from dermspark.score.udf import make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
-from dermspark.storage import join, local_path, to_url
+from dermspark.storage import join, to_url
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     bundle_url, input_url, output_url = (to_url(p) for p in (settings.model, settings.input, settings.output))
     manifest = read_manifest(bundle_url)
     check_cluster(spark, 1, what="scoring")
+    # A local bundle is read by every worker, so it is probed too.
+    check_reachable(spark, {"--model": bundle_url, "--input": input_url, "--output": output_url,
+                            "--labels": settings.labels or None})
     classes, input_size = manifest["classes"], tuple(manifest["input_size"])
     started = datetime.now(UTC)
     run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -91,12 +94,12 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
                       skipped: int, source) -> dict:
     classes = manifest["classes"]
-    fs = output.fs
     written = None
     if inputs > skipped:
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
-        bundle_path = local_path(to_url(settings.model)) or to_url(settings.model)
+        # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
+        bundle_path = to_url(settings.model)
         threads = int(spark.conf.get("spark.task.cpus", "1"))
         predict = make_predict_udf(bundle_path, settings.top_k, settings.melanoma_threshold, source.read_paths,
                                    threads)
@@ -134,13 +137,13 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
     if truth is not None and written is not None:
         metrics = evaluate_scores(written, truth, classes, manifest)
         summary["evaluated"] = metrics["coverage"]["evaluated"]
-        fs.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
+        storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
         if "labeled" in metrics:
             notes = [f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
                      f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
-            write_scoring_report(fs, record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
-    fs.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
+            write_scoring_report(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
+    storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
     resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version}
-    fs.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
+    storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
     output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
     return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}

@@ -5,14 +5,14 @@
 
 `spark.read.parquet("OUTPUT/predictions")` reads every run, with the three partition columns.
 A run is written under OUTPUT/_staging/R (Spark ignores folders starting with _) and committed
-by renaming its folder into the table: one rename, so a killed run adds no rows. The run record
+by moving its folder into the table (one rename; on object stores a copy), so a killed run adds no rows. The run record
 is moved into runs/ just after.
 """
 
 from pyspark.sql import DataFrame, SparkSession
 
-from dermspark import DermsparkError
-from dermspark.storage import HadoopFS, join
+from dermspark import DermsparkError, storage
+from dermspark.storage import join
 
 PREDICTIONS, RUNS, STAGING = "predictions", "runs", "_staging"
 MODES = ("error", "overwrite")
@@ -20,7 +20,7 @@ MODES = ("error", "overwrite")
 
 class ScoringOutput:
     def __init__(self, spark: SparkSession, output_url: str, version: str, date: str, run_id: str):
-        self.spark, self.fs = spark, HadoopFS(spark)
+        self.spark = spark
         self.url, self.version, self.date, self.run_id = output_url, version, date, run_id
         self.version_url = join(output_url, PREDICTIONS, f"model_version={version}")
         self.partition_url = join(self.version_url, f"scoring_date={date}", f"run_id={run_id}")
@@ -32,7 +32,7 @@ class ScoringOutput:
         """Before any work: a rerun must never duplicate rows of this model version."""
         if mode not in MODES:
             raise DermsparkError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if mode == "error" and not incremental and self.fs.exists(self.version_url):
+        if mode == "error" and not incremental and storage.exists(self.version_url):
             raise DermsparkError(
                 f"{self.url} already has predictions of model version {self.version}: pass "
                 "--incremental to score only new files, or --mode overwrite to replace that version's rows"
@@ -40,7 +40,7 @@ class ScoringOutput:
 
     def scored_hashes(self) -> DataFrame | None:
         """Content hashes that already have a row (error rows included) from this model version."""
-        if not self.fs.exists(self.version_url):
+        if not storage.exists(self.version_url):
             return None
         return self.spark.read.parquet(self.version_url).select("sha256").where("sha256 is not null").distinct()
 
@@ -51,20 +51,20 @@ class ScoringOutput:
             # The version's earlier rows go in the same step as the new ones arrive: between the
             # two renames the version is briefly absent, never doubled.
             replaced = join(self.staging, "replaced")
-            if self.fs.exists(self.version_url):
-                self.fs.rename(self.version_url, replaced)
+            if storage.exists(self.version_url):
+                storage.move(self.version_url, replaced)
         if has_rows:
-            self.fs.mkdirs(join(self.version_url, f"scoring_date={self.date}"))
-            self.fs.rename(self.staged_rows, self.partition_url)
-        self.fs.mkdirs(join(self.url, RUNS))
-        self.fs.rename(self.staged_record, join(self.url, RUNS, self.run_id))
+            storage.makedirs(join(self.version_url, f"scoring_date={self.date}"))
+            storage.move(self.staged_rows, self.partition_url)
+        storage.makedirs(join(self.url, RUNS))
+        storage.move(self.staged_record, join(self.url, RUNS, self.run_id))
         self.abandon()
 
     def abandon(self) -> None:
         """Removes this run's staging folder, and the staging parent once no run is left in it
         (a killed run's folder stays there, hidden from readers, until removed by hand)."""
-        if self.fs.exists(self.staging):
-            self.fs.delete(self.staging)
+        if storage.exists(self.staging):
+            storage.delete(self.staging)
         parent = join(self.url, STAGING)
-        if self.fs.exists(parent) and not self.fs.glob(parent, "*"):
-            self.fs.delete(parent)
+        if storage.exists(parent) and not storage.glob(parent, "*"):
+            storage.delete(parent)

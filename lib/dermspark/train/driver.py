@@ -12,14 +12,14 @@ from importlib import metadata
 from pyspark.sql import SparkSession
 
 import dermspark
-from dermspark import DermsparkError
-from dermspark.cluster import check_cluster
+from dermspark import DermsparkError, storage
+from dermspark.cluster import check_cluster, check_reachable
 from dermspark.evaluation_report import write_report
 from dermspark.models import get_recipe
 from dermspark.models.registry import check_options
-from dermspark.models.weights import resolve_weights
+from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.settings import TrainSettings, require, to_json
-from dermspark.storage import HadoopFS, join, prepare_output, staged_output, to_url
+from dermspark.storage import join, prepare_output, staged_output, to_url
 from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,13 @@ def library_versions() -> dict:
     return versions
 
 
-def _read_dataset_manifest(fs: HadoopFS, dataset_url: str) -> dict:
+def _read_dataset_manifest(dataset_url: str) -> dict:
     manifest_url = join(dataset_url, "manifest.json")
-    if not fs.exists(manifest_url):
+    if not storage.exists(manifest_url):
         raise DermsparkError(
             f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
         )
-    return json.loads(fs.read_text(manifest_url))
+    return json.loads(storage.read_text(manifest_url))
 
 
 def _pick_dataset(manifest: dict, input_size: tuple[int, int], model: str) -> str:
@@ -62,11 +62,13 @@ def _check_shards(dataset_url: str, num_proc: int) -> list[int]:
     no training row would wait forever on an endless reader, so that is an error here."""
     import pyarrow.parquet as pq
     from petastorm.etl.dataset_metadata import load_row_groups
-    from petastorm.fs_utils import FilesystemResolver
+    from petastorm.fs_utils import get_filesystem_and_path_or_paths
 
-    resolver = FilesystemResolver(dataset_url)
-    filesystem = resolver.filesystem()
-    dataset = pq.ParquetDataset(resolver.get_dataset_path(), filesystem=filesystem, validate_schema=False)
+    from dermspark import petastorm_compat
+
+    filesystem, path = get_filesystem_and_path_or_paths(dataset_url,
+                                                        filesystem=petastorm_compat.filesystem(dataset_url))
+    dataset = pq.ParquetDataset(path, filesystem=filesystem, validate_schema=False)
     pieces = load_row_groups(dataset)
     if len(pieces) < num_proc:
         raise DermsparkError(
@@ -98,10 +100,14 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     # Before anything slow: a missing weights file is one clear error at once.
     weights_option = _weights_option(recipe, settings)
     check_cluster(spark, settings.num_proc, what=f"--num-proc {settings.num_proc}")
-    fs = HadoopFS(spark)
     dataset_root, output_url = to_url(settings.dataset), to_url(settings.output)
-    prepare_output(fs, output_url, settings.mode)
-    dataset_manifest = _read_dataset_manifest(fs, dataset_root)
+    # Beside a remote output, the checkpoints are on the same storage.
+    store_root = to_url(settings.store) if settings.store else output_url + ".checkpoints"
+    check_reachable(spark, {"--dataset": dataset_root, "--output": output_url, "--store": store_root})
+    if weights_option.get("weights", "none") != "none":
+        weights_option["weights"] = ship_weights(spark, weights_option["weights"])
+    prepare_output(output_url, settings.mode)
+    dataset_manifest = _read_dataset_manifest(dataset_root)
     dataset_url = join(dataset_root, _pick_dataset(dataset_manifest, recipe.input_size, settings.model))
     split_counts = {split: sum(counts.values()) for split, counts in dataset_manifest["per_split"].items()}
     for needed in ("train", "test"):
@@ -117,7 +123,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     plan["rows_per_shard"] = per_shard
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
     run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
-    store_url = join(settings.store or output_url + ".checkpoints", run_id)
+    store_url = join(store_root, run_id)
     resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan}
     model_options = {"num_classes": len(classes), **weights_option, **settings.model_options}
     bundle_manifest = {
@@ -151,7 +157,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
 
     log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
              [stage["epochs"] for stage in plan["stages"]], run_id)
-    with staged_output(fs, output_url) as staging:
+    with staged_output(output_url) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
         try:
             results = horovod.spark.run(
@@ -175,16 +181,16 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
                 f"the output above); rerun with --run-id {run_id} to resume from the last checkpoint"
             ) from None
         metrics = results[0]
-        fs.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
-        fs.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        _write_report(fs, staging, metrics, classes, settings, dataset_url, run_id)
+        storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
+        storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
+        _write_report(staging, metrics, classes, settings, dataset_url, run_id)
     return {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id}
 
 
 def _weights_option(recipe, settings: TrainSettings) -> dict:
     """--weights reaches builders that load a pretrained base, resolved here so that a missing
-    file fails before any Horovod process starts. The file must be at the same path on every
-    executor (the Keras cache, or a shared mount)."""
+    file fails before any Horovod process starts: a URL, or a file on this machine that
+    ship_weights later hands to every executor."""
     if recipe.pretrained is None:
         if settings.weights in ("", "none"):
             return {}
@@ -202,7 +208,7 @@ def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
             "per_split": manifest["per_split"]}
 
 
-def _write_report(fs: HadoopFS, staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
+def _write_report(staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
                   dataset_url: str, run_id: str) -> None:
     notes = [f"model `{settings.model}`, run `{run_id}`, {settings.num_proc} Horovod processes",
              f"dataset `{dataset_url}`; split by lesion, so no lesion is in two splits"]
@@ -215,7 +221,7 @@ def _write_report(fs: HadoopFS, staging: str, metrics: dict, classes: list[str],
     with tempfile.TemporaryDirectory() as local:
         names = write_report(local, metrics, classes, f"{settings.model}", notes, metrics.get("stage_ends", [])[:-1])
         for name in names:
-            fs.copy_from_local(os.path.join(local, name), join(staging, name))
+            storage.put_file(os.path.join(local, name), join(staging, name))
 
 
 def _entry_point():

@@ -16,7 +16,10 @@ from petastorm.tf_utils import make_petastorm_dataset
 
 class Inputs:
     def __init__(self, dataset_url: str, rank: int, size: int, seed: int):
-        schema = get_schema_from_dataset_url(dataset_url)
+        from dermspark import petastorm_compat
+
+        self.filesystem = petastorm_compat.filesystem(dataset_url)
+        schema = get_schema_from_dataset_url(dataset_url, filesystem=self.filesystem)
         # Field objects, not names: Petastorm reads names as regular expressions.
         self.fields = [schema.fields["image"], schema.fields["label"], schema.fields["split"]]
         self.lesion_field = schema.fields["lesion_id"]
@@ -34,6 +37,7 @@ class Inputs:
             seed=self.seed + self.rank,
             reader_pool_type="thread",
             workers_count=2,
+            filesystem=self.filesystem,
         )
 
     @staticmethod

@@ -69,7 +69,11 @@ def train(config: dict) -> dict | None:
     plan = config["plan"]
     batch_size = plan["batch_size"]
     store = CheckpointStore(config["store_url"])
-    saved = store.state()
+    # One state for every rank, the one rank 0 wrote and reads: ranks on different machines
+    # must not each decide from what their own view of the store says.
+    from horovod.tensorflow import broadcast_object
+
+    saved = broadcast_object(store.state() if rank == 0 else None, root_rank=0, name="checkpoint_state")
     state = saved or new_state()
     resumed_from = {"stage": state["stage"], "epoch": state["epoch"], "finished": state["finished"]} if saved else None
 
@@ -199,5 +203,6 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
         key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")
     }}
-    save_bundle(config["output_url"] + "/model", model, manifest)
+    # The output is staged as a whole by the driver.
+    save_bundle(config["output_url"] + "/model", model, manifest, staged=False)
     return {**metrics, **training}
