@@ -104,10 +104,11 @@ if [ "$profile" = local ] || [ "$profile" = standalone ]; then
 fi
 log4j="-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties"
 
+# The driver's log settings only: a path on this machine means nothing to executors on other
+# nodes (their JVMs logged "No configuration found" for it), and in local mode they are the driver.
 exec "$root/.venv/bin/spark-submit" \
     --properties-file "$properties" \
     --driver-java-options "$log4j" \
-    --conf "spark.executor.extraJavaOptions=$log4j" \
     --py-files "$zip_path" \
     "${spark_args[@]}" \
     "$root/jobs/$job.py" "${job_args[@]}"

@@ -19,7 +19,7 @@ def parse_args(argv):
     parser.add_argument("--label-space", dest="label_space",
                         help="classes to train on: ham10000 (7), isic2019 (8), melanoma (2)")
     parser.add_argument("--input", help="archive folder (any path Spark reaches)")
-    parser.add_argument("--output", help="output folder for the dataset, manifest and rejects")
+    parser.add_argument("--output", help="output folder or URL (s3://, hdfs://) for the dataset, manifest and rejects")
     parser.add_argument("--sizes", help="HEIGHTxWIDTH list, one dataset each: 75x100,299x299")
     parser.add_argument("--resample", help="lanczos (default), bicubic, bilinear, box, nearest")
     parser.add_argument("--aspect", choices=["stretch", "crop"], help="stretch (as the papers) or crop")

@@ -15,7 +15,7 @@ DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="spark-submit.sh score", description=__doc__)
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML job settings")
-    parser.add_argument("--model", help="bundle folder written by the train job")
+    parser.add_argument("--model", help="bundle written by the train job: a folder or a URL (s3://, hdfs://)")
     parser.add_argument("--input", help="image folder (recursive), Parquet table, or ingested dataset")
     parser.add_argument("--input-format", dest="input_format", choices=["auto", "files", "parquet", "petastorm"])
     parser.add_argument("--output", help="predictions table and run records; grows run by run")

@@ -18,7 +18,7 @@ DEFAULT_SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="spark-submit.sh serve", description=__doc__)
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML service settings")
-    parser.add_argument("--model", help="bundle folder written by the train job")
+    parser.add_argument("--model", help="bundle written by the train job: a folder or a URL (s3://, hdfs://)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--max-upload-mb", type=float, dest="max_upload_mb",

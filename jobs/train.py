@@ -19,7 +19,7 @@ def parse_args(argv):
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="YAML job settings")
     parser.add_argument("--dataset", help="output folder of the ingest job")
     parser.add_argument("--model", help="registered model name, e.g. benbrahim_cnn")
-    parser.add_argument("--output", help="output folder for the bundle and metrics")
+    parser.add_argument("--output", help="output folder or URL (s3://, hdfs://) for the bundle and metrics")
     parser.add_argument("--epochs", type=int, help="first stage; default: the model recipe's")
     parser.add_argument("--fine-tune-epochs", type=int, dest="fine_tune_epochs",
                         help="second stage of two-stage recipes; 0 skips it")
@@ -33,9 +33,9 @@ def parse_args(argv):
     parser.add_argument("--ema", type=float,
                         help="momentum of a moving average of the weights (e.g. 0.99); 0: none")
     parser.add_argument("--cap-per-class", type=int, dest="cap_per_class", help="with --imbalance cap")
-    parser.add_argument("--weights", help="none | imagenet (a local file) | /path/to/weights.h5")
+    parser.add_argument("--weights", help="none | imagenet (the driver's Keras cache) | a file on the driver | a URL (s3://, hdfs://)")
     parser.add_argument("--run-id", dest="run_id", help="rerun with the same id to resume")
-    parser.add_argument("--store", help="checkpoint store URL (file://, hdfs://, s3a://)")
+    parser.add_argument("--store", help="checkpoint store URL (default: OUTPUT.checkpoints, on the same storage)")
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="per process")
     parser.add_argument("--learning-rate", type=float, dest="learning_rate", help="before scaling")
     parser.add_argument("--num-proc", type=int, dest="num_proc", help="Horovod processes")

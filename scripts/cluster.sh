@@ -5,6 +5,7 @@
 #   scripts/cluster.sh start [--workers 2] [--cores 1] [--memory 2g] [--port 7077] [--webui-port 8080]
 #                            [--isolated [--share DIR]...]
 #   scripts/cluster.sh status
+#   scripts/cluster.sh restart-worker N   (starts worker N again as it was, after it died or was killed)
 #   scripts/cluster.sh stop
 #
 # start waits until every worker has registered and prints the master URL; jobs then run with
@@ -22,6 +23,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="${DERMSPARK_CLUSTER_DIR:-$root/build/cluster}"
 command="${1:-}"
 [ $# -gt 0 ] && shift
+index=""
+if [ "$command" = restart-worker ] && [ $# -gt 0 ]; then index="$1"; shift; fi
 
 workers=2 cores=1 memory=2g port=7077 webui=8080 isolated=no shares=()
 while [ $# -gt 0 ]; do
@@ -54,6 +57,42 @@ stop() {
     rm -f "$state/master"
 }
 
+# Waits until the master's JSON lists `wanted` workers ALIVE (a minute at most); fails at once
+# when one of the JVMs died (gone, or a zombie).
+wait_alive() {
+    local wanted="$1"
+    "$root/.venv/bin/python" - "$(sed -n 2p "$state/master")" "$wanted" "$state"/*.pid <<'PY'
+import json, sys, time, urllib.request
+webui, wanted = sys.argv[1], int(sys.argv[2])
+pids = [int(open(path).read()) for path in sys.argv[3:]]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    for pid in pids:
+        try:
+            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+                sys.exit(1)
+        except OSError:
+            sys.exit(1)
+    try:
+        with urllib.request.urlopen(f"{webui}/json/", timeout=2) as answer:
+            alive = [w for w in json.load(answer)["workers"] if w["state"] == "ALIVE"]
+        if len(alive) >= wanted:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+PY
+}
+
+# Runs worker N's saved command in the background and records its pid (the JVM's: every
+# launcher on the way execs).
+launch_worker() {
+    local index="$1"
+    bash "$state/worker-$index.command" >"$state/worker-$index.log" 2>&1 &
+    echo $! >"$state/worker-$index.pid"
+}
+
 case "$command" in
     start)
         "$root/scripts/bootstrap.sh"
@@ -82,39 +121,26 @@ case "$command" in
             # .venv is hidden from the worker: Spark's own launcher, from the kept jars.
             worker_class="$SPARK_HOME/bin/spark-class"
         fi
-        for index in $(seq 1 "$workers"); do
-            # Each node's scratch space (shuffle, fetched archives) on its own disk.
-            mkdir -p "$state/local-$index"
-            SPARK_LOCAL_DIRS="$state/local-$index" "${launcher[@]}" "$worker_class" \
-                org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
-                --memory "$memory" --webui-port 0 "spark://127.0.0.1:$port" >"$state/worker-$index.log" 2>&1 &
-            echo $! >"$state/worker-$index.pid"
-        done
         printf 'spark://127.0.0.1:%s\nhttp://127.0.0.1:%s\n' "$port" "$webui" >"$state/master"
-        # Ready when the master's JSON lists every worker ALIVE; a minute at most.
-        if ! "$root/.venv/bin/python" - "$webui" "$workers" "$state"/*.pid <<'PY'
-import json, os, sys, time, urllib.request
-webui, wanted = sys.argv[1], int(sys.argv[2])
-pids = [int(open(path).read()) for path in sys.argv[3:]]
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    for pid in pids:  # a JVM that died (gone, or a zombie) will not come back
-        try:
-            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
-                sys.exit(1)
-        except OSError:
-            sys.exit(1)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=2) as answer:
-            alive = [w for w in json.load(answer)["workers"] if w["state"] == "ALIVE"]
-        if len(alive) >= wanted:
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.5)
-sys.exit(1)
-PY
-        then
+        for index in $(seq 1 "$workers"); do
+            # Each node's scratch space (shuffle, fetched archives) on its own disk. The command
+            # is saved, so that restart-worker starts the same node again.
+            mkdir -p "$state/local-$index"
+            {
+                printf 'export SPARK_HOME=%q SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR=%q SPARK_WORKER_DIR=%q SPARK_LOCAL_DIRS=%q\n' \
+                    "$SPARK_HOME" "$state" "$SPARK_WORKER_DIR" "$state/local-$index"
+                # A finished application's folder holds its unpacked environment (1.6 GB an
+                # executor): on one machine a few applications would fill the disk. Removed a
+                # minute after the application ends.
+                printf 'export SPARK_WORKER_OPTS=%q\n' "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=30 -Dspark.worker.cleanup.appDataTtl=30"
+                printf 'exec'
+                printf ' %q' "${launcher[@]}" "$worker_class" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 \
+                    --cores "$cores" --memory "$memory" --webui-port 0 "spark://127.0.0.1:$port"
+                printf '\n'
+            } >"$state/worker-$index.command"
+            launch_worker "$index"
+        done
+        if ! wait_alive "$workers"; then
             echo "the cluster did not come up (a JVM died, or 60 s passed); logs in $state:" >&2
             tail -n 5 "$state"/*.log >&2 || true
             stop
@@ -135,11 +161,19 @@ for worker in master["workers"]:
           f"memory {worker['memoryused']}/{worker['memory']} MB")
 PY
         ;;
+    restart-worker)
+        [ -f "$state/worker-$index.command" ] || { echo "no worker '$index' in $state" >&2; exit 2; }
+        kill -9 "$(cat "$state/worker-$index.pid")" 2>/dev/null || true
+        launch_worker "$index"
+        wait_alive "$(ls "$state"/worker-*.command | wc -l)" || { echo "worker $index did not come back:" >&2;
+            tail -n 5 "$state/worker-$index.log" >&2; exit 1; }
+        echo "worker $index is back"
+        ;;
     stop)
         stop
         ;;
     *)
-        sed -n '2,18p' "$0" >&2
+        sed -n '2,19p' "$0" >&2
         exit 2
         ;;
 esac

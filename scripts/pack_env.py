@@ -56,9 +56,11 @@ def main() -> None:
     with open(stamp_path) as handle:
         stamp = handle.read().strip()
     # Executors (and a client-mode driver) unpack it once per application. gzip level 1 moves a
-    # third of the bytes; level 0 unpacks several times faster, for a cluster on one machine or
-    # a fast network. (Spark unpacks a plain .tar with a check that refuses the venv's symlink
-    # to its interpreter, so it is always .tar.gz.)
+    # third of the bytes (0.5 GB against 1.6 GB) and started an application's executors faster
+    # even on one machine (57 s against 70 s, both unpacking at once). (Spark unpacks a plain
+    # .tar with a check that refuses the venv's symlink to its interpreter, so it is always
+    # .tar.gz.) The bytecode pip compiled goes too: without it every executor's Python compiled
+    # TensorFlow's modules again on import, 12 s against 5 s.
     level = int(os.environ.get("DERMSPARK_PACK_LEVEL", "1"))
     if not 0 <= level <= 9:
         sys.exit(f"DERMSPARK_PACK_LEVEL must be 0 to 9, not {level}")
@@ -73,7 +75,6 @@ def main() -> None:
             venv_pack.pack(prefix=args.venv, output=staging, force=True, compress_level=level, filters=[
                 ("exclude", "lib/python*/site-packages/__editable__*dermspark*"),
                 ("exclude", "lib/python*/site-packages/dermspark-*.dist-info/*"),
-                ("exclude", "**/__pycache__/*"),
                 # Executors' Python needs neither Spark's jars (their JVM has its own) nor C headers.
                 ("exclude", "lib/python*/site-packages/pyspark/jars/*"),
                 ("exclude", "lib/python*/site-packages/tensorflow/include/*"),

@@ -143,3 +143,20 @@ def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
 def test_bad_settings_give_one_clear_error(settings, message):
     with pytest.raises(DermsparkError, match=message):
         make_app(settings)
+
+
+def test_the_service_takes_a_bundle_on_s3(pipeline, s3_store, monkeypatch, tmp_path, archive_jpegs):
+    """--model s3://...: fetched into the machine's cache, then served as the local bundle is."""
+    from dermspark import storage
+
+    for name, value in s3_store.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DERMSPARK_BUNDLE_CACHE", str(tmp_path / "cache"))
+    url = f"s3://dermspark/serve-{tmp_path.name}/model"
+    storage.put_tree(str(pipeline / "model" / "model"), url)
+    remote = TestClient(make_app(ServeSettings(model=url)))
+    local = TestClient(make_app(ServeSettings(model=str(pipeline / "model" / "model"))))
+    assert remote.get("/health").json() == local.get("/health").json()
+    content = archive_jpegs[0].read_bytes()
+    assert upload(remote, content).json() == upload(local, content).json()
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [load_bundle(url).manifest["model_sha256"]]

@@ -106,25 +106,3 @@ def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
     again = json.loads((output / "metrics.json").read_text())
     assert "Epoch " not in third.stdout + third.stderr
     assert again["test"] == metrics["test"]
-
-
-def test_two_stage_recipe_ends_each_stage_on_its_best_epoch(spark, synthetic_archive, tmp_path):
-    # Benedetti et al.'s recipe, shortened: stage 1 (SGD Nesterov, class weights, cap) then a
-    # second stage from stage 1's best checkpoint, each ending on its best validation epoch.
-    dataset, output = tmp_path / "dataset", tmp_path / "model"
-    run_ingest(spark, IngestSettings(input=str(synthetic_archive.path), output=str(dataset), sizes="299x299"))
-    result = run_train(spark, TrainSettings(dataset=str(dataset), output=str(output),
-                                            model="inception_resnet_v2_benedetti", weights="none",
-                                            epochs=2, fine_tune_epochs=1, batch_size=4, run_id="two"))
-    assert result["stage_ends"] == [2, 3]
-    assert [(end["stage"], end["by"]) for end in result["ended_on"]] == [(0, "best val_loss"), (1, "best val_loss")]
-    assert len(result["history"]["val_loss"]) == 3
-    settings = json.loads((output / "settings.json").read_text())
-    assert settings["plan"]["class_weights"] and settings["plan"]["imbalance"]["cap_per_class"] == 450
-    # Only the final chosen checkpoint and the state remain in the store.
-    state = json.loads((output.parent / "model.checkpoints" / "two" / "state.json").read_text())
-    assert state["finished"] and state["start_from"].startswith(("best-stage1-", "stage1-"))
-    kept = sorted(path.name for path in (output.parent / "model.checkpoints" / "two").iterdir())
-    assert kept == sorted([state["start_from"], "state.json"])
-    manifest = json.loads((output / "model" / "manifest.json").read_text())
-    assert manifest["input_size"] == [299, 299] and manifest["metrics"]["test"]["count"] > 0

@@ -11,7 +11,8 @@ from dermspark import DermsparkError
 def configure_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="[dermspark] %(message)s", stream=sys.stdout)
-    for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL"):
+    for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL", "botocore", "aiobotocore",
+                  "s3fs", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
     # JVM has closed, retries successfully on a new one, and logs the first failure's traceback

@@ -59,10 +59,10 @@ class TrainSettings:
     # which replaces the weights at every epoch's end, so validation, checkpoints and the bundle
     # see the average; 0: plain weights.
     ema: float = 0.0
-    weights: str = ""  # pretrained base: none, imagenet (a local file only) or a weights file
+    weights: str = ""  # pretrained base: none, imagenet (the driver's Keras cache), a file on the driver or a URL
     # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
     run_id: str = ""  # "": a new run, named by the time it starts
-    store: str = ""  # any fsspec URL (file://, hdfs://, s3a://); "": OUTPUT.checkpoints beside the output
+    store: str = ""  # any fsspec URL (file://, hdfs://, s3://); "": OUTPUT.checkpoints, on the same storage
     num_proc: int = 2
     seed: int = 42
     mode: str = "error"

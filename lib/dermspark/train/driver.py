@@ -167,7 +167,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
                 start_timeout=settings.start_timeout,
                 use_gloo=True,
                 verbose=0,
-                env={**os.environ, "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms)},
+                env=_rank_environment(settings),
                 # Workers start on executors: with a shipped environment, its Python, not the driver's.
                 executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
             )
@@ -185,6 +185,19 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
         _write_report(staging, metrics, classes, settings, dataset_url, run_id)
     return {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id}
+
+
+# What the ranks take from the driver's environment. Horovod lays the environment it is given
+# over each executor's own; the driver's whole environment would put this machine's paths
+# (PYTHONPATH, the virtual environment) before the executor's, which name the code and the
+# Python that Spark shipped there. S3 credentials reach the ranks as executor variables
+# (dermspark.session).
+RANK_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
+
+
+def _rank_environment(settings: TrainSettings) -> dict:
+    return {**{name: os.environ[name] for name in RANK_VARIABLES if name in os.environ},
+            "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms)}
 
 
 def _weights_option(recipe, settings: TrainSettings) -> dict:
