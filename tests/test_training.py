@@ -1,11 +1,8 @@
-"""Training through the real job: checks before Horovod starts, and a killed run that resumes."""
+"""Training through the real job: checks before Horovod starts, and a finished run rerun."""
 
 import json
 import os
-import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -13,7 +10,6 @@ from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.settings import IngestSettings, TrainSettings
 from dermspark.train.driver import run_train
-from dermspark.train.plan import cosine_multiplier
 
 
 @pytest.fixture(scope="module")
@@ -50,59 +46,18 @@ def test_a_misspelt_model_option_is_one_clear_error_before_horovod(spark, datase
     assert not (tmp_path / "m").exists()
 
 
-def _state(store: Path) -> dict:
-    try:
-        return json.loads((store / "state.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def test_killed_run_resumes_at_the_next_epoch(datasets, tmp_path):
-    output, store = tmp_path / "model", tmp_path / "model.checkpoints" / "r1"
-    command = [str(ROOT / "spark-submit.sh"), "train", "--dataset", str(datasets["many_row_groups"]),
-               "--output", str(output), "--epochs", "4", "--batch-size", "16", "--run-id", "r1",
-               "--cache-mb", "0",  # the streaming reader; the other training tests cache
-               "--lr-schedule", "cosine", "--cycle-time-ms", "5"]
-    # Its own process group, so the kill reaches spark-submit, the JVM and every Horovod rank.
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while _state(store).get("epoch", 0) < 1 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-    killed_at = _state(store)["epoch"]
-    assert 1 <= killed_at < 4, "the run must be killed mid-training for this test to mean anything"
-    assert not output.exists()  # nothing half-written at the output
-
-    second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert second.returncode == 0, second.stdout[-3000:]
-    metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["resumed_from"] == {"stage": 0, "epoch": killed_at, "finished": False}
-    assert len(metrics["history"]["loss"]) == 4  # killed_at epochs from the first run, the rest now
-    assert metrics["horovod_cycle_time_ms"] == 5.0  # the flag reached the ranks
-    assert metrics["ended_on"] == [{"stage": 0, "epoch": 4, "by": "last epoch"}]
-    # The epoch-end metric (Keras, averaged over ranks) and the final evaluation (scikit-learn,
-    # rank 0) measure the same weights on the same validation images.
-    assert metrics["history"]["val_balanced_accuracy"][-1] == pytest.approx(
-        metrics["validation"]["balanced_accuracy"], abs=1e-6)
-    log = second.stdout + second.stderr  # Horovod relays the ranks' output on stderr
-    assert f"Epoch {killed_at + 1}/4" in log and "Epoch 1/4" not in log
-    # The rate each epoch ended on, across the kill: warmup to Adam's 1e-3 times 2 processes by
-    # the end of epoch 3, then the cosine down towards 0 within epoch 4, batch by batch.
-    steps = json.loads((output / "settings.json").read_text())["plan"]["steps_per_epoch"]
-    rates = metrics["history"]["learning_rate"]
-    assert len(rates) == 4 and rates[0] < rates[1] < rates[2]
-    assert rates[2] == pytest.approx(2e-3, rel=1e-5)
-    assert rates[3] == pytest.approx(2e-3 * cosine_multiplier(3 + (steps - 1) / steps, start=3, end=4), rel=1e-4)
-    for name in ("report.md", "curves.png", "confusion_matrix_test.png", "model/manifest.json"):
-        assert (output / name).is_file(), name
-
-    # A finished run rerun: nothing trained again, the same final weights evaluated again.
-    third = subprocess.run([*command, "--mode", "overwrite"], capture_output=True, text=True, timeout=600,
-                           check=False)
-    assert third.returncode == 0, third.stdout[-3000:]
-    again = json.loads((output / "metrics.json").read_text())
-    assert "Epoch " not in third.stdout + third.stderr
-    assert again["test"] == metrics["test"]
+def test_a_finished_run_rerun_trains_nothing_and_gives_the_same_figures(pipeline, s3_store, tmp_path):
+    """The pipeline's run, rerun with its run id (its checkpoints are in S3): nothing is trained
+    again, and the same final weights are evaluated and bundled again. (A run killed or a
+    worker lost mid-training, and its resume, are tested on the cluster, test_cluster.py.)"""
+    rerun = subprocess.run(
+        [str(ROOT / "spark-submit.sh"), "train", "--dataset", str(pipeline / "dataset"), "--model", "benbrahim_cnn",
+         "--output", str(tmp_path / "model"), "--epochs", "10", "--num-proc", "2", "--batch-size", "16",
+         "--store", "s3a://dermspark/e2e", "--run-id", "pipeline"],
+        capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **s3_store})
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "Epoch " not in rerun.stdout + rerun.stderr
+    again = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    first = json.loads((pipeline / "model" / "metrics.json").read_text())
+    assert again["resumed_from"] == {"stage": 1, "epoch": 0, "finished": True}
+    assert again["test"] == first["test"] and again["history"] == first["history"]
