@@ -16,6 +16,7 @@ implementation. `filesystem(url)` gives one for any fsspec store, and None where
 own choice works (local disks, HDFS).
 """
 
+import functools
 import warnings
 
 from petastorm.workers_pool.thread_pool import ThreadPool
@@ -54,9 +55,21 @@ def filesystem(url: str):
     materialize_dataset's executors."""
     from dermspark import storage
 
-    if storage.scheme(url) in ("file", "hdfs"):
+    if _petastorm_reaches(url):
         return None
     fs, _ = storage.open_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return _FsspecFileSystem(fs)
+
+
+def filesystem_factory(url: str):
+    """For materialize_dataset: None where Petastorm's own choice works, else a picklable
+    factory of `filesystem(url)` for its executors."""
+    return None if _petastorm_reaches(url) else functools.partial(filesystem, url)
+
+
+def _petastorm_reaches(url: str) -> bool:
+    from dermspark import storage
+
+    return storage.scheme(url) in ("file", "hdfs")

@@ -125,9 +125,9 @@ def put_file(local: str, url: str) -> None:
 
 def put_tree(local: str, url: str) -> None:
     """Uploads every file below a local folder, markers last (see COMMIT_MARKERS)."""
-    for name in _ordered(os.path.relpath(os.path.join(folder, file), local)
+    for name in _ordered(os.path.relpath(os.path.join(folder, file), local).replace(os.sep, "/")
                          for folder, _, files in os.walk(local) for file in files):
-        put_file(os.path.join(local, name), join(url, *name.split(os.sep)))
+        put_file(os.path.join(local, *name.split("/")), join(url, name))
 
 
 def get_tree(url: str, local: str) -> None:
@@ -151,10 +151,11 @@ def write_parquet(table, url: str) -> None:
 
 
 def _ordered(names) -> list[str]:
-    """Markers after everything else, deepest first: a bundle's manifest before its output's."""
+    """Relative "/" paths, markers after everything else, deepest first: a bundle's manifest
+    before its output's."""
     names = sorted(names)
-    markers = [name for name in names if posixpath.basename(name.replace(os.sep, "/")) in COMMIT_MARKERS]
-    markers.sort(key=lambda name: -name.count("/") - name.count(os.sep))
+    markers = sorted((name for name in names if posixpath.basename(name) in COMMIT_MARKERS),
+                     key=lambda name: -name.count("/"))
     return [name for name in names if name not in markers] + markers
 
 

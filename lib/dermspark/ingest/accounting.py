@@ -4,6 +4,8 @@
 outcome and checks that inputs = written + rejected, counted independently of the rejects.
 """
 
+from collections import Counter
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -97,10 +99,7 @@ def write_rejects(rejects: DataFrame, url: str) -> dict[str, int]:
     rows = rejects.select(*REJECT_COLUMNS).collect()
     table = pa.table({name: pa.array([row[name] for row in rows], pa.string()) for name in REJECT_COLUMNS})
     storage.write_parquet(table, url)
-    by_reason: dict[str, int] = {}
-    for reason in table.column("reason").to_pylist():
-        by_reason[reason] = by_reason.get(reason, 0) + 1
-    return by_reason
+    return dict(Counter(table.column("reason").to_pylist()))
 
 
 def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int]) -> dict:

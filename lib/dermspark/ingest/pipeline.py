@@ -5,7 +5,6 @@ when complete, so a killed job leaves no half dataset and a rerun gives the same
 """
 
 import contextlib
-import functools
 import json
 import logging
 from datetime import UTC, datetime
@@ -128,7 +127,7 @@ def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, url
     with contextlib.ExitStack() as stack:
         for url, size in zip(urls, sizes, strict=True):
             stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb,
-                                                    filesystem_factory=_petastorm_factory(url)))
+                                                    filesystem_factory=petastorm_compat.filesystem_factory(url)))
         outcomes.count()
         for url, size in zip(urls, sizes, strict=True):
             for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
@@ -150,13 +149,6 @@ def _check_parts(urls: list[str], written: int) -> None:
                 f"{written} images were decoded but the driver finds {found} in {url}: the executors wrote "
                 "their parts where the driver cannot read them. Give --output on storage every node reaches"
             )
-
-
-def _petastorm_factory(url: str):
-    """None (Petastorm's own) where that works, else one that reaches the store (petastorm_compat)."""
-    if petastorm_compat.filesystem(url) is None:
-        return None
-    return functools.partial(petastorm_compat.filesystem, url)
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
