@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
-from dermspark.train.worker import new_state
+from dermspark.train.checkpoints import CheckpointStore
+from dermspark.train.state import TrainingState
 
 
 def tiny_model():
@@ -13,34 +13,53 @@ def tiny_model():
 
 
 def test_early_stopping_waits_patience_epochs_after_the_best():
-    state = new_state()
-    stage = {"early_stopping_patience": 2, "restore_best": True}
-    # rank 1 writes nothing, so no store is needed; every rank keeps the same state.
-    callback = make_callback(None, state, None, tf.keras.optimizers.Adam(0.01), stage, rank=1)
-    callback.set_model(tiny_model())
-    for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85]):
-        callback.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
-        if callback.model.stop_training:
-            break
-    assert epoch == 3 and callback.model.stop_training  # best at epoch 2, then 2 epochs worse
-    assert state["best"] == "best-stage0-epoch2" and state["best_value"] == 0.8
-    assert state["stopped_early"] == [{"stage": 0, "epoch": 4}]
-    assert state["history"]["val_loss"] == [1.0, 0.8, 0.9, 0.85]
-    assert state["history"]["learning_rate"] == pytest.approx([0.01] * 4)
-    assert stage_finished(state, stage)
-    assert not stage_finished(state, {"early_stopping_patience": 0})
+    state = TrainingState()
+    stage = {"epochs": 10, "early_stopping_patience": 2, "restore_best": True}
+    outcomes = [state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
+                for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85])]
+    # Best at epoch 2, then 2 epochs worse: stop after the 4th.
+    assert [outcome.stop for outcome in outcomes] == [False, False, False, True]
+    assert [outcome.improved for outcome in outcomes] == [True, True, False, False]
+    assert state.best == "best-stage0-epoch2" and state.best_value == 0.8 and state.last == "stage0-epoch4"
+    assert state.stopped_early == [{"stage": 0, "epoch": 4}]
+    assert state.history["val_loss"] == [1.0, 0.8, 0.9, 0.85]
+    assert state.stage_done(stage)
+    assert not TrainingState(epoch=4, best_value=0.8, wait=2).stage_done({**stage, "early_stopping_patience": 0})
+    # What each epoch made stale: the previous last epoch, and a best that was beaten.
+    assert [outcome.stale for outcome in outcomes] == [
+        [], ["stage0-epoch1", "best-stage0-epoch1"], ["stage0-epoch2"], ["stage0-epoch3"]]
+
+
+def test_a_stage_that_runs_its_epochs_out_did_not_stop_early():
+    state = TrainingState()
+    stage = {"epochs": 3, "early_stopping_patience": 2, "restore_best": False}
+    outcomes = [state.end_epoch(epoch, {"val_loss": loss}, stage) for epoch, loss in enumerate([1.0, 1.1, 1.2])]
+    assert not any(outcome.stop for outcome in outcomes) and state.stopped_early == []
+    assert state.stage_done(stage) and state.best is None and state.chosen(stage) == "stage0-epoch3"
 
 
 def test_balanced_accuracy_is_monitored_upwards():
-    state = new_state()
-    stage = {"early_stopping_patience": 2, "restore_best": True, "monitor": "val_balanced_accuracy"}
-    callback = make_callback(None, state, None, tf.keras.optimizers.Adam(0.01), stage, rank=1)
-    callback.set_model(tiny_model())
+    state = TrainingState()
+    stage = {"epochs": 10, "early_stopping_patience": 2, "restore_best": True, "monitor": "val_balanced_accuracy"}
     # The loss falls throughout; balanced accuracy peaks at epoch 2, which is what counts here.
     for epoch, (loss, balanced) in enumerate([(1.0, 0.5), (0.9, 0.7), (0.8, 0.6), (0.7, 0.7)]):
-        callback.on_epoch_end(epoch, {"val_loss": loss, "val_balanced_accuracy": balanced})
-    assert state["best"] == "best-stage0-epoch2" and state["best_value"] == 0.7
-    assert callback.model.stop_training and state["stopped_early"] == [{"stage": 0, "epoch": 4}]
+        outcome = state.end_epoch(epoch, {"val_loss": loss, "val_balanced_accuracy": balanced}, stage)
+    assert state.best == "best-stage0-epoch2" and state.best_value == 0.7
+    assert outcome.stop and state.stopped_early == [{"stage": 0, "epoch": 4}]
+
+
+def test_a_stage_ends_on_its_chosen_epoch_and_the_next_starts_from_it():
+    state = TrainingState(start_from=None)
+    stage = {"epochs": 3, "early_stopping_patience": 0, "restore_best": True, "monitor": "val_loss"}
+    for epoch, loss in enumerate([1.0, 0.7, 0.9]):
+        state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
+    stale = state.end_stage(stage, stages=2)
+    assert stale == ["stage0-epoch3"]
+    assert state.ended_on == [{"stage": 0, "epoch": 2, "by": "best val_loss"}]
+    assert (state.stage, state.epoch, state.start_from, state.finished) == (1, 0, "best-stage0-epoch2", False)
+    assert state.stage_ends == [3]
+    # What a resume reads back is the same state.
+    assert TrainingState.from_dict(state.to_dict()) == state
 
 
 def test_balanced_accuracy_metric_equals_scikit_learns():

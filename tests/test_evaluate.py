@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from dermspark.evaluate import classification_metrics
+from dermspark.report.metrics import classification_metrics
 from sklearn.metrics import balanced_accuracy_score
 
 CLASSES = ["a", "b", "c"]
@@ -77,10 +77,10 @@ def test_shapes_are_checked():
 
 
 def test_report_shows_the_numbers_and_its_plots(metrics, tmp_path):
-    from dermspark.evaluation_report import write_report
+    from dermspark.report.evaluation import write_evaluation
 
     history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
-    names = write_report(str(tmp_path), {"test": metrics, "history": history}, CLASSES, "tiny", stage_ends=[1])
+    names = write_evaluation(str(tmp_path), {"test": metrics, "history": history}, CLASSES, "tiny", stage_ends=[1])
     assert names == ["confusion_matrix_test.png", "curves.png", "report.md"]
     for name in names[:2]:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -90,7 +90,7 @@ def test_report_shows_the_numbers_and_its_plots(metrics, tmp_path):
 
 
 def test_bootstrap_interval_resamples_whole_lesions():
-    from dermspark.evaluate import bootstrap_interval
+    from dermspark.report.metrics import bootstrap_interval
 
     # Every prediction right: every resample scores 1.
     labels = np.array([0, 0, 1, 1, 2])
@@ -117,7 +117,7 @@ def test_bootstrap_interval_resamples_whole_lesions():
 
 
 def test_groups_add_the_interval_to_the_metrics_and_the_report(tmp_path):
-    from dermspark.evaluation_report import markdown
+    from dermspark.report.evaluation import markdown
 
     labels = np.array([0, 0, 1, 1, 1, 0])
     probabilities = np.eye(2)[[0, 1, 1, 1, 0, 0]]

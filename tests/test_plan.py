@@ -3,7 +3,7 @@
 import pytest
 from dermspark import DermsparkError
 from dermspark.models import get_recipe
-from dermspark.settings import TrainSettings
+from dermspark.settings import TrainSettings, resolve
 from dermspark.train.plan import (
     cache_training,
     class_weights,
@@ -18,7 +18,9 @@ PER_SPLIT = {"train": {"a": 900, "b": 300, "c": 60}, "validation": {"a": 100, "b
 
 
 def plan(model="benbrahim_cnn", num_proc=2, **settings):
-    return make_plan(get_recipe(model), TrainSettings(model=model, **settings), CLASSES, PER_SPLIT, num_proc)
+    # Through resolve, as the job's flags and YAML go, so the settings' own checks apply.
+    return make_plan(get_recipe(model), resolve(TrainSettings, None, {"model": model, **settings}),
+                     CLASSES, PER_SPLIT, num_proc)
 
 
 def test_no_imbalance_handling_reads_each_image_once_per_epoch():
@@ -88,7 +90,7 @@ def test_monitor_overrides_the_recipe_for_every_stage():
     assert [stage["monitor"] for stage in plan(benedetti, weights="none")["stages"]] == ["val_loss"] * 2
     chosen = plan(benedetti, weights="none", monitor="val_balanced_accuracy")["stages"]
     assert [stage["monitor"] for stage in chosen] == ["val_balanced_accuracy"] * 2
-    with pytest.raises(DermsparkError, match="unknown --monitor 'val_auc'"):
+    with pytest.raises(DermsparkError, match="'monitor' must be one of val_loss, val_balanced_accuracy, got 'val_auc'"):
         plan(monitor="val_auc")
 
 
@@ -98,7 +100,7 @@ def test_stage_end_overrides_the_recipe_for_every_stage():
     benedetti = "inception_resnet_v2_benedetti"
     assert [stage["restore_best"] for stage in plan(benedetti)["stages"]] == [True, True]
     assert [stage["restore_best"] for stage in plan(benedetti, stage_end="last")["stages"]] == [False, False]
-    with pytest.raises(DermsparkError, match="unknown --stage-end 'first'"):
+    with pytest.raises(DermsparkError, match="'stage_end' must be one of best, last, got 'first'"):
         plan(stage_end="first")
 
 
@@ -120,7 +122,7 @@ def test_lr_schedule_replaces_the_recipes_decay_in_every_stage():
     assert (first["cosine"], first["decay_steps"], second["cosine"]) == (True, 0, True)
     constant = plan(hitta, lr_schedule="constant")["stages"][0]
     assert (constant["cosine"], constant["decay_steps"]) == (False, 0)
-    with pytest.raises(DermsparkError, match="unknown --lr-schedule 'step'"):
+    with pytest.raises(DermsparkError, match="'lr_schedule' must be one of constant, cosine, got 'step'"):
         plan(lr_schedule="step")
 
 

@@ -1,6 +1,18 @@
+import dataclasses
+import os
+
 import pytest
+import yaml
 from dermspark import DermsparkError
-from dermspark.settings import IngestSettings, TrainSettings, resolve
+from dermspark.cli import parse
+from dermspark.settings import (
+    IngestSettings,
+    ScoreSettings,
+    ServeSettings,
+    TrainSettings,
+    require,
+    resolve,
+)
 
 
 def test_flags_override_yaml_override_defaults(tmp_path):
@@ -25,3 +37,50 @@ def test_wrong_types_are_errors():
 def test_missing_settings_file_is_an_error(tmp_path):
     with pytest.raises(DermsparkError, match="does not exist"):
         resolve(TrainSettings, str(tmp_path / "nope.yaml"), {})
+
+
+JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "serve": ServeSettings}
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_every_setting_is_a_flag_and_flags_leave_yaml_alone(job):
+    cls = JOBS[job]
+    settings_file, overrides = parse(cls, f"jobs/{job}.py", "", [])
+    assert settings_file.endswith(f"conf/{job}.yaml")
+    # A flag not given is None, so the YAML's value (or the default) stands.
+    assert overrides == {field.name: None for field in dataclasses.fields(cls)}
+
+
+def test_flags_take_their_type_choices_and_bool_form_from_the_declaration():
+    _, overrides = parse(TrainSettings, "jobs/train.py", "", [
+        "--epochs", "3", "--learning-rate", "0.01", "--model-options", '{"dropout": 0.3}', "--monitor",
+        "val_balanced_accuracy"])
+    assert (overrides["epochs"], overrides["learning_rate"], overrides["model_options"], overrides["monitor"]) \
+        == (3, 0.01, {"dropout": 0.3}, "val_balanced_accuracy")
+    assert parse(ScoreSettings, "jobs/score.py", "", ["--incremental"])[1]["incremental"] is True
+    assert parse(ScoreSettings, "jobs/score.py", "", ["--no-incremental"])[1]["incremental"] is False
+    with pytest.raises(SystemExit):
+        parse(TrainSettings, "jobs/train.py", "", ["--monitor", "val_auc"])
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_conf_yaml_holds_only_valid_settings_that_differ_from_the_defaults(job):
+    path = os.path.join(os.path.dirname(__file__), "..", "conf", f"{job}.yaml")
+    with open(path) as handle:
+        values = yaml.safe_load(handle) or {}
+    resolve(JOBS[job], path, {})  # every key known, every value valid
+    defaults = {field.name: field.default for field in dataclasses.fields(JOBS[job])}
+    assert not [key for key, value in values.items() if defaults[key] == value]
+
+
+def test_values_outside_the_choices_are_errors_from_yaml_too(tmp_path):
+    conf = tmp_path / "ingest.yaml"
+    conf.write_text("aspect: squash\n")
+    with pytest.raises(DermsparkError, match="'aspect' must be one of stretch, crop, got 'squash'"):
+        resolve(IngestSettings, str(conf), {})
+
+
+def test_required_settings_are_named_as_flags():
+    with pytest.raises(DermsparkError, match="missing required setting.*--dataset, --output"):
+        require(TrainSettings())
+    require(TrainSettings(dataset="d", output="o"))

@@ -1,11 +1,17 @@
-"""One typed settings object per job: defaults here, then conf/<job>.yaml, then command-line flags.
+"""One typed settings object per job. Each setting is declared once, here: its type, default,
+help text and choices. The command-line flags are generated from these declarations, and
+conf/<job>.yaml holds only what differs from them.
 
-Unknown keys are errors, so a typo in YAML or a renamed option never passes silently, and the
+Order of precedence: these defaults, then the YAML file, then flags. Unknown keys and values
+outside a setting's choices are errors, so a typo never passes silently. None always means
+"not given": the model recipe's value for training settings, nothing for the others. The
 resolved object is saved next to every dataset, model and scoring run.
 """
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,109 +20,145 @@ import yaml
 
 from dermspark import DermsparkError
 
+MODES = ("error", "overwrite")
+
+
+def setting(default: Any, help: str, *, choices: tuple = (), required: bool = False) -> Any:
+    """A dataclass field that carries its flag's help text and choices."""
+    metadata = {"help": help, "choices": tuple(choices), "required": required}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass
 class IngestSettings:
-    input: str = ""
-    output: str = ""
-    source: str = "ham10000"
-    label_space: str = "ham10000"
-    sizes: str = "75x100"  # comma-separated HEIGHTxWIDTH; one dataset each, one decode
-    resample: str = "lanczos"
-    aspect: str = "stretch"
-    split: str = "80/10/10"
-    seed: int = 42
-    mode: str = "error"
-    max_pixels: int = 89_478_485
-    # Fail (after writing the rejects) when more than this fraction of inputs is rejected.
-    # 1.0 is off: partial archives are normal.
-    max_reject_fraction: float = 1.0
-    # Several files, each of small row groups, so every Horovod rank gets a shard of its own.
-    num_files: int = 0  # 0: about 2,000 images a file, a multiple of the task slots
-    row_group_size_mb: int = 4
+    input: str | None = setting(None, "archive folder (any path or URL every node reaches)", required=True)
+    output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the dataset, manifest "
+                                       "and rejects", required=True)
+    source: str = setting("ham10000", "archive layout", choices=("ham10000", "isic2019", "folders"))
+    label_space: str = setting("ham10000", "classes to train on: ham10000 (7), isic2019 (8), melanoma (2)",
+                               choices=("ham10000", "isic2019", "melanoma"))
+    sizes: str = setting("75x100", "HEIGHTxWIDTH list, one dataset each from one decode: 75x100 Benbrahim, "
+                                   "90x120 Huber, 299x299 Benedetti, 256x256 Hitta")
+    resample: str = setting("lanczos", "resampling filter (lanczos as the Hitta thesis)",
+                            choices=("lanczos", "bicubic", "bilinear", "box", "nearest"))
+    aspect: str = setting("stretch", "stretch to the size (as all four papers) or crop the centre",
+                          choices=("stretch", "crop"))
+    split: str = setting("80/10/10", "train/validation/test ratios; the split is grouped by lesion_id "
+                                     "and stratified by class")
+    seed: int = setting(42, "seed of the split")
+    mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
+    max_pixels: int = setting(89_478_485, "larger images are rejected before they are decoded "
+                                          "(Pillow's decompression-bomb limit)")
+    max_reject_fraction: float = setting(1.0, "fail (after writing the rejects) when a larger share of the "
+                                              "inputs is rejected; 1.0 is off, partial archives are normal")
+    # Several files of small row groups, so every Horovod rank gets a shard of its own.
+    num_files: int | None = setting(None, "Parquet files per size; default: about 2,000 images each "
+                                          "(at least 8), a multiple of the task slots")
+    row_group_size_mb: int = setting(4, "Parquet row group size")
 
 
 @dataclass
 class TrainSettings:
-    dataset: str = ""
-    output: str = ""
-    model: str = "benbrahim_cnn"
-    # 0 (or "") means "the model recipe's value", which is the paper's.
-    epochs: int = 0  # of the first stage
-    fine_tune_epochs: int = -1  # of the second stage, for two-stage recipes; -1: recipe's, 0: skip it
-    batch_size: int = 0  # per process
-    learning_rate: float = 0.0  # of the first stage, for one process (scaled by num_proc)
-    # Rare classes: "none", or any of class_weights, cap, oversample joined by commas.
-    imbalance: str = ""
-    cap_per_class: int = 0  # with "cap"; 0: the recipe's, else 450 as Benedetti et al.
-    # How each stage ends: "" the recipe's; best (its lowest validation loss) or last epoch.
-    stage_end: str = ""
-    monitor: str = ""  # "" the recipe's (val_loss); val_loss or val_balanced_accuracy
-    # The learning rate within a stage: "" the recipe's; constant; or cosine (after the warmup,
-    # down to 0 at the stage's last epoch).
-    lr_schedule: str = ""
-    # > 0: train with an exponential moving average of the weights at this momentum (e.g. 0.99),
-    # which replaces the weights at every epoch's end, so validation, checkpoints and the bundle
-    # see the average; 0: plain weights.
-    ema: float = 0.0
-    weights: str = ""  # pretrained base: none, imagenet (the driver's Keras cache), a file on the driver or a URL
-    # Checkpoints go to STORE/RUN_ID every epoch; rerunning with the same run_id resumes there.
-    run_id: str = ""  # "": a new run, named by the time it starts
-    store: str = ""  # any fsspec URL (file://, hdfs://, s3://); "": OUTPUT.checkpoints, on the same storage
-    num_proc: int = 2
-    seed: int = 42
-    mode: str = "error"
-    # Seconds to wait for all Horovod processes to start before failing, instead of hanging
-    # when the cluster cannot host num_proc tasks at once.
-    start_timeout: int = 120
-    # A rank whose training shard is estimated to fit in this many MiB of decoded pixels reads it
-    # once and trains every later epoch from memory; 0 always streams from Petastorm.
-    cache_mb: int = 2048
-    # How often Horovod's background thread looks for gradients ready to reduce (ms). Every look
-    # is a message exchange between the ranks: at Horovod's 1 ms it took about a tenth of a
-    # 2-core machine's training rate; much longer delays each step's allreduce (bench/).
-    cycle_time_ms: float = 10.0
-    model_options: dict = field(default_factory=dict)
+    dataset: str | None = setting(None, "output folder or URL of the ingest job", required=True)
+    output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the bundle, metrics "
+                                       "and report", required=True)
+    model: str = setting("benbrahim_cnn", "registered model name (docs/train.md lists them)")
+    epochs: int | None = setting(None, "epochs of the first stage; default: the recipe's (the paper's)")
+    fine_tune_epochs: int | None = setting(None, "epochs of the second stage of two-stage recipes; "
+                                                 "0 skips it; default: the recipe's")
+    batch_size: int | None = setting(None, "per process; default: the recipe's")
+    learning_rate: float | None = setting(None, "of the first stage, for one process (scaled by num_proc, "
+                                                "reached by warmup); default: the recipe's")
+    imbalance: str | None = setting(None, "rare classes: none, or any of class_weights,cap,oversample "
+                                          "joined by commas; default: the recipe's")
+    cap_per_class: int | None = setting(None, "with cap: images drawn per class and epoch at most; "
+                                              "default: the recipe's, else 450 as Benedetti et al.")
+    stage_end: str | None = setting(None, "how each stage ends: on its best epoch (by monitor) or its last; "
+                                          "default: the recipe's", choices=("best", "last"))
+    monitor: str | None = setting(None, "what the best epoch and early stopping go by; default: the "
+                                        "recipe's (val_loss)", choices=("val_loss", "val_balanced_accuracy"))
+    lr_schedule: str | None = setting(None, "learning rate within a stage: constant, or cosine (after the "
+                                            "warmup, down to 0 at the stage's last epoch); default: the "
+                                            "recipe's", choices=("constant", "cosine"))
+    ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.99) that replaces them "
+                              "at every epoch's end, so validation, checkpoints and the bundle see it; 0: none")
+    weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
+                                        "on the driver or a URL; default: the recipe's")
+    run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "
+                                       "default: a new run named by the time it starts")
+    store: str | None = setting(None, "checkpoint store URL (file://, hdfs://, s3://); default: "
+                                      "OUTPUT.checkpoints, on the output's storage")
+    num_proc: int = setting(2, "Horovod processes; the cluster must offer this many task slots at once")
+    seed: int = setting(42, "seed of weights, augmentation and sampling (plus the rank)")
+    mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
+    start_timeout: int = setting(120, "seconds to wait for every Horovod process to start before failing, "
+                                      "instead of hanging when the cluster cannot host num_proc tasks")
+    cache_mb: int = setting(2048, "a rank whose training shard fits in this many MiB of decoded pixels "
+                                  "reads it once and trains later epochs from memory; 0 always streams")
+    # Every look is a message exchange between the ranks: at Horovod's 1 ms it took about a tenth
+    # of a 2-core machine's training rate; much longer delays each step's allreduce (bench/).
+    cycle_time_ms: float = setting(10.0, "how often Horovod's background thread looks for gradients to "
+                                         "reduce, in ms")
+    model_options: dict = setting({}, "JSON overrides for the model builder, e.g. '{\"dropout\": 0.3}'")
 
 
 @dataclass
 class ScoreSettings:
-    model: str = ""
-    input: str = ""
-    output: str = ""
-    # files: a folder tree of images; parquet: a table with a path (or bytes) column;
-    # petastorm: a dataset made by ingest; auto: told apart by what the input holds.
-    input_format: str = "auto"
-    glob: str = "*"  # file name filter for folders, e.g. *.jpg
-    path_column: str = "path"  # parquet inputs
-    content_column: str = ""  # parquet inputs holding image bytes; "": read the files at path_column
-    split: str = ""  # ingested datasets: score one split only ("": all)
-    batch_size: int = 64
-    top_k: int = 3
-    melanoma_threshold: float = 0.5
-    # Skip files whose content already has a row from this model version in the output.
-    incremental: bool = False
-    labels: str = ""  # HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics report
-    model_version: str = ""  # "": the bundle's training run id and hash
-    mode: str = "error"
+    model: str | None = setting(None, "bundle written by the train job: a folder or a URL", required=True)
+    input: str | None = setting(None, "image folder (recursive), Parquet table, or ingested dataset",
+                                required=True)
+    output: str | None = setting(None, "predictions table and run records; grows run by run", required=True)
+    input_format: str = setting("auto", "files: a folder tree of images; parquet: a table with a path "
+                                        "(or bytes) column; petastorm: a dataset made by ingest; auto: "
+                                        "told apart by what the input holds",
+                                choices=("auto", "files", "parquet", "petastorm"))
+    glob: str = setting("*", "file name filter for folders, e.g. '*.jpg'; every file that matches gets "
+                             "a row: a prediction or an error reason")
+    path_column: str = setting("path", "Parquet inputs: the column of file paths")
+    content_column: str | None = setting(None, "Parquet inputs: a column of image bytes; default: read "
+                                               "the files at path_column")
+    split: str | None = setting(None, "ingested datasets: score this split only; default: all")
+    batch_size: int = setting(64, "images per Arrow batch and per model call")
+    top_k: int = setting(3, "labels kept per image, most likely first")
+    melanoma_threshold: float = setting(0.5, "melanoma probability at or above which melanoma_flag is set")
+    incremental: bool = setting(False, "skip files whose content this model version already scored")
+    labels: str | None = setting(None, "HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics "
+                                       "report")
+    model_version: str | None = setting(None, "default: the bundle's training run id and hash")
+    mode: str = setting("error", "error: refuse to rescore a model version already in the output; "
+                                 "overwrite: replace its rows", choices=MODES)
 
 
 @dataclass
 class ServeSettings:
-    model: str = ""
+    model: str | None = setting(None, "bundle written by the train job: a folder or a URL", required=True)
     # Loopback by default: serving to a network is a choice made with --host.
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_upload_mb: float = 10.0  # larger uploads get 413 before they are read
-    # Comma-separated origins whose web pages may call the API; "": none (CORS closed).
-    cors_origins: str = ""
-    melanoma_threshold: float = 0.5
+    host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 serves every interface")
+    port: int = setting(8000, "port to listen on")
+    max_upload_mb: float = setting(10.0, "larger uploads get 413 before they are read")
+    cors_origins: str | None = setting(None, "comma-separated origins whose web pages may call the API; "
+                                             "default: none (CORS closed)")
+    melanoma_threshold: float = setting(0.5, "melanoma probability at or above which melanoma_flag is set")
 
 
 SettingsT = TypeVar("SettingsT")
 
 
-def _coerce(name: str, value: Any, kind: type) -> Any:
+def kinds(cls: type) -> dict[str, type]:
+    """Each field's type without its `| None`."""
+    result = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if isinstance(hint, types.UnionType):
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        result[name] = hint
+    return result
+
+
+def _coerce(name: str, value: Any, kind: type, choices: tuple) -> Any:
+    if value is None:
+        return None
     if kind is dict:
         if not isinstance(value, dict):
             raise DermsparkError(f"setting {name!r} must be a mapping, got {value!r}")
@@ -130,9 +172,12 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
     if kind is int and isinstance(value, bool):
         raise DermsparkError(f"setting {name!r} must be an integer, got {value!r}")
     try:
-        return kind(value)
+        value = kind(value)
     except (TypeError, ValueError):
         raise DermsparkError(f"setting {name!r} must be {kind.__name__}, got {value!r}") from None
+    if choices and value not in choices:
+        raise DermsparkError(f"setting {name!r} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> SettingsT:
@@ -155,13 +200,15 @@ def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> Set
             f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
             f"known: {', '.join(fields)}"
         )
-    kinds = {name: type(f.default) if f.default is not dataclasses.MISSING else dict
-             for name, f in fields.items()}
-    return cls(**{name: _coerce(name, value, kinds[name]) for name, value in values.items()})
+    types_ = kinds(cls)
+    return cls(**{name: _coerce(name, value, types_[name], fields[name].metadata["choices"])
+                  for name, value in values.items()})
 
 
-def require(settings: Any, *names: str) -> None:
-    missing = [name for name in names if not getattr(settings, name)]
+def require(settings: Any) -> None:
+    """Every setting declared required has a value."""
+    missing = [f.name for f in dataclasses.fields(settings)
+               if f.metadata.get("required") and not getattr(settings, f.name)]
     if missing:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
         raise DermsparkError(f"missing required setting(s): {flags}")

@@ -26,10 +26,11 @@ from dermspark import DermsparkError, petastorm_compat, storage
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import is_local, tune_for_images, with_contents
 from dermspark.images import DecodeOptions, parse_sizes
-from dermspark.ingest import accounting, report, sources, split
+from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
+from dermspark.report.distributions import write_distributions
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
 from dermspark.storage import join, prepare_output, staged_output, to_url
@@ -171,7 +172,7 @@ def _over_reject_limit(counts: dict, limit: float) -> str | None:
 
 
 def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
-    require(settings, "input", "output")
+    require(settings)
     if settings.source not in READERS:
         raise DermsparkError(f"unknown --source {settings.source!r}; known: {', '.join(READERS)}")
     try:
@@ -249,7 +250,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 "dermspark_version": dermspark.__version__,
             }
             if not failure:
-                report.write_report(written, join(staging, "report"))
+                write_distributions(written, join(staging, "report"))
             log.info("ingest: report written")
             storage.write_text(join(staging, "settings.json"), to_json(settings))
             storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))

@@ -1,16 +1,10 @@
 """Metrics of a scoring run against known labels: the same numbers and report as training's."""
 
-import os
-import tempfile
-
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dermspark import storage
-from dermspark.evaluate import classification_metrics
-from dermspark.evaluation_report import write_report
-from dermspark.storage import join
+from dermspark.report.metrics import classification_metrics
 
 
 def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
@@ -48,9 +42,3 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
                                      groups=np.array([row["group"] for row in rows]))
     return {"labeled": section, "coverage": coverage}
 
-
-def write_scoring_report(folder_url: str, metrics: dict, classes: list[str], title: str,
-                         notes: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as local:
-        for name in write_report(local, metrics, classes, title, notes):
-            storage.put_file(os.path.join(local, name), join(folder_url, name))

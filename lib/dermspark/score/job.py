@@ -17,7 +17,8 @@ from dermspark import DermsparkError, storage
 from dermspark.bundle import model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import tune_for_images
-from dermspark.score.evaluation import evaluate_scores, write_scoring_report
+from dermspark.report.evaluation import write_evaluation
+from dermspark.score.evaluation import evaluate_scores
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _check(settings: ScoreSettings) -> None:
-    require(settings, "model", "input", "output")
+    require(settings)
     if settings.top_k < 1 or settings.batch_size < 1:
         raise DermsparkError("--top-k and --batch-size must be at least 1")
     if not 0.0 <= settings.melanoma_threshold <= 1.0:
@@ -141,7 +142,7 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         if "labeled" in metrics:
             notes = [f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
                      f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
-            write_scoring_report(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
+            write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
     resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version}
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))

@@ -33,7 +33,7 @@ def upload_limit_bytes(settings: ServeSettings) -> int:
 
 
 def cors_origins(settings: ServeSettings) -> list[str]:
-    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    origins = [origin.strip() for origin in (settings.cors_origins or "").split(",") if origin.strip()]
     if "*" in origins:
         raise DermsparkError("cors_origins must name origins; '*' would let any web page call the service")
     return origins
@@ -47,7 +47,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     if not 0.0 <= settings.melanoma_threshold <= 1.0:
         raise DermsparkError(f"melanoma_threshold must be within 0 and 1, got {settings.melanoma_threshold}")
     if bundle is None:
-        require(settings, "model")
+        require(settings)
         bundle = load_bundle(settings.model)
     classes = list(bundle.classes)
     identity = {"model": bundle.manifest["model_name"], "version": model_version(bundle.manifest)}

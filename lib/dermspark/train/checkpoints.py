@@ -1,6 +1,7 @@
-"""Checkpoints in any store fsspec reaches (file://, hdfs://, s3a:// as s3://), and the callback
-that writes them every epoch and decides early stopping, so that a rerun with the same run id
-resumes exactly where the last complete epoch left off.
+"""Checkpoints in any store fsspec reaches (file://, hdfs://, s3a:// as s3://), written every
+epoch by rank 0, so that a rerun with the same run id resumes exactly where the last complete
+epoch left off. What to keep and when to stop is decided in state.py; this module only saves
+and restores.
 
 A checkpoint is TensorFlow's (model and optimizer variables, so Adam's moments and a decaying
 learning rate's step count survive); `state.json` says which one is current and is written
@@ -67,54 +68,14 @@ class CheckpointStore:
             self.fs.rm(self._path(tag), recursive=True)
 
 
-def make_callback(store: CheckpointStore, state: dict, model, optimizer, stage: dict, rank: int):
-    """After each epoch: the history, a checkpoint (rank 0), early stopping on the stage's
-    monitored value (validation loss unless it says otherwise). Every rank decides the same way:
-    validation figures are averaged across ranks before this runs."""
-    import tensorflow as tf
+    def save_epoch(self, state, outcome, model, optimizer) -> None:
+        """After an epoch, rank 0 only: its model and optimizer, its model again when it is the
+        stage's best so far, then the state that names them; then what no resume needs."""
+        import tensorflow as tf
 
-    from dermspark.train.plan import MONITORS
-
-    monitor = stage.get("monitor", "val_loss")
-    beats = MONITORS[monitor]
-
-    class Checkpointing(tf.keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            # Callbacks log the rate only in the epochs they act on; read it from the optimizer
-            # instead, so the series has one value an epoch whatever schedule ran.
-            logs = {key: value for key, value in logs.items() if key != "lr" and not key.startswith("learning_rate")}
-            logs["learning_rate"] = tf.keras.backend.get_value(optimizer.learning_rate)
-            for key, value in logs.items():
-                state["history"].setdefault(key, []).append(float(value))
-            stale = [state["last"], state["best"]]
-            state["epoch"] = epoch + 1
-            state["last"] = f"stage{state['stage']}-epoch{epoch + 1}"
-            value = logs.get(monitor)
-            improved = value is not None and (state["best_value"] is None or beats(value, state["best_value"]))
-            state["wait"] = 0 if improved else state["wait"] + 1
-            if improved:
-                state["best_value"] = float(value)
-                if stage["restore_best"]:
-                    state["best"] = f"best-stage{state['stage']}-epoch{epoch + 1}"
-            stop = stage_finished(state, stage)
-            if stop:
-                state["stopped_early"].append({"stage": state["stage"], "epoch": epoch + 1})
-            if rank == 0:
-                store.save(state["last"], tf.train.Checkpoint(model=model, optimizer=optimizer))
-                if improved and stage["restore_best"]:
-                    store.save(state["best"], tf.train.Checkpoint(model=model))
-                store.write_state(state)
-                for tag in stale:
-                    if tag not in (state["last"], state["best"], state["start_from"]):
-                        store.delete(tag)
-            if stop:
-                self.model.stop_training = True
-
-    return Checkpointing()
-
-
-def stage_finished(state: dict, stage: dict) -> bool:
-    """Early stopping's test: the monitored value has not improved for `patience` epochs."""
-    patience = stage["early_stopping_patience"]
-    return bool(patience) and state["best_value"] is not None and state["wait"] >= patience
+        self.save(state.last, tf.train.Checkpoint(model=model, optimizer=optimizer))
+        if outcome.improved and state.best == f"best-{state.last}":
+            self.save(state.best, tf.train.Checkpoint(model=model))
+        self.write_state(state.to_dict())
+        for tag in outcome.stale:
+            self.delete(tag)

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 
@@ -14,10 +13,10 @@ from pyspark.sql import SparkSession
 import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable
-from dermspark.evaluation_report import write_report
 from dermspark.models import get_recipe
 from dermspark.models.registry import check_options
 from dermspark.models.weights import resolve_weights, ship_weights
+from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import join, prepare_output, staged_output, to_url
 from dermspark.train.plan import cache_training, make_plan
@@ -89,7 +88,7 @@ def _check_shards(dataset_url: str, num_proc: int) -> list[int]:
 
 
 def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
-    require(settings, "dataset", "output")
+    require(settings)
     if settings.cycle_time_ms <= 0:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     try:
@@ -205,7 +204,7 @@ def _weights_option(recipe, settings: TrainSettings) -> dict:
     file fails before any Horovod process starts: a URL, or a file on this machine that
     ship_weights later hands to every executor."""
     if recipe.pretrained is None:
-        if settings.weights in ("", "none"):
+        if settings.weights in (None, "none"):
             return {}
         raise DermsparkError(f"model {settings.model} has no pretrained base to load --weights into")
     wanted = settings.weights or recipe.defaults.get("weights", "imagenet")
@@ -231,10 +230,7 @@ def _write_report(staging: str, metrics: dict, classes: list[str], settings: Tra
         notes.append(f"stage {stop['stage'] + 1} stopped early after epoch {stop['epoch']}")
     for end in metrics.get("ended_on", []):
         notes.append(f"stage {end['stage'] + 1} kept epoch {end['epoch']} ({end['by']}); the figures are that epoch's")
-    with tempfile.TemporaryDirectory() as local:
-        names = write_report(local, metrics, classes, f"{settings.model}", notes, metrics.get("stage_ends", [])[:-1])
-        for name in names:
-            storage.put_file(os.path.join(local, name), join(staging, name))
+    write_evaluation(staging, metrics, classes, settings.model, notes, metrics.get("stage_ends", [])[:-1])
 
 
 def _entry_point():

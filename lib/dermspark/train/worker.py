@@ -29,12 +29,26 @@ def make_optimizer(stage: dict, processes: int, steps_per_epoch: int):
     raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
 
 
-def new_state() -> dict:
-    return {
-        "stage": 0, "epoch": 0, "last": None, "best": None, "best_value": None, "wait": 0,
-        "start_from": None, "finished": False, "history": {}, "stage_ends": [], "stopped_early": [],
-        "ended_on": [],
-    }
+def epoch_end_callback(state, stage: dict, store, model, rank: int):
+    """The loop's own step after every epoch: the state records the epoch and decides (rank 0
+    saves what it decided), and training stops where early stopping says. Every rank decides
+    the same way: validation figures are averaged across ranks before this runs."""
+    import tensorflow as tf
+
+    class EpochEnd(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            # Callbacks log the rate only in the epochs they act on; read it from the optimizer
+            # instead, so the series has one value an epoch whatever schedule ran.
+            logs = {key: value for key, value in (logs or {}).items()
+                    if key != "lr" and not key.startswith("learning_rate")}
+            logs["learning_rate"] = tf.keras.backend.get_value(model.optimizer.learning_rate)
+            outcome = state.end_epoch(epoch, logs, stage)
+            if rank == 0:
+                store.save_epoch(state, outcome, model, model.optimizer)
+            if outcome.stop:
+                self.model.stop_training = True
+
+    return EpochEnd()
 
 
 def train(config: dict) -> dict | None:
@@ -51,10 +65,11 @@ def train(config: dict) -> dict | None:
     from dermspark import petastorm_compat
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
-    from dermspark.train.checkpoints import CheckpointStore, make_callback, stage_finished
+    from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
     from dermspark.train.plan import cosine_multiplier
+    from dermspark.train.state import TrainingState
 
     # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
@@ -74,8 +89,8 @@ def train(config: dict) -> dict | None:
     from horovod.tensorflow import broadcast_object
 
     saved = broadcast_object(store.state() if rank == 0 else None, root_rank=0, name="checkpoint_state")
-    state = saved or new_state()
-    resumed_from = {"stage": state["stage"], "epoch": state["epoch"], "finished": state["finished"]} if saved else None
+    state = TrainingState.from_dict(saved)
+    resumed_from = {"stage": state.stage, "epoch": state.epoch, "finished": state.finished} if saved else None
 
     inputs = Inputs(config["dataset_url"], rank, size, config["seed"])
     validation = inputs.load("validation", batch_size)
@@ -87,21 +102,21 @@ def train(config: dict) -> dict | None:
     for index, stage in enumerate(plan["stages"]):
         if stage["unfreeze_last"]:
             unfreeze_last(model, stage["unfreeze_last"])
-        if index < state["stage"] or state["finished"]:
+        if index < state.stage or state.finished:
             continue
         model.compile(
             optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"])),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
-        if state["epoch"] > 0:
+        if state.epoch > 0:
             # Mid-stage: the model and the optimizer (moments, step count) as they were.
             model.optimizer.build(model.trainable_variables)
-            store.restore(state["last"], tf.train.Checkpoint(model=model, optimizer=model.optimizer))
-        elif state["start_from"]:
+            store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer))
+        elif state.start_from:
             # A new stage starts from the previous stage's chosen weights, with a new optimizer.
-            store.restore(state["start_from"], tf.train.Checkpoint(model=model))
-        if state["epoch"] < stage["epochs"] and not stage_finished(state, stage):
+            store.restore(state.start_from, tf.train.Checkpoint(model=model))
+        if not state.stage_done(stage):
             callbacks = [
                 hvd.callbacks.BroadcastGlobalVariablesCallback(0),
                 # Before checkpointing: every rank then sees the same validation figures and
@@ -111,7 +126,7 @@ def train(config: dict) -> dict | None:
             warmup = min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
             # Both adjust the rate before every batch; momentum correction is off because it
             # writes to optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
-            if state["epoch"] < warmup:
+            if state.epoch < warmup:
                 callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
                     initial_lr=stage["learning_rate"] * size, warmup_epochs=warmup,
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
@@ -123,14 +138,14 @@ def train(config: dict) -> dict | None:
                     multiplier=functools.partial(cosine_multiplier, start=warmup, end=stage["epochs"]),
                     steps_per_epoch=plan["steps_per_epoch"], momentum_correction=False,
                 ))
-            callbacks.append(EpochTimer(state["history"]))
-            callbacks.append(make_callback(store, state, model, model.optimizer, stage, rank))
+            callbacks.append(EpochTimer(state.history))
+            callbacks.append(epoch_end_callback(state, stage, store, model, rank))
             cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
             with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
                 model.fit(
                     inputs.training(train_reader, batch_size, plan["sampling_rates"], cached_rows),
                     steps_per_epoch=plan["steps_per_epoch"],
-                    initial_epoch=state["epoch"],
+                    initial_epoch=state.epoch,
                     epochs=stage["epochs"],
                     validation_data=validation_data,
                     class_weight=plan["class_weights"],
@@ -139,27 +154,18 @@ def train(config: dict) -> dict | None:
                 )
         # Rank 0 may still be writing its last checkpoint when another rank leaves fit.
         barrier(f"stage{index}_fitted")
-        chosen = state["best"] if stage["restore_best"] and state["best"] else state["last"]
-        if chosen != state["last"]:
-            store.restore(chosen, tf.train.Checkpoint(model=model))
+        if state.chosen(stage) != state.last:
+            store.restore(state.chosen(stage), tf.train.Checkpoint(model=model))
         barrier(f"stage{index}_restored")
         # What this stage started from and did not choose is no longer needed by any resume.
-        stale = {state["last"], state["best"], state["start_from"]} - {chosen, None}
-        state["stage_ends"].append(len(state["history"].get("loss", [])))
-        # Which epoch's weights the stage kept, and why: the model evaluated is that epoch's.
-        state.setdefault("ended_on", []).append({
-            "stage": index, "epoch": int(chosen.rsplit("epoch", 1)[1]),
-            "by": f"best {stage['monitor']}" if chosen == state["best"] else "last epoch",
-        })
-        state.update(stage=index + 1, epoch=0, start_from=chosen, last=None, best=None, best_value=None, wait=0,
-                     finished=index + 1 == len(plan["stages"]))
+        stale = state.end_stage(stage, len(plan["stages"]))
         if rank == 0:
-            store.write_state(state)
+            store.write_state(state.to_dict())
             for tag in stale:
                 store.delete(tag)
     if resumed_from and resumed_from["finished"]:
         # A rerun of a finished run: the same final weights, evaluated and bundled again.
-        store.restore(state["start_from"], tf.train.Checkpoint(model=model))
+        store.restore(state.start_from, tf.train.Checkpoint(model=model))
 
     if rank != 0:
         store.close()
@@ -175,7 +181,7 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     import os
 
     from dermspark.bundle import save_bundle
-    from dermspark.evaluate import classification_metrics
+    from dermspark.report.metrics import classification_metrics
 
     batch_size = config["plan"]["batch_size"]
     classes = config["classes"]
@@ -191,10 +197,10 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     if validation is not None:
         metrics["validation"] = evaluate(validation)
     training = {
-        "history": state["history"],
-        "stage_ends": state["stage_ends"],
-        "stopped_early": state["stopped_early"],
-        "ended_on": state.get("ended_on", []),
+        "history": state.history,
+        "stage_ends": state.stage_ends,
+        "stopped_early": state.stopped_early,
+        "ended_on": state.ended_on,
         "resumed_from": resumed_from,
         "checkpoints": config["store_url"],
         # As the ranks ran it, so a rate measured from this history says what it was.

@@ -4,14 +4,12 @@ Counts only, overall and per split; no row-level metadata leaves Spark. Ages go 
 """
 
 import json
-import os
-import tempfile
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dermspark import storage
-from dermspark.plots import pyplot, save
+from dermspark.report import plots
 from dermspark.storage import join
 
 COLUMNS = ("class_name", "dx_type", "localization", "sex", "age_bin")
@@ -56,31 +54,10 @@ def _age_key(value: str) -> float:
     return float(value) if value.lstrip("-").isdigit() else float("inf")
 
 
-def _plot(column: str, table: dict, path: str) -> None:
-    values = list(table["all"])
-    splits = [split for split in ("train", "validation", "test") if split in table]
-    figure, axis = pyplot().subplots(figsize=(max(6, 0.5 * len(values) + 2), 4))
-    width = 0.8 / max(1, len(splits))
-    for index, split in enumerate(splits):
-        positions = [position + index * width for position in range(len(values))]
-        axis.bar(positions, [table[split].get(value, 0) for value in values], width, label=split)
-    axis.set_xticks([position + 0.4 - width / 2 for position in range(len(values))])
-    axis.set_xticklabels(values, rotation=45, ha="right")
-    axis.set_ylabel("images")
-    axis.set_title(TITLES[column])
-    if splits:  # an archive with no usable image has nothing to label
-        axis.legend()
-    save(figure, path)
-
-
-def write_report(written: DataFrame, folder_url: str) -> dict:
+def write_distributions(written: DataFrame, folder_url: str) -> dict:
     """Writes distributions.json and one PNG per column under folder_url; returns the table."""
     tables = distributions(written)
     storage.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
-    # Plots are drawn locally, then copied through the storage layer so any output store works.
-    with tempfile.TemporaryDirectory() as local:
-        for column, table in tables.items():
-            path = os.path.join(local, f"{column}.png")
-            _plot(column, table, path)
-            storage.put_file(path, join(folder_url, f"{column}.png"))
+    for column, table in tables.items():
+        plots.bars(table, TITLES[column], join(folder_url, f"{column}.png"))
     return tables
