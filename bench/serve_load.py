@@ -1,6 +1,6 @@
 """A bounded load test of a running service: a fixed number of POST /predict requests from a few
 concurrent clients, each on its own kept-alive connection. Used by bench/serve_bench.py and the
-tests; standard library only, so it needs nothing the service does not.
+tests (pytest puts bench/ on the path); standard library and numpy only.
 """
 
 import http.client

@@ -15,7 +15,7 @@ started=$SECONDS
 stage() { printf '\n[demo] %s\n' "$*"; }
 
 stage "1/4 synthetic HAM10000 archive ($images images, 600x450 JPEGs) -> $work/archive"
-"$root/.venv/bin/python" "$root/jobs/synthetic.py" --output "$work/archive" --images "$images"
+"$root/.venv/bin/python" "$root/scripts/synthetic.py" --output "$work/archive" --images "$images"
 
 stage "2/4 ingest: decode, resize to 75x100, lesion-grouped split, Petastorm -> $work/dataset"
 "$root/spark-submit.sh" ingest --source ham10000 --input "$work/archive" --output "$work/dataset"

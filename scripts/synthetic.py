@@ -1,4 +1,4 @@
-"""Entry point (plain Python, no Spark): write a synthetic HAM10000-shaped archive for the demo."""
+"""Plain Python, no Spark: write a synthetic HAM10000-shaped archive for the demo."""
 
 import argparse
 
@@ -6,7 +6,7 @@ from dermspark.synthetic import make_synthetic_ham10000
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python jobs/synthetic.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="scripts/synthetic.py", description=__doc__)
     parser.add_argument("--output", required=True, help="folder to create the archive in")
     parser.add_argument("--images", type=int, default=600, help="about this many images")
     parser.add_argument("--seed", type=int, default=0)

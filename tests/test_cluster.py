@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, ok, s3_filesystem
-from dermspark.serve.load import free_port
+from serve_load import free_port
 from dermspark.train.plan import cosine_multiplier
 
 CLUSTER = str(ROOT / "scripts" / "cluster.sh")

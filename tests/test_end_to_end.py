@@ -17,7 +17,12 @@ def test_ingest_counts_reconcile(pipeline):
 def test_model_beats_the_majority_baseline(pipeline):
     test = json.loads((pipeline / "model" / "metrics.json").read_text())["test"]
     assert test["accuracy"] > test["baseline_accuracy"]
-    assert test["balanced_accuracy"] > 1 / 7
+    # Answering the majority class has a balanced accuracy of 1 / (classes in the split) and
+    # an AUC of 0.5. The synthetic classes differ in colour and shape, so 10 epochs learn
+    # them well beyond that (0.44 and 0.94 on a 25-image test split of 5 classes).
+    present = sum(1 for row in test["per_class"].values() if row["support"])
+    assert test["balanced_accuracy"] >= 1 / present + 0.15
+    assert test["macro_auc"] >= 0.8
     assert sum(map(sum, test["confusion_matrix"])) == test["count"]
 
 

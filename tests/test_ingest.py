@@ -153,14 +153,17 @@ def test_no_lesion_in_two_splits(spark, ingested):
     }
 
 
-def test_petastorm_reads_every_image_at_the_requested_size(ingested):
+def test_petastorm_reads_every_image_at_the_requested_size(ingested, capfd):
     from dermspark import petastorm_compat
     from petastorm import make_reader
 
     petastorm_compat.apply()
     manifest = json.loads((ingested / "manifest.json").read_text())
+    capfd.readouterr()
     with make_reader(f"file://{ingested}/images_75x100", num_epochs=1) as reader:
         rows = list(reader)
+    # Petastorm's own reader prints "Cache cleanup complete." on exit; dermspark's prints nothing.
+    assert capfd.readouterr().out == ""
     assert len(rows) == manifest["written"]
     assert all(row.image.shape == (75, 100, 3) and row.image.dtype == np.uint8 for row in rows)
     assert {int(row.label) for row in rows} == set(range(7))

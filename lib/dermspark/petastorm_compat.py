@@ -14,11 +14,17 @@ ParquetDataset together with options only pyarrow's legacy implementation takes
 (validate_schema), and fails; a file system of pyarrow's legacy kind selects that
 implementation. `filesystem(url)` gives one for any fsspec store, and None where Petastorm's
 own choice works (local disks, HDFS).
+
+3. Every reader's exit prints "Cache cleanup complete." to stdout, once per split read, whether
+or not it had a cache; jobs' output is for the user. The replacement cleans the same cache
+without printing.
 """
 
 import functools
 import warnings
 
+from petastorm.local_disk_cache import LocalDiskCache
+from petastorm.reader import Reader
 from petastorm.workers_pool.thread_pool import ThreadPool
 
 _original_all_workers_done = ThreadPool.all_workers_done
@@ -29,9 +35,15 @@ def _all_workers_done(self) -> bool:
     return ventilation_over and _original_all_workers_done(self)
 
 
+def _cleanup_cache(self) -> None:
+    if isinstance(self.cache, LocalDiskCache):
+        self.cache.cleanup()
+
+
 def apply() -> None:
-    """Idempotent; call before creating readers in any process that reads finitely."""
+    """Idempotent; call before creating readers in any process that reads."""
     ThreadPool.all_workers_done = _all_workers_done
+    Reader.cleanup_cache = _cleanup_cache
 
 
 with warnings.catch_warnings():
