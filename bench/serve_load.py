@@ -12,7 +12,6 @@ import urllib.parse
 import uuid
 
 import numpy as np
-
 from dermspark import DermsparkError
 
 

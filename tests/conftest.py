@@ -61,8 +61,8 @@ def s3_store() -> dict:
     """An S3 endpoint on 127.0.0.1 (moto's server, in this process) with one bucket, for stores
     that go through fsspec: the environment a job needs to reach it, which Horovod hands to every
     rank. No network: the endpoint is loopback and the credentials are moto's fakes."""
-    from serve_load import free_port
     from moto.server import ThreadedMotoServer
+    from serve_load import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

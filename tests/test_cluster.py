@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, ok, s3_filesystem
-from serve_load import free_port
 from dermspark.train.plan import cosine_multiplier
+from serve_load import free_port
 
 CLUSTER = str(ROOT / "scripts" / "cluster.sh")
 

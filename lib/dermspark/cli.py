@@ -40,7 +40,8 @@ def make_parser(cls: type, prog: str, description: str, default_yaml: str | None
             options["action"] = argparse.BooleanOptionalAction
         else:
             options["type"] = json.loads if kind is dict else kind
-            options["metavar"] = field.name.upper()
+            if not field.metadata["choices"]:
+                options["metavar"] = field.name.upper()
         if field.metadata["required"]:
             options["help"] += " (required)"
         default = _default_text(field.default if field.default is not dataclasses.MISSING else None)
