@@ -89,7 +89,7 @@ def test_ema_puts_the_average_in_place_at_each_epochs_end():
     averaged.set_weights(plain.get_weights())
     start = plain.get_weights()
     for model, ema in ((plain, 0.0), (averaged, 0.9)):
-        stage = {"learning_rate": 0.05, "decay_steps": 0, "optimizer": "adam", "ema": ema}
+        stage = {"learning_rate": 0.05, "decay_steps": 0, "optimizer": "adam", "ema": ema, "cosine": False}
         model.compile(optimizer=make_optimizer(stage, processes=1, steps_per_epoch=4), loss="mse")
     steps = []  # the plain run's weights after each of the epoch's 4 steps
     record = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(plain.get_weights()))
@@ -126,3 +126,19 @@ def test_store_round_trip_and_state_written_last(scheme, tmp_path, request, monk
     store.delete("stage0-epoch1")
     assert [path.rsplit("/", 1)[1] for path in store.fs.ls(store.root)] == ["state.json"]
     store.close()
+
+
+def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_stages_last_step():
+    from dermspark.train.worker import learning_rate
+
+    stage = {"learning_rate": 1e-3, "decay_steps": 0, "cosine": True, "epochs": 25}
+    # 2 processes, 10 steps an epoch, 3 warmup epochs: from 1e-3 to 2e-3 over 30 steps, then
+    # half a cosine over the 220 steps left.
+    rate = learning_rate(stage, processes=2, steps_per_epoch=10, warmup=3)
+    expected = {0: 1e-3, 15: 1.5e-3, 30: 2e-3, 30 + 55: 2e-3 * (1 + np.cos(np.pi / 4)) / 2, 30 + 110: 1e-3, 250: 0.0}
+    for step, value in expected.items():
+        assert float(rate(step)) == pytest.approx(value, rel=1e-5, abs=1e-12), step
+    # A later stage has no warmup: the cosine starts at once from the scaled rate.
+    later = learning_rate({**stage, "epochs": 4}, processes=2, steps_per_epoch=10, warmup=0)
+    assert [float(later(step)) for step in (0, 20, 40)] == pytest.approx([2e-3, 1e-3, 0.0], rel=1e-5, abs=1e-12)
+    assert learning_rate({**stage, "cosine": False}, processes=2, steps_per_epoch=10) == pytest.approx(2e-3)

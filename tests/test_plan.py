@@ -7,7 +7,6 @@ from dermspark.settings import TrainSettings, resolve
 from dermspark.train.plan import (
     cache_training,
     class_weights,
-    cosine_multiplier,
     make_plan,
     parse_imbalance,
     sampling_rates,
@@ -102,15 +101,6 @@ def test_stage_end_overrides_the_recipe_for_every_stage():
     assert [stage["restore_best"] for stage in plan(benedetti, stage_end="last")["stages"]] == [False, False]
     with pytest.raises(DermsparkError, match="'stage_end' must be one of best, last, got 'first'"):
         plan(stage_end="first")
-
-
-def test_cosine_schedule_falls_from_one_to_zero_between_warmup_and_the_last_epoch():
-    assert cosine_multiplier(3, start=3, end=25) == pytest.approx(1.0)
-    assert cosine_multiplier(14, start=3, end=25) == pytest.approx(0.5)  # halfway
-    assert cosine_multiplier(25, start=3, end=25) == pytest.approx(0.0, abs=1e-12)
-    # A quarter of the way: (1 + cos(pi / 4)) / 2.
-    assert cosine_multiplier(8.5, start=3, end=25) == pytest.approx(0.8535534)
-    assert cosine_multiplier(2, start=3, end=25) == pytest.approx(1.0)  # still warming up
 
 
 def test_lr_schedule_replaces_the_recipes_decay_in_every_stage():

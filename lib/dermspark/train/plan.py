@@ -74,13 +74,6 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
 
 
 
-def cosine_multiplier(epoch: float, start: int, end: int) -> float:
-    """From 1 at `start` down to 0 at `end` along half a cosine: the rate falls slowly, then fast,
-    then settles, so the last epochs refine instead of jumping around the minimum."""
-    progress = min(max((epoch - start) / max(end - start, 1), 0.0), 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int | None = None,
                learning_rate: float | None = None, stage_end: str | None = None, lr_schedule: str | None = None,
                monitor: str | None = None, ema: float = 0.0) -> list[dict]:

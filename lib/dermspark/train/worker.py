@@ -8,15 +8,37 @@ plan's stages in order, resuming from the checkpoint store when a run with this 
 WARMUP_EPOCHS = 3
 
 
-def make_optimizer(stage: dict, processes: int, steps_per_epoch: int):
+def warmup_epochs(index: int, stage: dict) -> int:
+    """The first stage reaches its scaled rate over 3 epochs, unless the recipe decays it."""
+    return min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
+
+
+def learning_rate(stage: dict, processes: int, steps_per_epoch: int, warmup: int = 0):
+    """A float, or Keras' schedule of the rate by optimizer step."""
     import tensorflow as tf
 
     # Linear scaling with the number of processes (Horovod's advice), reached by warmup.
     rate = stage["learning_rate"] * processes
-    if stage["decay_steps"]:
+    if stage["cosine"]:
+        # Keras' own: linear warmup from one process's rate to the scaled rate, then half a
+        # cosine down to 0 at the stage's last step. A function of the optimizer's step count,
+        # which checkpoints keep, so a resumed run picks the rate up where it was.
+        rate = tf.keras.optimizers.schedules.CosineDecay(
+            stage["learning_rate"] if warmup else rate, alpha=0.0,
+            decay_steps=max(1, (stage["epochs"] - warmup) * steps_per_epoch),
+            warmup_target=rate if warmup else None, warmup_steps=warmup * steps_per_epoch,
+        )
+    elif stage["decay_steps"]:
         rate = tf.keras.optimizers.schedules.ExponentialDecay(
             rate, stage["decay_steps"], stage["decay_rate"], staircase=True
         )
+    return rate
+
+
+def make_optimizer(stage: dict, processes: int, steps_per_epoch: int, warmup: int = 0):
+    import tensorflow as tf
+
+    rate = learning_rate(stage, processes, steps_per_epoch, warmup)
     # The average replaces the weights on each epoch's last step, before Keras validates and
     # the checkpoint callback saves: the epoch's figures, the best epoch and a resume all
     # concern the averaged weights, and training goes on from them.
@@ -56,7 +78,6 @@ def train(config: dict) -> dict | None:
 
     hvd.init()
 
-    import functools
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -68,7 +89,6 @@ def train(config: dict) -> dict | None:
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
-    from dermspark.train.plan import cosine_multiplier
     from dermspark.train.state import TrainingState
 
     # Without it, finite reads (validation, test) can end early (see the module).
@@ -104,8 +124,9 @@ def train(config: dict) -> dict | None:
             unfreeze_last(model, stage["unfreeze_last"])
         if index < state.stage or state.finished:
             continue
+        warmup = warmup_epochs(index, stage)
         model.compile(
-            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"])),
+            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"], warmup)),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
@@ -123,20 +144,13 @@ def train(config: dict) -> dict | None:
                 # makes the same early-stopping decision.
                 hvd.callbacks.MetricAverageCallback(),
             ]
-            warmup = min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
-            # Both adjust the rate before every batch; momentum correction is off because it
-            # writes to optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
-            if state.epoch < warmup:
+            # A constant rate's warmup (a cosine schedule has its own): Horovod's callback sets
+            # the rate before every batch. Momentum correction is off because it writes to
+            # optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
+            if state.epoch < warmup and not stage["cosine"]:
                 callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
                     initial_lr=stage["learning_rate"] * size, warmup_epochs=warmup,
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
-                ))
-            if stage["cosine"]:
-                # A function of the epoch alone, so a resumed run picks the rate up where it was.
-                callbacks.append(hvd.callbacks.LearningRateScheduleCallback(
-                    initial_lr=stage["learning_rate"] * size, start_epoch=warmup, staircase=False,
-                    multiplier=functools.partial(cosine_multiplier, start=warmup, end=stage["epochs"]),
-                    steps_per_epoch=plan["steps_per_epoch"], momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state.history))
             callbacks.append(epoch_end_callback(state, stage, store, model, rank))
