@@ -22,6 +22,12 @@ case " $jobs " in *" $job "*) ;; *) echo "unknown job '$job'" >&2; usage ;; esac
 
 "$root/scripts/bootstrap.sh"
 
+# dermspark installed from this checkout's wheel into build/code/HASH, named by the code. The
+# service, the driver and, in local mode, every process of a job import it from there, so a job
+# never sees its code change under it (scripts/pack_env.py).
+PYTHONPATH="$("$root/.venv/bin/python" "$root/scripts/pack_env.py" --installed)"
+export PYTHONPATH
+
 if [ "$job" = serve ]; then
     export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
     exec "$root/.venv/bin/python" "$root/jobs/serve.py" "$@"
@@ -73,24 +79,17 @@ case "$master" in
         ;;
 esac
 
-# The project code goes to executors as a zip on their Python path, named by its content so a
-# submit never replaces the zip of a job still running (scripts/lib_zip.py).
-zip_path="$("$root/.venv/bin/python" "$root/scripts/lib_zip.py" "$root/lib" "$root/build")"
-
 case "$pack_env" in
     auto) case "$master" in ""|local*) pack_env=no ;; *) pack_env=yes ;; esac ;;
     yes|no) ;;
     *) echo "--pack-env must be yes, no or auto, not '$pack_env'" >&2; exit 2 ;;
 esac
 if [ "$pack_env" = yes ]; then
-    # Built once per lock (scripts/pack_env.py) and unpacked by Spark in each executor's folder.
+    # The environment with dermspark installed, unpacked by Spark in each executor's folder;
+    # its Python, and so every Horovod rank, imports dermspark from its own site-packages.
     env_archive="$("$root/.venv/bin/python" "$root/scripts/pack_env.py")"
-    # Horovod starts its workers as new Python processes, which see py-files only through
-    # PYTHONPATH (Spark's workers add them to sys.path themselves): name the zip, relative to
-    # the executor's folder where Spark puts it.
     spark_args+=(--archives "$env_archive#environment"
                  --conf spark.pyspark.python=./environment/bin/python
-                 --conf "spark.executorEnv.PYTHONPATH=$(basename "$zip_path")"
                  --conf "spark.pyspark.driver.python=$root/.venv/bin/python")
 fi
 
@@ -109,6 +108,5 @@ log4j="-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties"
 exec "$root/.venv/bin/spark-submit" \
     --properties-file "$properties" \
     --driver-java-options "$log4j" \
-    --py-files "$zip_path" \
     "${spark_args[@]}" \
     "$root/jobs/$job.py" "${job_args[@]}"

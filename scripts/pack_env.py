@@ -1,98 +1,191 @@
-"""Packs .venv into one archive for executors that have nothing installed; prints its path.
+"""What a job's processes run: dermspark installed from this checkout's wheel. Prints a path.
 
-spark-submit.sh ships it with `--archives ARCHIVE#environment` and points executors' Python at
-./environment/bin/python. Built once per environment: the archive is named by the bootstrap
-stamp (a hash of pyproject.toml, constraints.txt and bootstrap.sh), so it is rebuilt exactly
-when the lock changes, and kept in the cache beside Horovod's wheel, so clean checkouts reuse it.
+    .venv/bin/python scripts/pack_env.py --installed   # a folder, for the driver's PYTHONPATH
+    .venv/bin/python scripts/pack_env.py               # the archive executors receive
 
-venv-pack, like virtualenv, leaves the interpreter out: executors need Python 3.11 at the path
-.venv was made from (this project's bootstrap requirement on every machine).
+--installed: the wheel installed (pip --target) into build/code/HASH, HASH naming the code. The
+driver, and in local mode every Python worker and Horovod rank, import dermspark from there, not
+from lib/, so a job never sees its code change under it: a 50-epoch run once died at its
+evaluation when the code it imported from was replaced mid-run.
 
-    .venv/bin/python scripts/pack_env.py [--venv .venv] [--cache DIR]
+Without it: an archive for `--archives ARCHIVE#environment`, whose ./environment/bin/python (and
+so every Horovod rank) imports dermspark from its own site-packages. It is two gzip members,
+which `gzip -dc` (how Spark unpacks a .tar.gz) reads as one tar:
+- the environment: .venv less its editable dermspark and what executors never run, built once
+  per lock (the bootstrap stamp) and kept in ~/.cache/dermspark/envs beside Horovod's wheel;
+- dermspark from the wheel, built in seconds per code hash.
+The archive is named by both, so a running job's archive is never replaced. Like virtualenv, it
+leaves the interpreter out: nodes need Python 3.11 at the path .venv was made from.
+Archives and installs unused for a week are removed.
 """
 
 import argparse
-import glob
+import compileall
+import fnmatch
+import gzip
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
-
-import venv_pack
-import venv_pack.core
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What goes in the archive is decided here too: a change to this script makes a new one.
+SITE = "lib/python3.11/site-packages"
+UNUSED_FOR = 7 * 86400  # seconds
+# What executors never need. A change to this script makes a new environment member.
+LEAVE_OUT = [
+    f"{SITE}/__editable__*dermspark*", f"{SITE}/dermspark-*.dist-info",
+    # Their JVM has Spark's own jars; nothing compiles against TensorFlow's headers.
+    f"{SITE}/pyspark/jars", f"{SITE}/tensorflow/include",
+    # The browser test's driver (165 MB), TensorFlow's build-time libclang (62 MB), TensorBoard's
+    # data server, pip, the tests' S3 server (moto; s3fs and botocore stay for S3 stores).
+    f"{SITE}/playwright", f"{SITE}/moto", f"{SITE}/clang", f"{SITE}/tensorboard_data_server", f"{SITE}/pip",
+]
 with open(os.path.abspath(__file__), "rb") as _self:
     SCRIPT_KEY = hashlib.sha256(_self.read()).hexdigest()[:8]
 
 
-def _check_editables(context) -> None:
-    """venv-pack refuses any editable install; this project's own is one (tests and jobs import
-    it from lib/), but executors get that code through --py-files, so only other editables
-    count. The same test as venv_pack.core.check_no_editable_packages, less this project."""
-    lib = os.path.join(ROOT, "lib")
-    foreign = set()
-    for path in glob.glob(os.path.join(context.prefix, context.py_lib, "site-packages", "*.pth")):
-        with open(path) as handle:
-            for line in handle:
-                location = os.path.normpath(os.path.join(os.path.dirname(path), line.strip()))
-                outside = not location.startswith(context.prefix) and location != lib
-                if line.strip() and not line.startswith("#") and outside:
-                    foreign.add(location)
-    if foreign:
-        raise venv_pack.core.VenvPackException(f"cannot pack editable installs: {', '.join(sorted(foreign))}")
+def code_hash() -> str:
+    """Of everything the wheel is made from: the package's files and pyproject.toml."""
+    digest = hashlib.sha256()
+    paths = [os.path.join(ROOT, "pyproject.toml")]
+    for folder, dirs, files in os.walk(os.path.join(ROOT, "lib", "dermspark")):
+        dirs[:] = sorted(name for name in dirs if name != "__pycache__")
+        paths += sorted(os.path.join(folder, name) for name in files if not name.endswith(".pyc"))
+    for path in paths:
+        with open(path, "rb") as handle:
+            digest.update(os.path.relpath(path, ROOT).encode() + b"\0" + handle.read() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def installed(build: str) -> str:
+    """build/code/HASH: the wheel installed there, with its bytecode; made once per code hash."""
+    target = os.path.join(build, "code", code_hash())
+    if not os.path.isdir(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as work:
+            # Built from a copy: setuptools never empties its build folder, so a module deleted
+            # from lib/ would still be packed from an earlier in-tree build.
+            source = os.path.join(work, "source")
+            shutil.copytree(os.path.join(ROOT, "lib", "dermspark"), os.path.join(source, "lib", "dermspark"),
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            for name in ("pyproject.toml", "README.md"):
+                shutil.copy(os.path.join(ROOT, name), source)
+            pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+            subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", work, source],
+                           check=True, stdout=sys.stderr)
+            (wheel,) = [name for name in os.listdir(work) if name.endswith(".whl")]
+            site = os.path.join(work, "site")
+            subprocess.run([*pip, "install", "--no-deps", "--target", site, os.path.join(work, wheel)],
+                           check=True, stdout=sys.stderr)
+            compileall.compile_dir(site, quiet=1)
+            try:
+                os.rename(site, target)  # whole or not at all, for submits racing to make it
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+    os.utime(target)  # in use: the week starts again
+    _remove_unused(os.path.dirname(target), keep={target})
+    return target
+
+
+def _left_out(relative: str) -> bool:
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in LEAVE_OUT)
+
+
+def _environment_member(venv: str, path: str) -> None:
+    """.venv as a gzip member holding a tar without its end-of-archive blocks, which the code
+    member brings."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
+        tar = tarfile.open(fileobj=packed, mode="w")  # noqa: SIM115 (never closed: see below)
+        for folder, dirs, files in os.walk(venv):
+            relative = os.path.relpath(folder, venv)
+            kept = []
+            for name in sorted(dirs):
+                entry = os.path.normpath(os.path.join(relative, name))
+                if _left_out(entry):
+                    continue
+                tar.add(os.path.join(folder, name), entry, recursive=False)
+                if not os.path.islink(os.path.join(folder, name)):
+                    kept.append(name)
+            dirs[:] = kept
+            for name in sorted(files):
+                entry = os.path.normpath(os.path.join(relative, name))
+                if not _left_out(entry):
+                    tar.add(os.path.join(folder, name), entry, recursive=False)
+        # No tar.close(): it would end the archive here, before dermspark.
+
+
+def _code_member(site: str, path: str) -> None:
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name in sorted(os.listdir(site)):
+            tar.add(os.path.join(site, name), f"{SITE}/{name}")
+
+
+def archive(venv: str, cache: str, build: str) -> str:
+    stamp_path = os.path.join(venv, ".bootstrap-stamp")
+    if not os.path.isfile(stamp_path):
+        sys.exit(f"{venv} was not made by scripts/bootstrap.sh (no .bootstrap-stamp)")
+    with open(stamp_path) as handle:
+        stamp = handle.read().strip()
+    envs = os.path.join(cache, "envs")
+    os.makedirs(envs, exist_ok=True)
+    code = installed(build)
+    target = os.path.join(envs, f"dermspark-env-{stamp}-{SCRIPT_KEY}-{os.path.basename(code)}.tar.gz")
+    if not os.path.isfile(target):
+        base = os.path.join(envs, f"dermspark-base-{stamp}-{SCRIPT_KEY}.gz")
+        if not os.path.isfile(base):
+            print(f"[dermspark] packing {venv} for executors, once per lock: {base}", file=sys.stderr)
+            _build(base, lambda path: _environment_member(venv, path))
+        with tempfile.TemporaryDirectory(dir=envs) as work:
+            member = os.path.join(work, "code.tar.gz")
+            _code_member(code, member)
+            _build(target, lambda path: _concatenate(path, [base, member]))
+    os.utime(target)
+    _remove_unused(envs, keep={target, os.path.join(envs, f"dermspark-base-{stamp}-{SCRIPT_KEY}.gz")},
+                   prefix="dermspark-")
+    return target
+
+
+def _concatenate(path: str, parts: list[str]) -> None:
+    with open(path, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                shutil.copyfileobj(handle, out, 16 * 2**20)
+
+
+def _build(target: str, write) -> None:
+    """Writes target whole or not at all: under a temporary name, then renamed."""
+    handle, staging = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
+    os.close(handle)
+    try:
+        write(staging)
+        os.chmod(staging, 0o644)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+def _remove_unused(folder: str, keep: set[str], prefix: str = "") -> None:
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.startswith(prefix) and path not in keep and time.time() - os.path.getmtime(path) > UNUSED_FOR:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--installed", action="store_true", help="print the installed folder, pack nothing")
     parser.add_argument("--venv", default=os.path.join(ROOT, ".venv"))
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     default_cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "dermspark")
     parser.add_argument("--cache", default=os.environ.get("DERMSPARK_CACHE", default_cache))
     args = parser.parse_args()
-    stamp_path = os.path.join(args.venv, ".bootstrap-stamp")
-    if not os.path.isfile(stamp_path):
-        sys.exit(f"{args.venv} was not made by scripts/bootstrap.sh (no .bootstrap-stamp)")
-    with open(stamp_path) as handle:
-        stamp = handle.read().strip()
-    # Executors (and a client-mode driver) unpack it once per application. gzip level 1 moves a
-    # third of the bytes (0.5 GB against 1.6 GB) and started an application's executors faster
-    # even on one machine (57 s against 70 s, both unpacking at once). (Spark unpacks a plain
-    # .tar with a check that refuses the venv's symlink to its interpreter, so it is always
-    # .tar.gz.) The bytecode pip compiled goes too: without it every executor's Python compiled
-    # TensorFlow's modules again on import, 12 s against 5 s.
-    level = int(os.environ.get("DERMSPARK_PACK_LEVEL", "1"))
-    if not 0 <= level <= 9:
-        sys.exit(f"DERMSPARK_PACK_LEVEL must be 0 to 9, not {level}")
-    target = os.path.join(args.cache, "envs", f"dermspark-env-{stamp}-{SCRIPT_KEY}-gz{level}.tar.gz")
-    if not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        print(f"[dermspark] packing {args.venv} for executors, once per lock: {target}", file=sys.stderr)
-        venv_pack.core.check_no_editable_packages = _check_editables
-        handle, staging = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tar.gz")
-        os.close(handle)
-        try:
-            venv_pack.pack(prefix=args.venv, output=staging, force=True, compress_level=level, filters=[
-                ("exclude", "lib/python*/site-packages/__editable__*dermspark*"),
-                ("exclude", "lib/python*/site-packages/dermspark-*.dist-info/*"),
-                # Executors' Python needs neither Spark's jars (their JVM has its own) nor C headers.
-                ("exclude", "lib/python*/site-packages/pyspark/jars/*"),
-                ("exclude", "lib/python*/site-packages/tensorflow/include/*"),
-                # What executors never run: the browser test's driver (165 MB), TensorFlow's
-                # build-time libclang (62 MB), TensorBoard's data server, pip, the tests' S3 server
-                # (moto, 49 MB; s3fs and botocore stay: checkpoint stores use them).
-                ("exclude", "lib/python*/site-packages/playwright/*"),
-                ("exclude", "lib/python*/site-packages/moto/*"),
-                ("exclude", "lib/python*/site-packages/clang/*"),
-                ("exclude", "lib/python*/site-packages/tensorboard_data_server/*"),
-                ("exclude", "lib/python*/site-packages/pip/*"),
-            ])
-            os.chmod(staging, 0o644)
-            os.replace(staging, target)
-        finally:
-            if os.path.exists(staging):
-                os.remove(staging)
-    print(target)
+    print(installed(args.build) if args.installed else archive(args.venv, args.cache, args.build))
 
 
 if __name__ == "__main__":

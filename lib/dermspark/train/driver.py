@@ -188,8 +188,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
 
 # What the ranks take from the driver's environment. Horovod lays the environment it is given
 # over each executor's own; the driver's whole environment would put this machine's paths
-# (PYTHONPATH, the virtual environment) before the executor's, which name the code and the
-# Python that Spark shipped there. S3 credentials reach the ranks as executor variables
+# (PYTHONPATH, the virtual environment) before the executor's, which name the Python (with
+# dermspark installed) that Spark shipped there. S3 credentials reach the ranks as executor variables
 # (dermspark.session).
 RANK_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
 
