@@ -10,4 +10,6 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning}"
 "$root/.venv/bin/ruff" check .
-exec "$root/.venv/bin/python" -m pytest "$@"
+# Two workers: the cluster tests (whose driver mostly waits on its executors) on one, the rest
+# on the other, each with its own session fixtures (tests/conftest.py).
+exec "$root/.venv/bin/python" -m pytest -n 2 --dist loadgroup "$@"

@@ -141,3 +141,11 @@ def kill_when(job: subprocess.Popen, ready, what: str, timeout: float = 300) -> 
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+
+
+def pytest_collection_modifyitems(items):
+    """scripts/test.sh runs two xdist workers with --dist loadgroup: the cluster tests go to one
+    together (one cluster start, in their order), everything else to the other (one local Spark
+    session, one end-to-end pipeline)."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("cluster" if item.path.name == "test_cluster.py" else "local"))
