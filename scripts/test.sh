@@ -12,4 +12,4 @@ export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::Deprecati
 "$root/.venv/bin/ruff" check .
 # Two workers: the cluster tests (whose driver mostly waits on its executors) on one, the rest
 # on the other, each with its own session fixtures (tests/conftest.py).
-exec "$root/.venv/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+exec "$root/.venv/bin/python" -m pytest -n 2 "$@"

@@ -143,9 +143,14 @@ def kill_when(job: subprocess.Popen, ready, what: str, timeout: float = 300) -> 
         job.wait()
 
 
-def pytest_collection_modifyitems(items):
-    """scripts/test.sh runs two xdist workers with --dist loadgroup: the cluster tests go to one
-    together (one cluster start, in their order), everything else to the other (one local Spark
-    session, one end-to-end pipeline)."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("cluster" if item.path.name == "test_cluster.py" else "local"))
+def pytest_xdist_make_scheduler(config, log):
+    """scripts/test.sh runs two xdist workers: the cluster tests go to one together (one cluster
+    start, in their order), everything else to the other (one local Spark session, one
+    end-to-end pipeline). xdist's own --dist loadgroup did not group tests under pytest 9."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "cluster" if "test_cluster.py::" in nodeid else "local"
+
+    return ClusterApart(config, log)
