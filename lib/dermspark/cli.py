@@ -18,12 +18,12 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _default_text(value) -> str:
-    if value is None or value == {}:
+def _default_text(field: dataclasses.Field) -> str:
+    """A field's default as help and docs show it; '' for none (None, or an empty mapping)."""
+    value = None if field.default is dataclasses.MISSING else field.default
+    if value is None:
         return ""
-    if isinstance(value, bool):
-        return "false" if not value else "true"
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def make_parser(cls: type, prog: str, description: str, default_yaml: str | None) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def make_parser(cls: type, prog: str, description: str, default_yaml: str | None
                 options["metavar"] = field.name.upper()
         if field.metadata["required"]:
             options["help"] += " (required)"
-        default = _default_text(field.default if field.default is not dataclasses.MISSING else None)
+        default = _default_text(field)
         # Every flag's own default is None (not given), so YAML values are not overridden.
         options["help"] = options["help"].replace("%", "%%") + (f" [default: {default}]" if default else "")
         parser.add_argument(flag(field.name), **options)
@@ -71,7 +71,7 @@ def flag_table(cls: type) -> str:
         choices = field.metadata["choices"]
         type_text = " \\| ".join(choices) if choices else {dict: "JSON"}.get(kind, kind.__name__)
         default = "required" if field.metadata["required"] else (
-            _default_text(field.default if field.default is not dataclasses.MISSING else None) or "-")
+            _default_text(field) or "-")
         lines.append(f"| `{flag(field.name)}` | {type_text} | {default} | "
                      f"{field.metadata['help'].replace('|', '/')} |")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ class CheckpointStore:
         import tensorflow as tf
 
         self.save(state.last, tf.train.Checkpoint(model=model, optimizer=optimizer))
-        if outcome.improved and state.best == f"best-{state.last}":
+        if state.best == f"best-{state.last}":  # this epoch is the stage's best so far
             self.save(state.best, tf.train.Checkpoint(model=model))
         self.write_state(state.to_dict())
         for tag in outcome.stale:
