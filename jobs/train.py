@@ -32,6 +32,9 @@ def main(argv=None):
             "majority-class baseline accuracy": f"{test['baseline_accuracy']:.4f}",
             "report": os.path.join(result["output"], "report.md"),
             "run id (rerun with it to resume)": result["run_id"],
+            "tensorboard": f"tensorboard --logdir {result['tensorboard']}",
+            **({"mlflow run": result["mlflow_run_id"]} if "mlflow_run_id" in result else {}),
+            **({"registered model": result["registered"]} if "registered" in result else {}),
         },
     )
 

@@ -103,23 +103,42 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory, s3_store) -> Path:
+def mlflow_server(tmp_path_factory) -> str:
+    """A real MLflow tracking server and registry on 127.0.0.1 (SQLite, an artifact folder),
+    started and stopped by scripts/mlflow.sh as a user would."""
+    from serve_load import free_port
+
+    env = {**os.environ, "DERMSPARK_MLFLOW_DIR": str(tmp_path_factory.mktemp("mlflow")),
+           "DERMSPARK_MLFLOW_PORT": str(free_port())}
+    script = str(ROOT / "scripts" / "mlflow.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert subprocess.run([script, "status"], env=env, capture_output=True, check=False).returncode == 0
+    yield f"http://127.0.0.1:{env['DERMSPARK_MLFLOW_PORT']}"
+    subprocess.run([script, "stop"], env=env, capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, s3_store, mlflow_server) -> Path:
     """ingest -> train -> score through spark-submit.sh on a synthetic archive with one broken
     file; the trained bundle also serves the scoring tests. Training keeps its checkpoints in
-    S3 (s3a://dermspark/e2e), as a cluster whose data is local to it but whose store is not."""
+    S3 (s3a://dermspark/e2e), as a cluster whose data is local to it but whose store is not,
+    and logs to the MLflow server, which registers its bundle as `lesions`."""
     from dermspark.synthetic import make_synthetic_ham10000
 
     work = tmp_path_factory.mktemp("e2e")
     make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
     (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
-    ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
-              "--output", str(work / "dataset")))
+    ingest = ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
+                       "--output", str(work / "dataset")))
+    (work / "ingest.out").write_text(ingest)
     ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
               "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
               "--batch-size", "16", "--store", "s3a://dermspark/e2e", "--run-id", "pipeline",
-              env=s3_store))
-    ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
-              "--output", str(work / "scores"), "--glob", "*.jpg"))
+              "--mlflow-uri", mlflow_server, "--register", "lesions", env=s3_store))
+    scored = ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
+                       "--output", str(work / "scores"), "--glob", "*.jpg"))
+    (work / "score.out").write_text(scored)
     return work
 
 

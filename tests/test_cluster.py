@@ -128,13 +128,14 @@ def _restart_worker(cluster, index: int) -> None:
                       timeout=120))
 
 
-def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
+def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, tmp_path):
     """Every job on a cluster whose workers cannot see the driver's files (tmp_path is the
     driver's own disk): ingest from the network mount to S3; train benbrahim_cnn to S3 with
-    its checkpoints there, a worker lost mid-training and the run resumed; Benedetti's
-    two-stage Inception recipe with weights only the driver has; a driver-local output that
-    fails fast; scoring with the bundle on S3, a worker lost mid-scoring. Runs last on the
-    cluster: the worker losses would disturb the other tests."""
+    its checkpoints there, tracked in MLflow, a worker lost mid-training and the run resumed
+    into the same MLflow run; Benedetti's two-stage Inception recipe with weights only the
+    driver has; a driver-local output that fails fast; scoring by the registered model, a
+    worker lost mid-scoring. Runs last on the cluster: the worker losses would disturb the
+    other tests."""
     from dermspark.synthetic import make_synthetic_ham10000
 
     master, env, shared = cluster.master, cluster.env, cluster.shared
@@ -154,7 +155,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
     # across the loss.
     train = [str(ROOT / "spark-submit.sh"), "train", "--master", master, "--dataset", f"{lake}/dataset",
              "--output", f"{lake}/model", "--epochs", "4", "--num-proc", "2", "--run-id", "iso",
-             "--cache-mb", "0", "--lr-schedule", "cosine", "--cycle-time-ms", "5"]
+             "--cache-mb", "0", "--lr-schedule", "cosine", "--cycle-time-ms", "5",
+             "--mlflow-uri", mlflow_server, "--register", "iso"]
     store = f"{lake}/model.checkpoints/iso"
     job = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 400
@@ -192,6 +194,16 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
     assert rates[3] == pytest.approx(2e-3 * (1 + math.cos(math.pi * (steps - 1) / steps)) / 2, rel=1e-4)
     for name in ("report.md", "curves.png", "confusion_matrix_test.png", "model/manifest.json", "model/model.keras"):
         assert s3.exists(f"{lake}/model/{name}".replace("s3a://", "")), name
+    # Rank 0 logged each epoch from an executor (the packed environment's MLflow client); the
+    # resumed run went on in the same MLflow run, each epoch once.
+    from mlflow import MlflowClient
+
+    tracking = MlflowClient(mlflow_server)
+    experiment = tracking.get_experiment_by_name("benbrahim_cnn").experiment_id
+    (tracked,) = tracking.search_runs([experiment], "tags.`dermspark.run_id` = 'iso'")
+    assert tracked.info.status == "FINISHED"
+    assert sorted(point.step for point in tracking.get_metric_history(tracked.info.run_id, "loss")) == [0, 1, 2, 3]
+    assert "models:/iso/1" in resumed.stdout
 
     # Benedetti et al.'s two-stage recipe, briefly (an epoch each, of a few capped images): stage
     # 1 (SGD Nesterov, class weights, cap) then a second stage from stage 1's best checkpoint,
@@ -211,7 +223,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
     store_two = shared / "inception.checkpoints" / "two"
     state = json.loads((store_two / "state.json").read_text())
     assert state["finished"] and state["start_from"].startswith(("best-stage1-", "stage1-"))
-    assert sorted(path.name for path in store_two.iterdir()) == sorted([state["start_from"], "state.json"])
+    # Beside them, the run's live TensorBoard logs.
+    assert sorted(path.name for path in store_two.iterdir()) == sorted([state["start_from"], "state.json", "tensorboard"])
     bundle = json.loads((inception / "model" / "manifest.json").read_text())
     assert bundle["input_size"] == [299, 299] and bundle["metrics"]["test"]["count"] > 0
 
@@ -225,8 +238,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
     assert time.monotonic() - started < 120
     assert not (tmp_path / "model").exists() and not list(tmp_path.glob(".dermspark-probe-*"))
 
-    # Scoring with the bundle on S3: each worker fetches it into its own disk's cache, named by
-    # the model's hash. 4,000 inputs (links to the archive's images, on the network mount), so
+    # Scoring by the registered model: each worker fetches it from the MLflow server into its
+    # own disk's cache, named by the model's hash. 4,000 inputs (links to the archive's images, on the network mount), so
     # that a worker can be lost mid-run: Spark reruns its tasks, each input has one row.
     links, inputs = shared / "links", 4_000
     images = sorted((shared / "archive").rglob("*.jpg"))
@@ -235,8 +248,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
         (links / f"ISIC_{number:07d}.jpg").symlink_to(images[number % len(images)])
     predictions = shared / "scores"
     job = subprocess.Popen(
-        [str(ROOT / "spark-submit.sh"), "score", "--master", master, "--model", f"{lake}/model/model",
-         "--input", str(links), "--glob", "*.jpg", "--output", str(predictions)],
+        [str(ROOT / "spark-submit.sh"), "score", "--master", master, "--model", "models:/iso/1",
+         "--mlflow-uri", mlflow_server, "--input", str(links), "--glob", "*.jpg", "--output", str(predictions)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     # Seen through each worker's own view of the files (/proc/PID/root).
@@ -254,7 +267,7 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, tmp_path):
     assert job.returncode == 0, scored[-3000:]
     (run,) = (predictions / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["inputs"] == summary["scored"] == inputs
+    assert summary["inputs"] == summary["scored"] == inputs and summary["model_version"] == "iso/1"
     rows = pq.read_table(predictions / "predictions", columns=["path"]).column("path").to_pylist()
     assert len(rows) == len(set(rows)) == inputs
     _restart_worker(cluster, 2)

@@ -14,6 +14,20 @@ def test_ingest_counts_reconcile(pipeline):
     assert manifest["by_reason"] == {"no_metadata": 1}
 
 
+def test_each_stage_prints_its_start_and_its_end_with_counts(pipeline):
+    import re
+
+    ingest, score = (pipeline / "ingest.out").read_text(), (pipeline / "score.out").read_text()
+    manifest = json.loads((pipeline / "dataset" / "manifest.json").read_text())
+    for job, text, stage in (("ingest", ingest, "decoding and writing images_75x100"),
+                             ("ingest", ingest, "splitting by lesion"), ("score", score, "predicting")):
+        assert re.search(rf"\[dermspark\] {job}: {stage}.* \.\.\.\n", text), stage
+        assert re.search(rf"\[dermspark\] {job}: {stage}.* done in [0-9.]+ s", text), stage
+    assert (f"written {manifest['written']:,}, rejected {manifest['rejected']:,}" in ingest)
+    summary = json.loads(next((pipeline / "scores" / "runs").glob("*/summary.json")).read_text())
+    assert f"rows {summary['inputs']:,}, errors {summary['errors']:,}" in score
+
+
 def test_model_beats_the_majority_baseline(pipeline):
     test = json.loads((pipeline / "model" / "metrics.json").read_text())["test"]
     assert test["accuracy"] > test["baseline_accuracy"]
@@ -52,9 +66,11 @@ def test_checkpoints_went_to_the_s3_store(pipeline, s3_store):
     with fs.open("dermspark/e2e/pipeline/state.json") as handle:
         state = json.load(handle)
     assert state["finished"] and state["epoch"] == 0 and len(state["history"]["loss"]) == 10
-    # Only the final checkpoint stays; nothing of the store was written beside the output.
+    # Only the final checkpoint stays, beside the live TensorBoard logs (put there from rank 0's
+    # local folder every epoch); nothing of the store was written beside the output.
     assert sorted(path.rsplit("/", 1)[1] for path in fs.ls("dermspark/e2e/pipeline")) == sorted(
-        [state["start_from"], "state.json"])
+        [state["start_from"], "state.json", "tensorboard"])
+    assert fs.ls("dermspark/e2e/pipeline/tensorboard/train")
     assert fs.ls(f"dermspark/e2e/pipeline/{state['start_from']}")
     assert not (pipeline / "model.checkpoints").exists()
     settings = json.loads((pipeline / "model" / "settings.json").read_text())

@@ -31,7 +31,9 @@ def test_the_archive_unpacks_as_spark_does_into_an_environment_with_dermspark_in
     site = "lib/python3.11/site-packages"
     venv = tmp_path / "venv"
     for path in (f"{site}/numpy/__init__.py", f"{site}/pyspark/__init__.py", f"{site}/pyspark/jars/spark-core.jar",
-                 f"{site}/__editable__.dermspark-0.1.0.pth", "pyvenv.cfg"):
+                 f"{site}/__editable__.dermspark-0.1.0.pth", "pyvenv.cfg", f"{site}/mlflow/tracking/client.py",
+                 f"{site}/mlflow/server/handlers.py", f"{site}/mlflow/server/js/build/index.html",
+                 f"{site}/sqlalchemy/__init__.py"):
         (venv / path).parent.mkdir(parents=True, exist_ok=True)
         (venv / path).write_text(path)
     (venv / "bin").mkdir()
@@ -48,6 +50,10 @@ def test_the_archive_unpacks_as_spark_does_into_an_environment_with_dermspark_in
     assert (unpacked / "bin" / "python").is_symlink() and (unpacked / "pyvenv.cfg").is_file()
     assert not (unpacked / site / "pyspark" / "jars").exists()
     assert not (unpacked / site / "__editable__.dermspark-0.1.0.pth").exists()
+    # MLflow's client stays for the executors; its UI and database layer do not.
+    assert (unpacked / site / "mlflow" / "tracking" / "client.py").is_file()
+    assert not (unpacked / site / "mlflow" / "server" / "js").exists()
+    assert not (unpacked / site / "sqlalchemy").exists()
     installed = unpacked / site / "dermspark" / "train" / "state.py"
     assert installed.read_bytes() == (ROOT / "lib" / "dermspark" / "train" / "state.py").read_bytes()
     # The environment is packed once per lock; the archive's name says which code it holds.

@@ -3,7 +3,7 @@ executor from there; given only to S3A they are refused."""
 
 import pytest
 from dermspark import DermsparkError
-from dermspark.session import check_s3_conf, s3_conf
+from dermspark.session import check_s3_conf, s3_conf, show_progress
 
 ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
        "AWS_DEFAULT_REGION": "eu-west-1", "HOME": "/root"}
@@ -52,3 +52,9 @@ def test_credentials_given_only_to_s3a_are_one_clear_error():
     assert "s3cr3t" not in str(raised.value)
     check_s3_conf(given, ENV)  # the same values both ways: fine
     check_s3_conf({}, {})
+
+
+def test_the_progress_bar_is_for_a_terminal_and_never_for_ci():
+    assert show_progress({}, interactive=True)
+    assert not show_progress({}, interactive=False)
+    assert not show_progress({"CI": "true"}, interactive=True)

@@ -2,8 +2,9 @@
 
 Layout: <dir>/model.keras, <dir>/manifest.json. Nothing is implicit: class list, input size,
 how pixels are decoded and scaled, the training settings, the dataset it came from, its metrics.
-A bundle lives on any store (storage.py); a machine that loads one from a remote store keeps a
-copy in a local cache named by the model's hash.
+A bundle lives on any store (storage.py) or in MLflow's registry (tracking.registry resolves a
+models:/ URI to its artifact location); a machine that loads one from anywhere but its own disk
+keeps a copy in a local cache named by the model's hash.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 
 from dermspark import DermsparkError, storage
+from dermspark.tracking import registry
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,14 @@ class Bundle:
 
 
 def model_version(manifest: dict, override: str = "") -> str:
-    """The training run id and the start of the bundle hash: readable, and exact."""
+    """The training run id and the start of the bundle hash: readable, and exact. A registered
+    model's is NAME/VERSION (the override)."""
     version = override or "-".join(
         part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
     )
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", version):
-        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-'")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+(/[0-9]+)?", version):
+        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-' "
+                             "(and /VERSION after a registered model's name)")
     return version
 
 
@@ -86,25 +90,28 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(url: str) -> dict:
-    manifest_url = storage.join(storage.to_url(url), MANIFEST_FILE)
+def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
+    """url: a bundle folder on any store, or an MLflow artifact location (with its server)."""
     try:
-        return json.loads(storage.read_text(manifest_url))
+        if registry.is_mlflow_location(url):
+            return json.loads(registry.read_text(f"{url}/{MANIFEST_FILE}", tracking_uri))
+        return json.loads(storage.read_text(storage.join(storage.to_url(url), MANIFEST_FILE)))
     except FileNotFoundError:
         raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
 
 
-def local_copy(url: str, manifest: dict | None = None) -> str:
+def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None = None) -> str:
     """A local folder holding the bundle: the folder itself when it is local, else this machine's
     cached copy, named by the model's hash and fetched only when missing. The copy is checked
     against the hash and renamed into place whole, so workers sharing the cache never load a
     half-fetched bundle."""
-    path = storage.local_path(storage.to_url(url))
+    in_mlflow = registry.is_mlflow_location(url)
+    path = None if in_mlflow else storage.local_path(storage.to_url(url))
     if path is not None:
         if not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
             raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing")
         return path
-    manifest = manifest or read_manifest(url)
+    manifest = manifest or read_manifest(url, tracking_uri)
     digest = manifest["model_sha256"]
     cached = os.path.join(cache_root(), digest)
     if os.path.isfile(os.path.join(cached, MANIFEST_FILE)):
@@ -112,7 +119,10 @@ def local_copy(url: str, manifest: dict | None = None) -> str:
     os.makedirs(cache_root(), exist_ok=True)
     fetching = tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=cache_root())
     try:
-        storage.get_tree(storage.to_url(url), fetching)
+        if in_mlflow:
+            registry.fetch(url, tracking_uri, fetching)
+        else:
+            storage.get_tree(storage.to_url(url), fetching)
         if _sha256(os.path.join(fetching, MODEL_FILE)) != digest:
             raise DermsparkError(f"{url}: {MODEL_FILE} does not match its manifest's model_sha256")
         try:
@@ -127,12 +137,12 @@ def local_copy(url: str, manifest: dict | None = None) -> str:
     return cached
 
 
-def load_bundle(url: str) -> Bundle:
+def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
     from tensorflow import keras
 
     import dermspark.models.layers  # noqa: F401  registers the layers a bundle may name
 
-    folder = local_copy(url)
+    folder = local_copy(url, tracking_uri=tracking_uri)
     with open(os.path.join(folder, MANIFEST_FILE)) as handle:
         manifest = json.load(handle)
     model = keras.models.load_model(os.path.join(folder, MODEL_FILE), compile=False)

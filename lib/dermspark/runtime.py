@@ -9,10 +9,13 @@ from dermspark import DermsparkError
 
 
 def configure_logging() -> None:
+    from dermspark.tracking.server import quiet_mlflow
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_mlflow()
     logging.basicConfig(level=logging.INFO, format="[dermspark] %(message)s", stream=sys.stdout)
     for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL", "botocore", "aiobotocore",
-                  "s3fs", "fsspec"):
+                  "s3fs", "fsspec", "mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
     # JVM has closed, retries successfully on a new one, and logs the first failure's traceback
@@ -39,3 +42,18 @@ def print_lines(title: str, lines: dict) -> None:
     print(f"[dermspark] {title}")
     for key, value in lines.items():
         print(f"[dermspark]   {key}: {value}")
+
+
+@contextlib.contextmanager
+def stage(job: str, what: str):
+    """A line when a stage of a job starts and one when it ends, with its time and whatever the
+    stage puts in the yielded dict (its counts): what a person watching a long job follows."""
+    import time
+
+    log = logging.getLogger(f"dermspark.{job}")
+    log.info("%s: %s ...", job, what)
+    started, counts = time.monotonic(), {}
+    yield counts
+    details = ", ".join(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+                        for key, value in counts.items())
+    log.info("%s: %s done in %.1f s%s", job, what, time.monotonic() - started, f": {details}" if details else "")

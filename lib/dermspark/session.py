@@ -56,13 +56,28 @@ def check_s3_conf(given: dict, environ: dict) -> None:
             )
 
 
+def show_progress(environ: dict, interactive: bool) -> bool:
+    """Spark's console progress bar: for a person at a terminal, not in CI logs."""
+    return interactive and not environ.get("CI")
+
+
 def spark_session(app_name: str):
+    import sys
+
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
+
+    from dermspark.tracking.server import QUIET
 
     given = dict(SparkConf().getAll())  # what spark-submit was given (--conf, the profile)
     check_s3_conf(given, os.environ)
     builder = SparkSession.builder.appName(app_name)
+    if "spark.ui.showConsoleProgress" not in given:
+        builder = builder.config("spark.ui.showConsoleProgress",
+                                 str(show_progress(os.environ, sys.stderr.isatty())).lower())
+    # MLflow on executors (training's rank 0, scoring's bundle fetch) is as quiet as on the driver.
+    for name, value in QUIET.items():
+        builder = builder.config(f"spark.executorEnv.{name}", os.environ.get(name, value))
     for key, value in s3_conf(os.environ).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

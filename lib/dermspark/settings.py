@@ -31,6 +31,12 @@ def setting(default: Any, help: str, *, choices: tuple = (), required: bool = Fa
     return field(default=default, metadata=metadata)
 
 
+def mlflow_uri_setting() -> Any:
+    """The one tracking-server setting, shared by train, score and serve."""
+    return setting(None, "MLflow tracking server (e.g. http://127.0.0.1:5000); default: "
+                         "MLFLOW_TRACKING_URI; none: no tracking, and no models:/ URIs")
+
+
 @dataclass
 class IngestSettings:
     input: str | None = setting(None, "archive folder (any path or URL every node reaches)", required=True)
@@ -102,11 +108,19 @@ class TrainSettings:
     cycle_time_ms: float = setting(10.0, "how often Horovod's background thread looks for gradients to "
                                          "reduce, in ms")
     model_options: dict = setting({}, "JSON overrides for the model builder, e.g. '{\"dropout\": 0.3}'")
+    mlflow_uri: str | None = mlflow_uri_setting()
+    experiment: str | None = setting(None, "MLflow experiment of the run; default: the model name")
+    register: str | None = setting(None, "register the bundle in MLflow's model registry under this name "
+                                         "(letters, digits, '.', '_', '-') and print its version")
+    tensorboard_dir: str | None = setting(None, "TensorBoard logs, live, in DIR/RUN_ID (any store); "
+                                                "default: the run's checkpoint folder. The output gets a "
+                                                "copy either way")
 
 
 @dataclass
 class ScoreSettings:
-    model: str | None = setting(None, "bundle written by the train job: a folder or a URL", required=True)
+    model: str | None = setting(None, "bundle written by the train job: a folder, a URL, or a registered "
+                                      "model (models:/NAME/VERSION, models:/NAME@ALIAS)", required=True)
     input: str | None = setting(None, "image folder (recursive), Parquet table, or ingested dataset",
                                 required=True)
     output: str | None = setting(None, "predictions table and run records; grows run by run", required=True)
@@ -126,14 +140,17 @@ class ScoreSettings:
     incremental: bool = setting(False, "skip files whose content this model version already scored")
     labels: str | None = setting(None, "HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics "
                                        "report")
-    model_version: str | None = setting(None, "default: the bundle's training run id and hash")
+    model_version: str | None = setting(None, "default: NAME/VERSION for a registered model, else the "
+                                              "bundle's training run id and hash")
     mode: str = setting("error", "error: refuse to rescore a model version already in the output; "
                                  "overwrite: replace its rows", choices=MODES)
+    mlflow_uri: str | None = mlflow_uri_setting()
 
 
 @dataclass
 class ServeSettings:
-    model: str | None = setting(None, "bundle written by the train job: a folder or a URL", required=True)
+    model: str | None = setting(None, "bundle written by the train job: a folder, a URL, or a registered "
+                                      "model (models:/NAME/VERSION, models:/NAME@ALIAS)", required=True)
     # Loopback by default: serving to a network is a choice made with --host.
     host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 serves every interface")
     port: int = setting(8000, "port to listen on")
@@ -141,6 +158,7 @@ class ServeSettings:
     cors_origins: str | None = setting(None, "comma-separated origins whose web pages may call the API; "
                                              "default: none (CORS closed)")
     melanoma_threshold: float = setting(0.5, "melanoma probability at or above which melanoma_flag is set")
+    mlflow_uri: str | None = mlflow_uri_setting()
 
 
 SettingsT = TypeVar("SettingsT")

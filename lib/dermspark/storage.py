@@ -140,6 +140,17 @@ def get_tree(url: str, local: str) -> None:
         fs.get_file(found, target)
 
 
+def copy_tree(source: str, target: str) -> None:
+    """A small tree from any store to any other, through a local folder; nothing when absent."""
+    import tempfile
+
+    if not exists(source):
+        return
+    with tempfile.TemporaryDirectory(prefix="dermspark-copy-") as local:
+        get_tree(source, local)
+        put_tree(local, target)
+
+
 def write_parquet(table, url: str) -> None:
     """A small pyarrow table as one Parquet file (ingest's rejects)."""
     import pyarrow.parquet as pq

@@ -31,6 +31,7 @@ from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
 from dermspark.report.distributions import write_distributions
+from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
 from dermspark.storage import join, prepare_output, staged_output, to_url
@@ -187,27 +188,29 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     check_reachable(spark, {"--input": input_url, "--output": output_url})
     prepare_output(output_url, settings.mode)
 
-    archive = READERS[settings.source](spark, input_url)
-    try:
-        mapping = label_mapping(archive.vocabulary, settings.label_space)
-    except ValueError as error:
-        raise DermsparkError(str(error)) from None
-    candidates, rejects, pairs = accounting.match(archive, mapping)
-    inputs = accounting.count_inputs(archive, pairs)
+    with stage("ingest", f"reading the archive's metadata and file list ({settings.source})") as counts:
+        archive = READERS[settings.source](spark, input_url)
+        try:
+            mapping = label_mapping(archive.vocabulary, settings.label_space)
+        except ValueError as error:
+            raise DermsparkError(str(error)) from None
+        candidates, rejects, pairs = accounting.match(archive, mapping)
+        inputs = counts["inputs"] = accounting.count_inputs(archive, pairs)
     if inputs == 0:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
-    log.info("ingest: %d inputs found in %s", inputs, input_url)
 
-    # Small (a row per image) and read by the content join and the counts: computed once.
-    candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
-    train_mean_age = split.training_mean_age(candidates)
-    candidates = split.impute_age(candidates, train_mean_age)
+    with stage("ingest", "splitting by lesion") as counts:
+        # Small (a row per image) and read by the content join and the counts: computed once.
+        candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
+        train_mean_age = split.training_mean_age(candidates)
+        candidates = split.impute_age(candidates, train_mean_age)
+        counts["images to decode"] = images = candidates.count()
     tune_for_images(spark)
     # A few hundred small images a batch or a few dozen large ones: a batch is one round trip
     # between the JVM and Python, and from remote stores it holds its files' bytes.
     pixels = sum(height * width for height, width in sizes)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
-    num_files = settings.num_files or _auto_num_files(spark, candidates.count())
+    num_files = settings.num_files or _auto_num_files(spark, images)
     # Partitioned and sorted by image id before decoding, while rows are small: each partition
     # becomes one Parquet file per size, the same on every rerun, with no shuffle of image bytes.
     candidates = candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
@@ -218,16 +221,19 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     try:
         with staged_output(output_url) as staging:
             urls = [join(staging, dataset_dirname(*size)) for size in sizes]
-            outcomes = _decode_and_write(spark, candidates, sizes, options, classes, urls, settings)
-            log.info("ingest: decoded every image, wrote %s", ", ".join(dataset_dirname(*size) for size in sizes))
+            with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
+                                 f"in {num_files} files"):
+                outcomes = _decode_and_write(spark, candidates, sizes, options, classes, urls, settings)
             written = outcomes.filter(F.col("reason").isNull())
             decode_rejects = outcomes.filter(F.col("reason").isNotNull()).select(
                 F.lit("file").alias("origin"), "image_id", "path", "reason", "detail", "split"
             )
             rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
-            by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
-            counts = accounting.manifest(inputs, written, by_reason)
-            _check_parts(urls, counts["written"])
+            with stage("ingest", "accounting: rejects, counts and parts") as shown:
+                by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
+                counts = accounting.manifest(inputs, written, by_reason)
+                _check_parts(urls, counts["written"])
+                shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
             failure = _over_reject_limit(counts, settings.max_reject_fraction)
             datasets = {}
             for size, url in zip(sizes, urls, strict=True):
@@ -250,8 +256,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 "dermspark_version": dermspark.__version__,
             }
             if not failure:
-                write_distributions(written, join(staging, "report"))
-            log.info("ingest: report written")
+                with stage("ingest", "writing the report"):
+                    write_distributions(written, join(staging, "report"))
             storage.write_text(join(staging, "settings.json"), to_json(settings))
             storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
     finally:

@@ -18,6 +18,7 @@ from dermspark.bundle import model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import tune_for_images
 from dermspark.report.evaluation import write_evaluation
+from dermspark.runtime import stage
 from dermspark.score.evaluation import evaluate_scores
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
@@ -25,6 +26,8 @@ from dermspark.score.output import ScoringOutput
 from dermspark.score.udf import make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import join, to_url
+from dermspark.tracking import registry
+from dermspark.tracking.server import shown
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +44,19 @@ def _check(settings: ScoreSettings) -> None:
 
 def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     _check(settings)
-    bundle_url, input_url, output_url = (to_url(p) for p in (settings.model, settings.input, settings.output))
-    manifest = read_manifest(bundle_url)
+    input_url, output_url = to_url(settings.input), to_url(settings.output)
+    # A registered model is pinned here to one version, which every worker then fetches.
+    bundle_url, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
+    manifest = read_manifest(bundle_url, tracking_uri)
     check_cluster(spark, 1, what="scoring")
     # A local bundle is read by every worker, so it is probed too.
-    check_reachable(spark, {"--model": bundle_url, "--input": input_url, "--output": output_url,
-                            "--labels": settings.labels or None})
+    check_reachable(spark, {"--model": None if registered else bundle_url, "--input": input_url,
+                            "--output": output_url, "--labels": settings.labels or None})
     classes, input_size = manifest["classes"], tuple(manifest["input_size"])
     started = datetime.now(UTC)
     run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    output = ScoringOutput(spark, output_url, model_version(manifest, settings.model_version),
+    version = model_version(manifest, settings.model_version or (registered.label if registered else ""))
+    output = ScoringOutput(spark, output_url, version,
                            started.date().isoformat(), run_id)
     output.check(settings.mode, settings.incremental)
 
@@ -70,17 +76,21 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
     rows = cached[0]
     try:
-        inputs = rows.count()
+        with stage("score", f"listing the inputs ({source.kind})") as counts:
+            inputs = counts["inputs"] = rows.count()
         if inputs == 0:
             raise DermsparkError(f"nothing to score in {input_url} (glob {settings.glob!r})")
         done = output.scored_hashes() if settings.incremental else None
+        to_score = inputs
         if done is not None:
-            hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths)("path", "content"))
-            rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
-            cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
-        to_score = rows.count()
+            with stage("score", f"hashing the inputs to skip what {output.version} scored") as counts:
+                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths)("path", "content"))
+                rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
+                cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
+                to_score = rows.count()
+                counts.update(skipped=inputs - to_score, new=to_score)
         result = _score_and_commit(spark, settings, output, manifest, rows, truth, inputs, inputs - to_score,
-                                   source)
+                                   source, (bundle_url, tracking_uri, registered))
     except BaseException:
         output.abandon()
         raise
@@ -93,31 +103,32 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
 
 
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
-                      skipped: int, source) -> dict:
+                      skipped: int, source, model) -> dict:
+    bundle_url, tracking_uri, registered = model
     classes = manifest["classes"]
-    written = None
+    written, by_reason, total = None, {}, 0
     if inputs > skipped:
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
         # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
-        bundle_path = to_url(settings.model)
         threads = int(spark.conf.get("spark.task.cpus", "1"))
-        predict = make_predict_udf(bundle_path, settings.top_k, settings.melanoma_threshold, source.read_paths,
-                                   threads)
-        rows.select("path", "image_id", predict("path", "content").alias("r")).select(
-            "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
-            *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
-            "r.top_labels", "r.top_probabilities", "r.melanoma_flag", "r.error", "r.error_detail",
-            F.lit(manifest["model_name"]).alias("model_name"),
-            F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
-            F.current_timestamp().alias("scored_at"),
-        ).write.parquet(output.staged_rows)
-        # Counted from what was written, so the summary describes the output exactly.
-        written = spark.read.parquet(output.staged_rows)
-    by_reason = {} if written is None else {
-        row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()
-    }
-    total = 0 if written is None else written.count()
+        predict = make_predict_udf(bundle_url, settings.top_k, settings.melanoma_threshold, source.read_paths,
+                                   threads, tracking_uri if registered else None)
+        with stage("score", f"predicting {inputs - skipped:,} inputs with {output.version}") as counts:
+            rows.select("path", "image_id", predict("path", "content").alias("r")).select(
+                "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
+                *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
+                "r.top_labels", "r.top_probabilities", "r.melanoma_flag", "r.error", "r.error_detail",
+                F.lit(manifest["model_name"]).alias("model_name"),
+                F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
+                F.current_timestamp().alias("scored_at"),
+            ).write.parquet(output.staged_rows)
+            # Counted from what was written, so the summary describes the output exactly.
+            written = spark.read.parquet(output.staged_rows)
+            by_reason = {row["error"]: row["count"]
+                         for row in written.filter("error is not null").groupBy("error").count().collect()}
+            total = written.count()
+            counts.update(rows=total, errors=sum(by_reason.values()))
     if total != inputs - skipped:
         raise RuntimeError(f"{inputs - skipped} files to score but {total} rows written; a dermspark bug")
     summary = {
@@ -130,13 +141,16 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         "input_format": source.kind,
         "model_name": manifest["model_name"],
         "model_version": output.version,
+        "registered_model": registered.describe() if registered else None,
         "bundle_sha256": manifest["model_sha256"],
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
     }
     record = output.staged_record
     if truth is not None and written is not None:
-        metrics = evaluate_scores(written, truth, classes, manifest)
+        with stage("score", "evaluating against the labels") as counts:
+            metrics = evaluate_scores(written, truth, classes, manifest)
+            counts["evaluated"] = metrics["coverage"]["evaluated"]
         summary["evaluated"] = metrics["coverage"]["evaluated"]
         storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
         if "labeled" in metrics:
@@ -144,7 +158,8 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
                      f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
             write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
-    resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version}
+    resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version,
+                "mlflow_uri": shown(tracking_uri) if tracking_uri else None}
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
     output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
     return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}

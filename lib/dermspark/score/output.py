@@ -22,7 +22,8 @@ class ScoringOutput:
     def __init__(self, spark: SparkSession, output_url: str, version: str, date: str, run_id: str):
         self.spark = spark
         self.url, self.version, self.date, self.run_id = output_url, version, date, run_id
-        self.version_url = join(output_url, PREDICTIONS, f"model_version={version}")
+        # Escaped as Spark escapes partition values, so the column reads NAME/VERSION again.
+        self.version_url = join(output_url, PREDICTIONS, f"model_version={version.replace('/', '%2F')}")
         self.partition_url = join(self.version_url, f"scoring_date={date}", f"run_id={run_id}")
         self.staging = join(output_url, STAGING, run_id)
         self.staged_rows = join(self.staging, "rows")

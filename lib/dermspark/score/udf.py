@@ -29,7 +29,7 @@ RESULT_TYPE = StructType(
 _BUNDLES: dict = {}
 
 
-def _bundle(path: str, threads: int):
+def _bundle(path: str, threads: int, tracking_uri: str | None):
     if path not in _BUNDLES:
         import tensorflow as tf
 
@@ -43,7 +43,7 @@ def _bundle(path: str, threads: int):
         except RuntimeError:
             pass  # this worker's TensorFlow is already running: keep what it has
 
-        _BUNDLES[path] = load_bundle(path)
+        _BUNDLES[path] = load_bundle(path, tracking_uri)
     return _BUNDLES[path]
 
 
@@ -65,7 +65,8 @@ def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[
 
 
 def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
-                     read_paths: bool = False, threads: int = 1):
+                     read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None):
+    """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts."""
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -73,7 +74,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from dermspark.score.predict import Prediction, describe, predict_bytes
 
-        bundle = _bundle(bundle_path, threads)
+        bundle = _bundle(bundle_path, threads, tracking_uri)
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)

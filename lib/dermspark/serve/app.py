@@ -18,6 +18,7 @@ from dermspark.labels import display_name
 from dermspark.score.predict import describe, predict_bytes
 from dermspark.serve.upload_limit import UploadLimit
 from dermspark.settings import ServeSettings, require
+from dermspark.tracking import registry
 
 NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
           "Show any lesion that worries you to a doctor.")
@@ -46,11 +47,16 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     origins = cors_origins(settings)
     if not 0.0 <= settings.melanoma_threshold <= 1.0:
         raise DermsparkError(f"melanoma_threshold must be within 0 and 1, got {settings.melanoma_threshold}")
+    registered = None
     if bundle is None:
         require(settings)
-        bundle = load_bundle(settings.model)
+        location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
+        bundle = load_bundle(location, tracking_uri)
     classes = list(bundle.classes)
-    identity = {"model": bundle.manifest["model_name"], "version": model_version(bundle.manifest)}
+    identity = {"model": bundle.manifest["model_name"],
+                "version": model_version(bundle.manifest, registered.label if registered else "")}
+    # The registry's name and version (and the alias it was asked by), for a registered model.
+    registry_identity = {"registered_model": registered.describe() if registered else None}
     # One model call at a time: Keras models are not documented as safe to call from several
     # threads, and on a CPU one call already uses the cores TensorFlow was given.
     model_lock = threading.Lock()
@@ -66,6 +72,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
         return {
             "status": "ok",
             **identity,
+            **registry_identity,
             "classes": classes,
             "class_names": {label: display_name(label) for label in classes},
             "input_size": list(bundle.input_size),

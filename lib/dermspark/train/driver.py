@@ -19,6 +19,8 @@ from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import join, prepare_output, staged_output, to_url
+from dermspark.tracking.run import open_or_fail
+from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
 from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
@@ -96,8 +98,9 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         check_options(settings.model, settings.model_options)
     except ValueError as error:
         raise DermsparkError(str(error)) from None
-    # Before anything slow: a missing weights file is one clear error at once.
+    # Before anything slow: a missing weights file or a silent tracking server is one clear error.
     weights_option = _weights_option(recipe, settings)
+    mlflow_uri = _tracking(settings)
     check_cluster(spark, settings.num_proc, what=f"--num-proc {settings.num_proc}")
     dataset_root, output_url = to_url(settings.dataset), to_url(settings.output)
     # Beside a remote output, the checkpoints are on the same storage.
@@ -123,7 +126,9 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
     run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     store_url = join(store_root, run_id)
-    resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan}
+    resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan,
+                # The server used, without any password in its URI.
+                "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None}
     model_options = {"num_classes": len(classes), **weights_option, **settings.model_options}
     bundle_manifest = {
         "model_name": settings.model,
@@ -140,6 +145,12 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    tensorboard_url = (join(to_url(settings.tensorboard_dir), run_id) if settings.tensorboard_dir
+                       else join(store_url, "tensorboard"))
+    mlflow_run = None
+    if mlflow_uri:
+        mlflow_run = open_or_fail(mlflow_uri, settings.experiment or settings.model, run_id, resolved,
+                                  {"dermspark.model": settings.model, "dermspark.dataset": dataset_url})
     config = {
         "dataset_url": dataset_url,
         "model": settings.model,
@@ -151,6 +162,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         "seed": settings.seed,
         "store_url": store_url,
         "bundle_manifest": bundle_manifest,
+        "tensorboard_url": tensorboard_url,
+        "mlflow": mlflow_run.for_ranks() if mlflow_run else None,
     }
     import horovod.spark
 
@@ -170,10 +183,12 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
                 # Workers start on executors: with a shipped environment, its Python, not the driver's.
                 executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
             )
-        except RuntimeError as error:
+        except BaseException as error:
+            if mlflow_run:
+                mlflow_run.fail()
             # Horovod ends every rank when one exits: a lost worker or executor, or a failure whose
             # traceback the ranks' output above shows. The checkpoints stay; say how to go on.
-            if "exited with non-zero status" not in str(error):
+            if not isinstance(error, RuntimeError) or "exited with non-zero status" not in str(error):
                 raise
             raise DermsparkError(
                 f"a training process ended before training did (a worker or executor lost, or an error in "
@@ -183,7 +198,23 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
         _write_report(staging, metrics, classes, settings, dataset_url, run_id)
-    return {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id}
+        storage.copy_tree(tensorboard_url, join(staging, "tensorboard"))
+    result = {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id,
+              "tensorboard": storage.local_path(tensorboard_url) or tensorboard_url}
+    if mlflow_run:
+        result.update(mlflow_run.complete(output_url, metrics, settings.register))
+    return result
+
+
+def _tracking(settings: TrainSettings) -> str | None:
+    uri = tracking_uri(settings.mlflow_uri)
+    if settings.register:
+        check_name(settings.register, "--register")
+        if not uri:
+            raise DermsparkError("--register needs a model registry: give --mlflow-uri or MLFLOW_TRACKING_URI")
+    if uri:
+        check_server(uri)
+    return uri
 
 
 # What the ranks take from the driver's environment. Horovod lays the environment it is given
@@ -191,7 +222,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
 # (PYTHONPATH, the virtual environment) before the executor's, which name the Python (with
 # dermspark installed) that Spark shipped there. S3 credentials reach the ranks as executor variables
 # (dermspark.session).
-RANK_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
+RANK_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS", *QUIET)
 
 
 def _rank_environment(settings: TrainSettings) -> dict:

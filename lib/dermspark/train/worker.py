@@ -51,10 +51,11 @@ def make_optimizer(stage: dict, processes: int, steps_per_epoch: int, warmup: in
     raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
 
 
-def epoch_end_callback(state, stage: dict, store, model, rank: int):
+def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
-    saves what it decided), and training stops where early stopping says. Every rank decides
-    the same way: validation figures are averaged across ranks before this runs."""
+    saves what it decided, then logs the epoch to TensorBoard and MLflow), and training stops
+    where early stopping says. Every rank decides the same way: validation figures are averaged
+    across ranks before this runs."""
     import tensorflow as tf
 
     class EpochEnd(tf.keras.callbacks.Callback):
@@ -66,7 +67,13 @@ def epoch_end_callback(state, stage: dict, store, model, rank: int):
             logs["learning_rate"] = tf.keras.backend.get_value(model.optimizer.learning_rate)
             outcome = state.end_epoch(epoch, logs, stage)
             if rank == 0:
+                # TensorBoard before the checkpoint (a step written twice shows once) and MLflow
+                # after it (a step missed is filled in by the driver; one logged twice would stay).
+                if epoch_log is not None:
+                    epoch_log.tensorboard(state.history)
                 store.save_epoch(state, outcome, model, model.optimizer)
+                if epoch_log is not None:
+                    epoch_log.mlflow_epoch(state.history)
             if outcome.stop:
                 self.model.stop_training = True
 
@@ -86,6 +93,7 @@ def train(config: dict) -> dict | None:
     from dermspark import petastorm_compat
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
+    from dermspark.tracking.epochs import EpochLog
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
@@ -104,6 +112,7 @@ def train(config: dict) -> dict | None:
     plan = config["plan"]
     batch_size = plan["batch_size"]
     store = CheckpointStore(config["store_url"])
+    epoch_log = EpochLog(config["tensorboard_url"], config.get("mlflow")) if rank == 0 else None
     # One state for every rank, the one rank 0 wrote and reads: ranks on different machines
     # must not each decide from what their own view of the store says.
     from horovod.tensorflow import broadcast_object
@@ -153,7 +162,7 @@ def train(config: dict) -> dict | None:
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state.history))
-            callbacks.append(epoch_end_callback(state, stage, store, model, rank))
+            callbacks.append(epoch_end_callback(state, stage, store, model, rank, epoch_log))
             cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
             with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
                 model.fit(
@@ -187,6 +196,7 @@ def train(config: dict) -> dict | None:
     try:
         return _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     finally:
+        epoch_log.close()
         store.close()
 
 
