@@ -29,7 +29,7 @@ PYTHONPATH="$("$root/.venv/bin/python" "$root/scripts/pack_env.py" --installed)"
 export PYTHONPATH
 
 if [ "$job" = serve ]; then
-    export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+    export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
     exec "$root/.venv/bin/python" "$root/jobs/serve.py" "$@"
 fi
 
@@ -96,6 +96,8 @@ fi
 export PYSPARK_PYTHON="$root/.venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# MLflow reports usage unless told not to; dermspark reaches no server but the one given.
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
 # Petastorm 0.13 on pyarrow 14 warns on every call about APIs it cannot stop using.
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning}"
 if [ "$profile" = local ] || [ "$profile" = standalone ]; then

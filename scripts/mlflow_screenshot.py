@@ -16,11 +16,18 @@ def main(server: str, run_id: str, output: str) -> None:
     run = MlflowClient(server).get_run(run_id)
     url = f"{server}/#/experiments/{run.info.experiment_id}/runs/{run_id}/model-metrics"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                                                          "--disable-background-networking"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(url, wait_until="networkidle")
-        page.wait_for_timeout(3000)  # the charts draw after the data arrives
+        page.wait_for_timeout(5000)
+        # MLflow 3 opens in its GenAI view, with an assistant panel: the training view, without it.
+        page.get_by_text("Model training", exact=True).click()
+        page.wait_for_timeout(3000)
+        page.goto(url, wait_until="domcontentloaded")  # auto-refresh keeps the network busy
+        page.wait_for_timeout(12000)
+        if page.get_by_text("MLflow Assistant").count():
+            page.mouse.click(1244, 36)  # the panel's close button, at this viewport's size
+        page.wait_for_timeout(8000)  # the charts draw after their data arrives
         page.screenshot(path=output)
         browser.close()
     print(f"wrote {output} from {url}")

@@ -9,6 +9,7 @@ cd "$root"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning}"
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
 "$root/.venv/bin/ruff" check .
 # Two workers: the cluster tests (whose driver mostly waits on its executors) on one, the rest
 # on the other, each with its own session fixtures (tests/conftest.py).

@@ -96,12 +96,19 @@ def test_predictions_schema_and_summary(spark, pipeline):
     row = predictions.filter("error is null").first()
     assert row["top_labels"][0] == row["predicted_label"]
     assert row["top_probabilities"][0] == pytest.approx(row["confidence"])
-    assert row["melanoma_flag"] == (row["prob_mel"] >= 0.5)
+    # The flag at the bundle's operating point, chosen on validation for the calibrated scores.
+    manifest = json.loads((pipeline / "model" / "model" / "manifest.json").read_text())
+    threshold = manifest["operating_point"]["threshold"]["temperature"]
+    assert summary["calibration"] == {"temperature": manifest["calibration"]["temperature"],
+                                      "melanoma_threshold": threshold}
+    flags = predictions.filter("error is null").select("prob_mel", "melanoma_flag").collect()
+    assert all(flag == (mel >= threshold) for mel, flag in flags)
 
 
 def test_udf_equals_in_process_keras(spark, pipeline):
     from dermspark.bundle import load_bundle
     from dermspark.images import decode_image
+    from dermspark.report.calibration import apply_temperature
 
     bundle = load_bundle(str(pipeline / "model" / "model"))
     rows = (
@@ -112,9 +119,14 @@ def test_udf_equals_in_process_keras(spark, pipeline):
         decode_image(Path(row["path"][len("file://"):]).read_bytes(), 75, 100, bundle.decode_options)
         for row in rows
     ])
-    expected = bundle.model.predict(images, verbose=0)
+    raw = bundle.model.predict(images, verbose=0)
+    # Scoring applies the bundle's temperature (fitted on validation): the classes stay, the
+    # probabilities move.
+    temperature = bundle.manifest["calibration"]["temperature"]
+    assert temperature != pytest.approx(1.0, abs=1e-3)
     got = np.array([[row[f"prob_{name}"] for name in bundle.classes] for row in rows])
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, apply_temperature(raw, temperature), atol=1e-5)
+    assert (got.argmax(axis=1) == raw.argmax(axis=1)).all()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from dermspark.report.evaluation import markdown
 from dermspark.report.metrics import classification_metrics
 from sklearn.metrics import balanced_accuracy_score
 
@@ -58,6 +59,21 @@ def test_absent_class_has_no_auc_and_is_left_out_of_the_mean():
     metrics = classification_metrics(np.array([0, 0, 1, 1]), one_hot_ish([0, 1, 1, 1]), CLASSES, 0)
     assert metrics["per_class"]["c"]["auc"] is None
     assert metrics["macro_auc"] == pytest.approx(np.mean([metrics["per_class"][n]["auc"] for n in "ab"]))
+
+
+def test_figures_no_image_defines_are_na_and_balanced_accuracy_names_its_classes():
+    # No c in the split, and c never predicted: its recall, F1 and precision mean nothing.
+    metrics = classification_metrics(np.array([0, 0, 1, 1]), one_hot_ish([0, 1, 1, 1]), CLASSES, 0)
+    c = metrics["per_class"]["c"]
+    assert (c["recall"], c["f1"], c["precision"]) == (None, None, None) and c["specificity"] == 1.0
+    assert metrics["balanced_accuracy_over"] == ["a", "b"]
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+    # c predicted once though absent: its precision is defined (0), its recall is not.
+    metrics = classification_metrics(np.array([0, 0, 1, 1]), one_hot_ish([0, 2, 1, 1]), CLASSES, 0)
+    assert metrics["per_class"]["c"]["precision"] == 0.0 and metrics["per_class"]["c"]["recall"] is None
+    text = markdown({"test": metrics}, CLASSES, "t")
+    assert "| c | 0 | 0.000 | n/a | n/a |" in text
+    assert "averages the recall of the 2 classes with images here (a, b)" in text
 
 
 def test_binary_sensitivity_and_specificity():

@@ -62,14 +62,19 @@ def isic_archive(tmp_path_factory) -> Path:
 )
 def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_space, per_class):
     output = tmp_path / label_space
+    # recipe:benbrahim_cnn is that paper's 80/10/10.
     run_ingest(spark, IngestSettings(source="isic2019", input=str(isic_archive), output=str(output),
-                                     label_space=label_space, num_files=2))
+                                     label_space=label_space, num_files=2, split="recipe:benbrahim_cnn"))
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["per_class"] == per_class
-    # The all-zero row is a bad_row, so its file has no usable row: no_metadata. Two inputs.
-    assert manifest["by_reason"] == {"bad_row": 1, "no_metadata": 1, "unknown_label": 1}
-    assert manifest["inputs"] == 22 == manifest["written"] + manifest["rejected"]
+    # The all-zero row is a bad_row; its file is that row's, one input with it.
+    assert manifest["by_reason"] == {"bad_row": 1, "unknown_label": 1}
+    assert manifest["inputs"] == 21 == manifest["written"] + manifest["rejected"]
+    rejects = spark.read.parquet(str(output / "rejects.parquet")).filter("reason = 'bad_row'").collect()
+    assert [(row["image_id"], row["path"].rsplit("/", 1)[1]) for row in rejects] == [
+        ("ISIC_9999999", "ISIC_9999999.jpg")]
     assert manifest["classes"] == list(per_class)
+    assert manifest["split_ratios"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
 
     rows = spark.read.parquet(str(output / "images_75x100")).select("image_id", "lesion_id", "split")
     grouped = rows.filter("lesion_id is not null").groupBy("lesion_id").agg({"split": "count"})
@@ -96,3 +101,12 @@ def test_class_folders_as_split_folders_wrote_them(spark, tmp_path):
     assert manifest["per_class"] == {"melanoma": 8, "non_melanoma": 11}
     assert manifest["by_reason"] == {"unknown_label": 2}  # the 'moles' folder and the README
     assert manifest["inputs"] == 21
+
+
+def test_a_recipe_split_is_its_papers():
+    from dermspark.ingest.split import parse_ratios, recipe_ratios
+
+    assert parse_ratios(recipe_ratios("recipe:huber_cnn")) == pytest.approx((0.7, 0.1, 0.2))
+    assert recipe_ratios("80/20") == "80/20"
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        recipe_ratios("recipe:nope")

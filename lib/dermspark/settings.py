@@ -21,6 +21,9 @@ import yaml
 from dermspark import DermsparkError
 
 MODES = ("error", "overwrite")
+CALIBRATIONS = ("temperature", "none")
+THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; default: the bundle's "
+                  "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), required: bool = False) -> Any:
@@ -51,7 +54,8 @@ class IngestSettings:
                             choices=("lanczos", "bicubic", "bilinear", "box", "nearest"))
     aspect: str = setting("stretch", "stretch to the size (as all four papers) or crop the centre",
                           choices=("stretch", "crop"))
-    split: str = setting("80/10/10", "train/validation/test ratios; the split is grouped by lesion_id "
+    split: str = setting("80/10/10", "train/validation/test ratios, or recipe:MODEL for that paper's "
+                                     "(recipe:huber_cnn is 70/10/20); the split is grouped by lesion_id "
                                      "and stratified by class")
     seed: int = setting(42, "seed of the split")
     mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
@@ -108,6 +112,9 @@ class TrainSettings:
     cycle_time_ms: float = setting(10.0, "how often Horovod's background thread looks for gradients to "
                                          "reduce, in ms")
     model_options: dict = setting({}, "JSON overrides for the model builder, e.g. '{\"dropout\": 0.3}'")
+    target_sensitivity: float = setting(0.95, "models with a melanoma class: the melanoma threshold stored "
+                                              "in the bundle is the largest that flags this share of the "
+                                              "validation split's melanomas")
     mlflow_uri: str | None = mlflow_uri_setting()
     experiment: str | None = setting(None, "MLflow experiment of the run; default: the model name")
     register: str | None = setting(None, "register the bundle in MLflow's model registry under this name "
@@ -136,7 +143,10 @@ class ScoreSettings:
     split: str | None = setting(None, "ingested datasets: score this split only; default: all")
     batch_size: int = setting(64, "images per Arrow batch and per model call")
     top_k: int = setting(3, "labels kept per image, most likely first")
-    melanoma_threshold: float = setting(0.5, "melanoma probability at or above which melanoma_flag is set")
+    calibration: str = setting("temperature", "temperature: the probabilities scaled by the bundle's "
+                                              "temperature (fitted on validation); none: the model's own",
+                               choices=CALIBRATIONS)
+    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
     incremental: bool = setting(False, "skip files whose content this model version already scored")
     labels: str | None = setting(None, "HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics "
                                        "report")
@@ -157,7 +167,9 @@ class ServeSettings:
     max_upload_mb: float = setting(10.0, "larger uploads get 413 before they are read")
     cors_origins: str | None = setting(None, "comma-separated origins whose web pages may call the API; "
                                              "default: none (CORS closed)")
-    melanoma_threshold: float = setting(0.5, "melanoma probability at or above which melanoma_flag is set")
+    calibration: str = setting("temperature", "temperature: the bundle's calibrated probabilities; none: "
+                                              "the model's own", choices=CALIBRATIONS)
+    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
     mlflow_uri: str | None = mlflow_uri_setting()
 
 

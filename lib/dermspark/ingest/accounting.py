@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from dermspark.ingest.sources import Archive
 
+# A file claimed by a bad metadata row: rejected with that row, not on its own.
+CLAIMED = "_claimed"
 # Kept with every written image; never logged (patient metadata).
 METADATA_COLUMNS = ("age", "sex", "localization", "dx_type")
 
@@ -44,22 +46,31 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
 
     kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad", "_malformed")
     kept_files = files.filter("_nth = 1").drop("_nth")
+    # A file whose only rows are bad belongs to the first bad row's reject: one input, not a
+    # bad row plus a file without metadata.
+    bad_ids = metadata.filter(F.col("_bad") & F.col("image_id").isNotNull() & (F.col("image_id") != ""))
+    claimed = bad_ids.select("image_id").distinct().withColumn("_claimed", F.lit(True))
     # One row per input, no image bytes: small, and read by several later steps, so it is
     # computed once here instead of once per step.
-    joined = kept_rows.join(kept_files, "image_id", "full_outer").localCheckpoint()
+    joined = kept_rows.join(kept_files, "image_id", "full_outer").join(claimed, "image_id", "left").localCheckpoint()
 
     to_class = F.create_map(*[F.lit(item) for pair in sorted(mapping.items()) for item in pair])
     joined = joined.withColumn("class_name", to_class[F.col("dx")])
     known = F.col("class_name").isNotNull()
     reason = (
         F.when(F.col("path").isNull(), "missing_file")
+        .when(F.col("_row").isNull() & F.col("_claimed").isNotNull(), CLAIMED)
         .when(F.col("_row").isNull(), "no_metadata")
         .when(~known, "unknown_label")
     )
     joined = joined.withColumn("_reason", reason)
+    files_of_bad_rows = joined.filter(F.col("_reason") == CLAIMED).select("image_id", "path")
+    bad_rows = (metadata.filter("_bad").withColumn("_nth", F.row_number().over(first_row))
+                .join(files_of_bad_rows, "image_id", "left")
+                .withColumn("path", F.when(F.col("_nth") == 1, F.col("path"))))
     rejects = (
         _reject(
-            metadata.filter("_bad"),
+            bad_rows,
             "metadata",
             "bad_row",
             F.when(F.col("_malformed"), "wrong number of fields").otherwise("image id or diagnosis missing"),
@@ -68,7 +79,7 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
         .unionByName(_reject(files.filter("_nth > 1"), "file", "duplicate_id"))
         .unionByName(
             _reject(
-                joined.filter(F.col("_reason").isNotNull()),
+                joined.filter(F.col("_reason").isNotNull() & (F.col("_reason") != CLAIMED)),
                 "metadata",
                 F.col("_reason"),
             ).withColumn("origin", F.when(F.col("reason") == "no_metadata", "file").otherwise("metadata"))
@@ -77,12 +88,12 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
     candidates = joined.filter(F.col("_reason").isNull()).select(
         "image_id", "lesion_id", "dx", "class_name", "path", *METADATA_COLUMNS
     )
-    pairs = joined.filter(F.col("path").isNotNull() & F.col("_row").isNotNull())
+    pairs = joined.filter((F.col("path").isNotNull() & F.col("_row").isNotNull()) | (F.col("_reason") == CLAIMED))
     return candidates, rejects, pairs
 
 
 def count_inputs(archive: Archive, pairs: DataFrame) -> int:
-    """Metadata rows plus files, a matched row-and-file pair counting once."""
+    """Metadata rows plus files, a row and its file counting once (a bad row's too)."""
     return archive.metadata.count() + archive.files.count() - pairs.count()
 
 

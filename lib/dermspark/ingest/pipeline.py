@@ -179,7 +179,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     try:
         sizes = parse_sizes(settings.sizes)
         options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels)
-        ratios = split.parse_ratios(settings.split)
+        ratios = split.parse_ratios(split.recipe_ratios(settings.split))
         classes = class_list(settings.label_space)
     except ValueError as error:
         raise DermsparkError(str(error)) from None

@@ -12,6 +12,16 @@ SPLITS = ("train", "validation", "test")
 PRESETS = {"80/10/10": (0.8, 0.1, 0.1), "80/20": (0.8, 0.0, 0.2), "70/10/20": (0.7, 0.1, 0.2)}
 
 
+def recipe_ratios(text: str) -> str:
+    """`recipe:NAME` is that model recipe's paper split (huber_cnn: 70/10/20); anything else is
+    ratios already."""
+    if not text.startswith("recipe:"):
+        return text
+    from dermspark.models import get_recipe
+
+    return get_recipe(text.split(":", 1)[1]).split  # ValueError names the known models
+
+
 def parse_ratios(text: str) -> tuple[float, float, float]:
     """'80/10/10' -> (0.8, 0.1, 0.1); two parts mean no validation split."""
     if text in PRESETS:

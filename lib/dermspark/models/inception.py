@@ -19,6 +19,9 @@ def _base(input_size, weights: str | None):
     )
 
 
+# Benedetti et al. (2020): SGD 6e-4 with momentum and Nesterov, batch 10, class weights, 450
+# training images per class with augmentation, last 40 layers trainable, early stopping
+# (patience 15), then 20 more epochs from the best checkpoint.
 @register_model(
     Recipe(
         input_size=(299, 299),
@@ -34,9 +37,6 @@ def _base(input_size, weights: str | None):
         imbalance=Imbalance(class_weights=True, cap_per_class=450),
         split="80/10/10",
         pretrained="inception_resnet_v2",
-        notes="Benedetti et al. (2020): SGD 6e-4 with momentum and Nesterov, batch 10, class "
-        "weights, 450 training images per class with augmentation, last 40 layers trainable, "
-        "early stopping (patience 15), then 20 more epochs from the best checkpoint",
         defaults={"num_classes": 7, "weights": "imagenet", "trainable_layers": 40},
     )
 )
@@ -72,6 +72,8 @@ def inception_resnet_v2_benedetti(input_size, num_classes=7, weights="imagenet",
     return keras.Model(inputs, outputs, name="inception_resnet_v2_benedetti")
 
 
+# Hitta (2023), Table 3.3: Adam with ExponentialDecay(1e-3, 100000, 0.96, staircase), frozen
+# base; then the last 30 non-BatchNormalization layers unfrozen and 40 epochs with Adam 1e-4.
 @register_model(
     Recipe(
         input_size=(256, 256),
@@ -84,9 +86,6 @@ def inception_resnet_v2_benedetti(input_size, num_classes=7, weights="imagenet",
         split="80/10/10",
         positive_class="melanoma",
         pretrained="inception_resnet_v2",
-        notes="Hitta (2023), Table 3.3: Adam with ExponentialDecay(1e-3, 100000, 0.96, "
-        "staircase), frozen base; then the last 30 non-BatchNormalization layers unfrozen "
-        "and 40 epochs with Adam 1e-4",
         defaults={"num_classes": 2, "weights": "imagenet"},
     )
 )

@@ -43,10 +43,9 @@ class Recipe:
     batch_size: int
     stages: tuple[Stage, ...]
     imbalance: Imbalance = Imbalance()
-    split: str = "80/10/10"
+    split: str = "80/10/10"  # the paper's ratios: ingest --split recipe:NAME applies them
     positive_class: str | None = None  # binary models: the class sensitivity is about
     pretrained: str | None = None  # the base whose ImageNet weights --weights imagenet loads
-    notes: str = ""
     defaults: dict = field(default_factory=dict)
 
 

@@ -49,6 +49,10 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
                 f"| {label} | {row['support']} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "
                 f"{_fmt(row['f1'])} | {_fmt(row['specificity'])} | {_fmt(row['auc'])} |"
             )
+        present = section.get("balanced_accuracy_over", classes)
+        if len(present) < len(classes):
+            lines += ["", f"Balanced accuracy averages the recall of the {len(present)} classes with images "
+                      f"here ({', '.join(present)}); n/a: a figure that no image of this split defines."]
         if "binary" in section:
             binary = section["binary"]
             lines += ["", f"{binary['positive_class']} at threshold {binary['threshold']}: sensitivity "
@@ -56,6 +60,7 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         lines += ["", f"![{name} confusion matrix](confusion_matrix_{name}.png)"]
     if metrics.get("history"):
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
+    lines += _calibration_lines(metrics)
     if any("interval" in metrics.get(name, {}) for name in SECTIONS):
         lines += ["", "Intervals: balanced accuracy's percentiles over 1,000 resamples of the split's lesions",
                   "(all of a lesion's images together), how far the figure could move on another split of",
@@ -65,6 +70,34 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
                   "early stopping, not for choosing a checkpoint."]
     lines.append("")
     return "\n".join(lines)
+
+
+def _calibration_lines(metrics: dict) -> list[str]:
+    calibration, point = metrics.get("calibration"), metrics.get("operating_point")
+    if not calibration:
+        return []
+    lines = ["", "## Calibration", "",
+             f"Temperature {calibration['temperature']:.3f}, fitted on the {calibration['fitted_on'] or 'no'} split "
+             "(scoring and serving apply it; no predicted class changes). Expected calibration error "
+             f"({calibration['ece_bins']} bins):", "", "| split | before | after |", "|---|---|---|"]
+    for split, found in calibration["reliability"].items():
+        lines.append(f"| {split} | {_fmt(found['before']['ece'])} | {_fmt(found['after']['ece'])} |")
+    lines += ["", "![reliability diagram](reliability.png)"]
+    if point and point["threshold"].get("temperature") is not None:
+        test = point["test"]
+        interval = test.get("interval", {})
+
+        def rate(key: str) -> str:
+            bounds = interval.get(key)
+            return _fmt(test[key]) + (f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else "")
+
+        lines += ["", "## Melanoma operating point", "",
+                  f"Threshold {point['threshold']['temperature']:.4f} on the calibrated {point['class']} probability: "
+                  f"the largest that flags at least {point['target_sensitivity']:.0%} of the validation split's "
+                  f"{point['validation']['positives']} melanomas. On test ({test['positives']} melanomas, "
+                  f"{test['negatives']} others): sensitivity {rate('sensitivity')}, specificity {rate('specificity')}.",
+                  "", "![melanoma ROC curve](roc_melanoma.png)"]
+    return lines
 
 
 def write_evaluation(folder_url: str, metrics: dict, classes: list[str], title: str, notes: list[str] = (),
@@ -78,5 +111,12 @@ def write_evaluation(folder_url: str, metrics: dict, classes: list[str], title: 
     if metrics.get("history"):
         names.append("curves.png")
         plots.history(metrics["history"], join(folder_url, names[-1]), stage_ends)
+    if metrics.get("calibration"):
+        names.append("reliability.png")
+        plots.reliability(metrics["calibration"], join(folder_url, names[-1]))
+    point = metrics.get("operating_point")
+    if point and point.get("roc"):
+        names.append("roc_melanoma.png")
+        plots.roc(point, join(folder_url, names[-1]))
     storage.write_text(join(folder_url, "report.md"), markdown(metrics, classes, title, notes))
     return [*names, "report.md"]

@@ -22,37 +22,46 @@ def _auc(is_class: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(is_class, score))
 
 
+def group_resamples(groups: np.ndarray, draws: int = 1000, seed: int = 0):
+    """Index arrays of `draws` resamples of the groups (lesions) with replacement: every image of
+    each chosen group, as many times as the group was drawn. A lesion's images stand or fall
+    together, so resampling images would understate the spread."""
+    _, group_of = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)
+    members = np.argsort(group_of, kind="stable")
+    sizes = np.bincount(group_of)
+    starts = np.cumsum(sizes) - sizes
+    rng = np.random.default_rng(seed)
+    for _ in range(draws):
+        chosen = rng.integers(0, sizes.size, sizes.size)
+        yield members[np.repeat(starts[chosen], sizes[chosen]) + _ranks_within(sizes[chosen])]
+
+
+def percentiles(values, level: float = 0.95) -> list[float]:
+    tails = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    return np.percentile(np.asarray(values, dtype=np.float64), tails).round(4).tolist()
+
+
 def bootstrap_interval(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray, draws: int = 1000,
                        level: float = 0.95, seed: int = 0) -> dict:
-    """Percentile intervals of accuracy and balanced accuracy over `draws` resamples of the
-    groups (lesions) with replacement: a lesion's images stand or fall together, so resampling
-    images would understate the spread. On HAM10000's 1,000-image test split the rarest classes
-    have a dozen images, and one image moves balanced accuracy by about a point."""
+    """Percentile intervals of accuracy and balanced accuracy over resamples of the lesions
+    (group_resamples). On HAM10000's 1,000-image test split the rarest classes have a dozen
+    images, and one image moves balanced accuracy by about a point."""
     labels, predicted, groups = (np.asarray(values).reshape(-1) for values in (labels, predicted, groups))
     if not labels.size == predicted.size == groups.size:
         raise ValueError("labels, predictions and groups must have one entry per image")
     classes = int(max(labels.max(), predicted.max())) + 1
     right = labels == predicted
-    _, group_of = np.unique(groups, return_inverse=True)
-    members = np.argsort(group_of, kind="stable")
-    sizes = np.bincount(group_of)
-    starts = np.cumsum(sizes) - sizes
-    rng = np.random.default_rng(seed)
     accuracies, balanced = np.empty(draws), np.empty(draws)
-    for draw in range(draws):
-        chosen = rng.integers(0, sizes.size, sizes.size)
-        # Every image of each chosen group, as many times as the group was drawn.
-        index = members[np.repeat(starts[chosen], sizes[chosen]) + _ranks_within(sizes[chosen])]
+    for draw, index in enumerate(group_resamples(groups, draws, seed)):
         accuracies[draw] = right[index].mean()
         # Mean recall over the classes present in the resample, as balanced_accuracy_score.
         support = np.bincount(labels[index], minlength=classes)
         hits = np.bincount(labels[index], weights=right[index], minlength=classes)
         balanced[draw] = np.mean(hits[support > 0] / support[support > 0])
-    tails = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
     return {
-        "level": level, "draws": draws, "groups": int(sizes.size),
-        "accuracy": np.percentile(accuracies, tails).round(4).tolist(),
-        "balanced_accuracy": np.percentile(balanced, tails).round(4).tolist(),
+        "level": level, "draws": draws, "groups": int(np.unique(groups).size),
+        "accuracy": percentiles(accuracies, level),
+        "balanced_accuracy": percentiles(balanced, level),
     }
 
 
@@ -93,6 +102,15 @@ def classification_metrics(
         negatives - false_positives, negatives, out=np.zeros(len(classes)), where=negatives > 0
     )
     aucs = [_auc(labels == index, probabilities[:, index]) for index in indices]
+    predicted_counts = counts.sum(axis=0)
+
+    def defined(values, where) -> list[float | None]:
+        """A class's figure where it means something, None (n/a) where it does not: recall and F1
+        of a class with no image in the split, precision of a class never predicted."""
+        return [float(value) if ok else None for value, ok in zip(values, where, strict=True)]
+
+    recall_of, f1_of = defined(recall, support > 0), defined(f1, support > 0)
+    precision_of = defined(precision, predicted_counts > 0)
     defined = [auc for auc in aucs if auc is not None]
     row_totals = counts.sum(axis=1, keepdims=True)
     result = {
@@ -100,14 +118,15 @@ def classification_metrics(
         "accuracy": float(accuracy_score(labels, predicted)),
         # scikit-learn averages recall over the classes present in `labels`, as ISIC does.
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "balanced_accuracy_over": [classes[index] for index in indices if support[index] > 0],
         # Mean of the one-vs-rest AUCs that are defined (classes present in this split).
         "macro_auc": float(np.mean(defined)) if defined else None,
         "baseline_accuracy": float(np.mean(labels == majority_label)),
         "per_class": {
             name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
+                "precision": precision_of[i],
+                "recall": recall_of[i],
+                "f1": f1_of[i],
                 "specificity": float(specificity[i]),
                 "auc": aucs[i],
                 "support": int(support[i]),
@@ -128,7 +147,7 @@ def classification_metrics(
         result["binary"] = {
             "positive_class": positive_class,
             "threshold": 0.5,
-            "sensitivity": float(recall[positive]),
+            "sensitivity": recall_of[positive],
             "specificity": float(specificity[positive]),
         }
     return result

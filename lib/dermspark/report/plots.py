@@ -79,3 +79,37 @@ def bars(table: dict, title: str, url: str) -> None:
     if splits:  # an archive with no usable image has nothing to label
         axis.legend()
     save(figure, url)
+
+
+def reliability(calibration: dict, url: str) -> None:
+    """Accuracy against confidence per bin, before and after the temperature, one panel a split;
+    the diagonal is a model whose confidence is its accuracy."""
+    splits = list(calibration["reliability"])
+    figure, axes = pyplot().subplots(1, len(splits), figsize=(5 * len(splits), 4.5), squeeze=False)
+    for axis, split in zip(axes[0], splits, strict=True):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        for when, marker in (("before", "o"), ("after", "s")):
+            bins = calibration["reliability"][split][when]
+            kept = [index for index, count in enumerate(bins["count"]) if count]
+            axis.plot([bins["confidence"][i] for i in kept], [bins["accuracy"][i] for i in kept], marker=marker,
+                      label=f"{when} (ECE {bins['ece']:.3f})")
+        axis.set_xlabel("confidence")
+        axis.set_ylabel("accuracy")
+        axis.set_title(f"{split}, temperature {calibration['temperature']:.3f}")
+        axis.legend()
+    save(figure, url)
+
+
+def roc(point: dict, url: str) -> None:
+    """The test split's ROC curve of one class, with the chosen operating point on it."""
+    figure, axis = pyplot().subplots(figsize=(5, 5))
+    axis.plot(point["roc"]["fpr"], point["roc"]["tpr"], label=f"{point['class']} against the rest")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    test = point["test"]
+    axis.plot([1 - test["specificity"]], [test["sensitivity"]], "o", color="red",
+              label=f"threshold {point['threshold']['temperature']:.3f}")
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_title("test split")
+    axis.legend(loc="lower right")
+    save(figure, url)

@@ -23,6 +23,7 @@ from dermspark.score.evaluation import evaluate_scores
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
+from dermspark.score.predict import output_settings
 from dermspark.score.udf import make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import join, to_url
@@ -36,7 +37,7 @@ def _check(settings: ScoreSettings) -> None:
     require(settings)
     if settings.top_k < 1 or settings.batch_size < 1:
         raise DermsparkError("--top-k and --batch-size must be at least 1")
-    if not 0.0 <= settings.melanoma_threshold <= 1.0:
+    if settings.melanoma_threshold is not None and not 0.0 <= settings.melanoma_threshold <= 1.0:
         raise DermsparkError(f"--melanoma-threshold must be within 0..1, got {settings.melanoma_threshold}")
     if settings.incremental and settings.mode == "overwrite":
         raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
@@ -112,8 +113,9 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
         # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
         threads = int(spark.conf.get("spark.task.cpus", "1"))
-        predict = make_predict_udf(bundle_url, settings.top_k, settings.melanoma_threshold, source.read_paths,
-                                   threads, tracking_uri if registered else None)
+        temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
+        predict = make_predict_udf(bundle_url, settings.top_k, threshold, source.read_paths,
+                                   threads, tracking_uri if registered else None, temperature)
         with stage("score", f"predicting {inputs - skipped:,} inputs with {output.version}") as counts:
             rows.select("path", "image_id", predict("path", "content").alias("r")).select(
                 "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
@@ -143,6 +145,9 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         "model_version": output.version,
         "registered_model": registered.describe() if registered else None,
         "bundle_sha256": manifest["model_sha256"],
+        "calibration": dict(zip(("temperature", "melanoma_threshold"),
+                                output_settings(manifest, settings.calibration, settings.melanoma_threshold),
+                                strict=True)),
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
     }

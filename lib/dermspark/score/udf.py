@@ -65,8 +65,10 @@ def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[
 
 
 def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
-                     read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None):
-    """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts."""
+                     read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None,
+                     temperature: float = 1.0):
+    """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts;
+    temperature and melanoma_threshold: as predict.output_settings resolved them on the driver."""
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -78,7 +80,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
-                                                    if failure is None]))
+                                                    if failure is None], temperature))
             results = [
                 next(predicted) if failure is None else Prediction(None, error="unreadable", error_detail=failure)
                 for failure in failures

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from dermspark import DermsparkError
 from dermspark.bundle import load_bundle, model_version
 from dermspark.labels import display_name
-from dermspark.score.predict import describe, predict_bytes
+from dermspark.score.predict import describe, output_settings, predict_bytes
 from dermspark.serve.upload_limit import UploadLimit
 from dermspark.settings import ServeSettings, require
 from dermspark.tracking import registry
@@ -45,7 +45,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     the first request, so a bad bundle stops the launcher before it listens."""
     limit = upload_limit_bytes(settings)
     origins = cors_origins(settings)
-    if not 0.0 <= settings.melanoma_threshold <= 1.0:
+    if settings.melanoma_threshold is not None and not 0.0 <= settings.melanoma_threshold <= 1.0:
         raise DermsparkError(f"melanoma_threshold must be within 0 and 1, got {settings.melanoma_threshold}")
     registered = None
     if bundle is None:
@@ -53,6 +53,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
         location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
         bundle = load_bundle(location, tracking_uri)
     classes = list(bundle.classes)
+    temperature, threshold = output_settings(bundle.manifest, settings.calibration, settings.melanoma_threshold)
     identity = {"model": bundle.manifest["model_name"],
                 "version": model_version(bundle.manifest, registered.label if registered else "")}
     # The registry's name and version (and the alias it was asked by), for a registered model.
@@ -76,6 +77,8 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
             "classes": classes,
             "class_names": {label: display_name(label) for label in classes},
             "input_size": list(bundle.input_size),
+            "temperature": temperature,
+            "melanoma_threshold": threshold,
             "max_upload_bytes": limit,
             "notice": NOTICE,
         }
@@ -87,12 +90,12 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
         if len(content) > limit:
             raise HTTPException(413, {"reason": "too_large", "message": f"the image is over {limit} bytes"})
         with model_lock:
-            [prediction] = predict_bytes(bundle, [content])
+            [prediction] = predict_bytes(bundle, [content], temperature)
         if prediction.error is not None:
             raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
                 "reason": prediction.error,
                 "message": f"not a usable image ({prediction.error}): {prediction.error_detail}"})
-        columns = describe([prediction], classes, top_k=len(classes), melanoma_threshold=settings.melanoma_threshold)
+        columns = describe([prediction], classes, top_k=len(classes), melanoma_threshold=threshold)
         label = columns["predicted_label"][0]
         return {
             "predicted_class": label,

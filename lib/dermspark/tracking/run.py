@@ -54,10 +54,10 @@ def final_metrics(metrics: dict) -> dict[str, float]:
             if isinstance(bounds, list) and len(bounds) == 2:
                 flat[f"{split}_{key}_low"], flat[f"{split}_{key}_high"] = map(float, bounds)
         for name, figures in section.get("per_class", {}).items():
-            if figures.get("support"):  # a class with no image here has no recall
+            if figures.get("recall") is not None:  # None: no image of the class in this split
                 flat[f"{split}_recall_{name}"] = float(figures["recall"])
         for key in ("sensitivity", "specificity"):
-            if key in section.get("binary", {}):
+            if section.get("binary", {}).get(key) is not None:
                 flat[f"{split}_{key}"] = float(section["binary"][key])
     return flat
 

@@ -93,6 +93,8 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     require(settings)
     if settings.cycle_time_ms <= 0:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
+    if not 0.0 < settings.target_sensitivity <= 1.0:
+        raise DermsparkError(f"--target-sensitivity must be within (0, 1], got {settings.target_sensitivity}")
     try:
         recipe = get_recipe(settings.model)
         check_options(settings.model, settings.model_options)
@@ -160,6 +162,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         "positive_class": recipe.positive_class if recipe.positive_class in classes else None,
         "plan": plan,
         "seed": settings.seed,
+        "target_sensitivity": settings.target_sensitivity,
         "store_url": store_url,
         "bundle_manifest": bundle_manifest,
         "tensorboard_url": tensorboard_url,

@@ -201,25 +201,40 @@ def train(config: dict) -> dict | None:
 
 
 def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
-    """Rank 0 alone: metrics on validation and test, and the bundle."""
+    """Rank 0 alone: a temperature fitted on validation, the melanoma operating point, metrics
+    of the calibrated probabilities (what scoring and serving give) on validation and test,
+    and the bundle."""
     import os
 
     from dermspark.bundle import save_bundle
+    from dermspark.report.calibration import apply_temperature, calibrate
     from dermspark.report.metrics import classification_metrics
+    from dermspark.score.predict import melanoma_index
 
     batch_size = config["plan"]["batch_size"]
     classes = config["classes"]
 
-    def evaluate(split_data):
+    def predicted(split_data):
         images, labels, lesions = split_data
-        probabilities = model.predict(images, batch_size=batch_size, verbose=0)
-        return classification_metrics(labels, probabilities, classes, config["majority_label"],
-                                      config["positive_class"], groups=lesions)
+        return model.predict(images, batch_size=batch_size, verbose=0), labels, lesions
 
-    test = inputs.load("test", batch_size)
+    test = predicted(inputs.load("test", batch_size))
+    valid = predicted(validation) if validation is not None else None
+    melanoma = melanoma_index(classes)
+    calibration = calibrate(valid, test, melanoma, config["target_sensitivity"])
+    temperature = calibration.pop("temperature")
+    point = calibration.pop("operating_point")
+
+    def evaluate(split):
+        probabilities, labels, lesions = split
+        return classification_metrics(labels, apply_temperature(probabilities, temperature), classes,
+                                      config["majority_label"], config["positive_class"], groups=lesions)
+
     metrics = {"test": evaluate(test)}
-    if validation is not None:
-        metrics["validation"] = evaluate(validation)
+    if valid is not None:
+        metrics["validation"] = evaluate(valid)
+    metrics["calibration"] = {"temperature": temperature, **calibration}
+    metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
     training = {
         "history": state.history,
         "stage_ends": state.stage_ends,
@@ -230,9 +245,16 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
         # As the ranks ran it, so a rate measured from this history says what it was.
         "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
     }
-    manifest = {**config["bundle_manifest"], "metrics": metrics, "training": {
-        key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")
-    }}
+    manifest = {
+        **config["bundle_manifest"],
+        "metrics": {key: metrics[key] for key in ("test", "validation") if key in metrics},
+        # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
+        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"]},
+        "operating_point": None if point is None else {
+            "class": classes[melanoma], "target_sensitivity": point["target_sensitivity"],
+            "threshold": point["threshold"]},
+        "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
+    }
     # The output is staged as a whole by the driver.
     save_bundle(config["output_url"] + "/model", model, manifest, staged=False)
     return {**metrics, **training}
