@@ -145,9 +145,8 @@ def calibrate(validation, test, melanoma: int | None, target: float) -> dict:
             scores = apply_temperature(split[0], temperature)[:, melanoma]
             positive = split[1] == melanoma
             point[name] = sensitivity_specificity(scores, positive, threshold)
-            if name == "test":
-                point[name]["interval"] = rate_intervals(scores, positive, threshold, split[2])
-        scores, positive = apply_temperature(test[0], temperature)[:, melanoma], test[1] == melanoma
+        # scores and positive are the test split's, the loop's last.
+        point["test"]["interval"] = rate_intervals(scores, positive, threshold, test[2])
         if positive.any() and (~positive).any():
             fpr, tpr, _ = roc_curve(positive, scores)
             point["roc"] = {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()}

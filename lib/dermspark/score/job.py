@@ -108,12 +108,12 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
     bundle_url, tracking_uri, registered = model
     classes = manifest["classes"]
     written, by_reason, total = None, {}, 0
+    temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
     if inputs > skipped:
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
         # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
         threads = int(spark.conf.get("spark.task.cpus", "1"))
-        temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
         predict = make_predict_udf(bundle_url, settings.top_k, threshold, source.read_paths,
                                    threads, tracking_uri if registered else None, temperature)
         with stage("score", f"predicting {inputs - skipped:,} inputs with {output.version}") as counts:
@@ -145,9 +145,7 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         "model_version": output.version,
         "registered_model": registered.describe() if registered else None,
         "bundle_sha256": manifest["model_sha256"],
-        "calibration": dict(zip(("temperature", "melanoma_threshold"),
-                                output_settings(manifest, settings.calibration, settings.melanoma_threshold),
-                                strict=True)),
+        "calibration": {"temperature": temperature, "melanoma_threshold": threshold},
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
     }

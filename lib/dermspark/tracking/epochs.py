@@ -63,7 +63,7 @@ class EpochLog:
             from mlflow.entities import Metric
 
             if self.client is None:
-                from dermspark.tracking.run import mlflow_client
+                from dermspark.tracking.server import mlflow_client
 
                 self.client = mlflow_client(self.mlflow["tracking_uri"])
             now = int(time.time() * 1000)

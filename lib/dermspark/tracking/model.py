@@ -57,17 +57,13 @@ def log_bundle(folder: str, register: str | None):
     # MLflow prints its own progress to stderr and advises on what the signature already fixes.
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        return _log(mlflow.pyfunc, CODE, folder, manifest, register)
-
-
-def _log(pyfunc, code: str, folder: str, manifest: dict, register: str | None):
-    return pyfunc.log_model(
-        name="model",
-        python_model=code,
-        artifacts={BUNDLE: folder},
-        signature=signature(manifest),
-        pip_requirements=requirements(),
-        registered_model_name=register,
-        metadata={key: manifest[key] for key in ("model_name", "classes", "input_size", "preprocessing",
-                                                 "model_sha256", "positive_class") if key in manifest},
-    )
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CODE,
+            artifacts={BUNDLE: folder},
+            signature=signature(manifest),
+            pip_requirements=requirements(),
+            registered_model_name=register,
+            metadata={key: manifest[key] for key in ("model_name", "classes", "input_size", "preprocessing",
+                                                     "model_sha256", "positive_class") if key in manifest},
+        )

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from dermspark import DermsparkError
-from dermspark.tracking.server import quiet_mlflow, shown
+from dermspark.tracking.server import mlflow_client, quiet_mlflow, shown
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ class Registered:
     version: str
     alias: str | None
     bundle_url: str  # the bundle's artifact location, fixed to this version
-    tracking_uri: str
 
     @property
     def label(self) -> str:
@@ -55,11 +54,9 @@ def resolve(uri: str, tracking_uri: str | None) -> Registered:
     if not tracking_uri:
         raise DermsparkError(f"{uri} names a registered model: give the registry with --mlflow-uri "
                              "or MLFLOW_TRACKING_URI")
-    quiet_mlflow()
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = mlflow_client(tracking_uri)
     name, version, alias = match["name"], match["version"], match["alias"]
     try:
         found = (client.get_model_version(name, version) if version
@@ -68,7 +65,7 @@ def resolve(uri: str, tracking_uri: str | None) -> Registered:
     except MlflowException as error:
         raise DermsparkError(f"{uri} is not in the registry at {shown(tracking_uri)}: "
                              f"{error.message.splitlines()[0]}") from None
-    registered = Registered(name, str(found.version), alias, f"{location.rstrip('/')}/{BUNDLE_PATH}", tracking_uri)
+    registered = Registered(name, str(found.version), alias, f"{location.rstrip('/')}/{BUNDLE_PATH}")
     log.info("model %s is %s", uri, registered.label)
     return registered
 

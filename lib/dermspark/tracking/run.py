@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from dermspark import DermsparkError, storage
-from dermspark.tracking.server import quiet_mlflow, shown
+from dermspark.tracking.server import mlflow_client, shown
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def final_metrics(metrics: dict) -> dict[str, float]:
 
 
 class TrainingRun:
-    def __init__(self, tracking_uri: str, run_id: str, experiment_id: str, resumed: bool):
-        self.tracking_uri, self.run_id, self.experiment_id, self.resumed = tracking_uri, run_id, experiment_id, resumed
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracking_uri, self.run_id = tracking_uri, run_id
 
     @classmethod
     def open(cls, tracking_uri: str, experiment: str, dermspark_run: str, params: dict,
@@ -80,7 +80,7 @@ class TrainingRun:
         else:
             run_id = client.create_run(experiment_id, run_name=dermspark_run,
                                        tags={RUN_TAG: dermspark_run, **tags}).info.run_id
-        run = cls(tracking_uri, run_id, experiment_id, bool(earlier))
+        run = cls(tracking_uri, run_id)
         run._log_params(client, flatten(params))
         log.info("mlflow: run %s in experiment %s at %s%s", run_id, experiment, shown(tracking_uri),
                  " (resumed)" if earlier else "")
@@ -124,10 +124,12 @@ class TrainingRun:
         client.log_batch(self.run_id, metrics=[Metric(key, value, now, 0)
                                                for key, value in final_metrics(metrics).items()])
         with tempfile.TemporaryDirectory(prefix="dermspark-mlflow-") as local:
+            report = os.path.join(local, "report")
+            os.makedirs(report)
             for name in [*ARTIFACTS, *storage.glob(output_url, "*.png")]:
-                with open(os.path.join(local, name), "wb") as handle:
+                with open(os.path.join(report, name), "wb") as handle:
                     handle.write(storage.read_bytes(storage.join(output_url, name)))
-                client.log_artifact(self.run_id, os.path.join(local, name))
+            client.log_artifacts(self.run_id, report)
             bundle = os.path.join(local, "bundle")
             storage.get_tree(storage.join(output_url, "model"), bundle)
             mlflow.set_tracking_uri(self.tracking_uri)
@@ -156,13 +158,6 @@ class TrainingRun:
             mlflow_client(self.tracking_uri).set_terminated(self.run_id, status="FAILED")
         except Exception as error:  # the job's own error is the one to report
             log.warning("mlflow: could not mark run %s failed: %s", self.run_id, error)
-
-
-def mlflow_client(tracking_uri: str):
-    quiet_mlflow()
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def open_or_fail(*args, **kwargs) -> TrainingRun:

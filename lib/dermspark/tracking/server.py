@@ -60,6 +60,14 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
     )
 
 
+def mlflow_client(tracking_uri: str):
+    """The one way dermspark builds MLflow's client: tracking and registry on the same server."""
+    quiet_mlflow()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 def check_name(name: str, what: str) -> str:
     if not NAME.fullmatch(name):
         raise DermsparkError(f"{what} {name!r} may hold only letters, digits, '.', '_' and '-'")
