@@ -23,7 +23,7 @@ def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
     import pandas as pd
 
     output = tmp_path / "whole"
-    run_ingest(spark, IngestSettings(input=str(real_data / "ham10000-200x150"), output=str(output)))
+    run_ingest(spark, IngestSettings(input=str(real_data / "ham10000-200x150"), output=str(output), folds=5))
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["inputs"] == manifest["written"] == 10_015
     metadata = pd.read_csv(real_data / "ham10000-200x150" / "HAM10000_metadata.csv")
@@ -34,6 +34,15 @@ def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
     # Grouping keeps the 80/10/10 ratio within a point per split.
     for split, ratio in (("train", 0.8), ("validation", 0.1), ("test", 0.1)):
         assert abs(sum(manifest["per_split"][split].values()) / 10_015 - ratio) < 0.01
+    # Five folds: no lesion in two, and each class's images shared out evenly, within 10% of
+    # the even share or 2 images, whichever is larger (lesions move whole).
+    folds = spark.read.parquet(str(output / "images_75x100")).select("lesion_id", "fold")
+    assert folds.distinct().groupBy("lesion_id").count().filter("count > 1").count() == 0
+    assert manifest["folds"] == 5 and sorted(manifest["per_fold"]) == ["0", "1", "2", "3", "4"]
+    for name, total in manifest["per_class"].items():
+        even = total / 5
+        for fold, counts in manifest["per_fold"].items():
+            assert abs(counts.get(name, 0) - even) <= max(0.1 * even, 2), (name, fold, counts.get(name, 0), even)
 
 
 def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):

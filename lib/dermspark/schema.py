@@ -15,6 +15,8 @@ def make_schema(height: int, width: int) -> Unischema:
             UnischemaField("dx", np.str_, (), ScalarCodec(StringType()), False),
             UnischemaField("label", np.int32, (), ScalarCodec(IntegerType()), False),
             UnischemaField("split", np.str_, (), ScalarCodec(StringType()), False),
+            # ingest --folds: the lesion's cross-validation fold; null without folds.
+            UnischemaField("fold", np.int32, (), ScalarCodec(IntegerType()), True),
             # Null only when no training image has an age to impute from.
             UnischemaField("age", np.float64, (), ScalarCodec(DoubleType()), True),
             UnischemaField("age_imputed", np.bool_, (), ScalarCodec(BooleanType()), False),

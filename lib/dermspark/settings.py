@@ -57,7 +57,9 @@ class IngestSettings:
     split: str = setting("80/10/10", "train/validation/test ratios, or recipe:MODEL for that paper's "
                                      "(recipe:huber_cnn is 70/10/20); the split is grouped by lesion_id "
                                      "and stratified by class")
-    seed: int = setting(42, "seed of the split")
+    seed: int = setting(42, "seed of the split and the folds")
+    folds: int = setting(0, "also give every lesion a fold, 0 to K-1, stratified by class (each class's "
+                            "images shared out evenly), for cross-validation; 0: no folds")
     mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
     max_pixels: int = setting(89_478_485, "larger images are rejected before they are decoded "
                                           "(Pillow's decompression-bomb limit)")

@@ -113,7 +113,7 @@ def write_rejects(rejects: DataFrame, url: str) -> dict[str, int]:
     return dict(Counter(table.column("reason").to_pylist()))
 
 
-def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int]) -> dict:
+def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int], folds: int = 0) -> dict:
     per_split_class = written.groupBy("split", "class_name").count().collect()
     per_class: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {}
@@ -134,4 +134,14 @@ def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int]) -> dict
         "by_reason": dict(sorted(by_reason.items())),
         "per_class": dict(sorted(per_class.items())),
         "per_split": {split: dict(sorted(counts.items())) for split, counts in sorted(per_split.items())},
+        "folds": folds,
+        "per_fold": _per_fold(written) if folds else None,
     }
+
+
+def _per_fold(written: DataFrame) -> dict[str, dict[str, int]]:
+    """Images per fold and class, what train --cv plans each fold's training from."""
+    per_fold: dict[str, dict[str, int]] = {}
+    for row in written.groupBy("fold", "class_name").count().collect():
+        per_fold.setdefault(str(row["fold"]), {})[row["class_name"]] = row["count"]
+    return {fold: dict(sorted(counts.items())) for fold, counts in sorted(per_fold.items(), key=lambda x: int(x[0]))}

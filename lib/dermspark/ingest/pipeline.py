@@ -51,6 +51,7 @@ def _outcome_schema() -> StructType:
     ]
     fields += [
         StructField("label", IntegerType()),
+        StructField("fold", IntegerType()),
         StructField("age", DoubleType()),
         StructField("age_imputed", BooleanType()),
         StructField("reason", StringType()),
@@ -176,6 +177,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     require(settings)
     if settings.source not in READERS:
         raise DermsparkError(f"unknown --source {settings.source!r}; known: {', '.join(READERS)}")
+    if settings.folds == 1 or settings.folds < 0:
+        raise DermsparkError(f"--folds needs at least 2 folds (or 0 for none), got {settings.folds}")
     try:
         sizes = parse_sizes(settings.sizes)
         options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels)
@@ -201,7 +204,9 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     with stage("ingest", "splitting by lesion") as counts:
         # Small (a row per image) and read by the content join and the counts: computed once.
-        candidates = split.assign_splits(candidates, ratios, settings.seed).localCheckpoint()
+        candidates = split.assign_splits(candidates, ratios, settings.seed)
+        candidates = (split.assign_folds(candidates, settings.folds, settings.seed) if settings.folds
+                      else candidates.withColumn("fold", F.lit(None).cast("int"))).localCheckpoint()
         train_mean_age = split.training_mean_age(candidates)
         candidates = split.impute_age(candidates, train_mean_age)
         counts["images to decode"] = images = candidates.count()
@@ -231,7 +236,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
             with stage("ingest", "accounting: rejects, counts and parts") as shown:
                 by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
-                counts = accounting.manifest(inputs, written, by_reason)
+                counts = accounting.manifest(inputs, written, by_reason, settings.folds)
                 _check_parts(urls, counts["written"])
                 shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
             failure = _over_reject_limit(counts, settings.max_reject_fraction)

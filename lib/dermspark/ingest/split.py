@@ -58,6 +58,33 @@ def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: in
     return frame.join(lesions.select("_group", "split"), "_group").drop("_group")
 
 
+def assign_folds(frame: DataFrame, folds: int, seed: int) -> DataFrame:
+    """Adds `fold` (0 to folds-1) to rows with `image_id`, `lesion_id` and `class_name`: every
+    lesion whole in one fold, and each class's images shared out evenly. Within a class, lesions
+    go largest first (ties in a seeded order) to the fold holding the fewest of its images so
+    far, one class per task (a class's lesions are a small table)."""
+    import pandas as pd
+
+    if folds < 2:
+        raise ValueError(f"--folds needs at least 2 folds, got {folds}")
+    group = F.coalesce(F.nullif(F.trim("lesion_id"), F.lit("")), F.col("image_id"))
+    frame = frame.withColumn("_group", group)
+    lesions = frame.groupBy("_group").agg(F.min("class_name").alias("_group_dx"), F.count("*").alias("_images"))
+    lesions = lesions.withColumn("_order", F.xxhash64(F.lit(seed), "_group"))
+
+    def share_out(table: pd.DataFrame) -> pd.DataFrame:
+        table = table.sort_values(["_images", "_order", "_group"], ascending=[False, True, True])
+        held, chosen = [0] * folds, []
+        for images in table["_images"]:
+            fold = min(range(folds), key=lambda index: (held[index], index))
+            held[fold] += int(images)
+            chosen.append(fold)
+        return pd.DataFrame({"_group": table["_group"].to_numpy(), "fold": chosen})
+
+    assigned = lesions.groupBy("_group_dx").applyInPandas(share_out, "_group string, fold int")
+    return frame.join(assigned, "_group").drop("_group")
+
+
 def training_mean_age(frame: DataFrame) -> float | None:
     """The training split's mean age, the value Benedetti et al. imputed; over training rows
     only, so that validation and test leak nothing into it. Taken before decoding (every
