@@ -21,6 +21,9 @@ def main(argv=None):
             result = run_train(spark, settings)
         finally:
             spark.stop()
+    if "folds" in result:
+        _print_cv(result)
+        return
     test = result["test"]
     print_lines(
         f"train done: bundle {result['bundle']}",
@@ -37,6 +40,31 @@ def main(argv=None):
             **({"registered model": result["registered"]} if "registered" in result else {}),
         },
     )
+
+
+def _print_cv(result: dict) -> None:
+    lines = {"folds trained now": ", ".join(map(str, result["trained"])) or "none (all written earlier)",
+             "run id (rerun with it to resume)": result["run_id"]}
+    if "waiting_for" in result:
+        print_lines(f"train done: cross-validation folds in {result['output']}",
+                    {**lines, "folds still to train": ", ".join(map(str, result["waiting_for"]))})
+        return
+    summary = result["summary"]
+
+    def spread(key: str) -> str:
+        found = summary[key]
+        if found["mean"] is None:
+            return "n/a"
+        return f"{found['mean']:.4f}" + ("" if found["sd"] is None else f" ± {found['sd']:.4f}")
+
+    print_lines(f"train done: {result['folds']}-fold cross-validation in {result['output']}", {
+        **lines,
+        "test balanced accuracy (mean ± sd over folds)": spread("balanced_accuracy"),
+        "test accuracy (mean ± sd)": spread("accuracy"),
+        "test macro AUC (mean ± sd)": spread("macro_auc"),
+        "pooled out-of-fold balanced accuracy": f"{summary['pooled']['balanced_accuracy']:.4f}",
+        "report": os.path.join(result["output"], "cv_report.md"),
+    })
 
 
 if __name__ == "__main__":

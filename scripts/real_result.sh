@@ -2,25 +2,47 @@
 # benbrahim_cnn on the whole real HAM10000 (10,015 images, ../shared/data/ham10000-200x150)
 # through the real jobs: ingest at 75x100 with the lesion-grouped 80/10/10 split, train with
 # Horovod on 2 processes, then print the test metrics. The report is OUTPUT/model/report.md.
-# Usage: scripts/real_result.sh [OUTPUT_DIR]   (default: runs/real-benbrahim/, replaced each run)
+# Usage: scripts/real_result.sh [--cv K [--resume]] [OUTPUT_DIR]
+#   (default OUTPUT_DIR: runs/real-benbrahim/, replaced each run)
+#   --cv K: ingest with --folds K and train K models (train --cv K); the summary is
+#   OUTPUT/model/cv_report.md. --resume: keep OUTPUT_DIR and continue its cross-validation at
+#   the first unfinished fold.
 # Train flags via TRAIN_FLAGS (default: balanced sampling, augmentation, a rate that is Adam's 1e-3
 # once scaled by the 2 processes, as in the paper, and the epoch of best validation balanced
 # accuracy; each chosen by validation balanced accuracy, never test).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+folds=0
+resume=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --cv) folds="${2:?--cv needs the number of folds}"; shift 2 ;;
+        --resume) resume=1; shift ;;
+        -*) echo "unknown option $1; usage: scripts/real_result.sh [--cv K [--resume]] [OUTPUT_DIR]" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
 data="${DERMSPARK_DATA:-$root/../shared/data}/ham10000-200x150"
 work="$(realpath -m "${1:-$root/runs/real-benbrahim}")"
 [ -f "$data/HAM10000_metadata.csv" ] || { echo "no HAM10000 archive at $data: set DERMSPARK_DATA" >&2; exit 2; }
+[ "$resume" = 0 ] || [ "$folds" -gt 0 ] || { echo "--resume continues a cross-validation: give --cv K" >&2; exit 2; }
 
 "$root/scripts/bootstrap.sh"
-rm -rf "$work"
-mkdir -p "$work"
 started=$SECONDS
-"$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes 75x100
+if [ "$resume" = 0 ]; then
+    rm -rf "$work"
+    mkdir -p "$work"
+    "$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes 75x100 \
+        --folds "$folds"
+fi
 # A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
 default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy'
+cv_flags=()
+[ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
 # shellcheck disable=SC2086  # a list of flags
 "$root/spark-submit.sh" train --dataset "$work/dataset" --model benbrahim_cnn --output "$work/model" \
-    --num-proc 2 ${TRAIN_FLAGS:-$default_flags}
-echo "[real] done in $((SECONDS - started)) s; report: $work/model/report.md"
+    --num-proc 2 "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
+report="$work/model/report.md"
+[ "$folds" = 0 ] || report="$work/model/cv_report.md"
+echo "[real] done in $((SECONDS - started)) s; report: $report"

@@ -222,10 +222,10 @@ def test_report_counts_match_the_manifest(ingested):
 
 
 def test_training_names_the_missing_size():
-    from dermspark.train.driver import _pick_dataset
+    from dermspark.train.dataset import pick_size
 
     with pytest.raises(DermsparkError, match="needs 299x299.*--sizes 299x299"):
-        _pick_dataset({"datasets": {"75x100": "images_75x100"}}, (299, 299), "some_model")
+        pick_size({"datasets": {"75x100": "images_75x100"}}, (299, 299), "some_model")
 
 
 def test_finite_reads_are_never_cut_short(ingested):

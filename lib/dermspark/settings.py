@@ -100,6 +100,12 @@ class TrainSettings:
                                         "on the driver or a URL; default: the recipe's")
     run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "
                                        "default: a new run named by the time it starts")
+    cv: int = setting(0, "cross-validation over a dataset ingested with --folds K: K models, model i tested "
+                         "on fold i, validated on fold i+1 (mod K), trained on the rest; OUTPUT/fold-i each, "
+                         "then cv_metrics.json and cv_report.md. 0: the dataset's own split")
+    fold: int | None = setting(None, "with --cv: train fold i alone, so folds can run as separate "
+                                     "applications (give each the same --run-id); the summary is written "
+                                     "by whichever finds every fold done")
     store: str | None = setting(None, "checkpoint store URL (file://, hdfs://, s3://); default: "
                                       "OUTPUT.checkpoints, on the output's storage")
     num_proc: int = setting(2, "Horovod processes; the cluster must offer this many task slots at once")

@@ -107,10 +107,24 @@ def read_text(url: str) -> str:
 
 
 def write_bytes(url: str, data: bytes) -> None:
+    """Whole or not at all: an object store's put is; elsewhere a hidden sibling is written and
+    renamed over the file, so a killed job never leaves half a file."""
     fs, path = open_url(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    with fs.open(path, "wb") as handle:
-        handle.write(data)
+    if is_object_store(url):
+        with fs.open(path, "wb") as handle:
+            handle.write(data)
+        return
+    parent, _, name = path.rpartition("/")
+    hidden = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with fs.open(hidden, "wb") as handle:
+            handle.write(data)
+        fs.mv(hidden, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(hidden)
+        raise
 
 
 def write_text(url: str, text: str) -> None:

@@ -9,7 +9,7 @@ from dermspark.storage import join
 SECTIONS = ("test", "validation", "labeled")
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
@@ -32,9 +32,9 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         if name in metrics:
             section = metrics[name]
             lines.append(
-                f"| {name} | {section['count']} | {_fmt(section['accuracy'])} | "
-                f"{_fmt(section['balanced_accuracy'])}{interval_text(section)} | {_fmt(section['macro_auc'])} | "
-                f"{_fmt(section['baseline_accuracy'])} |"
+                f"| {name} | {section['count']} | {fmt(section['accuracy'])} | "
+                f"{fmt(section['balanced_accuracy'])}{interval_text(section)} | {fmt(section['macro_auc'])} | "
+                f"{fmt(section['baseline_accuracy'])} |"
             )
     for name in SECTIONS:
         if name not in metrics:
@@ -46,8 +46,8 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         for label in classes:
             row = section["per_class"][label]
             lines.append(
-                f"| {label} | {row['support']} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "
-                f"{_fmt(row['f1'])} | {_fmt(row['specificity'])} | {_fmt(row['auc'])} |"
+                f"| {label} | {row['support']} | {fmt(row['precision'])} | {fmt(row['recall'])} | "
+                f"{fmt(row['f1'])} | {fmt(row['specificity'])} | {fmt(row['auc'])} |"
             )
         present = section.get("balanced_accuracy_over", classes)
         if len(present) < len(classes):
@@ -56,7 +56,7 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         if "binary" in section:
             binary = section["binary"]
             lines += ["", f"{binary['positive_class']} at threshold {binary['threshold']}: sensitivity "
-                      f"{_fmt(binary['sensitivity'])}, specificity {_fmt(binary['specificity'])}."]
+                      f"{fmt(binary['sensitivity'])}, specificity {fmt(binary['specificity'])}."]
         lines += ["", f"![{name} confusion matrix](confusion_matrix_{name}.png)"]
     if metrics.get("history"):
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
@@ -81,7 +81,7 @@ def _calibration_lines(metrics: dict) -> list[str]:
              "(scoring and serving apply it; no predicted class changes). Expected calibration error "
              f"({calibration['ece_bins']} bins):", "", "| split | before | after |", "|---|---|---|"]
     for split, found in calibration["reliability"].items():
-        lines.append(f"| {split} | {_fmt(found['before']['ece'])} | {_fmt(found['after']['ece'])} |")
+        lines.append(f"| {split} | {fmt(found['before']['ece'])} | {fmt(found['after']['ece'])} |")
     lines += ["", "![reliability diagram](reliability.png)"]
     if point and point["threshold"].get("temperature") is not None:
         test = point["test"]
@@ -89,7 +89,7 @@ def _calibration_lines(metrics: dict) -> list[str]:
 
         def rate(key: str) -> str:
             bounds = interval.get(key)
-            return _fmt(test[key]) + (f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else "")
+            return fmt(test[key]) + (f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else "")
 
         lines += ["", "## Melanoma operating point", "",
                   f"Threshold {point['threshold']['temperature']:.4f} on the calibrated {point['class']} probability: "

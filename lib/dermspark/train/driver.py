@@ -1,10 +1,10 @@
 """The training job: settings -> checks -> horovod.spark.run -> metrics and bundle."""
 
-import hashlib
 import json
 import logging
 import os
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
@@ -14,13 +14,14 @@ import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.models import get_recipe
-from dermspark.models.registry import check_options
+from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import join, prepare_output, staged_output, to_url
 from dermspark.tracking.run import open_or_fail
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
+from dermspark.train.dataset import check_shards, dataset_fingerprint, pick_size, read_manifest
 from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
@@ -38,58 +39,36 @@ def library_versions() -> dict:
     return versions
 
 
-def _read_dataset_manifest(dataset_url: str) -> dict:
-    manifest_url = join(dataset_url, "manifest.json")
-    if not storage.exists(manifest_url):
-        raise DermsparkError(
-            f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
-        )
-    return json.loads(storage.read_text(manifest_url))
-
-
-def _pick_dataset(manifest: dict, input_size: tuple[int, int], model: str) -> str:
-    wanted = f"{input_size[0]}x{input_size[1]}"
-    if wanted not in manifest["datasets"]:
-        raise DermsparkError(
-            f"model {model} needs {wanted} images but the dataset has only "
-            f"{', '.join(manifest['datasets'])}: rerun ingest with --sizes {wanted}"
-        )
-    return manifest["datasets"][wanted]
-
-
-def _check_shards(dataset_url: str, num_proc: int) -> list[int]:
-    """Training rows each rank will read. Petastorm gives row group i to shard i % shard_count
-    (its seed only reorders), so this replicates its assignment exactly. A rank whose shard has
-    no training row would wait forever on an endless reader, so that is an error here."""
-    import pyarrow.parquet as pq
-    from petastorm.etl.dataset_metadata import load_row_groups
-    from petastorm.fs_utils import get_filesystem_and_path_or_paths
-
-    from dermspark import petastorm_compat
-
-    filesystem, path = get_filesystem_and_path_or_paths(dataset_url,
-                                                        filesystem=petastorm_compat.filesystem(dataset_url))
-    dataset = pq.ParquetDataset(path, filesystem=filesystem, validate_schema=False)
-    pieces = load_row_groups(dataset)
-    if len(pieces) < num_proc:
-        raise DermsparkError(
-            f"the dataset has {len(pieces)} row group(s), fewer than the {num_proc} processes "
-            "that each need a shard: re-ingest with a larger --num-files or lower --num-proc"
-        )
-    per_shard = [0] * num_proc
-    for index, piece in enumerate(pieces):
-        with filesystem.open(piece.path) as handle:
-            splits = pq.ParquetFile(handle).read_row_group(piece.row_group, columns=["split"])
-        per_shard[index % num_proc] += splits.column("split").to_pylist().count("train")
-    if min(per_shard) == 0:
-        raise DermsparkError(
-            f"training rows per process would be {per_shard}: a process with none cannot train. "
-            "Re-ingest with fewer --num-files (bigger row groups) or lower --num-proc"
-        )
-    return per_shard
+@dataclass
+class Setup:
+    """What every model of a job shares, checked once before anything slow."""
+    recipe: Recipe
+    weights_option: dict
+    mlflow_uri: str | None
+    dataset_root: str
+    dataset_url: str
+    dataset_manifest: dict
+    output_url: str
+    store_root: str
 
 
 def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
+    setup = _setup(spark, settings)
+    if settings.cv or settings.fold is not None:
+        from dermspark.train.cv import run_cv
+
+        return run_cv(spark, settings, setup)
+    prepare_output(setup.output_url, settings.mode)
+    run_id = settings.run_id or new_run_id()
+    return train_model(spark, settings, setup, run_id, setup.output_url, join(setup.store_root, run_id),
+                       setup.dataset_manifest["per_split"])
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
+
+
+def _setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     require(settings)
     if settings.cycle_time_ms <= 0:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
@@ -110,28 +89,36 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
     check_reachable(spark, {"--dataset": dataset_root, "--output": output_url, "--store": store_root})
     if weights_option.get("weights", "none") != "none":
         weights_option["weights"] = ship_weights(spark, weights_option["weights"])
-    prepare_output(output_url, settings.mode)
-    dataset_manifest = _read_dataset_manifest(dataset_root)
-    dataset_url = join(dataset_root, _pick_dataset(dataset_manifest, recipe.input_size, settings.model))
-    split_counts = {split: sum(counts.values()) for split, counts in dataset_manifest["per_split"].items()}
+    dataset_manifest = read_manifest(dataset_root)
+    dataset_url = join(dataset_root, pick_size(dataset_manifest, recipe.input_size, settings.model))
+    return Setup(recipe, weights_option, mlflow_uri, dataset_root, dataset_url, dataset_manifest, output_url,
+                 store_root)
+
+
+def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_id: str, output_url: str,
+                store_url: str, per_split: dict, fold: dict | None = None) -> dict:
+    """One model, trained on Horovod into output_url (staged: all of it or nothing). per_split:
+    {split: {class: images}} of what it trains, validates and tests on. fold: a cross-validation
+    fold's {"index", "of", "splits": {split: [folds]}}; None: the dataset's own split."""
+    recipe, dataset_manifest, dataset_url = setup.recipe, setup.dataset_manifest, setup.dataset_url
+    split_counts = {split: sum(counts.values()) for split, counts in per_split.items()}
     for needed in ("train", "test"):
         if not split_counts.get(needed):
             raise DermsparkError(f"the dataset's {needed} split is empty: ingest more images")
-    per_shard = _check_shards(dataset_url, settings.num_proc)
+    per_shard = check_shards(dataset_url, settings.num_proc, fold and fold["splits"])
     log.info("train: training rows per process %s", per_shard)
 
     classes = dataset_manifest["classes"]
-    train_counts = dataset_manifest["per_split"]["train"]
+    train_counts = per_split["train"]
     majority = max(train_counts, key=train_counts.get)
-    plan = make_plan(recipe, settings, classes, dataset_manifest["per_split"], settings.num_proc)
+    plan = make_plan(recipe, settings, classes, per_split, settings.num_proc)
     plan["rows_per_shard"] = per_shard
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
-    run_id = settings.run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
-    store_url = join(store_root, run_id)
+    mlflow_uri = setup.mlflow_uri
     resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan,
                 # The server used, without any password in its URI.
-                "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None}
-    model_options = {"num_classes": len(classes), **weights_option, **settings.model_options}
+                "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None, "fold": fold}
+    model_options = {"num_classes": len(classes), **setup.weights_option, **settings.model_options}
     bundle_manifest = {
         "model_name": settings.model,
         "classes": classes,
@@ -143,7 +130,7 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
         },
         "positive_class": recipe.positive_class,
         "training_settings": resolved,
-        "dataset": dataset_fingerprint(dataset_root, dataset_url, dataset_manifest),
+        "dataset": dataset_fingerprint(setup.dataset_root, dataset_url, dataset_manifest),
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -151,10 +138,13 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
                        else join(store_url, "tensorboard"))
     mlflow_run = None
     if mlflow_uri:
-        mlflow_run = open_or_fail(mlflow_uri, settings.experiment or settings.model, run_id, resolved,
-                                  {"dermspark.model": settings.model, "dermspark.dataset": dataset_url})
+        tags = {"dermspark.model": settings.model, "dermspark.dataset": dataset_url}
+        if fold:
+            tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
+        mlflow_run = open_or_fail(mlflow_uri, settings.experiment or settings.model, run_id, resolved, tags)
     config = {
         "dataset_url": dataset_url,
+        "folds": fold and fold["splits"],
         "model": settings.model,
         "model_options": model_options,
         "classes": classes,
@@ -193,14 +183,15 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
             # traceback the ranks' output above shows. The checkpoints stay; say how to go on.
             if not isinstance(error, RuntimeError) or "exited with non-zero status" not in str(error):
                 raise
+            again = fold["run_id"] if fold else run_id
             raise DermsparkError(
                 f"a training process ended before training did (a worker or executor lost, or an error in "
-                f"the output above); rerun with --run-id {run_id} to resume from the last checkpoint"
+                f"the output above); rerun with --run-id {again} to resume from the last checkpoint"
             ) from None
         metrics = results[0]
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        _write_report(staging, metrics, classes, settings, dataset_url, run_id)
+        _write_report(staging, metrics, classes, settings, dataset_url, run_id, fold)
         storage.copy_tree(tensorboard_url, join(staging, "tensorboard"))
     result = {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id,
               "tensorboard": storage.local_path(tensorboard_url) or tensorboard_url}
@@ -245,19 +236,13 @@ def _weights_option(recipe, settings: TrainSettings) -> dict:
     return {"weights": resolve_weights(wanted, recipe.pretrained) or "none"}
 
 
-def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
-    """Which dataset, and which version of it: the manifest's content without its timestamp
-    (a rerun of ingest on the same input gives the same rows and the same fingerprint)."""
-    content = {key: value for key, value in manifest.items() if key not in ("created_at", "output")}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.get("created_at"),
-            "per_split": manifest["per_split"]}
-
-
 def _write_report(staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
-                  dataset_url: str, run_id: str) -> None:
+                  dataset_url: str, run_id: str, fold: dict | None) -> None:
     notes = [f"model `{settings.model}`, run `{run_id}`, {settings.num_proc} Horovod processes",
              f"dataset `{dataset_url}`; split by lesion, so no lesion is in two splits"]
+    if fold:
+        notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
+                     f"validation fold {fold['splits']['validation'][0]}, training the other folds")
     if metrics.get("resumed_from"):
         notes.append(f"resumed from {metrics['resumed_from']}")
     for stop in metrics.get("stopped_early", []):

@@ -2,7 +2,8 @@
 
 Training reads the rank's own shard, endlessly, with classes resampled by the plan's rates;
 validation and test are read whole, unsharded, so every rank (validation) and rank 0 (test)
-see all of it whatever the row groups hold.
+see all of it whatever the row groups hold. A cross-validation fold's splits are sets of the
+`fold` column's values instead of values of `split`.
 """
 
 import time
@@ -15,21 +16,25 @@ from petastorm.tf_utils import make_petastorm_dataset
 
 
 class Inputs:
-    def __init__(self, dataset_url: str, rank: int, size: int, seed: int):
+    def __init__(self, dataset_url: str, rank: int, size: int, seed: int, folds: dict | None = None):
+        """folds: {split: [fold, ...]} for a cross-validation fold; None: the `split` column."""
         from dermspark import petastorm_compat
 
         self.filesystem = petastorm_compat.filesystem(dataset_url)
         schema = get_schema_from_dataset_url(dataset_url, filesystem=self.filesystem)
+        self.column = "fold" if folds else "split"
+        self.members = {name: set(values) for name, values in folds.items()} if folds else None
         # Field objects, not names: Petastorm reads names as regular expressions.
-        self.fields = [schema.fields["image"], schema.fields["label"], schema.fields["split"]]
+        self.fields = [schema.fields["image"], schema.fields["label"], schema.fields[self.column]]
         self.lesion_field = schema.fields["lesion_id"]
         self.url, self.rank, self.size, self.seed = dataset_url, rank, size, seed
 
     def reader(self, split: str, sharded: bool, epochs, with_lesions: bool = False):
+        wanted = self.members[split] if self.members else {split}
         return make_reader(
             self.url,
             schema_fields=[*self.fields, self.lesion_field] if with_lesions else self.fields,
-            predicate=in_lambda(["split"], lambda value, wanted=split: value == wanted),
+            predicate=in_lambda([self.column], lambda value, wanted=wanted: value in wanted),
             cur_shard=self.rank if sharded else None,
             shard_count=self.size if sharded else None,
             num_epochs=epochs,

@@ -121,7 +121,7 @@ def train(config: dict) -> dict | None:
     state = TrainingState.from_dict(saved)
     resumed_from = {"stage": state.stage, "epoch": state.epoch, "finished": state.finished} if saved else None
 
-    inputs = Inputs(config["dataset_url"], rank, size, config["seed"])
+    inputs = Inputs(config["dataset_url"], rank, size, config["seed"], config.get("folds"))
     validation = inputs.load("validation", batch_size)
     validation_data = (
         tf.data.Dataset.from_tensor_slices(validation[:2]).batch(batch_size) if validation is not None else None

@@ -1,0 +1,126 @@
+"""train --cv K: K models over a dataset's lesion-grouped folds (ingest --folds K), model i
+tested on fold i, validated on fold i+1 (mod K) and trained on the rest. Each fold's output is
+written whole to OUTPUT/fold-i, as one training run's would be; the summary (cv_metrics.json,
+cv_report.md) once every fold is there.
+
+The output belongs to one cross-validation run, named in OUTPUT/cv.json with the settings it
+runs with. A rerun with that --run-id keeps the folds already written and resumes the first
+unfinished one from its checkpoints; `--fold i` trains one fold, so a cluster can run the folds
+as separate applications sharing a run id.
+"""
+
+import json
+import logging
+
+from pyspark.sql import SparkSession
+
+from dermspark import DermsparkError, storage
+from dermspark.report.cross_validation import summarize, write_summary
+from dermspark.settings import TrainSettings, to_json
+from dermspark.storage import join, prepare_output
+from dermspark.train.driver import Setup, new_run_id, train_model
+
+log = logging.getLogger(__name__)
+
+CLAIM = "cv.json"
+# Settings a fold may run with differently from the others: they change where and how it runs,
+# not what it learns (and the tracking URI may hold a password).
+OPERATIONAL = ("fold", "mode", "run_id", "mlflow_uri", "start_timeout", "tensorboard_dir")
+
+
+def fold_splits(folds: int, index: int) -> dict[str, list[int]]:
+    validation = (index + 1) % folds
+    return {"train": [fold for fold in range(folds) if fold not in (index, validation)],
+            "validation": [validation], "test": [index]}
+
+
+def per_split_of(per_fold: dict, splits: dict[str, list[int]]) -> dict[str, dict[str, int]]:
+    """The ingest manifest's {fold: {class: images}} summed into {split: {class: images}}."""
+    result = {}
+    for split, folds in splits.items():
+        counts: dict[str, int] = {}
+        for fold in folds:
+            for name, images in per_fold.get(str(fold), {}).items():
+                counts[name] = counts.get(name, 0) + images
+        result[split] = counts
+    return result
+
+
+def _check(settings: TrainSettings, manifest: dict, dataset: str) -> int:
+    folds = settings.cv
+    if not folds:
+        raise DermsparkError("--fold needs --cv K, the number of folds")
+    if folds < 3:
+        raise DermsparkError(f"--cv needs at least 3 folds (test, validation and one to train on), got {folds}")
+    have = manifest.get("folds") or 0
+    if have != folds:
+        raise DermsparkError(f"--cv {folds} needs a dataset ingested with --folds {folds}; {dataset} has "
+                             f"{have or 'no'} folds")
+    if settings.fold is not None and not 0 <= settings.fold < folds:
+        raise DermsparkError(f"--fold must be within 0 to {folds - 1}, got {settings.fold}")
+    if settings.register:
+        raise DermsparkError("--register takes one model, and cross-validation trains one per fold: train "
+                             "without --cv on the dataset's own split to register a model")
+    return folds
+
+
+def _claim(output_url: str, settings: TrainSettings) -> str:
+    """This run's id, once the output is known to be this run's (or is made so)."""
+    claim_url = join(output_url, CLAIM)
+    wanted = {key: value for key, value in json.loads(to_json(settings)).items() if key not in OPERATIONAL}
+    if storage.exists(claim_url):
+        claim = json.loads(storage.read_text(claim_url))
+        if settings.run_id == claim["run_id"]:
+            differ = sorted(key for key in wanted.keys() | claim["settings"].keys()
+                            if wanted.get(key) != claim["settings"].get(key))
+            if differ:
+                raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']} with other "
+                                     f"settings ({', '.join(differ)}): give the same ones to continue it")
+            return claim["run_id"]
+        if settings.mode != "overwrite":
+            raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']}: pass --run-id "
+                                 f"{claim['run_id']} to continue it, or --mode overwrite to replace it")
+        storage.delete(output_url)
+    elif storage.exists(output_url):
+        prepare_output(output_url, settings.mode)
+        storage.delete(output_url)
+    run_id = settings.run_id or new_run_id()
+    storage.write_text(claim_url, json.dumps({"run_id": run_id, "folds": settings.cv, "settings": wanted},
+                                             indent=2, sort_keys=True))
+    return run_id
+
+
+def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
+    manifest, output_url = setup.dataset_manifest, setup.output_url
+    folds = _check(settings, manifest, setup.dataset_root)
+    run_id = _claim(output_url, settings)
+    done = {index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))}
+    trained = []
+    for index in [settings.fold] if settings.fold is not None else range(folds):
+        if index in done:
+            log.info("train: fold %d of %d was written earlier: kept", index, folds)
+            continue
+        splits = fold_splits(folds, index)
+        log.info("train: fold %d of %d: test fold %d, validation fold %d", index, folds, index,
+                 splits["validation"][0])
+        fold = {"index": index, "of": folds, "splits": splits, "run_id": run_id}
+        train_model(spark, settings, setup, f"{run_id}-fold{index}", join(output_url, f"fold-{index}"),
+                    join(setup.store_root, run_id, f"fold-{index}"), per_split_of(manifest["per_fold"], splits),
+                    fold)
+        trained.append(index)
+        done.add(index)
+    result = {"output": output_url, "run_id": run_id, "folds": folds, "trained": trained}
+    # Another application may have finished the others meanwhile.
+    done = [index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))]
+    if len(done) < folds:
+        return {**result, "waiting_for": sorted(set(range(folds)) - set(done))}
+    classes = manifest["classes"]
+    summary = summarize([json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json")))
+                         for index in range(folds)], classes)
+    notes = [f"model `{settings.model}`, cross-validation run `{run_id}`, {settings.num_proc} Horovod processes "
+             "per fold", f"dataset `{setup.dataset_url}`, its lesions in {folds} folds (ingest --folds), each "
+             "class shared out evenly; no lesion in two folds",
+             "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
+             "best epoch), trained on the rest"]
+    write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
+    return {**result, "summary": summary}

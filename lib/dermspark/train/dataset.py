@@ -1,0 +1,71 @@
+"""The ingested dataset as training sees it: its manifest, the folder of one image size, what a
+fingerprint of it is, and how many training rows each Horovod rank's shard will hold."""
+
+import hashlib
+import json
+
+from dermspark import DermsparkError, storage
+from dermspark.storage import join
+
+
+def read_manifest(dataset_url: str) -> dict:
+    manifest_url = join(dataset_url, "manifest.json")
+    if not storage.exists(manifest_url):
+        raise DermsparkError(
+            f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
+        )
+    return json.loads(storage.read_text(manifest_url))
+
+
+def pick_size(manifest: dict, input_size: tuple[int, int], model: str) -> str:
+    wanted = f"{input_size[0]}x{input_size[1]}"
+    if wanted not in manifest["datasets"]:
+        raise DermsparkError(
+            f"model {model} needs {wanted} images but the dataset has only "
+            f"{', '.join(manifest['datasets'])}: rerun ingest with --sizes {wanted}"
+        )
+    return manifest["datasets"][wanted]
+
+
+def check_shards(dataset_url: str, num_proc: int, folds: dict | None = None) -> list[int]:
+    """Training rows each rank will read. Petastorm gives row group i to shard i % shard_count
+    (its seed only reorders), so this replicates its assignment exactly. A rank whose shard has
+    no training row would wait forever on an endless reader, so that is an error here. folds:
+    a cross-validation fold's {split: [folds]}, whose training rows are those of its train folds."""
+    import pyarrow.parquet as pq
+    from petastorm.etl.dataset_metadata import load_row_groups
+    from petastorm.fs_utils import get_filesystem_and_path_or_paths
+
+    from dermspark import petastorm_compat
+
+    filesystem, path = get_filesystem_and_path_or_paths(dataset_url,
+                                                        filesystem=petastorm_compat.filesystem(dataset_url))
+    dataset = pq.ParquetDataset(path, filesystem=filesystem, validate_schema=False)
+    pieces = load_row_groups(dataset)
+    if len(pieces) < num_proc:
+        raise DermsparkError(
+            f"the dataset has {len(pieces)} row group(s), fewer than the {num_proc} processes "
+            "that each need a shard: re-ingest with a larger --num-files or lower --num-proc"
+        )
+    column = "fold" if folds else "split"
+    training = set(folds["train"]) if folds else {"train"}
+    per_shard = [0] * num_proc
+    for index, piece in enumerate(pieces):
+        with filesystem.open(piece.path) as handle:
+            values = pq.ParquetFile(handle).read_row_group(piece.row_group, columns=[column])
+        per_shard[index % num_proc] += sum(value in training for value in values.column(column).to_pylist())
+    if min(per_shard) == 0:
+        raise DermsparkError(
+            f"training rows per process would be {per_shard}: a process with none cannot train. "
+            "Re-ingest with fewer --num-files (bigger row groups) or lower --num-proc"
+        )
+    return per_shard
+
+
+def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
+    """Which dataset, and which version of it: the manifest's content without its timestamp
+    (a rerun of ingest on the same input gives the same rows and the same fingerprint)."""
+    content = {key: value for key, value in manifest.items() if key not in ("created_at", "output")}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.get("created_at"),
+            "per_split": manifest["per_split"]}

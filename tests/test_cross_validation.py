@@ -1,0 +1,115 @@
+"""train --cv: folds as splits, the summary's arithmetic, and a 3-fold run through the real job
+(Horovod, Petastorm, Keras), one fold as its own application and the rest by a resume."""
+
+import json
+
+import numpy as np
+import pytest
+from dermspark import DermsparkError
+from dermspark.ingest.pipeline import run_ingest
+from dermspark.report.cross_validation import summarize
+from dermspark.settings import IngestSettings, TrainSettings
+from dermspark.train.cv import fold_splits, per_split_of
+from dermspark.train.driver import run_train
+
+
+def test_each_fold_is_once_test_once_validation_and_otherwise_training():
+    splits = [fold_splits(5, index) for index in range(5)]
+    assert splits[4] == {"train": [1, 2, 3], "validation": [0], "test": [4]}
+    for fold in range(5):
+        assert sum(fold in split["test"] for split in splits) == 1
+        assert sum(fold in split["validation"] for split in splits) == 1
+        assert sum(fold in split["train"] for split in splits) == 3
+    per_fold = {"0": {"mel": 2, "nv": 5}, "1": {"nv": 4}, "2": {"mel": 1, "nv": 3}}
+    assert per_split_of(per_fold, fold_splits(3, 1)) == {
+        "train": {"mel": 2, "nv": 5}, "validation": {"mel": 1, "nv": 3}, "test": {"nv": 4}}
+
+
+def _fold(matrix, auc, ece_before, ece_after, rates=None):
+    matrix = np.asarray(matrix)
+    correct = np.trace(matrix) / matrix.sum()
+    recall = [matrix[i, i] / row for i, row in enumerate(matrix.sum(axis=1)) if row]
+    point = None
+    if rates:
+        point = {"class": "mel", "target_sensitivity": 0.95, "threshold": {"temperature": rates[0]},
+                 "test": {"sensitivity": rates[1], "specificity": rates[2], "positives": rates[3],
+                          "negatives": rates[4]}}
+    return {"test": {"count": int(matrix.sum()), "accuracy": correct, "balanced_accuracy": float(np.mean(recall)),
+                     "macro_auc": auc, "confusion_matrix": matrix.tolist()},
+            "calibration": {"temperature": 1.5, "reliability": {"test": {"before": {"ece": ece_before},
+                                                                          "after": {"ece": ece_after}}}},
+            "operating_point": point}
+
+
+def test_summary_spreads_fold_figures_and_pools_out_of_fold_counts():
+    folds = [_fold([[3, 1], [0, 2]], 0.8, 0.2, 0.05, (0.3, 1.0, 0.5, 2, 4)),
+             _fold([[4, 0], [1, 1]], None, 0.1, 0.03, (0.4, 0.5, 1.0, 2, 4)),
+             _fold([[2, 2], [1, 3]], 0.6, 0.3, 0.04, (0.2, 0.75, 0.8, 4, 5))]
+    summary = summarize(folds, ["mel", "nv"])
+    accuracies = [fold["test"]["accuracy"] for fold in folds]
+    assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert summary["accuracy"]["sd"] == pytest.approx(np.std(accuracies, ddof=1))
+    # A fold without an AUC is left out of its mean, and the count says so.
+    assert summary["macro_auc"] == {"mean": pytest.approx(0.7), "sd": pytest.approx(np.std([0.8, 0.6], ddof=1)),
+                                    "folds": 2}
+    assert summary["ece_test"]["after"]["mean"] == pytest.approx(0.04)
+    pooled = summary["pooled"]
+    assert pooled["confusion_matrix"] == [[9, 3], [2, 6]]
+    assert pooled["recall"] == {"mel": pytest.approx(0.75), "nv": pytest.approx(0.75)}
+    assert pooled["accuracy"] == pytest.approx(15 / 20) and pooled["count"] == 20
+    # Pooled rates weigh each fold by its melanomas (sensitivity) and its others (specificity).
+    point = summary["operating_point"]
+    assert point["sensitivity"] == pytest.approx((2 * 1.0 + 2 * 0.5 + 4 * 0.75) / 8)
+    assert point["specificity"] == pytest.approx((4 * 0.5 + 4 * 1.0 + 5 * 0.8) / 13)
+    assert point["thresholds"] == [0.3, 0.4, 0.2]
+
+
+@pytest.fixture(scope="module")
+def folded(spark, synthetic_archive, tmp_path_factory):
+    output = tmp_path_factory.mktemp("cv") / "dataset"
+    run_ingest(spark, IngestSettings(input=str(synthetic_archive.path), output=str(output), folds=3, num_files=4))
+    return output
+
+
+def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded, tmp_path):
+    with pytest.raises(DermsparkError, match=r"--cv 4 needs a dataset ingested with --folds 4; .* has 3 folds"):
+        run_train(spark, TrainSettings(dataset=str(folded), output=str(tmp_path / "m"), cv=4))
+    with pytest.raises(DermsparkError, match="--fold needs --cv K"):
+        run_train(spark, TrainSettings(dataset=str(folded), output=str(tmp_path / "m"), fold=1))
+    with pytest.raises(DermsparkError, match="--fold must be within 0 to 2, got 3"):
+        run_train(spark, TrainSettings(dataset=str(folded), output=str(tmp_path / "m"), cv=3, fold=3))
+    assert not (tmp_path / "m").exists()
+
+
+def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, tmp_path):
+    output = tmp_path / "cv"
+    settings = {"dataset": str(folded), "output": str(output), "cv": 3, "epochs": 1, "batch_size": 8,
+                "num_proc": 2, "run_id": "cv-test"}
+    alone = run_train(spark, TrainSettings(**settings, fold=1))
+    assert alone["trained"] == [1] and alone["waiting_for"] == [0, 2]
+    assert not (output / "cv_metrics.json").exists()
+    # The output is this run's: another run id, or other settings under this one, is refused.
+    with pytest.raises(DermsparkError, match="holds cross-validation run cv-test: pass --run-id cv-test"):
+        run_train(spark, TrainSettings(**{**settings, "run_id": None}))
+    with pytest.raises(DermsparkError, match=r"with other settings \(epochs\)"):
+        run_train(spark, TrainSettings(**{**settings, "epochs": 2}))
+    first = json.loads((output / "fold-1" / "metrics.json").read_text())
+
+    rest = run_train(spark, TrainSettings(**settings))
+    assert rest["trained"] == [0, 2]
+    # Fold 1 was kept as it was, not trained again.
+    assert json.loads((output / "fold-1" / "metrics.json").read_text()) == first
+    manifest = json.loads((folded / "manifest.json").read_text())
+    folds = [json.loads((output / f"fold-{index}" / "metrics.json").read_text()) for index in range(3)]
+    for index, metrics in enumerate(folds):
+        # Each model is tested on its own fold and validated on the next.
+        assert metrics["test"]["count"] == sum(manifest["per_fold"][str(index)].values())
+        assert metrics["validation"]["count"] == sum(manifest["per_fold"][str((index + 1) % 3)].values())
+        assert (output / f"fold-{index}" / "model" / "manifest.json").exists()
+    summary = json.loads((output / "cv_metrics.json").read_text())
+    assert summary == rest["summary"] and summary["folds"] == 3
+    for key in ("accuracy", "balanced_accuracy"):
+        assert summary[key]["mean"] == pytest.approx(np.mean([metrics["test"][key] for metrics in folds]))
+    # Every image is tested once: the pooled matrix holds the whole dataset.
+    assert summary["pooled"]["count"] == manifest["written"]
+    assert "| mean ± sd |" in (output / "cv_report.md").read_text()
