@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The one entry point for every dermspark job:
-#   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]
+#   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto]
+#                     [--env-archive URL] [job options]
 # JOB is ingest, train, score or serve. --master and --conf pass through to the real spark-submit;
 # --profile picks conf/spark/NAME.properties (default: standalone, yarn or k8s by the master, else local).
+# --env-archive URL (or DERMSPARK_ENV_ARCHIVE): executors unpack that environment archive, already
+# on the cluster's storage (scripts/pack_env.py --upload puts it there), instead of one packed and
+# shipped from here.
 # serve runs no Spark job: it starts the prediction service with the project's Python.
 set -euo pipefail
 
@@ -10,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 jobs="ingest train score serve"
 
 usage() {
-    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [job options]" >&2
+    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [--env-archive URL] [job options]" >&2
     echo "       $0 JOB --help   lists the options of one job" >&2
     exit 2
 }
@@ -20,7 +24,23 @@ job="$1"
 shift
 case " $jobs " in *" $job "*) ;; *) echo "unknown job '$job'" >&2; usage ;; esac
 
-"$root/scripts/bootstrap.sh"
+# A light submit: the environment must be built (scripts/bootstrap.sh, once, where a compiler
+# is) and current; this compiles and installs nothing.
+# shellcheck source=scripts/env_stamp.sh
+. "$root/scripts/env_stamp.sh"
+if [ ! -x "$root/.venv/bin/python" ]; then
+    echo "[dermspark] $job failed: no environment at $root/.venv: build it once with scripts/bootstrap.sh" >&2
+    exit 2
+fi
+if [ "$(cat "$root/.venv/.bootstrap-stamp" 2>/dev/null)" != "$(env_stamp "$root")" ]; then
+    echo "[dermspark] $job failed: the environment at $root/.venv is not current with pyproject.toml and" \
+        "constraints.txt: rerun scripts/bootstrap.sh" >&2
+    exit 2
+fi
+command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || {
+    echo "[dermspark] $job failed: Spark needs Java 17 and 'java' is not on PATH: install it or set JAVA_HOME" >&2
+    exit 2
+}
 
 # dermspark installed from this checkout's wheel into build/code/HASH, named by the code. The
 # service, the driver and, in local mode, every process of a job import it from there, so a job
@@ -38,6 +58,7 @@ profile=""
 # yes: ship .venv packed (executors with nothing installed); no: executors use this machine's
 # .venv path; auto: yes for any master but local.
 pack_env="${DERMSPARK_PACK_ENV:-auto}"
+env_archive="${DERMSPARK_ENV_ARCHIVE:-}"
 spark_args=()
 job_args=()
 while [ $# -gt 0 ]; do
@@ -50,6 +71,8 @@ while [ $# -gt 0 ]; do
         --profile=*) profile="${1#*=}"; shift ;;
         --pack-env) [ $# -ge 2 ] || usage; pack_env="$2"; shift 2 ;;
         --pack-env=*) pack_env="${1#*=}"; shift ;;
+        --env-archive) [ $# -ge 2 ] || usage; env_archive="$2"; shift 2 ;;
+        --env-archive=*) env_archive="${1#*=}"; shift ;;
         *) job_args+=("$1"); shift ;;
     esac
 done
@@ -60,7 +83,7 @@ properties="$root/conf/spark/$profile.properties"
 [ -f "$properties" ] || { echo "no Spark profile $properties" >&2; exit 2; }
 [ -n "$master" ] && spark_args+=(--master "$master")
 
-# Fail-fast checks that need no JVM (bootstrap.sh has checked for Java 17); resources are
+# Fail-fast checks that need no JVM; resources are
 # checked in the job, see lib/dermspark/cluster.py.
 case "$master" in
     spark://*)
@@ -84,10 +107,22 @@ case "$pack_env" in
     yes|no) ;;
     *) echo "--pack-env must be yes, no or auto, not '$pack_env'" >&2; exit 2 ;;
 esac
+if [ -n "$env_archive" ]; then
+    # Its name says which lock and which code it holds: executors running other code than this
+    # driver would fail in ways far from the cause.
+    expected="$("$root/.venv/bin/python" "$root/scripts/pack_env.py" --name)"
+    if [ "${env_archive##*/}" != "$expected" ]; then
+        echo "[dermspark] $job failed: --env-archive $env_archive is not this checkout's environment" \
+            "($expected): put it there with scripts/pack_env.py --upload ${env_archive%/*}/" >&2
+        exit 2
+    fi
+    pack_env=yes
+elif [ "$pack_env" = yes ]; then
+    env_archive="$("$root/.venv/bin/python" "$root/scripts/pack_env.py")"
+fi
 if [ "$pack_env" = yes ]; then
     # The environment with dermspark installed, unpacked by Spark in each executor's folder;
     # its Python, and so every Horovod rank, imports dermspark from its own site-packages.
-    env_archive="$("$root/.venv/bin/python" "$root/scripts/pack_env.py")"
     spark_args+=(--archives "$env_archive#environment"
                  --conf spark.pyspark.python=./environment/bin/python
                  --conf "spark.pyspark.driver.python=$root/.venv/bin/python")

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Creates or refreshes .venv with the pinned stack; a second run with nothing changed takes seconds.
+# Run once on the machine that builds dermspark (it needs a C++ compiler); jobs only check it.
+# --with-browser also installs Debian's Chromium, which the test suite's browser test drives.
 # Horovod ships only as source and compiles against the installed TensorFlow, so its wheel is
 # cached outside the repository under a key naming the TensorFlow version it was built for.
 set -euo pipefail
+
+with_browser=0
+[ "${1:-}" = --with-browser ] && with_browser=1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -31,12 +36,12 @@ python_bin="$(find_python)" || die "Python 3.11 is required (TensorFlow 2.15 and
 command -v java >/dev/null 2>&1 || die "Java 17 is required by Spark 3.5 and 'java' is not on PATH: install OpenJDK 17 (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME and PATH."
 java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
 [ "$java_major" = "17" ] || die "Java 17 is required by Spark 3.5; 'java -version' reports major version '${java_major:-unknown}'. Install OpenJDK 17 and put it first on PATH."
-command -v c++ >/dev/null 2>&1 || die "a C++ compiler is required to build Horovod $horovod_version from source: install g++."
 
 # The browser test drives Debian's chromium: Playwright's own browser download would need a
-# network at test time. Jobs do not need it, so where it cannot be installed this only warns.
+# network at test time. Jobs do not need it: only the test suite asks (--with-browser), and where
+# it cannot be installed this only warns.
 chromium="${DERMSPARK_CHROMIUM:-/usr/bin/chromium}"
-if [ ! -x "$chromium" ]; then
+if [ "$with_browser" = 1 ] && [ ! -x "$chromium" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         say "installing Debian's chromium for the browser test"
         export DEBIAN_FRONTEND=noninteractive
@@ -48,7 +53,9 @@ if [ ! -x "$chromium" ]; then
     fi
 fi
 
-stamp_key="$(cat "$root/pyproject.toml" "$root/constraints.txt" "$root/scripts/bootstrap.sh" | sha256sum | cut -c1-16)"
+# shellcheck source=scripts/env_stamp.sh
+. "$root/scripts/env_stamp.sh"
+stamp_key="$(env_stamp "$root")"
 if [ -f "$venv/.bootstrap-stamp" ] && [ "$(cat "$venv/.bootstrap-stamp")" = "$stamp_key" ]; then
     say "environment up to date ($venv)"
     exit 0
@@ -71,6 +78,7 @@ quiet_pip install -c "$root/constraints.txt" -e "$root[dev]"
 tf_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
 wheel_dir="$cache/wheels/horovod-$horovod_version-tf$tf_version-cp311-$(uname -m)"
 if ! ls "$wheel_dir"/horovod-*.whl >/dev/null 2>&1; then
+    command -v c++ >/dev/null 2>&1 || die "a C++ compiler is required to build Horovod $horovod_version from source: install g++."
     if ! command -v cmake >/dev/null 2>&1; then
         quiet_pip install -c "$root/constraints.txt" cmake
     fi

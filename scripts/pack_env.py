@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/pack_env.py --installed   # a folder, for the driver's PYTHONPATH
     .venv/bin/python scripts/pack_env.py               # the archive executors receive
+    .venv/bin/python scripts/pack_env.py --upload hdfs:///apps/dermspark/   # put it on the cluster's storage
 
 --installed: the wheel installed (pip --target) into build/code/HASH, HASH naming the code. The
 driver, and in local mode every Python worker and Horovod rank, import dermspark from there, not
@@ -129,16 +130,25 @@ def _code_member(site: str, path: str) -> None:
             tar.add(os.path.join(site, name), f"{SITE}/{name}")
 
 
-def archive(venv: str, cache: str, build: str) -> str:
+def _stamp(venv: str) -> str:
     stamp_path = os.path.join(venv, ".bootstrap-stamp")
     if not os.path.isfile(stamp_path):
         sys.exit(f"{venv} was not made by scripts/bootstrap.sh (no .bootstrap-stamp)")
     with open(stamp_path) as handle:
-        stamp = handle.read().strip()
+        return handle.read().strip()
+
+
+def archive_name(venv: str, build: str) -> str:
+    """The lock's stamp, this script's and the code's hash: equal names, equal contents."""
+    return f"dermspark-env-{_stamp(venv)}-{SCRIPT_KEY}-{os.path.basename(installed(build))}.tar.gz"
+
+
+def archive(venv: str, cache: str, build: str) -> str:
+    stamp = _stamp(venv)
     envs = os.path.join(cache, "envs")
     os.makedirs(envs, exist_ok=True)
     code = installed(build)
-    target = os.path.join(envs, f"dermspark-env-{stamp}-{SCRIPT_KEY}-{os.path.basename(code)}.tar.gz")
+    target = os.path.join(envs, archive_name(venv, build))
     if not os.path.isfile(target):
         base = os.path.join(envs, f"dermspark-base-{stamp}-{SCRIPT_KEY}.gz")
         if not os.path.isfile(base):
@@ -181,15 +191,39 @@ def _remove_unused(folder: str, keep: set[str], prefix: str = "") -> None:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
+def upload(archive_path: str, folder_url: str) -> str:
+    """Puts the archive, under its own name, in a folder on any store Spark and fsspec both read
+    (hdfs://, s3a://, a network mount); a job then takes it with --env-archive URL. Whole or not
+    at all, and skipped when that name is there already (the name says what is inside)."""
+    from dermspark import storage
+
+    url = storage.join(storage.to_url(folder_url.rstrip("/")), os.path.basename(archive_path))
+    if not storage.exists(url):
+        print(f"[dermspark] uploading {archive_path} to {url}", file=sys.stderr)
+        storage.put_file(archive_path, url)
+    return url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--installed", action="store_true", help="print the installed folder, pack nothing")
+    parser.add_argument("--name", action="store_true",
+                        help="print the file name this checkout's archive has, pack nothing")
+    parser.add_argument("--upload", metavar="FOLDER_URL",
+                        help="pack, put the archive in FOLDER_URL and print its URL, for --env-archive")
     parser.add_argument("--venv", default=os.path.join(ROOT, ".venv"))
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     default_cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "dermspark")
     parser.add_argument("--cache", default=os.environ.get("DERMSPARK_CACHE", default_cache))
     args = parser.parse_args()
-    print(installed(args.build) if args.installed else archive(args.venv, args.cache, args.build))
+    if args.installed:
+        print(installed(args.build))
+    elif args.name:
+        print(archive_name(args.venv, args.build))
+    elif args.upload:
+        print(upload(archive(args.venv, args.cache, args.build), args.upload))
+    else:
+        print(archive(args.venv, args.cache, args.build))
 
 
 if __name__ == "__main__":

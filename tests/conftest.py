@@ -1,6 +1,7 @@
 """Shared fixtures: one local Spark session per test session, synthetic and real archives."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,26 +119,46 @@ def mlflow_server(tmp_path_factory) -> str:
     subprocess.run([script, "stop"], env=env, capture_output=True, timeout=60, check=False)
 
 
+COMPILER = re.compile(r"^(c\+\+|g\+\+|gcc|cc|clang|clang\+\+|cpp|c89|c99)(-[\d.]+)?$|-g\+\+|-gcc")
+
+
+def path_without_compiler(folder: Path) -> str:
+    """A PATH of links to every program on this one except C and C++ compilers: a gateway
+    machine that never built anything."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            program = os.path.join(directory, name)
+            if not COMPILER.search(name) and os.access(program, os.X_OK) and not (folder / name).exists():
+                (folder / name).symlink_to(program)
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory, s3_store, mlflow_server) -> Path:
     """ingest -> train -> score through spark-submit.sh on a synthetic archive with one broken
     file; the trained bundle also serves the scoring tests. Training keeps its checkpoints in
     S3 (s3a://dermspark/e2e), as a cluster whose data is local to it but whose store is not,
-    and logs to the MLflow server, which registers its bundle as `lesions`."""
+    and logs to the MLflow server, which registers its bundle as `lesions`. Every job submits
+    with no compiler on PATH (PATH is written to submit-path.txt for test_submit.py)."""
     from dermspark.synthetic import make_synthetic_ham10000
 
     work = tmp_path_factory.mktemp("e2e")
+    bare = {"PATH": path_without_compiler(work / "bin")}
+    (work / "submit-path.txt").write_text(bare["PATH"])
     make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
     (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
     ingest = ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
-                       "--output", str(work / "dataset")))
+                       "--output", str(work / "dataset"), env=bare))
     (work / "ingest.out").write_text(ingest)
     ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
               "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
               "--batch-size", "16", "--store", "s3a://dermspark/e2e", "--run-id", "pipeline",
-              "--mlflow-uri", mlflow_server, "--register", "lesions", env=s3_store))
+              "--mlflow-uri", mlflow_server, "--register", "lesions", env={**s3_store, **bare}))
     scored = ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
-                       "--output", str(work / "scores"), "--glob", "*.jpg"))
+                       "--output", str(work / "scores"), "--glob", "*.jpg", env=bare))
     (work / "score.out").write_text(scored)
     return work
 

@@ -32,10 +32,20 @@ def cluster(tmp_path_factory, s3_store):
     one folder standing for a network mount. Stopped however the tests end."""
     state = tmp_path_factory.mktemp("cluster")
     shared = tmp_path_factory.mktemp("network-mount")
-    # Jobs ship .venv packed (spark-submit.sh does for any non-local master), at its default
-    # gzip level 1: 0.6 GB to fetch that unpacks in 16 s, against 1.9 GB and 22 s at level 0.
+    # Executors unpack the environment archive from the cluster's storage (--env-archive), as on
+    # a real cluster: uploaded once by pack_env.py --upload, then served over HTTP on 127.0.0.1
+    # (Spark fetches http:// archives itself; its S3A connector is not installed here).
     # S3 credentials the one way (dermspark.session).
-    env = {**os.environ, **s3_store, "AWS_SECRET_ACCESS_KEY": SECRET, "DERMSPARK_CLUSTER_DIR": str(state)}
+    published = state / "published"
+    upload = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
+                             "--upload", str(published)], capture_output=True, text=True, timeout=900, check=False)
+    assert upload.returncode == 0, upload.stderr[-2000:]
+    archive_port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                               str(published), str(archive_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    archive = f"http://127.0.0.1:{archive_port}/{Path(upload.stdout.strip()).name}"
+    env = {**os.environ, **s3_store, "AWS_SECRET_ACCESS_KEY": SECRET, "DERMSPARK_CLUSTER_DIR": str(state),
+           "DERMSPARK_ENV_ARCHIVE": archive}
     port, webui = free_port(), free_port()
     started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
                               "--port", str(port), "--webui-port", str(webui), "--isolated", "--share", str(shared)],
@@ -45,6 +55,7 @@ def cluster(tmp_path_factory, s3_store):
         yield Cluster(f"spark://127.0.0.1:{port}", env, state, shared)
     finally:
         subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
+        server.terminate()
         # Executors' folders hold unpacked environments: gigabytes pytest would keep.
         for folder in [state / "work", *state.glob("local-*")]:
             shutil.rmtree(folder, ignore_errors=True)
@@ -99,7 +110,7 @@ def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, me
     master, env = cluster.master, cluster.env
     # The checks run before any executor needs the packed environment, and shipping it would
     # have the driver copy and unpack it first (Spark does for every --archives entry).
-    env = {**env, "DERMSPARK_PACK_ENV": "no"}
+    env = {**env, "DERMSPARK_PACK_ENV": "no", "DERMSPARK_ENV_ARCHIVE": ""}
     started = time.monotonic()
     result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
                     "--output", str(tmp_path / "model"), *args, timeout=120)
@@ -187,7 +198,10 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
     # The rate of each epoch's last step, across the loss: a warmup from Adam's 1e-3 to 1e-3
     # times 2 processes over 3 epochs, then the cosine down towards 0 within epoch 4, step by
     # step (Keras' CosineDecay, by the optimizer's step count, which the checkpoint kept).
-    steps = _s3_json(s3_store, f"{lake}/model/settings.json")["plan"]["steps_per_epoch"]
+    plan = _s3_json(s3_store, f"{lake}/model/settings.json")["plan"]
+    steps = plan["steps_per_epoch"]
+    # Each rank's TensorFlow threads: the one core its Spark task holds (spark.task.cpus).
+    assert plan["threads_per_rank"] == 1
     rates = metrics["history"]["learning_rate"]
     assert len(rates) == 4 and rates[0] < rates[1] < rates[2]
     assert rates[2] == pytest.approx(1e-3 + 1e-3 * (3 * steps - 1) / (3 * steps), rel=1e-5)

@@ -81,10 +81,10 @@ def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded,
     assert not (tmp_path / "m").exists()
 
 
-def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, tmp_path):
+def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_server, tmp_path):
     output = tmp_path / "cv"
     settings = {"dataset": str(folded), "output": str(output), "cv": 3, "epochs": 1, "batch_size": 8,
-                "num_proc": 2, "run_id": "cv-test"}
+                "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test"}
     alone = run_train(spark, TrainSettings(**settings, fold=1))
     assert alone["trained"] == [1] and alone["waiting_for"] == [0, 2]
     assert not (output / "cv_metrics.json").exists()
@@ -113,3 +113,18 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, tmp_path):
     # Every image is tested once: the pooled matrix holds the whole dataset.
     assert summary["pooled"]["count"] == manifest["written"]
     assert "| mean ± sd |" in (output / "cv_report.md").read_text()
+
+    # In MLflow: one parent run holding the summary, each fold nested under it.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("cv-test").experiment_id
+    [parent] = client.search_runs([experiment], "tags.`dermspark.run_id` = 'cv-test'")
+    assert parent.info.status == "FINISHED" and rest["mlflow_run_id"] == parent.info.run_id
+    assert parent.data.metrics["cv_balanced_accuracy_mean"] == pytest.approx(summary["balanced_accuracy"]["mean"])
+    assert parent.data.metrics["cv_pooled_accuracy"] == pytest.approx(summary["pooled"]["accuracy"])
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(run.data.tags["dermspark.fold"] for run in children) == ["0", "1", "2"]
+    assert {run.info.status for run in children} == {"FINISHED"}
+    assert {item.path for item in client.list_artifacts(parent.info.run_id, "report")} >= {
+        "report/cv_report.md", "report/cv_metrics.json"}

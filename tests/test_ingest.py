@@ -255,12 +255,35 @@ def test_rerun_gives_the_same_rows_and_split(spark, messy_archive, ingested, tmp
     assert rows(again) == rows(ingested)
 
 
-def test_spark_file_reads_give_what_python_reads_give(spark, messy_archive, ingested, tmp_path, monkeypatch):
-    # Local archives are read by the decoder itself; other stores (hdfs://, s3a://) through
-    # Spark's binaryFile scan. Both must give the same images and the same rejects.
-    monkeypatch.setattr(pipeline, "is_local", lambda urls: False)
-    through_spark = tmp_path / "through-spark"
-    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(through_spark), num_files=4))
+def test_an_archive_on_another_store_is_read_by_its_decode_tasks_with_no_shuffle_of_bytes(
+        spark, messy_archive, ingested, s3_store, monkeypatch, tmp_path):
+    """The messy archive's files on S3, read by the decode tasks through the storage layer, as
+    from any store but a local disk: the same images and rejects as the local archive gave. The
+    decode's input keeps the --num-files layout: its one shuffle moves the small rows by image
+    id, and no image bytes enter Spark. (Spark here has no S3A connector, so the listing is
+    Spark's own of the local copy, as for a remote store, and the paths are then moved to S3.)"""
+    import re
+
+    from conftest import s3_filesystem
+    from dermspark import files
+    from pyspark.sql import functions as F
+
+    prefix = f"dermspark/archive-{tmp_path.name}"
+    s3_filesystem(s3_store).put(str(messy_archive), prefix, recursive=True)
+    local = "file:///" + str(messy_archive).lstrip("/")
+    decode_input, seen = pipeline.decode_input, {}
+
+    def on_s3(candidates, num_files):
+        moved = candidates.withColumn("path", F.regexp_replace("path", "^" + re.escape(local), f"s3://{prefix}"))
+        seen["frame"] = decode_input(moved, num_files)
+        return seen["frame"]
+
+    monkeypatch.setattr(pipeline, "decode_input", on_s3)
+    monkeypatch.setattr(files, "is_local", lambda urls: False)
+    through_s3 = tmp_path / "through-s3"
+    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(through_s3), num_files=4,
+                                     sizes="75x100,299x299"))
+    assert seen["frame"].filter(F.col("path").startswith("s3://")).count() > 0
 
     def images(path):
         frame = spark.read.parquet(str(path / "images_75x100")).select("image_id", "split", "image")
@@ -270,8 +293,15 @@ def test_spark_file_reads_give_what_python_reads_give(spark, messy_archive, inge
         frame = spark.read.parquet(str(path / "rejects.parquet")).select("origin", "image_id", "reason")
         return sorted(tuple(row) for row in frame.collect())
 
-    assert images(through_spark) == images(ingested)
-    assert rejects(through_spark) == rejects(ingested)
+    assert images(through_s3) == images(ingested)
+    assert rejects(through_s3) == rejects(ingested)
+    # Above the cached rows, one exchange: by image id into the 4 files.
+    plan = seen["frame"]._jdf.queryExecution().executedPlan().toString()
+    above = plan.split("InMemoryTableScan")[0]
+    assert re.findall(r"Exchange (\w+)\(([^)]*)\)", above) and \
+        [(kind, re.sub(r"#\d+", "", args)) for kind, args in re.findall(r"Exchange (\w+)\(([^)]*)\)", above)] == \
+        [("hashpartitioning", "image_id, 4")], plan
+    assert "content" not in plan and "BinaryFile" not in plan, plan
 
 
 def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_path):

@@ -34,7 +34,7 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
     from playwright.sync_api import expect, sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh installs Debian's chromium package")
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh --with-browser installs Debian's chromium package")
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a picture")
     with sync_playwright() as playwright:

@@ -61,3 +61,11 @@ def test_a_finished_run_rerun_trains_nothing_and_gives_the_same_figures(pipeline
     first = json.loads((pipeline / "model" / "metrics.json").read_text())
     assert again["resumed_from"] == {"stage": 1, "epoch": 0, "finished": True}
     assert again["test"] == first["test"] and again["history"] == first["history"]
+
+
+def test_each_rank_takes_the_cores_spark_gives_its_task_not_the_hosts(spark):
+    from dermspark.cluster import rank_threads
+
+    # local[2]: two ranks split the driver's two cores; one rank has both.
+    assert rank_threads(spark, 2) == 1
+    assert rank_threads(spark, 1) == 2

@@ -84,6 +84,16 @@ def _registered_slots(spark, executor_cores: int | None, task_cpus: int) -> int:
     return spark.sparkContext.defaultParallelism // task_cpus if executors > 0 else 0
 
 
+def rank_threads(spark, num_proc: int) -> int:
+    """TensorFlow threads for each Horovod rank: the cores Spark reserved for its task
+    (spark.task.cpus), not the host's, which under YARN or Kubernetes others share. In local
+    mode the ranks are the only tasks of the driver's own cores, so they split those."""
+    task_cpus = int(_conf(spark, "spark.task.cpus", "1"))
+    if _conf(spark, "spark.master", "local").startswith("local"):
+        return max(task_cpus, spark.sparkContext.defaultParallelism // max(1, num_proc))
+    return task_cpus
+
+
 def check_cluster(spark, slots_needed: int = 1, wait_seconds: float = 60.0, what: str = "this job") -> int:
     """Returns the task slots the job has once at least `slots_needed` are registered; raises a
     DermsparkError at once when they can never be, or after wait_seconds when they are not."""

@@ -106,20 +106,19 @@ def read_text(url: str) -> str:
     return read_bytes(url).decode("utf-8")
 
 
-def write_bytes(url: str, data: bytes) -> None:
-    """Whole or not at all: an object store's put is; elsewhere a hidden sibling is written and
-    renamed over the file, so a killed job never leaves half a file."""
+def _whole(url: str, write) -> None:
+    """A file whole or not at all: an object store's upload appears when it completes; elsewhere
+    write(fs, path) goes to a hidden sibling that is then renamed over the file, so a killed job
+    never leaves half a file."""
     fs, path = open_url(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     if is_object_store(url):
-        with fs.open(path, "wb") as handle:
-            handle.write(data)
+        write(fs, path)
         return
     parent, _, name = path.rpartition("/")
     hidden = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
-        with fs.open(hidden, "wb") as handle:
-            handle.write(data)
+        write(fs, hidden)
         fs.mv(hidden, path)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -127,14 +126,20 @@ def write_bytes(url: str, data: bytes) -> None:
         raise
 
 
+def write_bytes(url: str, data: bytes) -> None:
+    def write(fs, path: str) -> None:
+        with fs.open(path, "wb") as handle:
+            handle.write(data)
+
+    _whole(url, write)
+
+
 def write_text(url: str, text: str) -> None:
     write_bytes(url, text.encode("utf-8"))
 
 
 def put_file(local: str, url: str) -> None:
-    fs, path = open_url(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    fs.put_file(local, path)
+    _whole(url, lambda fs, path: fs.put_file(local, path))
 
 
 def put_tree(local: str, url: str) -> None:

@@ -6,6 +6,7 @@ outcome and checks that inputs = written + rejected, counted independently of th
 
 from collections import Counter
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -51,8 +52,10 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
     bad_ids = metadata.filter(F.col("_bad") & F.col("image_id").isNotNull() & (F.col("image_id") != ""))
     claimed = bad_ids.select("image_id").distinct().withColumn("_claimed", F.lit(True))
     # One row per input, no image bytes: small, and read by several later steps, so it is
-    # computed once here instead of once per step.
-    joined = kept_rows.join(kept_files, "image_id", "full_outer").join(claimed, "image_id", "left").localCheckpoint()
+    # computed once here instead of once per step. Kept with its lineage (not a local
+    # checkpoint, whose blocks die with their executor): a lost block is computed again.
+    joined = (kept_rows.join(kept_files, "image_id", "full_outer").join(claimed, "image_id", "left")
+              .persist(StorageLevel.MEMORY_AND_DISK))
 
     to_class = F.create_map(*[F.lit(item) for pair in sorted(mapping.items()) for item in pair])
     joined = joined.withColumn("class_name", to_class[F.col("dx")])

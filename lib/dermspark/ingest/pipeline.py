@@ -24,7 +24,7 @@ from pyspark.sql.types import (
 import dermspark
 from dermspark import DermsparkError, petastorm_compat, storage
 from dermspark.cluster import check_cluster, check_reachable
-from dermspark.files import is_local, tune_for_images, with_contents
+from dermspark.files import tune_for_images
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
@@ -62,8 +62,8 @@ def _outcome_schema() -> StructType:
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
              row_group_bytes: int):
-    """Decodes rows with a `content` column or, for local archives, reads each `path` itself, and
-    writes each decoded image into every size's dataset (ingest.parts)."""
+    """Reads each row's `path` (any store), decodes it, and writes each decoded image into every
+    size's dataset (ingest.parts)."""
     columns = _outcome_schema().fieldNames()
 
     def decode(batches):
@@ -83,21 +83,21 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         index = {name: position for position, name in enumerate(classes)}
 
         def read(path):
+            # Every store read here, by the task that decodes the file: image bytes never cross
+            # the JVM nor a shuffle, and the partitions keep the --num-files layout.
             try:
-                return read_local(path)
+                return read_local(path) if path.startswith("file:") else storage.read_bytes(path)
             except OSError as error:
-                raise ImageRejected("unreadable", f"cannot read the file: {error.strerror}") from None
+                raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
         try:
             for batch in batches:
-                has_content = "content" in batch
-                sources = batch.pop("content") if has_content else batch["path"]
-                load = (lambda content: bytes(content or b"")) if has_content else read
+                sources = batch["path"]
                 batch = batch.assign(label=batch["class_name"].map(index).astype("int32"))
                 reasons, details = [], []
                 for row, source in zip(batch.to_dict("records"), sources, strict=True):
                     try:
-                        arrays = decode_sizes(load(source), sizes, options)
+                        arrays = decode_sizes(read(source), sizes, options)
                     except ImageRejected as rejected:
                         reasons.append(rejected.reason)
                         details.append(rejected.detail[:300])
@@ -138,6 +138,13 @@ def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, url
             if not storage.glob(url, "part-*"):
                 write_empty(url, make_schema(*size))
     return outcomes
+
+
+def decode_input(candidates: DataFrame, num_files: int) -> DataFrame:
+    """Partitioned and sorted by image id before decoding, while rows are small: each partition
+    becomes one Parquet file per size, the same on every rerun. The only shuffle moves these
+    rows; the decode task reads the image bytes itself."""
+    return candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
 
 
 def _check_parts(urls: list[str], written: int) -> None:
@@ -203,10 +210,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
 
     with stage("ingest", "splitting by lesion") as counts:
-        # Small (a row per image) and read by the content join and the counts: computed once.
+        # Small (a row per image) and read by the decode and the counts: computed once, and kept
+        # with its lineage, so that blocks lost with an executor are computed again.
         candidates = split.assign_splits(candidates, ratios, settings.seed)
         candidates = (split.assign_folds(candidates, settings.folds, settings.seed) if settings.folds
-                      else candidates.withColumn("fold", F.lit(None).cast("int"))).localCheckpoint()
+                      else candidates.withColumn("fold", F.lit(None).cast("int"))).persist(StorageLevel.MEMORY_AND_DISK)
         train_mean_age = split.training_mean_age(candidates)
         candidates = split.impute_age(candidates, train_mean_age)
         counts["images to decode"] = images = candidates.count()
@@ -216,11 +224,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     pixels = sum(height * width for height, width in sizes)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
     num_files = settings.num_files or _auto_num_files(spark, images)
-    # Partitioned and sorted by image id before decoding, while rows are small: each partition
-    # becomes one Parquet file per size, the same on every rerun, with no shuffle of image bytes.
-    candidates = candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
-    if not is_local(archive.image_folders):
-        candidates = with_contents(spark, candidates, archive.image_folders)
+    candidates = decode_input(candidates, num_files)
 
     outcomes = None
     try:

@@ -153,6 +153,28 @@ class TrainingRun:
                                  f"{str(error).splitlines()[0][:300]}") from None
         return {"mlflow_run_id": self.run_id, **({"registered": f"models:/{register}/{version}"} if register else {})}
 
+    def summarize_cv(self, output_url: str, summary: dict) -> None:
+        """A cross-validation's parent run: the mean and sd over folds, the pooled out-of-fold
+        figures, and the summary's files; then it is finished."""
+        from mlflow.entities import Metric
+
+        flat = {f"cv_{key}_{part}": summary[key][part] for key in ("accuracy", "balanced_accuracy", "macro_auc")
+                for part in ("mean", "sd")}
+        flat.update({f"cv_pooled_{key}": summary["pooled"][key] for key in ("accuracy", "balanced_accuracy")})
+        flat.update({f"cv_ece_test_{when}": summary["ece_test"][when]["mean"] for when in ("before", "after")})
+        point = summary.get("operating_point") or {}
+        flat.update({f"cv_melanoma_{key}": point.get(key) for key in ("sensitivity", "specificity")})
+        client = mlflow_client(self.tracking_uri)
+        now = int(time.time() * 1000)
+        client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()
+                                               if value is not None])
+        with tempfile.TemporaryDirectory(prefix="dermspark-mlflow-") as local:
+            for name in ("cv_report.md", "cv_metrics.json", "cv.json", "confusion_matrix_pooled.png"):
+                with open(os.path.join(local, name), "wb") as handle:
+                    handle.write(storage.read_bytes(storage.join(output_url, name)))
+            client.log_artifacts(self.run_id, local, "report")
+        client.set_terminated(self.run_id, status="FINISHED")
+
     def fail(self) -> None:
         try:
             mlflow_client(self.tracking_uri).set_terminated(self.run_id, status="FAILED")

@@ -18,6 +18,7 @@ from dermspark import DermsparkError, storage
 from dermspark.report.cross_validation import summarize, write_summary
 from dermspark.settings import TrainSettings, to_json
 from dermspark.storage import join, prepare_output
+from dermspark.tracking.run import open_or_fail
 from dermspark.train.driver import Setup, new_run_id, train_model
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
     manifest, output_url = setup.dataset_manifest, setup.output_url
     folds = _check(settings, manifest, setup.dataset_root)
     run_id = _claim(output_url, settings)
+    parent = None
+    if setup.mlflow_uri:
+        parent = open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, run_id,
+                              json.loads(storage.read_text(join(output_url, CLAIM))),
+                              {"dermspark.model": settings.model, "dermspark.cv_folds": str(folds)})
     done = {index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))}
     trained = []
     for index in [settings.fold] if settings.fold is not None else range(folds):
@@ -103,7 +109,8 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
         splits = fold_splits(folds, index)
         log.info("train: fold %d of %d: test fold %d, validation fold %d", index, folds, index,
                  splits["validation"][0])
-        fold = {"index": index, "of": folds, "splits": splits, "run_id": run_id}
+        fold = {"index": index, "of": folds, "splits": splits, "run_id": run_id,
+                "mlflow_parent": parent.run_id if parent else None}
         train_model(spark, settings, setup, f"{run_id}-fold{index}", join(output_url, f"fold-{index}"),
                     join(setup.store_root, run_id, f"fold-{index}"), per_split_of(manifest["per_fold"], splits),
                     fold)
@@ -123,4 +130,13 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
              "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
              "best epoch), trained on the rest"]
     write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
+    if parent:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            parent.summarize_cv(output_url, summary)
+        except (MlflowException, OSError) as error:
+            raise DermsparkError(f"the summary is written in {output_url}, but MLflow failed to take it: "
+                                 f"{str(error).splitlines()[0][:300]}") from None
+        result["mlflow_run_id"] = parent.run_id
     return {**result, "summary": summary}

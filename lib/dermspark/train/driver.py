@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 import dermspark
 from dermspark import DermsparkError, storage
-from dermspark.cluster import check_cluster, check_reachable
+from dermspark.cluster import check_cluster, check_reachable, rank_threads
 from dermspark.models import get_recipe
 from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
@@ -114,6 +114,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
     plan = make_plan(recipe, settings, classes, per_split, settings.num_proc)
     plan["rows_per_shard"] = per_shard
     plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
+    plan["threads_per_rank"] = rank_threads(spark, settings.num_proc)
     mlflow_uri = setup.mlflow_uri
     resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan,
                 # The server used, without any password in its URI.
@@ -141,6 +142,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         tags = {"dermspark.model": settings.model, "dermspark.dataset": dataset_url}
         if fold:
             tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
+            if fold.get("mlflow_parent"):  # MLflow's own nesting: the folds under the cross-validation
+                tags["mlflow.parentRunId"] = fold["mlflow_parent"]
         mlflow_run = open_or_fail(mlflow_uri, settings.experiment or settings.model, run_id, resolved, tags)
     config = {
         "dataset_url": dataset_url,

@@ -106,8 +106,9 @@ def train(config: dict) -> dict | None:
     def barrier(name: str) -> None:
         hvd.allreduce(tf.constant(0.0), name=name)
 
-    # Ranks sharing a machine share its cores; more threads than cores only adds contention.
-    tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // hvd.local_size()))
+    # The cores Spark gave this rank's task (dermspark.cluster.rank_threads); more threads than
+    # that only contend with the other tasks on the machine.
+    tf.config.threading.set_intra_op_parallelism_threads(config["plan"]["threads_per_rank"])
     tf.keras.utils.set_random_seed(config["seed"] + rank)
     plan = config["plan"]
     batch_size = plan["batch_size"]
