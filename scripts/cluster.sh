@@ -57,15 +57,17 @@ stop() {
     rm -f "$state/master"
 }
 
-# Waits until the master's JSON lists `wanted` workers ALIVE (a minute at most); fails at once
-# when one of the JVMs died (gone, or a zombie).
+# Waits until the master's JSON lists `wanted` workers ALIVE (DERMSPARK_CLUSTER_START_S, default
+# 180 s: three JVMs starting beside a busy test suite on 2 cores took over a minute); fails at
+# once when one of the JVMs died (gone, or a zombie).
 wait_alive() {
     local wanted="$1"
-    "$root/.venv/bin/python" - "$(sed -n 2p "$state/master")" "$wanted" "$state"/*.pid <<'PY'
+    "$root/.venv/bin/python" - "$(sed -n 2p "$state/master")" "$wanted" "${DERMSPARK_CLUSTER_START_S:-180}" \
+        "$state"/*.pid <<'PY'
 import json, sys, time, urllib.request
-webui, wanted = sys.argv[1], int(sys.argv[2])
-pids = [int(open(path).read()) for path in sys.argv[3:]]
-deadline = time.monotonic() + 60
+webui, wanted, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+pids = [int(open(path).read()) for path in sys.argv[4:]]
+deadline = time.monotonic() + seconds
 while time.monotonic() < deadline:
     for pid in pids:
         try:
@@ -141,7 +143,7 @@ case "$command" in
             launch_worker "$index"
         done
         if ! wait_alive "$workers"; then
-            echo "the cluster did not come up (a JVM died, or 60 s passed); logs in $state:" >&2
+            echo "the cluster did not come up (a JVM died, or ${DERMSPARK_CLUSTER_START_S:-180} s passed); logs in $state:" >&2
             tail -n 5 "$state"/*.log >&2 || true
             stop
             exit 1

@@ -49,7 +49,7 @@ def cluster(tmp_path_factory, s3_store):
     port, webui = free_port(), free_port()
     started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
                               "--port", str(port), "--webui-port", str(webui), "--isolated", "--share", str(shared)],
-                             capture_output=True, text=True, env=env, timeout=120, check=False)
+                             capture_output=True, text=True, env=env, timeout=300, check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield Cluster(f"spark://127.0.0.1:{port}", env, state, shared)
@@ -136,7 +136,7 @@ def _kill_worker(cluster, index: int) -> None:
 
 def _restart_worker(cluster, index: int) -> None:
     ok(subprocess.run([CLUSTER, "restart-worker", str(index)], env=cluster.env, capture_output=True, text=True,
-                      timeout=120))
+                      timeout=300))
 
 
 def test_ingest_survives_a_worker_lost_mid_decode(cluster, real_data, tmp_path):
