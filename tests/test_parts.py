@@ -14,7 +14,7 @@ SCHEMA = make_schema(2, 3)
 def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
     return {
         "image_id": f"ISIC_{number:07d}", "lesion_id": None, "dx": "nv", "label": 5, "split": "train",
-        "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo",
+        "fold": None, "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo",
         "image": bytes([number % 256]) * image_bytes,
     }
 
