@@ -83,7 +83,7 @@ def main() -> None:
             result = run_train(spark, TrainSettings(
                 dataset=os.path.join(work, "dataset"), output=output, model=args.model,
                 epochs=args.epochs, fine_tune_epochs=0, batch_size=batch_size, num_proc=args.num_proc,
-                imbalance="none", weights="none" if recipe.pretrained else "",
+                imbalance="none", weights="none" if recipe.pretrained else None,
                 learning_rate=recipe.stages[0].learning_rate, cache_mb=args.cache_mb,
             ))
             job_seconds = time.perf_counter() - started
