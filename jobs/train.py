@@ -3,6 +3,7 @@
 import os
 
 from dermspark.cli import parse
+from dermspark.report import cross_validation
 from dermspark.report.evaluation import interval_text
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
 from dermspark.session import spark_session
@@ -52,10 +53,7 @@ def _print_cv(result: dict) -> None:
     summary = result["summary"]
 
     def spread(key: str) -> str:
-        found = summary[key]
-        if found["mean"] is None:
-            return "n/a"
-        return f"{found['mean']:.4f}" + ("" if found["sd"] is None else f" ± {found['sd']:.4f}")
+        return cross_validation.spread(summary, key, digits=4)
 
     print_lines(f"train done: {result['folds']}-fold cross-validation in {result['output']}", {
         **lines,

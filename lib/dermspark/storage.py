@@ -115,8 +115,7 @@ def _whole(url: str, write) -> None:
     if is_object_store(url):
         write(fs, path)
         return
-    parent, _, name = path.rpartition("/")
-    hidden = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    hidden = staging_url(path)
     try:
         write(fs, hidden)
         fs.mv(hidden, path)

@@ -78,11 +78,12 @@ def summarize(folds: list[dict], classes: list[str]) -> dict:
     }
 
 
-def _spread(summary: dict, key: str) -> str:
+def spread(summary: dict, key: str, digits: int = 3) -> str:
+    """'MEAN ± SD' of a summary's figure over the folds, n/a where no fold defines it."""
     found = summary[key]
     if found["mean"] is None:
         return "n/a"
-    return fmt(found["mean"]) + ("" if found["sd"] is None else f" ± {found['sd']:.3f}")
+    return f"{found['mean']:.{digits}f}" + ("" if found["sd"] is None else f" ± {found['sd']:.{digits}f}")
 
 
 def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) -> str:
@@ -96,8 +97,8 @@ def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) ->
                      f"{fmt(row['balanced_accuracy'])}{interval} | {fmt(row['macro_auc'])} | "
                      f"{fmt(row['ece_before'])} | {fmt(row['ece_after'])} |")
     ece = summary["ece_test"]
-    lines.append(f"| mean ± sd | {sum(row['count'] for row in summary['per_fold'])} | {_spread(summary, 'accuracy')} | "
-                 f"{_spread(summary, 'balanced_accuracy')} | {_spread(summary, 'macro_auc')} | "
+    lines.append(f"| mean ± sd | {sum(row['count'] for row in summary['per_fold'])} | {spread(summary, 'accuracy')} | "
+                 f"{spread(summary, 'balanced_accuracy')} | {spread(summary, 'macro_auc')} | "
                  f"{fmt(ece['before']['mean'])} | {fmt(ece['after']['mean'])} |")
     pooled = summary["pooled"]
     lines += ["", "## Out-of-fold predictions, pooled", "",

@@ -155,7 +155,18 @@ class TrainingRun:
 
     def summarize_cv(self, output_url: str, summary: dict) -> None:
         """A cross-validation's parent run: the mean and sd over folds, the pooled out-of-fold
-        figures, and the summary's files; then it is finished."""
+        figures, and the summary's files; then it is finished. After the summary is written,
+        which stays whatever MLflow answers (as complete())."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._log_cv(output_url, summary)
+        except (MlflowException, OSError) as error:
+            self.fail()
+            raise DermsparkError(f"the summary is written in {output_url}, but MLflow failed to take it: "
+                                 f"{str(error).splitlines()[0][:300]}") from None
+
+    def _log_cv(self, output_url: str, summary: dict) -> None:
         from mlflow.entities import Metric
 
         flat = {f"cv_{key}_{part}": summary[key][part] for key in ("accuracy", "balanced_accuracy", "macro_auc")

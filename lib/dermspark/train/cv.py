@@ -65,8 +65,9 @@ def _check(settings: TrainSettings, manifest: dict, dataset: str) -> int:
     return folds
 
 
-def _claim(output_url: str, settings: TrainSettings) -> str:
-    """This run's id, once the output is known to be this run's (or is made so)."""
+def _claim(output_url: str, settings: TrainSettings) -> dict:
+    """cv.json's content (this run's id, folds and settings), once the output is known to be this
+    run's (or is made so)."""
     claim_url = join(output_url, CLAIM)
     wanted = {key: value for key, value in json.loads(to_json(settings)).items() if key not in OPERATIONAL}
     if storage.exists(claim_url):
@@ -77,7 +78,7 @@ def _claim(output_url: str, settings: TrainSettings) -> str:
             if differ:
                 raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']} with other "
                                      f"settings ({', '.join(differ)}): give the same ones to continue it")
-            return claim["run_id"]
+            return claim
         if settings.mode != "overwrite":
             raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']}: pass --run-id "
                                  f"{claim['run_id']} to continue it, or --mode overwrite to replace it")
@@ -85,20 +86,19 @@ def _claim(output_url: str, settings: TrainSettings) -> str:
     elif storage.exists(output_url):
         prepare_output(output_url, settings.mode)
         storage.delete(output_url)
-    run_id = settings.run_id or new_run_id()
-    storage.write_text(claim_url, json.dumps({"run_id": run_id, "folds": settings.cv, "settings": wanted},
-                                             indent=2, sort_keys=True))
-    return run_id
+    claim = {"run_id": settings.run_id or new_run_id(), "folds": settings.cv, "settings": wanted}
+    storage.write_text(claim_url, json.dumps(claim, indent=2, sort_keys=True))
+    return claim
 
 
 def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
     manifest, output_url = setup.dataset_manifest, setup.output_url
     folds = _check(settings, manifest, setup.dataset_root)
-    run_id = _claim(output_url, settings)
+    claim = _claim(output_url, settings)
+    run_id = claim["run_id"]
     parent = None
     if setup.mlflow_uri:
-        parent = open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, run_id,
-                              json.loads(storage.read_text(join(output_url, CLAIM))),
+        parent = open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, run_id, claim,
                               {"dermspark.model": settings.model, "dermspark.cv_folds": str(folds)})
     done = {index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))}
     trained = []
@@ -115,7 +115,6 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
                     join(setup.store_root, run_id, f"fold-{index}"), per_split_of(manifest["per_fold"], splits),
                     fold)
         trained.append(index)
-        done.add(index)
     result = {"output": output_url, "run_id": run_id, "folds": folds, "trained": trained}
     # Another application may have finished the others meanwhile.
     done = [index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))]
@@ -131,12 +130,6 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
              "best epoch), trained on the rest"]
     write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
     if parent:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            parent.summarize_cv(output_url, summary)
-        except (MlflowException, OSError) as error:
-            raise DermsparkError(f"the summary is written in {output_url}, but MLflow failed to take it: "
-                                 f"{str(error).splitlines()[0][:300]}") from None
+        parent.summarize_cv(output_url, summary)
         result["mlflow_run_id"] = parent.run_id
     return {**result, "summary": summary}
