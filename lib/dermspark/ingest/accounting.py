@@ -96,8 +96,14 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFra
 
 
 def count_inputs(archive: Archive, pairs: DataFrame) -> int:
-    """Metadata rows plus files, a row and its file counting once (a bad row's too)."""
-    return archive.metadata.count() + archive.files.count() - pairs.count()
+    """Metadata rows plus files, a row and its file counting once (a bad row's too). One job:
+    each small Spark job costs a large image's decoding in fixed overhead."""
+    def counted(frame: DataFrame, name: str) -> DataFrame:
+        return frame.agg(F.count(F.lit(1)).alias(name))
+
+    row = counted(archive.metadata, "rows").crossJoin(counted(archive.files, "files")).crossJoin(
+        counted(pairs, "pairs")).first()
+    return row["rows"] + row["files"] - row["pairs"]
 
 
 REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail", "split")
@@ -116,13 +122,25 @@ def write_rejects(rejects: DataFrame, url: str) -> dict[str, int]:
     return dict(Counter(table.column("reason").to_pylist()))
 
 
-def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int], folds: int = 0) -> dict:
-    per_split_class = written.groupBy("split", "class_name").count().collect()
+def tally_extra() -> dict:
+    """The tally's extra columns (report.distributions.tally): what the manifest needs beyond the
+    report's own columns, so that one aggregation serves both."""
+    return {"_fold_class": F.concat_ws("/", F.col("fold").cast("string"), F.col("class_name")),
+            "_age_imputed": F.col("age_imputed")}
+
+
+def manifest(inputs: int, counts: list[tuple[str, str, str, int]], by_reason: dict[str, int], folds: int = 0) -> dict:
+    """The manifest's counts from the tally of the written rows."""
     per_class: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {}
-    for row in per_split_class:
-        per_class[row["class_name"]] = per_class.get(row["class_name"], 0) + row["count"]
-        per_split.setdefault(row["split"], {})[row["class_name"]] = row["count"]
+    per_fold: dict[str, dict[str, int]] = {}
+    for split, column, value, count in counts:
+        if column == "class_name":
+            per_class[value] = per_class.get(value, 0) + count
+            per_split.setdefault(split, {})[value] = count
+        elif column == "_fold_class" and folds:
+            fold, class_name = value.split("/", 1)
+            per_fold.setdefault(fold, {})[class_name] = per_fold.get(fold, {}).get(class_name, 0) + count
     total_written = sum(per_class.values())
     total_rejected = sum(by_reason.values())
     if inputs != total_written + total_rejected:
@@ -138,13 +156,11 @@ def manifest(inputs: int, written: DataFrame, by_reason: dict[str, int], folds: 
         "per_class": dict(sorted(per_class.items())),
         "per_split": {split: dict(sorted(counts.items())) for split, counts in sorted(per_split.items())},
         "folds": folds,
-        "per_fold": _per_fold(written) if folds else None,
+        # Images per fold and class, what train --cv plans each fold's training from.
+        "per_fold": ({fold: dict(sorted(classes.items())) for fold, classes in sorted(per_fold.items(), key=lambda x: int(x[0]))}
+                     if folds else None),
     }
 
 
-def _per_fold(written: DataFrame) -> dict[str, dict[str, int]]:
-    """Images per fold and class, what train --cv plans each fold's training from."""
-    per_fold: dict[str, dict[str, int]] = {}
-    for row in written.groupBy("fold", "class_name").count().collect():
-        per_fold.setdefault(str(row["fold"]), {})[row["class_name"]] = row["count"]
-    return {fold: dict(sorted(counts.items())) for fold, counts in sorted(per_fold.items(), key=lambda x: int(x[0]))}
+def imputed_ages(counts: list[tuple[str, str, str, int]]) -> int:
+    return sum(count for _, column, value, count in counts if column == "_age_imputed" and value == "true")

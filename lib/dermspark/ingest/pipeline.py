@@ -30,7 +30,7 @@ from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
-from dermspark.report.distributions import write_distributions
+from dermspark.report.distributions import tally, write_distributions
 from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
@@ -215,9 +215,9 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         candidates = split.assign_splits(candidates, ratios, settings.seed)
         candidates = (split.assign_folds(candidates, settings.folds, settings.seed) if settings.folds
                       else candidates.withColumn("fold", F.lit(None).cast("int"))).persist(StorageLevel.MEMORY_AND_DISK)
-        train_mean_age = split.training_mean_age(candidates)
+        images, train_mean_age = split.count_and_training_mean_age(candidates)
         candidates = split.impute_age(candidates, train_mean_age)
-        counts["images to decode"] = images = candidates.count()
+        counts["images to decode"] = images
     tune_for_images(spark)
     # A few hundred small images a batch or a few dozen large ones: a batch is one round trip
     # between the JVM and Python, and from remote stores it holds its files' bytes.
@@ -240,7 +240,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
             with stage("ingest", "accounting: rejects, counts and parts") as shown:
                 by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
-                counts = accounting.manifest(inputs, written, by_reason, settings.folds)
+                tallied = tally(written, accounting.tally_extra())
+                counts = accounting.manifest(inputs, tallied, by_reason, settings.folds)
                 _check_parts(urls, counts["written"])
                 shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
             failure = _over_reject_limit(counts, settings.max_reject_fraction)
@@ -259,14 +260,14 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 "datasets": datasets,
                 "decode": {"resample": options.resample, "aspect": options.aspect},
                 "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
-                "age": {"train_mean": train_mean_age, "imputed": written.filter("age_imputed").count()},
+                "age": {"train_mean": train_mean_age, "imputed": accounting.imputed_ages(tallied)},
                 "seed": settings.seed,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "dermspark_version": dermspark.__version__,
             }
             if not failure:
                 with stage("ingest", "writing the report"):
-                    write_distributions(written, join(staging, "report"))
+                    write_distributions(tallied, join(staging, "report"))
             storage.write_text(join(staging, "settings.json"), to_json(settings))
             storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
     finally:

@@ -85,11 +85,14 @@ def assign_folds(frame: DataFrame, folds: int, seed: int) -> DataFrame:
     return frame.join(assigned, "_group").drop("_group")
 
 
-def training_mean_age(frame: DataFrame) -> float | None:
-    """The training split's mean age, the value Benedetti et al. imputed; over training rows
-    only, so that validation and test leak nothing into it. Taken before decoding (every
-    training row with its file), since each image is written the moment it is decoded."""
-    return frame.filter(F.col("split") == "train").agg(F.avg("age")).first()[0]
+def count_and_training_mean_age(frame: DataFrame) -> tuple[int, float | None]:
+    """The rows, and the training split's mean age, the value Benedetti et al. imputed: over
+    training rows only, so that validation and test leak nothing into it. Taken before decoding
+    (every training row with its file), since each image is written the moment it is decoded.
+    One job for both."""
+    row = frame.agg(F.count(F.lit(1)).alias("rows"),
+                    F.avg(F.when(F.col("split") == "train", F.col("age"))).alias("age")).first()
+    return row["rows"], row["age"]
 
 
 def impute_age(frame: DataFrame, mean: float | None) -> DataFrame:

@@ -1,6 +1,8 @@
 """The distributions the papers show, of what was written: JSON and PNG plots beside the dataset.
 
 Counts only, overall and per split; no row-level metadata leaves Spark. Ages go in 5-year bins.
+The counts come from ingest's one tally of the written rows (`tally`), which also gives the
+manifest its figures, so the whole accounting after decoding is one Spark job.
 """
 
 import json
@@ -22,26 +24,28 @@ TITLES = {
 }
 
 
-def distributions(written: DataFrame) -> dict:
-    """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown".
-    One aggregation over (split, column, value) pairs, not one job per column."""
+def tally(written: DataFrame, extra: dict | None = None) -> list[tuple[str, str, str, int]]:
+    """(split, column, value, count) for every value of COLUMNS and of the `extra` columns
+    ({name: Column}), missing values as "unknown": one aggregation, not one job per column."""
     frame = written.withColumn("age_bin", (F.floor(F.col("age") / 5) * 5).cast("int"))
+    columns = {**{column: F.col(column) for column in COLUMNS}, **(extra or {})}
     pairs = F.explode(F.array(*[
-        F.struct(F.lit(column).alias("column"),
-                 F.coalesce(F.col(column).cast("string"), F.lit("unknown")).alias("value"))
-        for column in COLUMNS
+        F.struct(F.lit(name).alias("column"), F.coalesce(column.cast("string"), F.lit("unknown")).alias("value"))
+        for name, column in columns.items()
     ])).alias("pair")
-    rows = (
-        frame.select("split", pairs)
-        .groupBy("split", "pair.column", "pair.value")
-        .count()
-        .collect()
-    )
+    rows = frame.select("split", pairs).groupBy("split", "pair.column", "pair.value").count().collect()
+    return [(row["split"], row["column"], row["value"], row["count"]) for row in rows]
+
+
+def distributions(counts: list[tuple[str, str, str, int]]) -> dict:
+    """{column: {"all": {value: count}, "train": {...}, ...}} from a tally."""
     tables: dict[str, dict[str, dict[str, int]]] = {column: {"all": {}} for column in COLUMNS}
-    for row in rows:
-        table = tables[row["column"]]
-        table.setdefault(row["split"], {})[row["value"]] = row["count"]
-        table["all"][row["value"]] = table["all"].get(row["value"], 0) + row["count"]
+    for split, column, value, count in counts:
+        if column not in tables:
+            continue
+        table = tables[column]
+        table.setdefault(split, {})[value] = count
+        table["all"][value] = table["all"].get(value, 0) + count
     result = {}
     for column, table in tables.items():
         order = sorted if column != "age_bin" else (lambda values: sorted(values, key=_age_key))
@@ -54,9 +58,9 @@ def _age_key(value: str) -> float:
     return float(value) if value.lstrip("-").isdigit() else float("inf")
 
 
-def write_distributions(written: DataFrame, folder_url: str) -> dict:
+def write_distributions(counts: list[tuple[str, str, str, int]], folder_url: str) -> dict:
     """Writes distributions.json and one PNG per column under folder_url; returns the table."""
-    tables = distributions(written)
+    tables = distributions(counts)
     storage.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
     for column, table in tables.items():
         plots.bars(table, TITLES[column], join(folder_url, f"{column}.png"))
