@@ -1,0 +1,247 @@
+"""How ingest's and scoring's cost grows with the archive: N, 2N and 4N images, one session.
+
+The larger archives are the real 200x150 HAM10000 set linked again under new image and lesion
+ids (copy k of ISIC_0024306 is ISIC_k0024306, of lesion HAM_0000118 HAM_k0000118), with matching
+metadata rows, in a work folder outside the repository: 4N is 40,060 images. For each size the
+bench prints the wall time of the whole job; a straight line through the three sizes gives the
+marginal rate (images per second the job adds per image, 1 / slope) and the fixed cost (the
+intercept). Beside each job it samples, every 0.2 s, the resident memory of the driver (this
+Python process and the JVM, which in local mode also runs the executor's threads) and of the
+Python workers that decode and predict: both must stay flat as N grows.
+
+At each size the peer a user would write instead runs right after the job, in the same session:
+for ingest Petastorm's documented pattern (ingest_bench.py), for scoring Spark's `predict_batch_udf`
+pattern (score_bench.py); their marginal rates are fitted the same way. The single-process loop
+(ingest) and plain Keras `predict_on_batch` in one process (scoring) give the reference rate.
+
+    .venv/bin/python bench/scale_bench.py [--data ../shared/data] [--work /tmp/dermspark-scale]
+        [--copies 1 2 4] [--sizes 75x100 299x299] [--model benbrahim_cnn]
+"""
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_archive(source: str, folder: str, copies: int) -> int:
+    """The source archive linked `copies` times under new ids, metadata rows to match."""
+    images = os.path.join(folder, "images")
+    os.makedirs(images, exist_ok=True)
+    with open(os.path.join(source, "HAM10000_metadata.csv"), newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    out = []
+    for copy in range(copies):
+        for row in rows:
+            prefix = "" if copy == 0 else str(copy)
+            image_id = row["image_id"].replace("ISIC_", "ISIC_" + prefix)
+            link = os.path.join(images, image_id + ".jpg")
+            if not os.path.lexists(link):
+                os.symlink(os.path.join(source, "images", row["image_id"] + ".jpg"), link)
+            out.append({**row, "image_id": image_id, "lesion_id": row["lesion_id"].replace("HAM_", "HAM_" + prefix)})
+    with open(os.path.join(folder, "HAM10000_metadata.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(out)
+    return len(out)
+
+
+class PeakMemory:
+    """Peak resident memory, sampled: the driver (this process and the JVM) and the Python
+    workers (every other descendant, summed while they run side by side)."""
+
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self._psutil, self._interval = psutil, interval
+        self.driver = self.workers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        me = self._psutil.Process()
+        driver, workers = me.memory_info().rss, 0
+        for child in me.children(recursive=True):
+            try:
+                rss = child.memory_info().rss
+                if "java" in child.name():
+                    driver += rss
+                else:
+                    workers += rss
+            except self._psutil.NoSuchProcess:
+                pass
+        self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fit(counts: list[int], seconds: list[float]) -> tuple[float, float]:
+    """Marginal images per second and fixed seconds of the straight line through the sizes."""
+    slope, intercept = np.polyfit(counts, seconds, 1)
+    return 1.0 / slope, intercept
+
+
+def timed(run) -> tuple[float, float, PeakMemory]:
+    """Wall seconds, CPU seconds of the whole process tree (driver, JVM, Python workers), memory."""
+    from score_bench import _process_tree_cpu, cpu_seconds_between
+
+    with PeakMemory() as memory:
+        cpu, started = _process_tree_cpu(), time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds_between(cpu, _process_tree_cpu())
+    return elapsed, cpu, memory
+
+
+def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemory]], peer: list[float],
+           peer_name: str, reference: tuple[float, float], reference_name: str) -> None:
+    """reference: images per second and per CPU second of the single-process way."""
+    rate, fixed = fit(counts, [seconds for seconds, _, _ in job])
+    per_core, _ = fit(counts, [cpu for _, cpu, _ in job])
+    peer_rate, peer_fixed = fit(counts, peer)
+    print(f"\n{title}")
+    print(f"{'images':>8} {'job s':>8} {'job img/s':>10} {'job CPU s':>10} {'peer s':>8} {'driver MB':>10} "
+          f"{'workers MB':>11}")
+    for count, (seconds, cpu, memory), peer_seconds in zip(counts, job, peer, strict=True):
+        print(f"{count:8d} {seconds:8.1f} {count / seconds:10.1f} {cpu:10.1f} {peer_seconds:8.1f} "
+              f"{memory.driver / 2**20:10.0f} {memory.workers / 2**20:11.0f}")
+    print(f"job: marginal rate {rate:.1f} img/s, fixed cost {fixed:.1f} s, marginal {per_core:.1f} img per CPU second")
+    print(f"{peer_name}: marginal rate {peer_rate:.1f} img/s, fixed cost {peer_fixed:.1f} s")
+    print(f"{reference_name}: {reference[0]:.1f} img/s, {reference[1]:.1f} img per CPU second")
+    print(f"job marginal / peer marginal {rate / peer_rate:.2f}; job / peer at {counts[-1]} images "
+          f"{peer[-1] / job[-1][0]:.2f}")
+    print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second "
+          f"{per_core / reference[1]:.2f}")
+    drivers = [memory.driver for _, _, memory in job]
+    workers = [memory.workers for _, _, memory in job]
+    print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {drivers[-1] / drivers[0]:.2f}, "
+          f"workers {workers[-1] / workers[0]:.2f}", flush=True)
+
+
+def spark_jobs(spark) -> int:
+    """Spark jobs so far in this session (ids are sequential): each small job is fixed cost."""
+    return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1) + 1
+
+
+def _seconds(run, *args) -> float:
+    """Wall seconds of run(*args), whose own rate is ignored: the fit wants times."""
+    started = time.perf_counter()
+    run(*args)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    parser.add_argument("--work", help="where the linked archives go (default: a temporary folder, removed)")
+    parser.add_argument("--copies", type=int, nargs="+", default=[1, 2, 4], help="archive sizes, in copies of N")
+    parser.add_argument("--sizes", nargs="+", default=["75x100", "299x299"], help="ingest's image sizes")
+    parser.add_argument("--model", default="benbrahim_cnn", help="the (untrained) model scoring runs")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--skip", choices=["ingest", "score"], help="time only the other job")
+    args = parser.parse_args()
+    source = os.path.join(args.data, "ham10000-200x150")
+    if not os.path.isfile(os.path.join(source, "HAM10000_metadata.csv")):
+        sys.exit(f"no HAM10000 archive at {source}: pass --data or set DERMSPARK_DATA")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from dermspark.images import parse_size
+    from dermspark.ingest.pipeline import run_ingest
+    from dermspark.score.job import run_score
+    from dermspark.settings import IngestSettings, ScoreSettings
+    from ingest_bench import loop, petastorm_pattern
+    from pyspark.sql import SparkSession
+    from score_bench import make_bundle, plain_keras, predict_batch_udf_pattern
+
+    work = args.work or tempfile.mkdtemp(prefix="dermspark-scale-")
+    archives, counts = {}, []
+    for copies in args.copies:
+        archives[copies] = os.path.join(work, f"archive-{copies}n")
+        counts.append(build_archive(source, archives[copies], copies))
+    print(f"archives of {', '.join(f'{count:,}' for count in counts)} images under {work}", flush=True)
+    spark = (
+        SparkSession.builder.master("local[2]").appName("scale-bench")
+        .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
+        .config("spark.sql.shuffle.partitions", "8").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    files = sorted(os.path.join(source, "images", name) for name in os.listdir(os.path.join(source, "images")))
+    try:
+        if args.skip != "ingest":
+            for size in args.sizes:
+                output = os.path.join(work, "ingested")
+
+                def ingest(archive: str, output: str = output, size: str = size) -> None:
+                    shutil.rmtree(output, ignore_errors=True)
+                    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size))
+                    if result["written"] != result["inputs"]:
+                        sys.exit(f"ingest wrote {result['written']} of {result['inputs']} inputs")
+
+                before = spark_jobs(spark)
+                ingest(archives[args.copies[0]])  # warm-up: the JVM, Python workers, imports
+                print(f"ingest at {size}: {spark_jobs(spark) - before} Spark jobs a run", flush=True)
+                petastorm_pattern(spark, archives[args.copies[0]], size, work)
+                job, peer = [], []
+                for copies in args.copies:  # the job and its peer take turns at each size
+                    job.append(timed(lambda archive=archives[copies]: ingest(archive)))
+                    peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work))
+                shutil.rmtree(output, ignore_errors=True)
+                cpu, seconds = time.process_time(), loop(files, parse_size(size))
+                loop_cpu = time.process_time() - cpu
+                report(f"ingest at {size}", counts, job, peer, "Petastorm pattern",
+                       (len(files) / seconds, len(files) / loop_cpu), "single-process loop")
+        if args.skip != "score":
+            bundle = make_bundle(work, args.model)
+
+            def score(archive: str) -> None:
+                output = os.path.join(work, "scores")
+                shutil.rmtree(output, ignore_errors=True)
+                summary = run_score(spark, ScoreSettings(model=bundle, input=os.path.join(archive, "images"),
+                                                         output=output, batch_size=args.batch_size))
+                shutil.rmtree(output)
+                if summary["scored"] != summary["inputs"]:
+                    sys.exit(f"scoring scored {summary['scored']} of {summary['inputs']}: {summary['by_reason']}")
+
+            def peer(archive: str) -> float:
+                return predict_batch_udf_pattern(spark, bundle, os.path.join(archive, "images"),
+                                                 os.path.join(work, "peer-scores"), args.batch_size)
+
+            score(archives[args.copies[0]])  # warm-up
+            peer(archives[args.copies[0]])
+            job, peers = [], []
+            for copies in args.copies:
+                job.append(timed(lambda archive=archives[copies]: score(archive)))
+                peers.append(_seconds(peer, archives[copies]))
+            plain_rate, plain_cores = plain_keras(bundle, files, args.batch_size)
+            report(f"scoring with {args.model}", counts, job, peers, "predict_batch_udf pattern",
+                   (plain_rate, plain_rate / plain_cores), "plain Keras predict_on_batch")
+    finally:
+        spark.stop()
+        if not args.work:
+            shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
