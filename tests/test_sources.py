@@ -110,3 +110,39 @@ def test_a_recipe_split_is_its_papers():
     assert recipe_ratios("80/20") == "80/20"
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         recipe_ratios("recipe:nope")
+
+
+@pytest.mark.parametrize("seed", [42, 7, -3, 2**40])
+def test_the_split_hash_is_sparks_xxhash64(spark, seed):
+    """The split is planned on the driver with Spark's own hash, so an archive splits as it did
+    when Spark planned it (and as the results in docs/results.md were made)."""
+    from dermspark.ingest.split import spark_xxhash64
+
+    texts = ["HAM_0000118", "ISIC_0024306", "", "a", "lésion-ü-字", "x" * 31, "y" * 32, "z" * 33, "HAM_" + "9" * 70]
+    rows = spark.createDataFrame([(text,) for text in texts], "text string").select(
+        "text", F.xxhash64(F.lit(seed), "text").alias("hash")).collect()
+    assert {row["text"]: row["hash"] for row in rows} == {text: spark_xxhash64(seed, text) for text in texts}
+
+
+def test_metadata_lines_with_the_wrong_field_count_are_marked_not_dropped(tmp_path):
+    from dermspark import DermsparkError
+    from dermspark.metadata import read_table
+
+    path = tmp_path / "metadata.csv"
+    path.write_text("\ufeff lesion_id ,image_id,dx,age\n"
+                    "L1,I1,nv,50\n"
+                    "\n"
+                    "L2,I2,mel\n"  # too few fields
+                    'L3,"I3",bkl,40,extra\n'  # too many
+                    "L4, I4 ,,\n"  # empty fields: None, stripped
+                    '"L5","I,5","df","x"\n')  # a quoted comma
+    table = read_table("file://" + str(path), ("lesion_id", "image_id", "dx"))
+    assert list(table.columns) == ["lesion_id", "image_id", "dx", "age", "_malformed", "_row"]
+    assert table["image_id"].tolist() == ["I1", "I2", "I3", "I4", "I,5"]
+    assert table["_malformed"].tolist() == [False, True, True, False, False]
+    assert table["_row"].tolist() == [0, 1, 2, 3, 4]
+    assert table.loc[3, "dx"] is None and table.loc[1, "age"] is None and table.loc[2, "age"] == "40"
+    with pytest.raises(DermsparkError, match="lacks the column"):
+        read_table("file://" + str(path), ("image_id", "diagnosis"))
+    with pytest.raises(DermsparkError, match="cannot read metadata file"):
+        read_table("file://" + str(tmp_path / "none.csv"), ("image_id",))

@@ -59,21 +59,33 @@ def _walk_local(urls: list[str], glob: str | None) -> list[str]:
     return sorted(found)
 
 
-def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) -> DataFrame:
-    """One row per file below the urls (recursive; hidden . and _ files excluded, as Spark does):
-    `path`, and `image_id`, the file name without its extension."""
+def list_paths(spark: SparkSession, urls: list[str], glob: str | None = None) -> list[str]:
+    """Every file below the urls (recursive; hidden . and _ files excluded, as Spark does), as
+    canonical paths. Listed on the driver either way: Spark's file index lists there too."""
     if is_local(urls):
-        paths = _walk_local(urls, glob)
-    else:
-        # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
-        paths = [canonical_path(unquote(path)) for path in _binary_files(spark, urls, glob).inputFiles()]
-    listing = spark.createDataFrame([(path,) for path in paths], "path string")
+        return _walk_local(urls, glob)
+    # The listing holds URIs (a space is %20, a % is %25) where rows hold plain paths.
+    return [canonical_path(unquote(path)) for path in _binary_files(spark, urls, glob).inputFiles()]
+
+
+def list_files(spark: SparkSession, urls: list[str], glob: str | None = None) -> DataFrame:
+    """One row per file below the urls: `path`, and `image_id`, the file name without its
+    extension."""
+    listing = spark.createDataFrame([(path,) for path in list_paths(spark, urls, glob)], "path string")
     return listing.withColumn("image_id", image_id_column())
+
+
+IMAGE_ID = r"([^/]+?)(\.[^./]*)?$"
+
+
+def image_id_of(path: str) -> str:
+    """A file's image id: its name without the extension (ISIC_0024306.jpg -> ISIC_0024306)."""
+    return re.search(IMAGE_ID, path).group(1)
 
 
 def image_id_column(path_column: str = "path") -> Column:
     """A file's image id: its name without the extension (ISIC_0024306.jpg -> ISIC_0024306)."""
-    return F.regexp_extract(path_column, r"([^/]+?)(\.[^./]*)?$", 1)
+    return F.regexp_extract(path_column, IMAGE_ID, 1)
 
 
 def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: str | None = None) -> DataFrame:

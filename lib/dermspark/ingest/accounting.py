@@ -1,14 +1,13 @@
 """Every metadata row and every file ends in exactly one place: the dataset or the rejects.
 
 `match` pairs metadata rows with files and rejects what cannot be paired; `manifest` counts the
-outcome and checks that inputs = written + rejected, counted independently of the rejects.
+outcome and checks that inputs = written + rejected, counted independently of the rejects. The
+tables are the archive's small ones (a row per input, no image bytes), matched on the driver.
 """
 
 from collections import Counter
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+import pandas as pd
 
 from dermspark.ingest.sources import Archive
 
@@ -16,151 +15,105 @@ from dermspark.ingest.sources import Archive
 CLAIMED = "_claimed"
 # Kept with every written image; never logged (patient metadata).
 METADATA_COLUMNS = ("age", "sex", "localization", "dx_type")
+REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail", "split")
+CANDIDATE_COLUMNS = ("image_id", "lesion_id", "dx", "class_name", "path", *METADATA_COLUMNS)
 
 
-def _reject(frame: DataFrame, origin: str, reason, detail="") -> DataFrame:
-    return frame.select(
-        F.lit(origin).alias("origin"),
-        F.col("image_id"),
-        F.col("path") if "path" in frame.columns else F.lit(None).cast("string").alias("path"),
-        (reason if not isinstance(reason, str) else F.lit(reason)).alias("reason"),
-        (detail if not isinstance(detail, str) else F.lit(detail)).alias("detail"),
-    )
+def _reject(frame: pd.DataFrame, origin, reason, detail="") -> pd.DataFrame:
+    return pd.DataFrame({
+        "origin": origin, "image_id": frame["image_id"],
+        "path": frame["path"] if "path" in frame.columns else None,
+        "reason": reason, "detail": detail, "split": None,
+    }, index=frame.index, columns=list(REJECT_COLUMNS))
 
 
-def match(archive: Archive, mapping: dict[str, str]) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """Returns (candidates to decode, rejects so far, pairs) where pairs counts joined inputs.
-    `mapping` takes the archive's diagnoses to the label space's classes (labels.label_mapping);
-    candidates carry the result as `class_name`."""
+def _nth(frame: pd.DataFrame, order: str) -> pd.Series:
+    """0 for the first row of each image id by `order`, 1 for the second, ..."""
+    return frame.sort_values(order, kind="stable").groupby("image_id", dropna=False, sort=False).cumcount()
+
+
+def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Returns (candidates to decode, rejects so far, inputs). `mapping` takes the archive's
+    diagnoses to the label space's classes (labels.label_mapping); candidates carry the result
+    as `class_name`. Inputs are metadata rows plus files, a row and its file counting once (a
+    bad row's too), counted apart from the rejects so that the manifest's check means something."""
     metadata, files = archive.metadata, archive.files
-    first_row = Window.partitionBy("image_id").orderBy("_row")
-    bad = (
-        F.col("_malformed")
-        | F.col("image_id").isNull()
-        | (F.col("image_id") == "")
-        | F.col("dx").isNull()
-    )
-    metadata = metadata.withColumn("_bad", bad)
-    rows = metadata.filter(~F.col("_bad")).withColumn("_nth", F.row_number().over(first_row))
-    first_file = Window.partitionBy("image_id").orderBy("path")
-    files = files.withColumn("_nth", F.row_number().over(first_file))
-
-    kept_rows = rows.filter("_nth = 1").drop("_nth", "_bad", "_malformed")
-    kept_files = files.filter("_nth = 1").drop("_nth")
+    bad = metadata["_malformed"] | metadata["image_id"].isna() | metadata["dx"].isna()
+    rows = metadata[~bad].assign(_nth=lambda frame: _nth(frame, "_row"))
+    files = files.assign(_nth=lambda frame: _nth(frame, "path"))
+    kept_rows = rows[rows["_nth"] == 0].drop(columns=["_nth", "_malformed"])
+    kept_files = files[files["_nth"] == 0].drop(columns=["_nth"])
     # A file whose only rows are bad belongs to the first bad row's reject: one input, not a
     # bad row plus a file without metadata.
-    bad_ids = metadata.filter(F.col("_bad") & F.col("image_id").isNotNull() & (F.col("image_id") != ""))
-    claimed = bad_ids.select("image_id").distinct().withColumn("_claimed", F.lit(True))
-    # One row per input, no image bytes: small, and read by several later steps, so it is
-    # computed once here instead of once per step. Kept with its lineage (not a local
-    # checkpoint, whose blocks die with their executor): a lost block is computed again.
-    joined = (kept_rows.join(kept_files, "image_id", "full_outer").join(claimed, "image_id", "left")
-              .persist(StorageLevel.MEMORY_AND_DISK))
+    claimed = set(metadata.loc[bad & metadata["image_id"].notna(), "image_id"])
+    joined = kept_rows.merge(kept_files, on="image_id", how="outer")
+    joined["class_name"] = joined["dx"].map(mapping)
+    no_row = joined["_row"].isna()
+    is_claimed = no_row & joined["image_id"].isin(claimed)
+    reason = pd.Series(None, index=joined.index, dtype=object)
+    reason[joined["class_name"].isna()] = "unknown_label"
+    reason[no_row] = "no_metadata"
+    reason[is_claimed] = CLAIMED
+    reason[joined["path"].isna()] = "missing_file"
+    joined["_reason"] = reason
 
-    to_class = F.create_map(*[F.lit(item) for pair in sorted(mapping.items()) for item in pair])
-    joined = joined.withColumn("class_name", to_class[F.col("dx")])
-    known = F.col("class_name").isNotNull()
-    reason = (
-        F.when(F.col("path").isNull(), "missing_file")
-        .when(F.col("_row").isNull() & F.col("_claimed").isNotNull(), CLAIMED)
-        .when(F.col("_row").isNull(), "no_metadata")
-        .when(~known, "unknown_label")
-    )
-    joined = joined.withColumn("_reason", reason)
-    files_of_bad_rows = joined.filter(F.col("_reason") == CLAIMED).select("image_id", "path")
-    bad_rows = (metadata.filter("_bad").withColumn("_nth", F.row_number().over(first_row))
-                .join(files_of_bad_rows, "image_id", "left")
-                .withColumn("path", F.when(F.col("_nth") == 1, F.col("path"))))
-    rejects = (
-        _reject(
-            bad_rows,
-            "metadata",
-            "bad_row",
-            F.when(F.col("_malformed"), "wrong number of fields").otherwise("image id or diagnosis missing"),
-        )
-        .unionByName(_reject(rows.filter("_nth > 1"), "metadata", "duplicate_id"))
-        .unionByName(_reject(files.filter("_nth > 1"), "file", "duplicate_id"))
-        .unionByName(
-            _reject(
-                joined.filter(F.col("_reason").isNotNull() & (F.col("_reason") != CLAIMED)),
-                "metadata",
-                F.col("_reason"),
-            ).withColumn("origin", F.when(F.col("reason") == "no_metadata", "file").otherwise("metadata"))
-        )
-    )
-    candidates = joined.filter(F.col("_reason").isNull()).select(
-        "image_id", "lesion_id", "dx", "class_name", "path", *METADATA_COLUMNS
-    )
-    pairs = joined.filter((F.col("path").isNotNull() & F.col("_row").isNotNull()) | (F.col("_reason") == CLAIMED))
-    return candidates, rejects, pairs
+    files_of_bad_rows = joined.loc[joined["_reason"] == CLAIMED, ["image_id", "path"]]
+    bad_rows = metadata[bad].assign(_nth=lambda frame: _nth(frame, "_row"))
+    bad_rows = bad_rows.merge(files_of_bad_rows[files_of_bad_rows["image_id"].notna()], on="image_id", how="left")
+    bad_rows.loc[bad_rows["_nth"] != 0, "path"] = None
+    unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)]
+    rejects = pd.concat([
+        _reject(bad_rows, "metadata", "bad_row",
+                bad_rows["_malformed"].map({True: "wrong number of fields", False: "image id or diagnosis missing"})),
+        _reject(rows[rows["_nth"] > 0], "metadata", "duplicate_id"),
+        _reject(files[files["_nth"] > 0], "file", "duplicate_id"),
+        _reject(unmatched, unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
+                unmatched["_reason"]),
+    ], ignore_index=True)
+    candidates = joined.loc[joined["_reason"].isna(), list(CANDIDATE_COLUMNS)].reset_index(drop=True)
+    pairs = int(((joined["path"].notna() & ~no_row) | is_claimed).sum())
+    return candidates, rejects, len(metadata) + len(archive.files) - pairs
 
 
-def count_inputs(archive: Archive, pairs: DataFrame) -> int:
-    """Metadata rows plus files, a row and its file counting once (a bad row's too). One job:
-    each small Spark job costs a large image's decoding in fixed overhead."""
-    def counted(frame: DataFrame, name: str) -> DataFrame:
-        return frame.agg(F.count(F.lit(1)).alias(name))
-
-    row = counted(archive.metadata, "rows").crossJoin(counted(archive.files, "files")).crossJoin(
-        counted(pairs, "pairs")).first()
-    return row["rows"] + row["files"] - row["pairs"]
-
-
-REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail", "split")
-
-
-def write_rejects(rejects: DataFrame, url: str) -> dict[str, int]:
+def write_rejects(rejects: pd.DataFrame, url: str) -> dict[str, int]:
     """One Parquet file of every rejected input, written through the storage layer (a row per
     reject, small next to the images): returns the count of each reason, from what was written."""
     import pyarrow as pa
 
     from dermspark import storage
 
-    rows = rejects.select(*REJECT_COLUMNS).collect()
-    table = pa.table({name: pa.array([row[name] for row in rows], pa.string()) for name in REJECT_COLUMNS})
+    table = pa.table({name: pa.array([None if pd.isna(value) else str(value) for value in rejects[name]],
+                                     pa.string()) for name in REJECT_COLUMNS})
     storage.write_parquet(table, url)
     return dict(Counter(table.column("reason").to_pylist()))
 
 
-def tally_extra() -> dict:
-    """The tally's extra columns (report.distributions.tally): what the manifest needs beyond the
-    report's own columns, so that one aggregation serves both."""
-    return {"_fold_class": F.concat_ws("/", F.col("fold").cast("string"), F.col("class_name")),
-            "_age_imputed": F.col("age_imputed")}
-
-
-def manifest(inputs: int, counts: list[tuple[str, str, str, int]], by_reason: dict[str, int], folds: int = 0) -> dict:
-    """The manifest's counts from the tally of the written rows."""
-    per_class: dict[str, int] = {}
-    per_split: dict[str, dict[str, int]] = {}
-    per_fold: dict[str, dict[str, int]] = {}
-    for split, column, value, count in counts:
-        if column == "class_name":
-            per_class[value] = per_class.get(value, 0) + count
-            per_split.setdefault(split, {})[value] = count
-        elif column == "_fold_class" and folds:
-            fold, class_name = value.split("/", 1)
-            per_fold.setdefault(fold, {})[class_name] = per_fold.get(fold, {}).get(class_name, 0) + count
-    total_written = sum(per_class.values())
+def manifest(inputs: int, written: pd.DataFrame, by_reason: dict[str, int], folds: int = 0) -> dict:
+    """The manifest's counts from the written rows."""
+    per_split_class = written.groupby(["split", "class_name"]).size()
+    per_class = written.groupby("class_name").size()
+    total_written = int(per_class.sum())
     total_rejected = sum(by_reason.values())
     if inputs != total_written + total_rejected:
         raise RuntimeError(
             f"accounting mismatch: {inputs} inputs but {total_written} written + "
             f"{total_rejected} rejected; this is a dermspark bug, please report it"
         )
+    per_split: dict[str, dict[str, int]] = {}
+    for (split, class_name), count in sorted(per_split_class.items()):
+        per_split.setdefault(split, {})[class_name] = int(count)
+    per_fold: dict[str, dict[str, int]] = {}
+    if folds:
+        for (fold, class_name), count in sorted(written.groupby(["fold", "class_name"]).size().items()):
+            per_fold.setdefault(str(int(fold)), {})[class_name] = int(count)
     return {
         "inputs": inputs,
         "written": total_written,
         "rejected": total_rejected,
         "by_reason": dict(sorted(by_reason.items())),
-        "per_class": dict(sorted(per_class.items())),
-        "per_split": {split: dict(sorted(counts.items())) for split, counts in sorted(per_split.items())},
+        "per_class": {name: int(count) for name, count in sorted(per_class.items())},
+        "per_split": per_split,
         "folds": folds,
         # Images per fold and class, what train --cv plans each fold's training from.
-        "per_fold": ({fold: dict(sorted(classes.items())) for fold, classes in sorted(per_fold.items(), key=lambda x: int(x[0]))}
-                     if folds else None),
+        "per_fold": per_fold if folds else None,
     }
-
-
-def imputed_ages(counts: list[tuple[str, str, str, int]]) -> int:
-    return sum(count for _, column, value, count in counts if column == "_age_imputed" and value == "true")

@@ -6,34 +6,33 @@ group. Each file is one input; its folder names its class in the chosen label sp
 lowercased, with '-' and ' ' read as '_'); a file outside any class folder is unknown_label.
 """
 
+import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from dermspark import DermsparkError, storage
-from dermspark.files import canonical_path, list_files
-from dermspark.ingest.sources import Archive
+from dermspark.files import canonical_path
+from dermspark.ingest.sources import METADATA_COLUMNS, Archive, file_table
 
 SPLIT_FOLDERS = ("train", "val", "validation", "test")
+
+
+def class_folder(path: str, prefix: str) -> str:
+    """The class folder a file lies in, normalised; "" for a file outside any."""
+    parts = path[len(prefix):].split("/")
+    if len(parts) < 2:
+        return ""
+    folder = parts[1] if parts[0].lower() in SPLIT_FOLDERS and len(parts) > 2 else parts[0]
+    return folder.strip().lower().replace("-", "_").replace(" ", "_")
 
 
 def read_folders(spark: SparkSession, input_url: str) -> Archive:
     if not storage.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
-    files = list_files(spark, [input_url])
+    # Sorted by path, so "the first file of an image id" is well defined.
+    files = file_table(spark, [input_url]).sort_values("path", ignore_index=True)
     prefix = canonical_path(input_url).rstrip("/") + "/"
-    parts = F.split(F.expr(f"substring(path, {len(prefix) + 1})"), "/")
-    nested = F.lower(parts[0]).isin(*SPLIT_FOLDERS) & (F.size(parts) > 2)
-    folder = F.when(F.size(parts) < 2, F.lit("")).when(nested, parts[1]).otherwise(parts[0])
-    normalised = F.regexp_replace(F.lower(F.trim(folder)), r"[- ]", "_")
-    # Sorted by path, so "the first file of an image id" is well defined; the ids increase in
-    # sort order across partitions, without a global window pulling every row into one.
-    metadata = files.orderBy("path").select(
-        "image_id",
-        F.lit(None).cast("string").alias("lesion_id"),
-        normalised.alias("dx"),
-        *[F.lit(None).cast(kind).alias(name) for name, kind in
-          (("age", "double"), ("sex", "string"), ("localization", "string"), ("dx_type", "string"))],
-        F.lit(False).alias("_malformed"),
-        F.monotonically_increasing_id().alias("_row"),
-    )
-    return Archive(metadata=metadata, files=files, image_folders=[input_url], vocabulary="any")
+    metadata = pd.DataFrame({"image_id": files["image_id"], "dx": [class_folder(path, prefix) for path in files["path"]],
+                             "age": float("nan"), "_malformed": False, "_row": range(len(files))})
+    for name in ("lesion_id", "sex", "localization", "dx_type"):
+        metadata[name] = None
+    return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=files, image_folders=[input_url], vocabulary="any")

@@ -6,14 +6,13 @@ LF or CRLF). ISIC_2019_Training_Metadata.csv: image,age_approx,anatom_site_gener
 names may end in _downsampled, and are matched as written.
 """
 
+import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from dermspark import DermsparkError, storage
-from dermspark.files import list_files
-from dermspark.ingest.sources import Archive
+from dermspark.ingest.sources import METADATA_COLUMNS, Archive, file_table
 from dermspark.labels import ISIC2019_DIAGNOSES
-from dermspark.metadata import one_hot_diagnosis, read_csv
+from dermspark.metadata import one_hot_diagnosis, read_table, to_number
 from dermspark.storage import join
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
@@ -32,30 +31,17 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     if not folders:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
 
-    truth = read_csv(spark, truth_url, ("image", *ISIC2019_DIAGNOSES))
-    truth = truth.select(
-        F.trim("image").alias("image_id"),
-        one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"),
-        "_malformed",
-        F.monotonically_increasing_id().alias("_row"),
-    )
-    extra = read_csv(
-        spark, metadata_url, ("image", "age_approx", "anatom_site_general", "lesion_id", "sex")
-    ).filter(~F.col("_malformed"))
+    truth = read_table(truth_url, ("image", *ISIC2019_DIAGNOSES))
+    truth = pd.DataFrame({"image_id": truth["image"], "dx": one_hot_diagnosis(truth, ISIC2019_DIAGNOSES),
+                          "_malformed": truth["_malformed"], "_row": truth["_row"]})
+    extra = read_table(metadata_url, ("image", "age_approx", "anatom_site_general", "lesion_id", "sex"))
     # Extra information only: its first row per image is used; it is not an input of its own.
-    extra = (
-        extra.select(
-            F.trim("image").alias("image_id"),
-            F.nullif(F.trim("lesion_id"), F.lit("")).alias("lesion_id"),
-            F.trim("age_approx").cast("double").alias("age"),
-            F.nullif(F.trim("sex"), F.lit("")).alias("sex"),
-            F.nullif(F.trim("anatom_site_general"), F.lit("")).alias("localization"),
-        )
-        .dropDuplicates(["image_id"])
-    )
-    metadata = truth.join(extra, "image_id", "left").select(
-        "image_id", "lesion_id", "dx", "age", "sex", "localization",
-        F.lit(None).cast("string").alias("dx_type"), "_malformed", "_row",
-    )
-    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
-                   vocabulary="isic2019")
+    extra = extra[~extra["_malformed"]]
+    extra = pd.DataFrame({
+        "image_id": extra["image"], "lesion_id": extra["lesion_id"], "age": to_number(extra["age_approx"]),
+        "sex": extra["sex"], "localization": extra["anatom_site_general"],
+    }).dropna(subset=["image_id"]).drop_duplicates("image_id")
+    metadata = truth.merge(extra, on="image_id", how="left")
+    metadata["dx_type"] = None
+    return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=file_table(spark, folders),
+                   image_folders=folders, vocabulary="isic2019")

@@ -9,9 +9,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from pyspark import StorageLevel
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     DoubleType,
@@ -30,7 +29,7 @@ from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.labels import class_list, label_mapping
-from dermspark.report.distributions import tally, write_distributions
+from dermspark.report.distributions import write_distributions
 from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
@@ -118,26 +117,51 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
 
 
 def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, urls: list[str],
-                      settings: IngestSettings) -> DataFrame:
-    """Runs the decode once: every image goes into its datasets, and the small outcome rows are
-    kept (persisted) for the rejects, the counts and the report."""
+                      settings: IngestSettings) -> pd.DataFrame:
+    """Runs the decode once: every image goes into its datasets, and the small outcome rows (no
+    image) come back to the driver, in the same job, for the rejects, the counts and the report."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
     decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20)
-    outcomes = candidates.mapInPandas(decoder, _outcome_schema()).persist(StorageLevel.MEMORY_AND_DISK)
     with contextlib.ExitStack() as stack:
         for url, size in zip(urls, sizes, strict=True):
             stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb,
                                                     filesystem_factory=petastorm_compat.filesystem_factory(url)))
-        outcomes.count()
+        outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
         for url, size in zip(urls, sizes, strict=True):
             for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
                 storage.delete(join(url, name))
             if not storage.glob(url, "part-*"):
                 write_empty(url, make_schema(*size))
     return outcomes
+
+
+def with_arrow(spark: SparkSession, run):
+    """Runs `run` with Arrow moving pandas tables to and from Spark: columnar, not row by row."""
+    key = "spark.sql.execution.arrow.pyspark.enabled"
+    before = spark.conf.get(key, "false")
+    spark.conf.set(key, "true")
+    try:
+        return run()
+    finally:
+        spark.conf.set(key, before)
+
+
+CANDIDATE_SCHEMA = StructType(
+    [StructField(name, StringType()) for name in accounting.CANDIDATE_COLUMNS if name != "age"]
+    + [StructField("split", StringType()), StructField("fold", IntegerType()), StructField("age", DoubleType()),
+       StructField("age_imputed", BooleanType())]
+)
+
+
+def to_spark(spark: SparkSession, candidates: pd.DataFrame) -> DataFrame:
+    """The candidates, planned on the driver, as the decode's input. Local data: a task that is
+    lost with its executor gets its rows again from the driver."""
+    frame = candidates[CANDIDATE_SCHEMA.fieldNames()].astype({"fold": "Int32"}).astype(object)
+    frame = frame.where(pd.notna(frame), None)
+    return with_arrow(spark, lambda: spark.createDataFrame(frame, CANDIDATE_SCHEMA))
 
 
 def decode_input(candidates: DataFrame, num_files: int) -> DataFrame:
@@ -204,75 +228,65 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             mapping = label_mapping(archive.vocabulary, settings.label_space)
         except ValueError as error:
             raise DermsparkError(str(error)) from None
-        candidates, rejects, pairs = accounting.match(archive, mapping)
-        inputs = counts["inputs"] = accounting.count_inputs(archive, pairs)
+        candidates, rejects, inputs = accounting.match(archive, mapping)
+        counts["inputs"] = inputs
     if inputs == 0:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
 
     with stage("ingest", "splitting by lesion") as counts:
-        # Small (a row per image) and read by the decode and the counts: computed once, and kept
-        # with its lineage, so that blocks lost with an executor are computed again.
         candidates = split.assign_splits(candidates, ratios, settings.seed)
         candidates = (split.assign_folds(candidates, settings.folds, settings.seed) if settings.folds
-                      else candidates.withColumn("fold", F.lit(None).cast("int"))).persist(StorageLevel.MEMORY_AND_DISK)
-        images, train_mean_age = split.count_and_training_mean_age(candidates)
+                      else candidates.assign(fold=None))
+        train_mean_age = split.training_mean_age(candidates)
         candidates = split.impute_age(candidates, train_mean_age)
-        counts["images to decode"] = images
+        counts["images to decode"] = images = len(candidates)
     tune_for_images(spark)
     # A few hundred small images a batch or a few dozen large ones: a batch is one round trip
     # between the JVM and Python, and from remote stores it holds its files' bytes.
     pixels = sum(height * width for height, width in sizes)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
     num_files = settings.num_files or _auto_num_files(spark, images)
-    candidates = decode_input(candidates, num_files)
+    decode_rows = decode_input(to_spark(spark, candidates), num_files)
 
-    outcomes = None
-    try:
-        with staged_output(output_url) as staging:
-            urls = [join(staging, dataset_dirname(*size)) for size in sizes]
-            with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
-                                 f"in {num_files} files"):
-                outcomes = _decode_and_write(spark, candidates, sizes, options, classes, urls, settings)
-            written = outcomes.filter(F.col("reason").isNull())
-            decode_rejects = outcomes.filter(F.col("reason").isNotNull()).select(
-                F.lit("file").alias("origin"), "image_id", "path", "reason", "detail", "split"
-            )
-            rejects = rejects.withColumn("split", F.lit(None).cast("string")).unionByName(decode_rejects)
-            with stage("ingest", "accounting: rejects, counts and parts") as shown:
-                by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
-                tallied = tally(written, accounting.tally_extra())
-                counts = accounting.manifest(inputs, tallied, by_reason, settings.folds)
-                _check_parts(urls, counts["written"])
-                shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
-            failure = _over_reject_limit(counts, settings.max_reject_fraction)
-            datasets = {}
-            for size, url in zip(sizes, urls, strict=True):
-                if failure:
-                    storage.delete(url)  # the rejects and the manifest say why there is no dataset
-                else:
-                    datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
-            result = {
-                **counts,
-                **({"failed": failure} if failure else {}),
-                "source": settings.source,
-                "label_space": settings.label_space,
-                "classes": list(classes),
-                "datasets": datasets,
-                "decode": {"resample": options.resample, "aspect": options.aspect},
-                "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
-                "age": {"train_mean": train_mean_age, "imputed": accounting.imputed_ages(tallied)},
-                "seed": settings.seed,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "dermspark_version": dermspark.__version__,
-            }
-            if not failure:
-                with stage("ingest", "writing the report"):
-                    write_distributions(tallied, join(staging, "report"))
-            storage.write_text(join(staging, "settings.json"), to_json(settings))
-            storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
-    finally:
-        if outcomes is not None:
-            outcomes.unpersist()
+    with staged_output(output_url) as staging:
+        urls = [join(staging, dataset_dirname(*size)) for size in sizes]
+        with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
+                             f"in {num_files} files"):
+            outcomes = _decode_and_write(spark, decode_rows, sizes, options, classes, urls, settings)
+        written = outcomes[outcomes["reason"].isna()]
+        decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
+        rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
+        with stage("ingest", "accounting: rejects, counts and parts") as shown:
+            by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
+            counts = accounting.manifest(inputs, written, by_reason, settings.folds)
+            _check_parts(urls, counts["written"])
+            shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
+        failure = _over_reject_limit(counts, settings.max_reject_fraction)
+        datasets = {}
+        for size, url in zip(sizes, urls, strict=True):
+            if failure:
+                storage.delete(url)  # the rejects and the manifest say why there is no dataset
+            else:
+                datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
+        result = {
+            **counts,
+            **({"failed": failure} if failure else {}),
+            "source": settings.source,
+            "label_space": settings.label_space,
+            "classes": list(classes),
+            "datasets": datasets,
+            "decode": {"resample": options.resample, "aspect": options.aspect},
+            "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
+            "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
+            "seed": settings.seed,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "dermspark_version": dermspark.__version__,
+        }
+        if not failure:
+            with stage("ingest", "writing the report"):
+                write_distributions(written, join(staging, "report"))
+        storage.write_text(join(staging, "settings.json"), to_json(settings))
+        storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
     if failure:
         raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
     return {**result, "output": output_url}

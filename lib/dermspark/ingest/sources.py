@@ -1,31 +1,47 @@
-"""Read an archive layout into two DataFrames: metadata rows and image files."""
+"""Read an archive layout into two small tables on the driver: metadata rows and image files.
+
+A row per image or file, no image bytes: even a million-image archive's tables are a few hundred
+megabytes, and matching them in pandas costs milliseconds where Spark's small jobs cost seconds
+of fixed overhead (bench/scale_bench.py). The decode, which is the work, runs on Spark.
+"""
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+import pandas as pd
+from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
-from dermspark.files import list_files
-from dermspark.metadata import read_csv
+from dermspark.files import image_id_of, list_paths
+from dermspark.metadata import read_table, to_number
 from dermspark.storage import join
 
 HAM10000_METADATA = "HAM10000_metadata.csv"
 HAM10000_IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "images")
 HAM10000_REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
+METADATA_COLUMNS = ("image_id", "lesion_id", "dx", "age", "sex", "localization", "dx_type", "_malformed", "_row")
 
 
 @dataclass
 class Archive:
-    # image_id, lesion_id, dx, age, sex, localization, dx_type, _malformed, and _row (file
-    # order, so that "the first row of an image id" is well defined)
-    metadata: DataFrame
+    # METADATA_COLUMNS: strings (None when empty), age a float (NaN when missing or not a
+    # number), _malformed, and _row (file order, so that "the first row of an image id" is well
+    # defined)
+    metadata: pd.DataFrame
     # image_id, path
-    files: DataFrame
-    # folders holding the images, for reading their content later
+    files: pd.DataFrame
+    # folders holding the images
     image_folders: list[str]
     # whose diagnosis names `dx` uses: ham10000, isic2019, or "any" (class folders)
     vocabulary: str
+
+
+def file_table(spark: SparkSession, folders: list[str]) -> pd.DataFrame:
+    paths = list_paths(spark, folders)
+    return pd.DataFrame({"image_id": [image_id_of(path) for path in paths], "path": paths}, dtype=object)
+
+
+def column_or_none(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
 def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
@@ -42,25 +58,16 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
         raise DermsparkError(
             f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"
         )
-
-    metadata = read_csv(spark, metadata_url, HAM10000_REQUIRED_COLUMNS)
-    columns = metadata.columns
-
-    def optional(name: str):
-        column = F.nullif(F.trim(name), F.lit("")) if name in columns else F.lit(None)
-        return column.cast("string").alias(name)
-
-    metadata = metadata.select(
-        F.trim("image_id").alias("image_id"),
-        F.trim("lesion_id").alias("lesion_id"),
-        F.lower(F.trim("dx")).alias("dx"),
-        # A non-number becomes null and is imputed like a missing age.
-        (F.trim("age").cast("double") if "age" in columns else F.lit(None).cast("double")).alias("age"),
-        optional("sex"),
-        optional("localization"),
-        optional("dx_type"),
-        "_malformed",
-        F.monotonically_increasing_id().alias("_row"),
-    )
-    return Archive(metadata=metadata, files=list_files(spark, folders), image_folders=folders,
+    table = read_table(metadata_url, HAM10000_REQUIRED_COLUMNS)
+    metadata = pd.DataFrame({
+        "image_id": table["image_id"],
+        "lesion_id": table["lesion_id"],
+        "dx": table["dx"].str.lower(),
+        # A non-number becomes NaN and is imputed like a missing age.
+        "age": to_number(column_or_none(table, "age")),
+        **{name: column_or_none(table, name) for name in ("sex", "localization", "dx_type")},
+        "_malformed": table["_malformed"],
+        "_row": table["_row"],
+    })
+    return Archive(metadata=metadata, files=file_table(spark, folders), image_folders=folders,
                    vocabulary="ham10000")

@@ -5,8 +5,11 @@ and inflates test accuracy. Here a whole lesion goes to one split, and each clas
 requested ratios on its own, so rare classes reach every split.
 """
 
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+import struct
+
+import numpy as np
+import pandas as pd
+import xxhash
 
 SPLITS = ("train", "validation", "test")
 PRESETS = {"80/10/10": (0.8, 0.1, 0.1), "80/20": (0.8, 0.0, 0.2), "70/10/20": (0.7, 0.1, 0.2)}
@@ -38,66 +41,71 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     return tuple(part / total for part in parts)
 
 
-def assign_splits(frame: DataFrame, ratios: tuple[float, float, float], seed: int) -> DataFrame:
+def spark_xxhash64(seed: int, text: str) -> int:
+    """Spark's `xxhash64(lit(seed), text)`: XXH64 of the seed's bytes (4 for a 32-bit seed, 8
+    beyond, as Spark types the literal) with Spark's seed 42, then of the text's UTF-8 bytes
+    seeded by that, as a signed 64-bit number. Computed here so that the split made on the
+    driver is the one Spark made before."""
+    packed = struct.pack("<i", seed) if -(1 << 31) <= seed < (1 << 31) else struct.pack("<q", seed)
+    first = xxhash.xxh64_intdigest(packed, 42)
+    value = xxhash.xxh64_intdigest(text.encode("utf-8"), first)
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def lesion_groups(frame: pd.DataFrame) -> pd.Series:
+    """A row's group: its lesion id, or its image id where it has none (an image alone)."""
+    lesion = frame["lesion_id"].map(lambda value: None if pd.isna(value) or not str(value).strip() else str(value).strip())
+    return lesion.fillna(frame["image_id"])
+
+
+def assign_splits(frame: pd.DataFrame, ratios: tuple[float, float, float], seed: int) -> pd.DataFrame:
     """Adds `split` to rows with `image_id`, `lesion_id` (may be empty) and `class_name`."""
-    group = F.coalesce(F.nullif(F.trim("lesion_id"), F.lit("")), F.col("image_id"))
-    frame = frame.withColumn("_group", group)
+    groups = lesion_groups(frame)
     # A lesion's class is its first by name: HAM10000 gives each lesion one diagnosis.
-    lesions = frame.groupBy("_group").agg(F.min("class_name").alias("_group_dx"))
-    # Seeded hash, not rand(): the same input gives the same split on every rerun and cluster.
-    order = Window.partitionBy("_group_dx").orderBy(F.xxhash64(F.lit(seed), "_group"), "_group")
-    per_class = Window.partitionBy("_group_dx")
-    position = (F.row_number().over(order) - 0.5) / F.count("*").over(per_class)
+    lesions = frame.groupby(groups)["class_name"].min().rename("_group_dx").rename_axis("_group").reset_index()
+    # Seeded hash, not a random draw: the same input gives the same split on every rerun.
+    lesions["_order"] = [spark_xxhash64(seed, group) for group in lesions["_group"]]
+    lesions = lesions.sort_values(["_group_dx", "_order", "_group"], kind="stable")
+    rank = lesions.groupby("_group_dx").cumcount() + 1
+    position = (rank - 0.5) / lesions.groupby("_group_dx")["_group"].transform("size")
     train, validation, _ = ratios
-    lesions = lesions.withColumn(
-        "split",
-        F.when(position < train, "train")
-        .when(position < train + validation, "validation")
-        .otherwise("test"),
-    )
-    return frame.join(lesions.select("_group", "split"), "_group").drop("_group")
+    lesions["split"] = np.where(position < train, "train", np.where(position < train + validation, "validation", "test"))
+    return frame.assign(split=groups.map(dict(zip(lesions["_group"], lesions["split"], strict=True))))
 
 
-def assign_folds(frame: DataFrame, folds: int, seed: int) -> DataFrame:
+def assign_folds(frame: pd.DataFrame, folds: int, seed: int) -> pd.DataFrame:
     """Adds `fold` (0 to folds-1) to rows with `image_id`, `lesion_id` and `class_name`: every
     lesion whole in one fold, and each class's images shared out evenly. Within a class, lesions
     go largest first (ties in a seeded order) to the fold holding the fewest of its images so
-    far, one class per task (a class's lesions are a small table)."""
-    import pandas as pd
-
+    far."""
     if folds < 2:
         raise ValueError(f"--folds needs at least 2 folds, got {folds}")
-    group = F.coalesce(F.nullif(F.trim("lesion_id"), F.lit("")), F.col("image_id"))
-    frame = frame.withColumn("_group", group)
-    lesions = frame.groupBy("_group").agg(F.min("class_name").alias("_group_dx"), F.count("*").alias("_images"))
-    lesions = lesions.withColumn("_order", F.xxhash64(F.lit(seed), "_group"))
-
-    def share_out(table: pd.DataFrame) -> pd.DataFrame:
+    groups = lesion_groups(frame)
+    lesions = frame.groupby(groups).agg(_group_dx=("class_name", "min"), _images=("image_id", "size"))
+    lesions = lesions.rename_axis("_group").reset_index()
+    lesions["_order"] = [spark_xxhash64(seed, group) for group in lesions["_group"]]
+    chosen: dict[str, int] = {}
+    for _, table in lesions.groupby("_group_dx"):
         table = table.sort_values(["_images", "_order", "_group"], ascending=[False, True, True])
-        held, chosen = [0] * folds, []
-        for images in table["_images"]:
+        held = [0] * folds
+        for group, images in zip(table["_group"], table["_images"], strict=True):
             fold = min(range(folds), key=lambda index: (held[index], index))
             held[fold] += int(images)
-            chosen.append(fold)
-        return pd.DataFrame({"_group": table["_group"].to_numpy(), "fold": chosen})
-
-    assigned = lesions.groupBy("_group_dx").applyInPandas(share_out, "_group string, fold int")
-    return frame.join(assigned, "_group").drop("_group")
+            chosen[group] = fold
+    return frame.assign(fold=groups.map(chosen).astype("int32"))
 
 
-def count_and_training_mean_age(frame: DataFrame) -> tuple[int, float | None]:
-    """The rows, and the training split's mean age, the value Benedetti et al. imputed: over
-    training rows only, so that validation and test leak nothing into it. Taken before decoding
-    (every training row with its file), since each image is written the moment it is decoded.
-    One job for both."""
-    row = frame.agg(F.count(F.lit(1)).alias("rows"),
-                    F.avg(F.when(F.col("split") == "train", F.col("age"))).alias("age")).first()
-    return row["rows"], row["age"]
+def training_mean_age(frame: pd.DataFrame) -> float | None:
+    """The training split's mean age, the value Benedetti et al. imputed; over training rows
+    only, so that validation and test leak nothing into it. Taken before decoding (every
+    training row with its file), since each image is written the moment it is decoded."""
+    mean = frame.loc[frame["split"] == "train", "age"].mean()
+    return None if pd.isna(mean) else float(mean)
 
 
-def impute_age(frame: DataFrame, mean: float | None) -> DataFrame:
+def impute_age(frame: pd.DataFrame, mean: float | None) -> pd.DataFrame:
     """Missing ages become `mean`; `age_imputed` says which were."""
-    imputed = frame.withColumn("age_imputed", F.col("age").isNull())
+    imputed = frame.assign(age_imputed=frame["age"].isna())
     if mean is not None:
-        imputed = imputed.withColumn("age", F.coalesce("age", F.lit(float(mean))))
+        imputed["age"] = imputed["age"].fillna(mean)
     return imputed

@@ -1,14 +1,13 @@
 """The distributions the papers show, of what was written: JSON and PNG plots beside the dataset.
 
-Counts only, overall and per split; no row-level metadata leaves Spark. Ages go in 5-year bins.
-The counts come from ingest's one tally of the written rows (`tally`), which also gives the
-manifest its figures, so the whole accounting after decoding is one Spark job.
+Counts only, overall and per split; the rows are never written nor logged. Ages go in 5-year bins.
+Counted on the driver from the written rows ingest collects once for the manifest too.
 """
 
 import json
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import numpy as np
+import pandas as pd
 
 from dermspark import storage
 from dermspark.report import plots
@@ -24,32 +23,25 @@ TITLES = {
 }
 
 
-def tally(written: DataFrame, extra: dict | None = None) -> list[tuple[str, str, str, int]]:
-    """(split, column, value, count) for every value of COLUMNS and of the `extra` columns
-    ({name: Column}), missing values as "unknown": one aggregation, not one job per column."""
-    frame = written.withColumn("age_bin", (F.floor(F.col("age") / 5) * 5).cast("int"))
-    columns = {**{column: F.col(column) for column in COLUMNS}, **(extra or {})}
-    pairs = F.explode(F.array(*[
-        F.struct(F.lit(name).alias("column"), F.coalesce(column.cast("string"), F.lit("unknown")).alias("value"))
-        for name, column in columns.items()
-    ])).alias("pair")
-    rows = frame.select("split", pairs).groupBy("split", "pair.column", "pair.value").count().collect()
-    return [(row["split"], row["column"], row["value"], row["count"]) for row in rows]
-
-
-def distributions(counts: list[tuple[str, str, str, int]]) -> dict:
-    """{column: {"all": {value: count}, "train": {...}, ...}} from a tally."""
-    tables: dict[str, dict[str, dict[str, int]]] = {column: {"all": {}} for column in COLUMNS}
-    for split, column, value, count in counts:
-        if column not in tables:
-            continue
-        table = tables[column]
-        table.setdefault(split, {})[value] = count
-        table["all"][value] = table["all"].get(value, 0) + count
+def distributions(written: pd.DataFrame) -> dict:
+    """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown"."""
+    frame = pd.DataFrame({
+        "split": written["split"],
+        "class_name": written["class_name"],
+        "dx_type": written["dx_type"],
+        "localization": written["localization"],
+        "sex": written["sex"],
+        "age_bin": (np.floor(written["age"].astype("float64") / 5) * 5).map(
+            lambda value: None if pd.isna(value) else str(int(value))),
+    })
     result = {}
-    for column, table in tables.items():
-        order = sorted if column != "age_bin" else (lambda values: sorted(values, key=_age_key))
-        result[column] = {split: {value: counts[value] for value in order(counts)}
+    for column in COLUMNS:
+        values = frame[column].map(lambda value: "unknown" if pd.isna(value) else str(value))
+        table: dict[str, dict[str, int]] = {"all": values.value_counts().to_dict()}
+        for split, counts in values.groupby(frame["split"]).value_counts().groupby(level=0):
+            table[split] = counts.droplevel(0).to_dict()
+        order = sorted if column != "age_bin" else (lambda keys: sorted(keys, key=_age_key))
+        result[column] = {split: {value: int(counts[value]) for value in order(counts)}
                           for split, counts in sorted(table.items())}
     return result
 
@@ -58,9 +50,9 @@ def _age_key(value: str) -> float:
     return float(value) if value.lstrip("-").isdigit() else float("inf")
 
 
-def write_distributions(counts: list[tuple[str, str, str, int]], folder_url: str) -> dict:
+def write_distributions(written: pd.DataFrame, folder_url: str) -> dict:
     """Writes distributions.json and one PNG per column under folder_url; returns the table."""
-    tables = distributions(counts)
+    tables = distributions(written)
     storage.write_text(join(folder_url, "distributions.json"), json.dumps(tables, indent=2))
     for column, table in tables.items():
         plots.bars(table, TITLES[column], join(folder_url, f"{column}.png"))

@@ -3,38 +3,37 @@ joined to predictions by image id and mapped into the bundle's label space."""
 
 from itertools import chain
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError
 from dermspark.labels import ISIC2019_DIAGNOSES, label_mapping, space_of
-from dermspark.metadata import one_hot_diagnosis, read_csv
+from dermspark.metadata import one_hot_diagnosis, read_table
 
 
 def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
     """image_id, dx (lowercased, in the file's vocabulary), lesion_id (HAM10000's; null for ISIC
-    2019, whose ground truth has none) and the vocabulary's name."""
-    try:
-        header = {column.strip() for column in spark.read.csv(url, header=True).columns}
-    except Exception as error:  # Spark raises AnalysisException for a missing path
-        raise DermsparkError(f"cannot read labels file {url}: {str(error).splitlines()[0]}") from None
+    2019, whose ground truth has none) and the vocabulary's name. Read on the driver (a short row
+    per image), the way ingest reads metadata."""
+    table = read_table(url, (), "labels file")
+    header = set(table.columns)
     if {"image_id", "dx"} <= header:
-        lesion = ("lesion_id",) if "lesion_id" in header else ()
-        table = read_csv(spark, url, ("image_id", "dx", *lesion))
-        lesion_id = F.trim("lesion_id") if lesion else F.lit(None).cast("string")
-        labels, vocabulary = table.select(F.trim("image_id").alias("image_id"), F.lower(F.trim("dx")).alias("dx"),
-                                          lesion_id.alias("lesion_id"), "_malformed"), "ham10000"
+        lesion = table["lesion_id"] if "lesion_id" in header else None
+        labels, vocabulary = pd.DataFrame({"image_id": table["image_id"], "dx": table["dx"].str.lower(),
+                                           "lesion_id": lesion}), "ham10000"
     elif {"image", *ISIC2019_DIAGNOSES} <= header:
-        table = read_csv(spark, url, ("image", *ISIC2019_DIAGNOSES))
-        labels, vocabulary = table.select(F.trim("image").alias("image_id"),
-                                          one_hot_diagnosis(ISIC2019_DIAGNOSES).alias("dx"),
-                                          F.lit(None).cast("string").alias("lesion_id"), "_malformed"), "isic2019"
+        labels, vocabulary = pd.DataFrame({"image_id": table["image"],
+                                           "dx": one_hot_diagnosis(table, ISIC2019_DIAGNOSES),
+                                           "lesion_id": None}), "isic2019"
     else:
         raise DermsparkError(
             f"{url} is neither HAM10000 metadata (image_id, dx) nor ISIC 2019 ground truth "
             f"(image, {', '.join(ISIC2019_DIAGNOSES)})"
         )
-    return labels.filter(~F.col("_malformed")).drop("_malformed"), vocabulary
+    labels = labels[~table["_malformed"]].astype(object)
+    labels = labels.where(pd.notna(labels), None)
+    return spark.createDataFrame(labels, "image_id string, dx string, lesion_id string"), vocabulary
 
 
 def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> DataFrame:
