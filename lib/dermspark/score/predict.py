@@ -87,11 +87,11 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     top = np.take_along_axis(matrix, order, axis=1)
     names = np.asarray(classes, dtype=object)[order]
     melanoma = melanoma_index(classes)
-    # Compared at the precision the predictions table stores (float32): a probability equal to
-    # the threshold in float64 can round below it, and a reader checking prob_mel >= threshold
-    # must find the flag the job wrote.
-    flags = (matrix[:, melanoma].astype(np.float32) >= melanoma_threshold if melanoma is not None
-             else [None] * len(good))
+    # The probability as the predictions table stores it (float32), compared in float64: a
+    # reader checking prob_mel >= threshold must find the flag the job wrote. (A float32 array
+    # against a Python float would compare in float32, rounding the threshold too.)
+    flags = (matrix[:, melanoma].astype(np.float32).astype(np.float64) >= melanoma_threshold
+             if melanoma is not None else [None] * len(good))
     for row, index in enumerate(good):
         columns["predicted_label"][index] = names[row, 0]
         columns["confidence"][index] = float(top[row, 0])
