@@ -3,12 +3,18 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from dermspark.ingest.parts import PartWriter, arrow_schema, write_empty
 from dermspark.schema import make_schema
 
 SCHEMA = make_schema(2, 3)
+
+
+def rows(numbers, age=lambda number: 40.0) -> pd.DataFrame:
+    """A batch as a decode task hands it over: a pandas frame, missing values as None or NaN."""
+    return pd.DataFrame([row(number, age=age(number)) for number in numbers])
 
 
 def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
@@ -21,8 +27,9 @@ def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
 
 def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
     writer = PartWriter(f"file://{tmp_path}/images", 3, SCHEMA, row_group_bytes=4500)
-    for number in range(23):
-        writer.add(row(number, age=math.nan if number == 7 else 40.0))
+    # Batches of 7 rows: groups close mid-batch, on the row that reaches the bytes.
+    for start in range(0, 23, 7):
+        writer.add(rows(range(start, min(start + 7, 23)), age=lambda number: math.nan if number == 7 else 40.0))
     writer.commit()
     part = pq.ParquetFile(tmp_path / "images" / "part-00003.parquet")
     # A group closes at the first row that brings it to 4,500 bytes: 5 rows of 1,000.
@@ -46,16 +53,14 @@ def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
 def test_a_retried_task_replaces_the_failed_attempts_part(tmp_path):
     url = f"file://{tmp_path}/images"
     failed = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
-    for number in range(4):
-        failed.add(row(number))  # two row groups already on disk under a hidden name
+    failed.add(rows(range(4)))  # two row groups already on disk under a hidden name
     assert [path.name.startswith(".part-") for path in (tmp_path / "images").iterdir()] == [True]
     failed.abort()
     assert list((tmp_path / "images").iterdir()) == []
 
-    for rows in (3, 2):  # the same partition written twice: the second attempt's part stays
+    for count in (3, 2):  # the same partition written twice: the second attempt's part stays
         writer = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
-        for number in range(rows):
-            writer.add(row(number))
+        writer.add(rows(range(count)))
         writer.commit()
     assert pq.read_table(tmp_path / "images" / "part-00000.parquet").num_rows == 2
     assert [path.name for path in (tmp_path / "images").iterdir()] == ["part-00000.parquet"]
@@ -89,8 +94,7 @@ def test_parts_reach_s3_as_petastorm_readers_do(s3_store, monkeypatch):
     for name, value in s3_store.items():
         monkeypatch.setenv(name, value)
     writer = PartWriter("s3a://dermspark/ingest-parts/images_2x3", 2, SCHEMA, row_group_bytes=2500)
-    for number in range(5):
-        writer.add(row(number))
+    writer.add(rows(range(5)))
     writer.commit()
     s3 = s3_filesystem(s3_store)
     assert s3.ls("dermspark/ingest-parts/images_2x3") == ["dermspark/ingest-parts/images_2x3/part-00002.parquet"]

@@ -14,7 +14,9 @@ to Parquet readers and removed before the commit.
 import uuid
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from petastorm.unischema import Unischema
 
@@ -45,21 +47,30 @@ class PartWriter:
         self._final = f"{self._folder}/part-{part:05d}.parquet"
         self._staged = f"{self._folder}/{HIDDEN_PREFIX}{part:05d}-{uuid.uuid4().hex[:12]}.parquet"
         self._row_group_bytes = row_group_bytes
-        self._columns: dict[str, list] = {name: [] for name in self._schema.names}
+        self._pending: list[pa.Table] = []
         self._pending_bytes = 0
         self._handle = self._writer = None
         self.rows = 0
 
-    def add(self, row: dict) -> None:
-        for name, values in self._columns.items():
-            values.append(row[name])
-        self._pending_bytes += len(row["image"])
-        self.rows += 1
-        if self._pending_bytes >= self._row_group_bytes:
-            self._flush()
+    def add(self, rows: pd.DataFrame) -> None:
+        """A batch of rows with the dataset's columns, `image` holding encoded bytes. Converted
+        to Arrow a batch at a time: per-row Python objects cost as much as decoding a small image.
+        A row group closes at the first row that brings it to `row_group_bytes` of images."""
+        # from_pandas: a missing age arrives as NaN and must be written as null.
+        table = pa.Table.from_pandas(rows[self._schema.names], schema=self._schema, preserve_index=False)
+        start = 0
+        for end, length in enumerate(pc.binary_length(table.column("image")).to_pylist(), 1):
+            self._pending_bytes += length
+            if self._pending_bytes >= self._row_group_bytes:
+                self._pending.append(table.slice(start, end - start))
+                start = end
+                self._flush()
+        if start < table.num_rows:
+            self._pending.append(table.slice(start))
+        self.rows += table.num_rows
 
     def _flush(self) -> None:
-        if not self._columns["image"]:
+        if not self._pending:
             return
         if self._writer is None:
             self._fs.makedirs(self._folder, exist_ok=True)
@@ -71,13 +82,9 @@ class PartWriter:
                 self._handle, self._schema, compression={name: "SNAPPY" for name in others} | {"image": "NONE"},
                 use_dictionary=others, write_statistics=others,
             )
-        table = pa.Table.from_arrays(
-            # from_pandas: a missing age arrives as NaN and must be written as null.
-            [pa.array(self._columns[field.name], field.type, from_pandas=True) for field in self._schema],
-            schema=self._schema,
-        )
+        table = pa.concat_tables(self._pending).combine_chunks()
         self._writer.write_table(table, row_group_size=table.num_rows)
-        self._columns = {name: [] for name in self._schema.names}
+        self._pending = []
         self._pending_bytes = 0
 
     def commit(self) -> None:

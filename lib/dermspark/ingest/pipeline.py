@@ -91,21 +91,25 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
 
         try:
             for batch in batches:
-                sources = batch["path"]
                 batch = batch.assign(label=batch["class_name"].map(index).astype("int32"))
-                reasons, details = [], []
-                for row, source in zip(batch.to_dict("records"), sources, strict=True):
+                reasons, details, images = [], [], [[] for _ in writers]
+                for source in batch["path"]:
                     try:
                         arrays = decode_sizes(read(source), sizes, options)
                     except ImageRejected as rejected:
                         reasons.append(rejected.reason)
                         details.append(rejected.detail[:300])
                         continue
-                    for writer, field, array in zip(writers, fields, arrays, strict=True):
-                        writer.add({**row, "image": bytes(field.codec.encode(field, array))})
+                    for encoded, field, array in zip(images, fields, arrays, strict=True):
+                        encoded.append(bytes(field.codec.encode(field, array)))
                     reasons.append(None)
                     details.append(None)
-                yield batch.assign(reason=reasons, detail=details)[columns]
+                batch = batch.assign(reason=reasons, detail=details)
+                written = batch[batch["reason"].isna()]
+                if len(written):
+                    for writer, encoded in zip(writers, images, strict=True):
+                        writer.add(written.assign(image=encoded))
+                yield batch[columns]
             for writer in writers:
                 writer.commit()
         except BaseException:
