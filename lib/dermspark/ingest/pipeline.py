@@ -60,7 +60,7 @@ def _outcome_schema() -> StructType:
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
-             row_group_bytes: int):
+             row_group_bytes: int, codec: str):
     """Reads each row's `path` (any store), decodes it, and writes each decoded image into every
     size's dataset (ingest.parts)."""
     columns = _outcome_schema().fieldNames()
@@ -74,7 +74,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         from dermspark.ingest.parts import PartWriter
         from dermspark.schema import make_schema
 
-        schemas = [make_schema(height, width) for height, width in sizes]
+        schemas = [make_schema(height, width, codec) for height, width in sizes]
         fields = [schema.fields["image"] for schema in schemas]
         part = TaskContext.get().partitionId()
         writers = [PartWriter(url, part, schema, row_group_bytes)
@@ -128,17 +128,18 @@ def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, url
 
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
-    decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20)
+    decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20, settings.codec)
     with contextlib.ExitStack() as stack:
         for url, size in zip(urls, sizes, strict=True):
-            stack.enter_context(materialize_dataset(spark, url, make_schema(*size), settings.row_group_size_mb,
+            schema = make_schema(*size, settings.codec)
+            stack.enter_context(materialize_dataset(spark, url, schema, settings.row_group_size_mb,
                                                     filesystem_factory=petastorm_compat.filesystem_factory(url)))
         outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
         for url, size in zip(urls, sizes, strict=True):
             for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
                 storage.delete(join(url, name))
             if not storage.glob(url, "part-*"):
-                write_empty(url, make_schema(*size))
+                write_empty(url, make_schema(*size, settings.codec))
     return outcomes
 
 
@@ -280,6 +281,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             "classes": list(classes),
             "datasets": datasets,
             "decode": {"resample": options.resample, "aspect": options.aspect},
+            "codec": settings.codec,
             "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
             "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
             "seed": settings.seed,
