@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The one entry point for every dermspark job:
 #   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto]
-#                     [--env-archive URL] [job options]
+#                     [--env-archive URL | --env-dir DIR] [job options]
 # JOB is ingest, train, score or serve. --master and --conf pass through to the real spark-submit;
 # --profile picks conf/spark/NAME.properties (default: standalone, yarn or k8s by the master, else local).
 # --env-archive URL (or DERMSPARK_ENV_ARCHIVE): executors unpack that environment archive, already
 # on the cluster's storage (scripts/pack_env.py --upload puts it there), instead of one packed and
-# shipped from here.
+# shipped from here. --env-dir DIR (or DERMSPARK_ENV_DIR): executors run the environment already
+# unpacked at DIR on every node (scripts/pack_env.py --unpack puts it on a shared mount), so
+# nothing is fetched or unpacked per application.
 # serve runs no Spark job: it starts the prediction service with the project's Python.
 set -euo pipefail
 
@@ -14,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 jobs="ingest train score serve"
 
 usage() {
-    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [--env-archive URL] [job options]" >&2
+    echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [--env-archive URL | --env-dir DIR] [job options]" >&2
     echo "       $0 JOB --help   lists the options of one job" >&2
     exit 2
 }
@@ -59,6 +61,7 @@ profile=""
 # .venv path; auto: yes for any master but local.
 pack_env="${DERMSPARK_PACK_ENV:-auto}"
 env_archive="${DERMSPARK_ENV_ARCHIVE:-}"
+env_dir="${DERMSPARK_ENV_DIR:-}"
 spark_args=()
 job_args=()
 while [ $# -gt 0 ]; do
@@ -73,6 +76,8 @@ while [ $# -gt 0 ]; do
         --pack-env=*) pack_env="${1#*=}"; shift ;;
         --env-archive) [ $# -ge 2 ] || usage; env_archive="$2"; shift 2 ;;
         --env-archive=*) env_archive="${1#*=}"; shift ;;
+        --env-dir) [ $# -ge 2 ] || usage; env_dir="$2"; shift 2 ;;
+        --env-dir=*) env_dir="${1#*=}"; shift ;;
         *) job_args+=("$1"); shift ;;
     esac
 done
@@ -107,15 +112,32 @@ case "$pack_env" in
     yes|no) ;;
     *) echo "--pack-env must be yes, no or auto, not '$pack_env'" >&2; exit 2 ;;
 esac
-if [ -n "$env_archive" ]; then
+if [ -n "$env_archive" ] && [ -n "$env_dir" ]; then
+    echo "[dermspark] $job failed: give --env-archive or --env-dir, not both" >&2
+    exit 2
+fi
+if [ -n "$env_archive" ] || [ -n "$env_dir" ]; then
     # Its name says which lock and which code it holds: executors running other code than this
     # driver would fail in ways far from the cause.
     expected="$("$root/.venv/bin/python" "$root/scripts/pack_env.py" --name)"
-    if [ "${env_archive##*/}" != "$expected" ]; then
+    if [ -n "$env_archive" ] && [ "${env_archive##*/}" != "$expected" ]; then
         echo "[dermspark] $job failed: --env-archive $env_archive is not this checkout's environment" \
             "($expected): put it there with scripts/pack_env.py --upload ${env_archive%/*}/" >&2
         exit 2
     fi
+    env_dir="${env_dir%/}"
+    if [ -n "$env_dir" ] && [ "${env_dir##*/}" != "${expected%.tar.gz}" ]; then
+        echo "[dermspark] $job failed: --env-dir $env_dir is not this checkout's environment" \
+            "(${expected%.tar.gz}): unpack it there with scripts/pack_env.py --unpack ${env_dir%/*}/" >&2
+        exit 2
+    fi
+fi
+if [ -n "$env_dir" ]; then
+    # Already on every node: nothing shipped, nothing unpacked per application.
+    pack_env=no
+    spark_args+=(--conf "spark.pyspark.python=$env_dir/bin/python"
+                 --conf "spark.pyspark.driver.python=$root/.venv/bin/python")
+elif [ -n "$env_archive" ]; then
     pack_env=yes
 elif [ "$pack_env" = yes ]; then
     env_archive="$("$root/.venv/bin/python" "$root/scripts/pack_env.py")"

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/pack_env.py --installed   # a folder, for the driver's PYTHONPATH
     .venv/bin/python scripts/pack_env.py               # the archive executors receive
     .venv/bin/python scripts/pack_env.py --upload hdfs:///apps/dermspark/   # put it on the cluster's storage
+    .venv/bin/python scripts/pack_env.py --unpack /mnt/shared/envs/   # unpacked once, for --env-dir
 
 --installed: the wheel installed (pip --target) into build/code/HASH, HASH naming the code. The
 driver, and in local mode every Python worker and Horovod rank, import dermspark from there, not
@@ -204,6 +205,26 @@ def upload(archive_path: str, folder_url: str) -> str:
     return url
 
 
+def unpack(archive_path: str, folder: str) -> str:
+    """Unpacks the archive once into a folder every node mounts at the same path, under the
+    archive's own name; jobs then run it with --env-dir instead of each executor fetching and
+    unpacking 0.6 GB per application. Whole or not at all, skipped when that name is there."""
+    target = os.path.join(os.path.abspath(folder), os.path.basename(archive_path)[: -len(".tar.gz")])
+    if not os.path.isdir(target):
+        print(f"[dermspark] unpacking {archive_path} into {target}", file=sys.stderr)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".unpacking-")
+        try:
+            # Two gzip members that read as one tar, as Spark's `gzip -dc | tar -x` reads them;
+            # tar itself, as it is five times faster than tarfile over 100,000 small files.
+            subprocess.run(["tar", "-xzf", archive_path, "-C", staging], check=True)
+            os.chmod(staging, 0o755)
+            os.rename(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--installed", action="store_true", help="print the installed folder, pack nothing")
@@ -211,6 +232,9 @@ def main() -> None:
                         help="print the file name this checkout's archive has, pack nothing")
     parser.add_argument("--upload", metavar="FOLDER_URL",
                         help="pack, put the archive in FOLDER_URL and print its URL, for --env-archive")
+    parser.add_argument("--unpack", metavar="FOLDER",
+                        help="pack, unpack into FOLDER (a mount every node shares) and print the environment's "
+                             "folder, for --env-dir")
     parser.add_argument("--venv", default=os.path.join(ROOT, ".venv"))
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     default_cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "dermspark")
@@ -220,6 +244,8 @@ def main() -> None:
         print(installed(args.build))
     elif args.name:
         print(archive_name(args.venv, args.build))
+    elif args.unpack:
+        print(unpack(archive(args.venv, args.cache, args.build), args.unpack))
     elif args.upload:
         print(upload(archive(args.venv, args.cache, args.build), args.upload))
     else:

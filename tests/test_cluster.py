@@ -32,9 +32,9 @@ def cluster(tmp_path_factory, s3_store):
     one folder standing for a network mount. Stopped however the tests end."""
     state = tmp_path_factory.mktemp("cluster")
     shared = tmp_path_factory.mktemp("network-mount")
-    # Executors unpack the environment archive from the cluster's storage (--env-archive), as on
-    # a real cluster: uploaded once by pack_env.py --upload, then served over HTTP on 127.0.0.1
-    # (Spark fetches http:// archives itself; its S3A connector is not installed here).
+    # One application's executors unpack the environment archive from the cluster's storage
+    # (--env-archive), as on a real cluster: uploaded once by pack_env.py --upload, then served over
+    # HTTP on 127.0.0.1 (Spark fetches http:// archives itself; its S3A connector is not installed).
     # S3 credentials the one way (dermspark.session).
     published = state / "published"
     upload = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
@@ -44,20 +44,26 @@ def cluster(tmp_path_factory, s3_store):
     server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
                                str(published), str(archive_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     archive = f"http://127.0.0.1:{archive_port}/{Path(upload.stdout.strip()).name}"
+    # The other applications run it unpacked once on the network mount (--env-dir): each
+    # application unpacking 0.6 GB on the driver and on each executor took most of these tests.
+    unpacked = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
+                               "--unpack", str(shared / "envs")], capture_output=True, text=True, timeout=900,
+                              check=False)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
     env = {**os.environ, **s3_store, "AWS_SECRET_ACCESS_KEY": SECRET, "DERMSPARK_CLUSTER_DIR": str(state),
-           "DERMSPARK_ENV_ARCHIVE": archive}
+           "DERMSPARK_ENV_DIR": unpacked.stdout.strip(), "DERMSPARK_ENV_ARCHIVE": ""}
     port, webui = free_port(), free_port()
     started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
                               "--port", str(port), "--webui-port", str(webui), "--isolated", "--share", str(shared)],
                              capture_output=True, text=True, env=env, timeout=300, check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        yield Cluster(f"spark://127.0.0.1:{port}", env, state, shared)
+        yield Cluster(f"spark://127.0.0.1:{port}", env, state, shared, archive)
     finally:
         subprocess.run([CLUSTER, "stop"], env=env, timeout=60, check=False)
         server.terminate()
         # Executors' folders hold unpacked environments: gigabytes pytest would keep.
-        for folder in [state / "work", *state.glob("local-*")]:
+        for folder in [state / "work", *state.glob("local-*"), shared / "envs"]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -67,6 +73,11 @@ class Cluster:
     env: dict
     state: Path
     shared: Path
+    archive: str
+
+    def with_archive(self) -> dict:
+        """The environment for an application whose executors fetch and unpack the archive."""
+        return {**self.env, "DERMSPARK_ENV_DIR": "", "DERMSPARK_ENV_ARCHIVE": self.archive}
 
     def worker_pid(self, index: int) -> int:
         return int((self.state / f"worker-{index}.pid").read_text())
@@ -108,9 +119,6 @@ def _inception_weights(path: Path) -> subprocess.Popen:
 )
 def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, message):
     master, env = cluster.master, cluster.env
-    # The checks run before any executor needs the packed environment, and shipping it would
-    # have the driver copy and unpack it first (Spark does for every --archives entry).
-    env = {**env, "DERMSPARK_PACK_ENV": "no", "DERMSPARK_ENV_ARCHIVE": ""}
     started = time.monotonic()
     result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
                     "--output", str(tmp_path / "model"), *args, timeout=120)
@@ -193,7 +201,9 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
     weights = tmp_path / "inception_notop.h5"
     making_weights = _inception_weights(weights)
     make_synthetic_ham10000(str(shared / "archive"), images=120, seed=5)
-    ok(submit(env, "ingest", "--master", master, "--input", str(shared / "archive"),
+    # Executors fetch the environment archive from the cluster's storage and unpack it (Spark's
+    # --archives), as on a cluster with no shared mount; the other applications run it unpacked.
+    ok(submit(cluster.with_archive(), "ingest", "--master", master, "--input", str(shared / "archive"),
               "--output", f"{lake}/dataset", "--sizes", "75x100,299x299"))
     manifest = _s3_json(s3_store, f"{lake}/dataset/manifest.json")
     assert manifest["inputs"] == manifest["written"] + manifest["rejected"] and manifest["written"] > 100
@@ -330,7 +340,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
 
     # No secret in any output or log.
     texts = [output, resumed.stdout, resumed.stderr, scored, local.stdout, local.stderr]
-    texts += [path.read_text(errors="replace") for path in shared.rglob("*.json")]
+    texts += [path.read_text(errors="replace") for path in shared.rglob("*.json")
+              if shared / "envs" not in path.parents]
     texts += [s3.cat(path).decode(errors="replace") for path in s3.find(lake.replace("s3a://", ""))
               if path.endswith(".json")]
     texts += [path.read_text(errors="replace") for path in

@@ -4,6 +4,7 @@ named by the code, and for executors an environment archive with it inside."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -60,3 +61,25 @@ def test_the_archive_unpacks_as_spark_does_into_an_environment_with_dermspark_in
     bases = list((tmp_path / "cache" / "envs").glob("dermspark-base-lock1-*.gz"))
     assert len(bases) == 1
     assert os.path.basename(archive).endswith(f"-{os.path.basename(pack('--installed', '--build', str(tmp_path / 'build')))}.tar.gz")
+
+
+def test_an_environment_unpacked_once_on_a_shared_mount_is_named_by_its_archive(tmp_path):
+    """--unpack: the archive unpacked whole into MOUNT/NAME (the archive's name less .tar.gz), the
+    name spark-submit.sh's --env-dir checks; a second call finds it and unpacks nothing."""
+    site = "lib/python3.11/site-packages"
+    venv = tmp_path / "venv"
+    (venv / site / "numpy").mkdir(parents=True)
+    (venv / site / "numpy" / "__init__.py").write_text("numpy")
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / ".bootstrap-stamp").write_text("lock2\n")
+    args = ("--venv", str(venv), "--cache", str(tmp_path / "cache"), "--build", str(tmp_path / "build"))
+    mount = tmp_path / "mount" / "envs"
+    folder = pack("--unpack", str(mount), *args)
+    assert folder == str(mount / os.path.basename(pack(*args))[: -len(".tar.gz")])
+    assert (Path(folder) / site / "numpy" / "__init__.py").read_text() == "numpy"
+    assert (Path(folder) / site / "dermspark" / "__init__.py").is_file()
+    assert os.readlink(Path(folder) / "bin" / "python") == sys.executable
+    assert [path.name for path in mount.iterdir()] == [Path(folder).name]  # no staging left behind
+    (Path(folder) / "marker").write_text("kept")
+    assert pack("--unpack", str(mount), *args) == folder and (Path(folder) / "marker").is_file()

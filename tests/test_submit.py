@@ -65,3 +65,23 @@ def test_an_environment_archive_of_other_code_is_refused_in_one_line():
     assert result.stderr.strip().splitlines()[-1] == (
         f"[dermspark] ingest failed: --env-archive {stale} is not this checkout's environment ({expected}): "
         "put it there with scripts/pack_env.py --upload hdfs:///apps/dermspark/")
+
+
+def test_an_unpacked_environment_of_other_code_is_refused_in_one_line():
+    """--env-dir is named as the archive it was unpacked from, and is checked the same way."""
+    stale = "/mnt/shared/envs/dermspark-env-0123456789abcdef-00000000-0000000000000000"
+    expected = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
+                               "--name"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+
+    def submit(*args):
+        return subprocess.run([str(ROOT / "spark-submit.sh"), "ingest", *args, "--input", "x", "--output", "y"],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    result = submit("--env-dir", stale + "/")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"[dermspark] ingest failed: --env-dir {stale} is not this checkout's environment "
+        f"({expected.removesuffix('.tar.gz')}): unpack it there with scripts/pack_env.py --unpack /mnt/shared/envs/")
+    both = submit("--env-dir", stale, "--env-archive", f"/mnt/shared/{expected}")
+    assert both.returncode == 2
+    assert both.stderr.strip().splitlines()[-1] == "[dermspark] ingest failed: give --env-archive or --env-dir, not both"
