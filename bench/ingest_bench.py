@@ -28,12 +28,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
 
 
-def loop(files: list[str], size: tuple[int, int]) -> float:
+def loop(files: list[str], size: tuple[int, int], codec: str = "png") -> float:
     """Seconds to read, decode, resize and encode every file, one after the other."""
     from dermspark.images import decode_image
     from dermspark.schema import make_schema
 
-    field = make_schema(*size).fields["image"]
+    field = make_schema(*size, codec).fields["image"]
     started = time.perf_counter()
     for path in files:
         with open(path, "rb") as handle:
@@ -42,26 +42,26 @@ def loop(files: list[str], size: tuple[int, int]) -> float:
     return time.perf_counter() - started
 
 
-def two_loops(pool: ProcessPoolExecutor, files: list[str], size: tuple[int, int]) -> float:
+def two_loops(pool: ProcessPoolExecutor, files: list[str], size: tuple[int, int], codec: str = "png") -> float:
     """Images per second of two loops side by side, no Spark: what two cores give this work."""
     started = time.perf_counter()
-    list(pool.map(loop, [files[0::2], files[1::2]], [size, size]))
+    list(pool.map(loop, [files[0::2], files[1::2]], [size, size], [codec, codec]))
     return len(files) / (time.perf_counter() - started)
 
 
-def job(spark, archive: str, size: str, work: str) -> tuple[float, int]:
+def job(spark, archive: str, size: str, work: str, codec: str = "png") -> tuple[float, int]:
     from dermspark.ingest.pipeline import run_ingest
     from dermspark.settings import IngestSettings
 
     output = os.path.join(work, f"out-{size}")
     started = time.perf_counter()
-    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size))
+    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size, codec=codec))
     elapsed = time.perf_counter() - started
     shutil.rmtree(output)
     return result["written"] / elapsed, result["written"]
 
 
-def petastorm_pattern(spark, archive: str, size: str, work: str) -> float:
+def petastorm_pattern(spark, archive: str, size: str, work: str, codec: str = "png") -> float:
     """Images per second of Petastorm's documented way to build a dataset, with the same schema,
     decoder and codec as the job."""
     import csv
@@ -73,7 +73,7 @@ def petastorm_pattern(spark, archive: str, size: str, work: str) -> float:
     from petastorm.unischema import dict_to_spark_row
 
     height, width = parse_size(size)
-    schema = make_schema(height, width)
+    schema = make_schema(height, width, codec)
     output = "file://" + os.path.join(work, f"peer-{size}")
     started = time.perf_counter()
     with open(os.path.join(archive, "HAM10000_metadata.csv"), newline="") as handle:
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
     parser.add_argument("--sizes", nargs="+", default=["75x100", "299x299"])
     parser.add_argument("--repeats", type=int, default=3, help="turns of the job and the loop; medians")
+    parser.add_argument("--codec", default="png", choices=["png", "raw"], help="ingest --codec, for all three")
     args = parser.parse_args()
     if not os.path.isdir(args.data):
         sys.exit(f"no data folder at {args.data}: pass --data or set DERMSPARK_DATA")
@@ -129,23 +130,23 @@ def main() -> None:
             files = sorted(glob.glob(os.path.join(archive, "*", "*.jpg")))
             for size in args.sizes:
                 if size == args.sizes[0] and name.startswith("ham10000-200"):
-                    job(spark, archive, size, work)  # warm-up: JVM, Python workers, imports
-                    petastorm_pattern(spark, archive, size, work)
-                    two_loops(pool, files[:20], parse_size(size))
+                    job(spark, archive, size, work, args.codec)  # warm-up: JVM, Python workers, imports
+                    petastorm_pattern(spark, archive, size, work, args.codec)
+                    two_loops(pool, files[:20], parse_size(size), args.codec)
                 turns = []
                 for repeat in range(args.repeats):
-                    job_rate, written = job(spark, archive, size, work)
-                    peer_rate = petastorm_pattern(spark, archive, size, work)
-                    loop_rate = len(files) / loop(files, parse_size(size))
+                    job_rate, written = job(spark, archive, size, work, args.codec)
+                    peer_rate = petastorm_pattern(spark, archive, size, work, args.codec)
+                    loop_rate = len(files) / loop(files, parse_size(size), args.codec)
                     turns.append((job_rate, peer_rate, loop_rate))
                     print(f"{name} {size} repeat {repeat + 1}: job {job_rate:.1f} img/s, Petastorm pattern "
                           f"{peer_rate:.1f} img/s, loop {loop_rate:.1f} img/s ({written} written)", flush=True)
                 medians = [statistics.median(turn[index] for turn in turns) for index in range(3)]
-                ceiling = two_loops(pool, files, parse_size(size)) / medians[2]
+                ceiling = two_loops(pool, files, parse_size(size), args.codec) / medians[2]
                 rows.append((name, size, *medians, statistics.median(turn[0] / turn[1] for turn in turns),
                              statistics.median(turn[0] / turn[2] for turn in turns), ceiling))
     spark.stop()
-    print(f"\nmedians of {args.repeats} turns; target on the 10,015 images: job / Petastorm pattern at least 1.0")
+    print(f"\n--codec {args.codec}, medians of {args.repeats} turns; target on the 10,015 images: job / Petastorm pattern at least 1.0")
     print(f"{'archive':36} {'size':>8} {'job img/s':>10} {'peer img/s':>11} {'loop img/s':>11} {'job/peer':>9} "
           f"{'job/loop':>9} {'2 loops/loop':>13}")
     for name, size, job_rate, peer_rate, loop_rate, to_peer, to_loop, ceiling in rows:

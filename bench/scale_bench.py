@@ -15,11 +15,12 @@ pattern (score_bench.py); their marginal rates are fitted the same way. The sing
 (ingest) and plain Keras `predict_on_batch` in one process (scoring) give the reference rate.
 
     .venv/bin/python bench/scale_bench.py [--data ../shared/data] [--work /tmp/dermspark-scale]
-        [--copies 1 2 4] [--sizes 75x100 299x299] [--model benbrahim_cnn]
+        [--copies 1 2 4] [--sizes 75x100 299x299] [--model benbrahim_cnn] [--codec png|raw]
 """
 
 import argparse
 import csv
+import logging
 import os
 import shutil
 import sys
@@ -160,12 +161,16 @@ def main() -> None:
     parser.add_argument("--model", default="benbrahim_cnn", help="the (untrained) model scoring runs")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip", choices=["ingest", "score"], help="time only the other job")
+    parser.add_argument("--codec", default="png", choices=["png", "raw"], help="ingest --codec, for its peers too")
     args = parser.parse_args()
     source = os.path.join(args.data, "ham10000-200x150")
     if not os.path.isfile(os.path.join(source, "HAM10000_metadata.csv")):
         sys.exit(f"no HAM10000 archive at {source}: pass --data or set DERMSPARK_DATA")
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Each job's stages with their times (dermspark.runtime.stage): where a job's time goes.
+    logging.basicConfig(format="    %(message)s")
+    logging.getLogger("dermspark").setLevel(logging.INFO)
 
     from dermspark.images import parse_size
     from dermspark.ingest.pipeline import run_ingest
@@ -195,22 +200,23 @@ def main() -> None:
 
                 def ingest(archive: str, output: str = output, size: str = size) -> None:
                     shutil.rmtree(output, ignore_errors=True)
-                    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size))
+                    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size,
+                                                              codec=args.codec))
                     if result["written"] != result["inputs"]:
                         sys.exit(f"ingest wrote {result['written']} of {result['inputs']} inputs")
 
                 before = spark_jobs(spark)
                 ingest(archives[args.copies[0]])  # warm-up: the JVM, Python workers, imports
                 print(f"ingest at {size}: {spark_jobs(spark) - before} Spark jobs a run", flush=True)
-                petastorm_pattern(spark, archives[args.copies[0]], size, work)
+                petastorm_pattern(spark, archives[args.copies[0]], size, work, args.codec)
                 job, peer = [], []
                 for copies in args.copies:  # the job and its peer take turns at each size
                     job.append(timed(lambda archive=archives[copies]: ingest(archive)))
-                    peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work))
+                    peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work, args.codec))
                 shutil.rmtree(output, ignore_errors=True)
-                cpu, seconds = time.process_time(), loop(files, parse_size(size))
+                cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
                 loop_cpu = time.process_time() - cpu
-                report(f"ingest at {size}", counts, job, peer, "Petastorm pattern",
+                report(f"ingest at {size}, --codec {args.codec}", counts, job, peer, "Petastorm pattern",
                        (len(files) / seconds, len(files) / loop_cpu), "single-process loop")
         if args.skip != "score":
             bundle = make_bundle(work, args.model)
