@@ -47,9 +47,11 @@ def build_archive(source: str, folder: str, copies: int) -> int:
         for row in rows:
             prefix = "" if copy == 0 else str(copy)
             image_id = row["image_id"].replace("ISIC_", "ISIC_" + prefix)
-            link = os.path.join(images, image_id + ".jpg")
+            link, target = os.path.join(images, image_id + ".jpg"), os.path.join(source, "images", row["image_id"] + ".jpg")
+            if os.path.lexists(link) and os.readlink(link) != target:
+                os.remove(link)  # a --work folder kept from an archive elsewhere
             if not os.path.lexists(link):
-                os.symlink(os.path.join(source, "images", row["image_id"] + ".jpg"), link)
+                os.symlink(target, link)
             out.append({**row, "image_id": image_id, "lesion_id": row["lesion_id"].replace("HAM_", "HAM_" + prefix)})
     with open(os.path.join(folder, "HAM10000_metadata.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -163,7 +165,7 @@ def main() -> None:
     parser.add_argument("--skip", choices=["ingest", "score"], help="time only the other job")
     parser.add_argument("--codec", default="png", choices=["png", "raw"], help="ingest --codec, for its peers too")
     args = parser.parse_args()
-    source = os.path.join(args.data, "ham10000-200x150")
+    source = os.path.join(os.path.abspath(args.data), "ham10000-200x150")
     if not os.path.isfile(os.path.join(source, "HAM10000_metadata.csv")):
         sys.exit(f"no HAM10000 archive at {source}: pass --data or set DERMSPARK_DATA")
     os.environ["PYSPARK_PYTHON"] = sys.executable
