@@ -117,7 +117,7 @@ def main() -> None:
     spark = (
         SparkSession.builder.master("local[2]").appName("ingest-bench")
         .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
-        .config("spark.sql.shuffle.partitions", "8").getOrCreate()
+        .config("spark.sql.shuffle.partitions", "8").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     archives = {
