@@ -6,8 +6,8 @@ metadata rows, in a work folder outside the repository: 4N is 40,060 images. For
 bench prints the wall time of the whole job; a straight line through the three sizes gives the
 marginal rate (images per second the job adds per image, 1 / slope) and the fixed cost (the
 intercept). Beside each job it samples, every 0.2 s, the resident memory of the driver (this
-Python process and the JVM, which in local mode also runs the executor's threads) and of the
-Python workers that decode and predict: both must stay flat as N grows.
+Python process), of the JVM (in local mode also the executor's threads) and of the Python
+workers that decode and predict: the driver's and the workers' must stay flat as N grows.
 
 At each size the peer a user would write instead runs right after the job, in the same session:
 for ingest Petastorm's documented pattern (ingest_bench.py), for scoring Spark's `predict_batch_udf`
@@ -61,30 +61,32 @@ def build_archive(source: str, folder: str, copies: int) -> int:
 
 
 class PeakMemory:
-    """Peak resident memory, sampled: the driver (this process and the JVM) and the Python
-    workers (every other descendant, summed while they run side by side)."""
+    """Peak resident memory, sampled: the driver's Python (this process), the JVM (in local mode
+    the driver and the executor's threads; its heap grows towards spark.driver.memory before it
+    collects, so its peak says little about what the job keeps) and the Python workers (every
+    other descendant, summed while they run side by side)."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
 
         self._psutil, self._interval = psutil, interval
-        self.driver = self.workers = 0
+        self.driver = self.jvm = self.workers = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         me = self._psutil.Process()
-        driver, workers = me.memory_info().rss, 0
+        driver, jvm, workers = me.memory_info().rss, 0, 0
         for child in me.children(recursive=True):
             try:
                 rss = child.memory_info().rss
                 if "java" in child.name():
-                    driver += rss
+                    jvm += rss
                 else:
                     workers += rss
             except self._psutil.NoSuchProcess:
                 pass
-        self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
+        self.driver, self.jvm, self.workers = max(self.driver, driver), max(self.jvm, jvm), max(self.workers, workers)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -125,10 +127,10 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
     peer_rate, peer_fixed = fit(counts, peer)
     print(f"\n{title}")
     print(f"{'images':>8} {'job s':>8} {'job img/s':>10} {'job CPU s':>10} {'peer s':>8} {'driver MB':>10} "
-          f"{'workers MB':>11}")
+          f"{'JVM MB':>8} {'workers MB':>11}")
     for count, (seconds, cpu, memory), peer_seconds in zip(counts, job, peer, strict=True):
         print(f"{count:8d} {seconds:8.1f} {count / seconds:10.1f} {cpu:10.1f} {peer_seconds:8.1f} "
-              f"{memory.driver / 2**20:10.0f} {memory.workers / 2**20:11.0f}")
+              f"{memory.driver / 2**20:10.0f} {memory.jvm / 2**20:8.0f} {memory.workers / 2**20:11.0f}")
     print(f"job: marginal rate {rate:.1f} img/s, fixed cost {fixed:.1f} s, marginal {per_core:.1f} img per CPU second")
     print(f"{peer_name}: marginal rate {peer_rate:.1f} img/s, fixed cost {peer_fixed:.1f} s")
     print(f"{reference_name}: {reference[0]:.1f} img/s, {reference[1]:.1f} img per CPU second")
@@ -136,10 +138,9 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
           f"{peer[-1] / job[-1][0]:.2f}")
     print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second "
           f"{per_core / reference[1]:.2f}")
-    drivers = [memory.driver for _, _, memory in job]
-    workers = [memory.workers for _, _, memory in job]
-    print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {drivers[-1] / drivers[0]:.2f}, "
-          f"workers {workers[-1] / workers[0]:.2f}", flush=True)
+    first, last = job[0][2], job[-1][2]
+    print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {last.driver / first.driver:.2f}, "
+          f"JVM {last.jvm / first.jvm:.2f}, workers {last.workers / first.workers:.2f}", flush=True)
 
 
 def spark_jobs(spark) -> int:
