@@ -132,11 +132,12 @@ if [ -n "$env_archive" ] || [ -n "$env_dir" ]; then
         exit 2
     fi
 fi
+# What executors run: an environment already on every node, or one Spark unpacks per application.
+executor_python=""
 if [ -n "$env_dir" ]; then
     # Already on every node: nothing shipped, nothing unpacked per application.
     pack_env=no
-    spark_args+=(--conf "spark.pyspark.python=$env_dir/bin/python"
-                 --conf "spark.pyspark.driver.python=$root/.venv/bin/python")
+    executor_python="$env_dir/bin/python"
 elif [ -n "$env_archive" ]; then
     pack_env=yes
 elif [ "$pack_env" = yes ]; then
@@ -145,8 +146,11 @@ fi
 if [ "$pack_env" = yes ]; then
     # The environment with dermspark installed, unpacked by Spark in each executor's folder;
     # its Python, and so every Horovod rank, imports dermspark from its own site-packages.
-    spark_args+=(--archives "$env_archive#environment"
-                 --conf spark.pyspark.python=./environment/bin/python
+    spark_args+=(--archives "$env_archive#environment")
+    executor_python=./environment/bin/python
+fi
+if [ -n "$executor_python" ]; then
+    spark_args+=(--conf "spark.pyspark.python=$executor_python"
                  --conf "spark.pyspark.driver.python=$root/.venv/bin/python")
 fi
 

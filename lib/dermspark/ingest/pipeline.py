@@ -129,17 +129,17 @@ def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, url
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
     decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20, settings.codec)
+    schemas = [make_schema(*size, settings.codec) for size in sizes]
     with contextlib.ExitStack() as stack:
-        for url, size in zip(urls, sizes, strict=True):
-            schema = make_schema(*size, settings.codec)
+        for url, schema in zip(urls, schemas, strict=True):
             stack.enter_context(materialize_dataset(spark, url, schema, settings.row_group_size_mb,
                                                     filesystem_factory=petastorm_compat.filesystem_factory(url)))
         outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
-        for url, size in zip(urls, sizes, strict=True):
+        for url, schema in zip(urls, schemas, strict=True):
             for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
                 storage.delete(join(url, name))
             if not storage.glob(url, "part-*"):
-                write_empty(url, make_schema(*size, settings.codec))
+                write_empty(url, schema)
     return outcomes
 
 
