@@ -54,15 +54,24 @@ def spark_xxhash64(seed: int, text: str) -> int:
 
 def lesion_groups(frame: pd.DataFrame) -> pd.Series:
     """A row's group: its lesion id, or its image id where it has none (an image alone)."""
-    lesion = frame["lesion_id"].map(lambda value: None if pd.isna(value) or not str(value).strip() else str(value).strip())
-    return lesion.fillna(frame["image_id"])
+    lesion = frame["lesion_id"].astype("string").str.strip()
+    return lesion.where(lesion.str.len() > 0).fillna(frame["image_id"]).astype(object)
+
+
+def lesion_table(frame: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """One row per lesion: `_group`, `_group_dx` (its class, the first by name: HAM10000 gives
+    each lesion one diagnosis), `_images`. By sorting, not a grouped min: pandas takes the min of
+    strings in Python, one group at a time (2 s at 40,000 images)."""
+    rows = pd.DataFrame({"_group": groups.to_numpy(), "_group_dx": frame["class_name"].to_numpy()})
+    images = rows["_group"].value_counts()
+    lesions = rows.sort_values("_group_dx", kind="stable").drop_duplicates("_group").reset_index(drop=True)
+    return lesions.assign(_images=lesions["_group"].map(images).to_numpy())
 
 
 def assign_splits(frame: pd.DataFrame, ratios: tuple[float, float, float], seed: int) -> pd.DataFrame:
     """Adds `split` to rows with `image_id`, `lesion_id` (may be empty) and `class_name`."""
     groups = lesion_groups(frame)
-    # A lesion's class is its first by name: HAM10000 gives each lesion one diagnosis.
-    lesions = frame.groupby(groups)["class_name"].min().rename("_group_dx").rename_axis("_group").reset_index()
+    lesions = lesion_table(frame, groups)
     # Seeded hash, not a random draw: the same input gives the same split on every rerun.
     lesions["_order"] = [spark_xxhash64(seed, group) for group in lesions["_group"]]
     lesions = lesions.sort_values(["_group_dx", "_order", "_group"], kind="stable")
@@ -81,8 +90,7 @@ def assign_folds(frame: pd.DataFrame, folds: int, seed: int) -> pd.DataFrame:
     if folds < 2:
         raise ValueError(f"--folds needs at least 2 folds, got {folds}")
     groups = lesion_groups(frame)
-    lesions = frame.groupby(groups).agg(_group_dx=("class_name", "min"), _images=("image_id", "size"))
-    lesions = lesions.rename_axis("_group").reset_index()
+    lesions = lesion_table(frame, groups)
     lesions["_order"] = [spark_xxhash64(seed, group) for group in lesions["_group"]]
     chosen: dict[str, int] = {}
     for _, table in lesions.groupby("_group_dx"):
