@@ -3,7 +3,8 @@
 A decode task writes its images straight into each dataset's folder, so image bytes never cross
 into the JVM, are never cached, and are written once; Spark carries only the small rows (ids,
 split, reason) that accounting, the report and the manifest read. The files follow the dataset's
-Unischema and are written inside `materialize_dataset`, which then adds Petastorm's metadata.
+Unischema; the driver then reads their footers, checks the rows and adds Petastorm's metadata
+(petastorm_compat.write_metadata).
 
 A part is written under a hidden name and renamed when complete. Its name comes from the Spark
 partition, whose rows are the same on every attempt, so a retried task replaces a failed
@@ -12,6 +13,7 @@ to Parquet readers and removed before the commit.
 """
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -118,11 +120,15 @@ def write_empty(dataset_url: str, schema: Unischema) -> None:
         pq.ParquetWriter(handle, arrow_schema(schema)).close()
 
 
-def count_rows(dataset_url: str) -> int:
-    """Rows in a dataset's parts, from their footers: what a reader of the dataset will find."""
+def read_footers(dataset_url: str) -> dict[str, tuple[int, int]]:
+    """Each part's file name -> (rows, row groups), from its footer: what a reader of the dataset
+    will find. Several at a time: on an object store each footer is a round trip or two."""
     fs, folder = open_url(dataset_url)
-    total = 0
-    for path in fs.glob(f"{folder.rstrip('/')}/part-*.parquet"):
+
+    def footer(path: str) -> tuple[str, tuple[int, int]]:
         with fs.open(path, "rb") as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    return total
+            metadata = pq.ParquetFile(handle).metadata
+        return path.rsplit("/", 1)[-1], (metadata.num_rows, metadata.num_row_groups)
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(footer, sorted(fs.glob(f"{folder.rstrip('/')}/part-*.parquet"))))

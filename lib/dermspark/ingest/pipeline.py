@@ -4,7 +4,6 @@ Everything is written under a hidden staging folder beside the output and moved 
 when complete, so a killed job leaves no half dataset and a rerun gives the same rows and split.
 """
 
-import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -73,7 +72,9 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         from dermspark.images import ImageRejected, decode_sizes
         from dermspark.ingest.parts import PartWriter
         from dermspark.schema import make_schema
+        from dermspark.workers import steady_worker
 
+        steady_worker()
         schemas = [make_schema(height, width, codec) for height, width in sizes]
         fields = [schema.fields["image"] for schema in schemas]
         part = TaskContext.get().partitionId()
@@ -120,26 +121,19 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
     return decode
 
 
-def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, urls: list[str],
+def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, urls: list[str], schemas: list,
                       settings: IngestSettings) -> pd.DataFrame:
     """Runs the decode once: every image goes into its datasets, and the small outcome rows (no
     image) come back to the driver, in the same job, for the rejects, the counts and the report."""
-    from petastorm.etl.dataset_metadata import materialize_dataset
-
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
     decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20, settings.codec)
-    schemas = [make_schema(*size, settings.codec) for size in sizes]
-    with contextlib.ExitStack() as stack:
-        for url, schema in zip(urls, schemas, strict=True):
-            stack.enter_context(materialize_dataset(spark, url, schema, settings.row_group_size_mb,
-                                                    filesystem_factory=petastorm_compat.filesystem_factory(url)))
-        outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
-        for url, schema in zip(urls, schemas, strict=True):
-            for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
-                storage.delete(join(url, name))
-            if not storage.glob(url, "part-*"):
-                write_empty(url, schema)
+    outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
+    for url, schema in zip(urls, schemas, strict=True):
+        for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
+            storage.delete(join(url, name))
+        if not storage.glob(url, "part-*"):
+            write_empty(url, schema)
     return outcomes
 
 
@@ -176,18 +170,21 @@ def decode_input(candidates: DataFrame, num_files: int) -> DataFrame:
     return candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
 
 
-def _check_parts(urls: list[str], written: int) -> None:
+def _finish_datasets(spark, urls: list[str], schemas: list, written: int) -> None:
     """The decode tasks wrote the parts where they run; every image counted as written must be
-    in them as the driver reads them, or the dataset would silently lack it."""
-    from dermspark.ingest.parts import count_rows
+    in them as the driver reads them, or the dataset would silently lack it. Then Petastorm's
+    metadata, from the same footers."""
+    from dermspark.ingest.parts import read_footers
 
-    for url in urls:
-        found = count_rows(url)
+    for url, schema in zip(urls, schemas, strict=True):
+        footers = read_footers(url)
+        found = sum(rows for rows, _ in footers.values())
         if found != written:
             raise DermsparkError(
                 f"{written} images were decoded but the driver finds {found} in {url}: the executors wrote "
                 "their parts where the driver cannot read them. Give --output on storage every node reaches"
             )
+        petastorm_compat.write_metadata(spark, url, schema, {name: groups for name, (_, groups) in footers.items()})
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
@@ -255,16 +252,17 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
 
     with staged_output(output_url) as staging:
         urls = [join(staging, dataset_dirname(*size)) for size in sizes]
+        schemas = [make_schema(*size, settings.codec) for size in sizes]
         with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
                              f"in {num_files} files"):
-            outcomes = _decode_and_write(spark, decode_rows, sizes, options, classes, urls, settings)
+            outcomes = _decode_and_write(spark, decode_rows, sizes, options, classes, urls, schemas, settings)
         written = outcomes[outcomes["reason"].isna()]
         decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
         rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
         with stage("ingest", "accounting: rejects, counts and parts") as shown:
             by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
             counts = accounting.manifest(inputs, written, by_reason, settings.folds)
-            _check_parts(urls, counts["written"])
+            _finish_datasets(spark, urls, schemas, counts["written"])
             shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
         failure = _over_reject_limit(counts, settings.max_reject_fraction)
         datasets = {}

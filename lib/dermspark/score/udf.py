@@ -75,8 +75,10 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from dermspark.score.predict import Prediction, describe, predict_bytes
+        from dermspark.workers import steady_worker
 
         bundle = _bundle(bundle_path, threads, tracking_uri)
+        steady_worker()  # after the model: TensorFlow's objects are the most Spark's gc would walk
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
@@ -106,6 +108,9 @@ def make_hash_udf(read_paths: bool):
     def content_hash(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
         import hashlib
 
+        from dermspark.workers import steady_worker
+
+        steady_worker()
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             yield pd.Series([
