@@ -38,31 +38,16 @@ log = logging.getLogger(__name__)
 
 READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders}
 
-def _outcome_schema() -> StructType:
-    """What the decode returns to Spark for each candidate: its row without the image, and the
-    reason it was rejected (null when its images were written)."""
-    fields = [
-        StructField(name, StringType())
-        for name in (
-            "image_id", "lesion_id", "dx", "class_name", "split", "path", "sex", "localization", "dx_type"
-        )
-    ]
-    fields += [
-        StructField("label", IntegerType()),
-        StructField("fold", IntegerType()),
-        StructField("age", DoubleType()),
-        StructField("age_imputed", BooleanType()),
-        StructField("reason", StringType()),
-        StructField("detail", StringType()),
-    ]
-    return StructType(fields)
+# What the decode returns for each candidate: its id and why it was rejected (null when its
+# images were written). The rest of its row is on the driver already, in the plan.
+OUTCOME_SCHEMA = StructType([StructField(name, StringType()) for name in ("image_id", "reason", "detail")])
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
              row_group_bytes: int, codec: str):
     """Reads each row's `path` (any store), decodes it, and writes each decoded image into every
     size's dataset (ingest.parts)."""
-    columns = _outcome_schema().fieldNames()
+    columns = OUTCOME_SCHEMA.fieldNames()
 
     def decode(batches):
         # Runs on executors: imports here keep the closure small and picklable.
@@ -121,14 +106,19 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
     return decode
 
 
-def _decode_and_write(spark, candidates: DataFrame, sizes, options, classes, urls: list[str], schemas: list,
-                      settings: IngestSettings) -> pd.DataFrame:
-    """Runs the decode once: every image goes into its datasets, and the small outcome rows (no
-    image) come back to the driver, in the same job, for the rejects, the counts and the report."""
+def _decode_and_write(spark, planned: pd.DataFrame, candidates: DataFrame, sizes, options, classes,
+                      urls: list[str], schemas: list, settings: IngestSettings) -> pd.DataFrame:
+    """Runs the decode once: every image goes into its datasets, and each candidate's outcome (no
+    image) comes back to the driver, in the same job, for the rejects, the counts and the report:
+    the planned rows with `reason` and `detail`."""
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
     decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20, settings.codec)
-    outcomes = with_arrow(spark, lambda: candidates.mapInPandas(decoder, _outcome_schema()).toPandas())
+    returned = with_arrow(spark, lambda: candidates.mapInPandas(decoder, OUTCOME_SCHEMA).toPandas())
+    outcomes = planned.merge(returned, on="image_id", how="outer", indicator=True)
+    if len(returned) != len(planned) or not (outcomes.pop("_merge") == "both").all():
+        raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
+                           "outcomes, not one each; this is a dermspark bug, please report it")
     for url, schema in zip(urls, schemas, strict=True):
         for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
             storage.delete(join(url, name))
@@ -255,7 +245,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         schemas = [make_schema(*size, settings.codec) for size in sizes]
         with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
                              f"in {num_files} files"):
-            outcomes = _decode_and_write(spark, decode_rows, sizes, options, classes, urls, schemas, settings)
+            outcomes = _decode_and_write(spark, candidates, decode_rows, sizes, options, classes, urls, schemas,
+                                         settings)
         written = outcomes[outcomes["reason"].isna()]
         decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
         rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
