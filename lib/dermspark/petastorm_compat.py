@@ -18,11 +18,6 @@ own choice works (local disks, HDFS).
 3. Every reader's exit prints "Cache cleanup complete." to stdout, once per split read, whether
 or not it had a cache; jobs' output is for the user. The replacement cleans the same cache
 without printing.
-
-4. Metadata without a Spark job. `materialize_dataset` ends by counting each part file's row
-groups with a Spark job of one task per file (1.2 to 1.7 s for 22 parts on local[2], where
-reading the 22 footers on the driver takes milliseconds). Ingest reads the footers anyway, to
-check its rows, and `write_metadata` adds the same two keys with Petastorm's own functions.
 """
 
 import functools
@@ -84,32 +79,6 @@ def filesystem_factory(url: str):
     """For materialize_dataset: None where Petastorm's own choice works, else a picklable
     factory of `filesystem(url)` for its executors."""
     return None if _petastorm_reaches(url) else functools.partial(filesystem, url)
-
-
-def write_metadata(spark, url: str, schema, row_groups: dict[str, int]) -> None:
-    """What `materialize_dataset` adds when its block ends, for parts written by other means:
-    the pickled Unischema, and `row_groups` (part file name -> its row groups) under Petastorm's
-    key. The file system is the one materialize_dataset would choose."""
-    import json
-    from urllib.parse import urlparse
-
-    import pyarrow.parquet as pq
-    from petastorm import utils
-    from petastorm.etl.dataset_metadata import ROW_GROUPS_PER_FILE_KEY, _generate_unischema_metadata
-    from petastorm.fs_utils import FilesystemResolver, get_dataset_path
-
-    factory = filesystem_factory(url)
-    if factory is None:
-        resolver = FilesystemResolver(url, spark.sparkContext._jsc.hadoopConfiguration(),
-                                      user=spark.sparkContext.sparkUser())
-        factory, path = resolver.filesystem_factory(), resolver.get_dataset_path()
-    else:
-        path = get_dataset_path(urlparse(url))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        dataset = pq.ParquetDataset(path, filesystem=factory(), validate_schema=False)
-        _generate_unischema_metadata(dataset, schema)
-        utils.add_to_dataset_metadata(dataset, ROW_GROUPS_PER_FILE_KEY, json.dumps(row_groups))
 
 
 def _petastorm_reaches(url: str) -> bool:

@@ -3,8 +3,10 @@
 A decode task writes its images straight into each dataset's folder, so image bytes never cross
 into the JVM, are never cached, and are written once; Spark carries only the small rows (ids,
 split, reason) that accounting, the report and the manifest read. The files follow the dataset's
-Unischema; the driver then reads their footers, checks the rows and adds Petastorm's metadata
-(petastorm_compat.write_metadata).
+Unischema; the driver then reads their footers, checks the rows and writes Petastorm's metadata
+from them (`write_metadata`): what `materialize_dataset` writes when its block ends, without the
+Spark job of one task per part file it runs to count row groups (1.2 to 1.7 s for 22 parts on
+local[2], where reading 22 footers on the driver takes milliseconds).
 
 A part is written under a hidden name and renamed when complete. Its name comes from the Spark
 partition, whose rows are the same on every attempt, so a retried task replaces a failed
@@ -12,6 +14,8 @@ attempt's part instead of adding a second one; hidden leftovers of killed attemp
 to Parquet readers and removed before the commit.
 """
 
+import json
+import pickle
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,8 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from petastorm.etl.dataset_metadata import ROW_GROUPS_PER_FILE_KEY, UNISCHEMA_KEY
 from petastorm.unischema import Unischema
 
+from dermspark import storage
 from dermspark.storage import open_url
 
 HIDDEN_PREFIX = ".part-"
@@ -132,3 +138,13 @@ def read_footers(dataset_url: str) -> dict[str, tuple[int, int]]:
 
     with ThreadPoolExecutor(8) as pool:
         return dict(pool.map(footer, sorted(fs.glob(f"{folder.rstrip('/')}/part-*.parquet"))))
+
+
+def write_metadata(dataset_url: str, schema: Unischema, row_groups: dict[str, int]) -> None:
+    """The dataset's _common_metadata, as Petastorm's `materialize_dataset` writes it: the parts'
+    Arrow schema carrying the pickled Unischema and each part file's row groups under Petastorm's
+    keys, which its readers need. Written through the storage layer, like the parts."""
+    metadata = {UNISCHEMA_KEY: pickle.dumps(schema), ROW_GROUPS_PER_FILE_KEY: json.dumps(row_groups)}
+    sink = pa.BufferOutputStream()
+    pq.write_metadata(arrow_schema(schema).with_metadata(metadata), sink)
+    storage.write_bytes(storage.join(dataset_url, "_common_metadata"), sink.getvalue().to_pybytes())

@@ -20,7 +20,7 @@ from pyspark.sql.types import (
 )
 
 import dermspark
-from dermspark import DermsparkError, petastorm_compat, storage
+from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import tune_for_images
 from dermspark.images import DecodeOptions, parse_sizes
@@ -160,11 +160,11 @@ def decode_input(candidates: DataFrame, num_files: int) -> DataFrame:
     return candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
 
 
-def _finish_datasets(spark, urls: list[str], schemas: list, written: int) -> None:
+def _finish_datasets(urls: list[str], schemas: list, written: int) -> None:
     """The decode tasks wrote the parts where they run; every image counted as written must be
     in them as the driver reads them, or the dataset would silently lack it. Then Petastorm's
     metadata, from the same footers."""
-    from dermspark.ingest.parts import read_footers
+    from dermspark.ingest.parts import read_footers, write_metadata
 
     for url, schema in zip(urls, schemas, strict=True):
         footers = read_footers(url)
@@ -174,7 +174,7 @@ def _finish_datasets(spark, urls: list[str], schemas: list, written: int) -> Non
                 f"{written} images were decoded but the driver finds {found} in {url}: the executors wrote "
                 "their parts where the driver cannot read them. Give --output on storage every node reaches"
             )
-        petastorm_compat.write_metadata(spark, url, schema, {name: groups for name, (_, groups) in footers.items()})
+        write_metadata(url, schema, {name: groups for name, (_, groups) in footers.items()})
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
@@ -253,7 +253,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         with stage("ingest", "accounting: rejects, counts and parts") as shown:
             by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
             counts = accounting.manifest(inputs, written, by_reason, settings.folds)
-            _finish_datasets(spark, urls, schemas, counts["written"])
+            _finish_datasets(urls, schemas, counts["written"])
             shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
         failure = _over_reject_limit(counts, settings.max_reject_fraction)
         datasets = {}
