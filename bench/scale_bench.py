@@ -7,7 +7,10 @@ bench prints the wall time of the whole job; a straight line through the three s
 marginal rate (images per second the job adds per image, 1 / slope) and the fixed cost (the
 intercept). Beside each job it samples, every 0.2 s, the resident memory of the driver (this
 Python process), of the JVM (in local mode also the executor's threads) and of the Python
-workers that decode and predict: the driver's and the workers' must stay flat as N grows.
+workers that decode and predict: the driver's and the workers' must stay flat as N grows. The
+JVM's resident set follows its heap's size, which grows towards spark.driver.memory and is not
+given back, so the bench also reads the heap the JVM still holds after each run and a full
+collection ("JVM live").
 
 At each size the peer a user would write instead runs right after the job, in the same session:
 for ingest Petastorm's documented pattern (ingest_bench.py), for scoring Spark's `predict_batch_udf`
@@ -16,6 +19,7 @@ pattern (score_bench.py); their marginal rates are fitted the same way. The sing
 
     .venv/bin/python bench/scale_bench.py [--data ../shared/data] [--work /tmp/dermspark-scale]
         [--copies 1 2 4] [--sizes 75x100 299x299] [--model benbrahim_cnn] [--codec png|raw]
+        [--driver-memory 4g]
 """
 
 import argparse
@@ -71,6 +75,7 @@ class PeakMemory:
 
         self._psutil, self._interval = psutil, interval
         self.driver = self.jvm = self.workers = 0
+        self.jvm_live = 0  # set by timed(): the JVM's heap after the run and a full collection
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -107,7 +112,16 @@ def fit(counts: list[int], seconds: list[float]) -> tuple[float, float]:
     return 1.0 / slope, intercept
 
 
-def timed(run) -> tuple[float, float, PeakMemory]:
+def live_heap(spark) -> int:
+    """Bytes the JVM's heap holds after a full collection: what the JVM keeps, where its resident
+    set follows the heap's size, which grows towards spark.driver.memory (with the peers' runs in
+    the same session too) and is not given back."""
+    jvm = spark.sparkContext._jvm
+    jvm.java.lang.System.gc()
+    return jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed()
+
+
+def timed(run, spark) -> tuple[float, float, PeakMemory]:
     """Wall seconds, CPU seconds of the whole process tree (driver, JVM, Python workers), memory."""
     from score_bench import _process_tree_cpu, cpu_seconds_between
 
@@ -116,6 +130,7 @@ def timed(run) -> tuple[float, float, PeakMemory]:
         run()
         elapsed = time.perf_counter() - started
         cpu = cpu_seconds_between(cpu, _process_tree_cpu())
+    memory.jvm_live = live_heap(spark)
     return elapsed, cpu, memory
 
 
@@ -127,10 +142,11 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
     peer_rate, peer_fixed = fit(counts, peer)
     print(f"\n{title}")
     print(f"{'images':>8} {'job s':>8} {'job img/s':>10} {'job CPU s':>10} {'peer s':>8} {'driver MB':>10} "
-          f"{'JVM MB':>8} {'workers MB':>11}")
+          f"{'JVM MB':>8} {'JVM live MB':>12} {'workers MB':>11}")
     for count, (seconds, cpu, memory), peer_seconds in zip(counts, job, peer, strict=True):
         print(f"{count:8d} {seconds:8.1f} {count / seconds:10.1f} {cpu:10.1f} {peer_seconds:8.1f} "
-              f"{memory.driver / 2**20:10.0f} {memory.jvm / 2**20:8.0f} {memory.workers / 2**20:11.0f}")
+              f"{memory.driver / 2**20:10.0f} {memory.jvm / 2**20:8.0f} {memory.jvm_live / 2**20:12.0f} "
+              f"{memory.workers / 2**20:11.0f}")
     print(f"job: marginal rate {rate:.1f} img/s, fixed cost {fixed:.1f} s, marginal {per_core:.1f} img per CPU second")
     print(f"{peer_name}: marginal rate {peer_rate:.1f} img/s, fixed cost {peer_fixed:.1f} s")
     print(f"{reference_name}: {reference[0]:.1f} img/s, {reference[1]:.1f} img per CPU second")
@@ -140,7 +156,8 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
           f"{per_core / reference[1]:.2f}")
     first, last = job[0][2], job[-1][2]
     print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {last.driver / first.driver:.2f}, "
-          f"JVM {last.jvm / first.jvm:.2f}, workers {last.workers / first.workers:.2f}", flush=True)
+          f"JVM {last.jvm / first.jvm:.2f} (its live heap after the run {last.jvm_live / first.jvm_live:.2f}), "
+          f"workers {last.workers / first.workers:.2f}", flush=True)
 
 
 def spark_jobs(spark) -> int:
@@ -165,6 +182,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip", choices=["ingest", "score"], help="time only the other job")
     parser.add_argument("--codec", default="png", choices=["png", "raw"], help="ingest --codec, for its peers too")
+    parser.add_argument("--driver-memory", default="4g",
+                        help="spark.driver.memory: the JVM's heap grows towards it before collecting; a small "
+                             "one shows what the job needs")
     args = parser.parse_args()
     source = os.path.join(os.path.abspath(args.data), "ham10000-200x150")
     if not os.path.isfile(os.path.join(source, "HAM10000_metadata.csv")):
@@ -191,7 +211,7 @@ def main() -> None:
     print(f"archives of {', '.join(f'{count:,}' for count in counts)} images under {work}", flush=True)
     spark = (
         SparkSession.builder.master("local[2]").appName("scale-bench")
-        .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
+        .config("spark.ui.enabled", "false").config("spark.driver.memory", args.driver_memory)
         .config("spark.sql.shuffle.partitions", "8").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -214,7 +234,7 @@ def main() -> None:
                 petastorm_pattern(spark, archives[args.copies[0]], size, work, args.codec)
                 job, peer = [], []
                 for copies in args.copies:  # the job and its peer take turns at each size
-                    job.append(timed(lambda archive=archives[copies]: ingest(archive)))
+                    job.append(timed(lambda archive=archives[copies]: ingest(archive), spark))
                     peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work, args.codec))
                 shutil.rmtree(output, ignore_errors=True)
                 cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
@@ -241,7 +261,7 @@ def main() -> None:
             peer(archives[args.copies[0]])
             job, peers = [], []
             for copies in args.copies:
-                job.append(timed(lambda archive=archives[copies]: score(archive)))
+                job.append(timed(lambda archive=archives[copies]: score(archive), spark))
                 peers.append(_seconds(peer, archives[copies]))
             plain_rate, plain_cores = plain_keras(bundle, files, args.batch_size)
             report(f"scoring with {args.model}", counts, job, peers, "predict_batch_udf pattern",
