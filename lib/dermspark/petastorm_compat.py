@@ -20,7 +20,6 @@ or not it had a cache; jobs' output is for the user. The replacement cleans the 
 without printing.
 """
 
-import functools
 import warnings
 
 from petastorm.local_disk_cache import LocalDiskCache
@@ -62,9 +61,7 @@ class _FsspecFileSystem(DaskFileSystem):
 
 
 def filesystem(url: str):
-    """For make_reader(filesystem=...), get_schema_from_dataset_url and ParquetDataset. A
-    module-level function, so functools.partial(filesystem, url) is a picklable factory for
-    materialize_dataset's executors."""
+    """For make_reader(filesystem=...), get_schema_from_dataset_url and ParquetDataset."""
     from dermspark import storage
 
     if _petastorm_reaches(url):
@@ -73,12 +70,6 @@ def filesystem(url: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return _FsspecFileSystem(fs)
-
-
-def filesystem_factory(url: str):
-    """For materialize_dataset: None where Petastorm's own choice works, else a picklable
-    factory of `filesystem(url)` for its executors."""
-    return None if _petastorm_reaches(url) else functools.partial(filesystem, url)
 
 
 def _petastorm_reaches(url: str) -> bool:

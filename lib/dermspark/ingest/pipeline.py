@@ -44,7 +44,7 @@ OUTCOME_SCHEMA = StructType([StructField(name, StringType()) for name in ("image
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
-             row_group_bytes: int, codec: str):
+             schemas: list, row_group_bytes: int):
     """Reads each row's `path` (any store), decodes it, and writes each decoded image into every
     size's dataset (ingest.parts)."""
     columns = OUTCOME_SCHEMA.fieldNames()
@@ -56,11 +56,9 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         from dermspark.files import read_local
         from dermspark.images import ImageRejected, decode_sizes
         from dermspark.ingest.parts import PartWriter
-        from dermspark.schema import make_schema
         from dermspark.workers import steady_worker
 
         steady_worker()
-        schemas = [make_schema(height, width, codec) for height, width in sizes]
         fields = [schema.fields["image"] for schema in schemas]
         part = TaskContext.get().partitionId()
         writers = [PartWriter(url, part, schema, row_group_bytes)
@@ -106,15 +104,15 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
     return decode
 
 
-def _decode_and_write(spark, planned: pd.DataFrame, candidates: DataFrame, sizes, options, classes,
+def _decode_and_write(spark, planned: pd.DataFrame, decode_rows: DataFrame, sizes, options, classes,
                       urls: list[str], schemas: list, settings: IngestSettings) -> pd.DataFrame:
     """Runs the decode once: every image goes into its datasets, and each candidate's outcome (no
     image) comes back to the driver, in the same job, for the rejects, the counts and the report:
     the planned rows with `reason` and `detail`."""
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
-    decoder = _decoder(sizes, options, classes, urls, settings.row_group_size_mb << 20, settings.codec)
-    returned = with_arrow(spark, lambda: candidates.mapInPandas(decoder, OUTCOME_SCHEMA).toPandas())
+    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20)
+    returned = with_arrow(spark, lambda: decode_rows.mapInPandas(decoder, OUTCOME_SCHEMA).toPandas())
     outcomes = planned.merge(returned, on="image_id", how="outer", indicator=True)
     if len(returned) != len(planned) or not (outcomes.pop("_merge") == "both").all():
         raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
