@@ -2,14 +2,16 @@
 single-process loop over the same files.
 
 The loop does per image what the job does (Pillow decode with JPEG draft, LANCZOS resize, PNG
-encode through Petastorm's codec), so the ratio measures what Spark adds: parallelism, minus its
+encode through dermspark.png), so the ratio measures what Spark adds: parallelism, minus its
 overhead (JVM, task scheduling, matching, split, Parquet writing, manifest and report). The same
 loop run as two processes side by side, each on half the files, gives the ceiling this machine
 allows any parallel version of that work. The peer is what a user would write from Petastorm's
 examples: the metadata read on the driver, an RDD of rows decoded and resized by the same
 function, `dict_to_spark_row`, `createDataFrame(...).write.parquet` inside `materialize_dataset`,
-PNG through the same codec; it does no accounting, split, rejects or report. This machine's speed drifts between minutes, so the job,
-the peer and the loop take turns --repeats times and the medians of the paired ratios count.
+PNG through Petastorm's own codec (OpenCV) as its examples do, so the same format and pixels;
+it does no accounting, split, rejects or report. This machine's speed drifts between minutes,
+so the job, the peer and the loop take turns --repeats times and the medians of the paired
+ratios count.
 
     .venv/bin/python bench/ingest_bench.py [--data ../shared/data] [--sizes 75x100 299x299] [--repeats 3]
 """
@@ -31,14 +33,14 @@ sys.path.insert(0, os.path.join(ROOT, "lib"))
 def loop(files: list[str], size: tuple[int, int], codec: str = "png") -> float:
     """Seconds to read, decode, resize and encode every file, one after the other."""
     from dermspark.images import decode_image
-    from dermspark.schema import make_schema
+    from dermspark.schema import image_encoder, make_schema
 
-    field = make_schema(*size, codec).fields["image"]
+    encode = image_encoder(make_schema(*size, codec))
     started = time.perf_counter()
     for path in files:
         with open(path, "rb") as handle:
             array = decode_image(handle.read(), *size)
-        field.codec.encode(field, array)
+        encode(array)
     return time.perf_counter() - started
 
 
@@ -62,8 +64,8 @@ def job(spark, archive: str, size: str, work: str, codec: str = "png") -> tuple[
 
 
 def petastorm_pattern(spark, archive: str, size: str, work: str, codec: str = "png") -> float:
-    """Images per second of Petastorm's documented way to build a dataset, with the same schema,
-    decoder and codec as the job."""
+    """Images per second of Petastorm's documented way to build a dataset, with the same schema
+    and decoder as the job; dict_to_spark_row encodes through the schema's codec."""
     import csv
 
     from dermspark.images import decode_image, parse_size

@@ -5,6 +5,8 @@ from petastorm.codecs import CompressedImageCodec, NdarrayCodec, ScalarCodec
 from petastorm.unischema import Unischema, UnischemaField
 from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType
 
+from dermspark.png import encode_png
+
 # Both lossless: the pixels training reads are the pixels ingest produced. PNG takes about half
 # raw's bytes; raw uint8 arrays cost nothing to encode (PNG takes twice the decode and resize of
 # a 75x100 image) and little to decode. Readers take the codec from the dataset's own schema.
@@ -33,6 +35,15 @@ def make_schema(height: int, width: int, codec: str = "png") -> Unischema:
             UnischemaField("image", np.uint8, (height, width, 3), CODECS[codec](), False),
         ],
     )
+
+
+def image_encoder(schema: Unischema):
+    """array -> the bytes ingest stores for it. PNG through dermspark.png, four times faster than
+    the codec's OpenCV and read back by that codec to the same pixels; raw through the codec."""
+    field = schema.fields["image"]
+    if isinstance(field.codec, CompressedImageCodec) and field.codec.image_codec == "png":
+        return encode_png
+    return lambda array: bytes(field.codec.encode(field, array))
 
 
 def dataset_dirname(height: int, width: int) -> str:

@@ -56,10 +56,11 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         from dermspark.files import read_local
         from dermspark.images import ImageRejected, decode_sizes
         from dermspark.ingest.parts import PartWriter
+        from dermspark.schema import image_encoder
         from dermspark.workers import steady_worker
 
         steady_worker()
-        fields = [schema.fields["image"] for schema in schemas]
+        encoders = [image_encoder(schema) for schema in schemas]
         part = TaskContext.get().partitionId()
         writers = [PartWriter(url, part, schema, row_group_bytes)
                    for url, schema in zip(dataset_urls, schemas, strict=True)]
@@ -84,8 +85,8 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
                         reasons.append(rejected.reason)
                         details.append(rejected.detail[:300])
                         continue
-                    for encoded, field, array in zip(images, fields, arrays, strict=True):
-                        encoded.append(bytes(field.codec.encode(field, array)))
+                    for encoded, encode, array in zip(images, encoders, arrays, strict=True):
+                        encoded.append(encode(array))
                     reasons.append(None)
                     details.append(None)
                 batch = batch.assign(reason=reasons, detail=details)
