@@ -9,20 +9,11 @@ import logging
 from datetime import UTC, datetime
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import (
-    BooleanType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql import SparkSession
 
 import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable
-from dermspark.files import tune_for_images
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
@@ -40,16 +31,16 @@ READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folder
 
 # What the decode returns for each candidate: its id and why it was rejected (null when its
 # images were written). The rest of its row is on the driver already, in the plan.
-OUTCOME_SCHEMA = StructType([StructField(name, StringType()) for name in ("image_id", "reason", "detail")])
+OUTCOME_COLUMNS = ["image_id", "reason", "detail"]
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
-             schemas: list, row_group_bytes: int):
-    """Reads each row's `path` (any store), decodes it, and writes each decoded image into every
-    size's dataset (ingest.parts)."""
-    columns = OUTCOME_SCHEMA.fieldNames()
+             schemas: list, row_group_bytes: int, batch_rows: int):
+    """A task's function: reads each planned row's `path` (any store), decodes it, and writes each
+    decoded image into every size's dataset (ingest.parts), `batch_rows` rows at a time; returns
+    each row's outcome."""
 
-    def decode(batches):
+    def decode(planned):
         # Runs on executors: imports here keep the closure small and picklable.
         from pyspark import TaskContext
 
@@ -74,8 +65,13 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
+        def batches():
+            for frame in planned:  # the task's one frame: its file's rows
+                for start in range(0, len(frame), batch_rows):
+                    yield frame.iloc[start:start + batch_rows]
+
         try:
-            for batch in batches:
+            for batch in batches():
                 batch = batch.assign(label=batch["class_name"].map(index).astype("int32"))
                 reasons, details, images = [], [], [[] for _ in writers]
                 for source in batch["path"]:
@@ -94,7 +90,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
                 if len(written):
                     for writer, encoded in zip(writers, images, strict=True):
                         writer.add(written.assign(image=encoded))
-                yield batch[columns]
+                yield batch[OUTCOME_COLUMNS]
             for writer in writers:
                 writer.commit()
         except BaseException:
@@ -105,15 +101,25 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
     return decode
 
 
-def _decode_and_write(spark, planned: pd.DataFrame, decode_rows: DataFrame, sizes, options, classes,
+def _decode_and_write(spark, planned: pd.DataFrame, files: list[pd.DataFrame], sizes, options, classes,
                       urls: list[str], schemas: list, settings: IngestSettings) -> pd.DataFrame:
-    """Runs the decode once: every image goes into its datasets, and each candidate's outcome (no
-    image) comes back to the driver, in the same job, for the rejects, the counts and the report:
-    the planned rows with `reason` and `detail`."""
+    """Runs the decode once, one task per output file: every image goes into its datasets, and
+    each candidate's outcome (no image) comes back to the driver, in the same job, for the
+    rejects, the counts and the report: the planned rows with `reason` and `detail`.
+
+    The planned rows go to the tasks as they are, pickled pandas frames in an RDD, not through a
+    DataFrame: Spark SQL would convert them to JVM rows and shuffle them into files, and convert
+    the outcomes back, which cost the JVM 2.5 CPU s of a 40,060-image run on 2 cores. An RDD of
+    driver data keeps them, so a task lost with its executor gets them again."""
     from dermspark.ingest.parts import HIDDEN_PREFIX, write_empty
 
-    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20)
-    returned = with_arrow(spark, lambda: decode_rows.mapInPandas(decoder, OUTCOME_SCHEMA).toPandas())
+    # A few hundred small images a batch or a few dozen large ones: a batch's encoded images
+    # wait in memory until it is written, and from remote stores it holds its files' bytes.
+    pixels = sum(height * width for height, width in sizes)
+    batch_rows = max(16, min(512, 2_000_000 // pixels))
+    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows)
+    outcomes = spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect()
+    returned = pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=OUTCOME_COLUMNS)
     outcomes = planned.merge(returned, on="image_id", how="outer", indicator=True)
     if len(returned) != len(planned) or not (outcomes.pop("_merge") == "both").all():
         raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
@@ -126,37 +132,14 @@ def _decode_and_write(spark, planned: pd.DataFrame, decode_rows: DataFrame, size
     return outcomes
 
 
-def with_arrow(spark: SparkSession, run):
-    """Runs `run` with Arrow moving pandas tables to and from Spark: columnar, not row by row."""
-    key = "spark.sql.execution.arrow.pyspark.enabled"
-    before = spark.conf.get(key, "false")
-    spark.conf.set(key, "true")
-    try:
-        return run()
-    finally:
-        spark.conf.set(key, before)
-
-
-CANDIDATE_SCHEMA = StructType(
-    [StructField(name, StringType()) for name in accounting.CANDIDATE_COLUMNS if name != "age"]
-    + [StructField("split", StringType()), StructField("fold", IntegerType()), StructField("age", DoubleType()),
-       StructField("age_imputed", BooleanType())]
-)
-
-
-def to_spark(spark: SparkSession, candidates: pd.DataFrame) -> DataFrame:
-    """The candidates, planned on the driver, as the decode's input. Local data: a task that is
-    lost with its executor gets its rows again from the driver."""
-    frame = candidates[CANDIDATE_SCHEMA.fieldNames()].astype({"fold": "Int32"}).astype(object)
-    frame = frame.where(pd.notna(frame), None)
-    return with_arrow(spark, lambda: spark.createDataFrame(frame, CANDIDATE_SCHEMA))
-
-
-def decode_input(candidates: DataFrame, num_files: int) -> DataFrame:
-    """Partitioned and sorted by image id before decoding, while rows are small: each partition
-    becomes one Parquet file per size, the same on every rerun. The only shuffle moves these
-    rows; the decode task reads the image bytes itself."""
-    return candidates.repartition(num_files, "image_id").sortWithinPartitions("image_id")
+def plan_files(candidates: pd.DataFrame, num_files: int) -> list[pd.DataFrame]:
+    """The planned rows cut into one frame per output file, by a hash of the image id and sorted
+    by it within: each file holds the same images on every rerun. Only the columns the datasets
+    keep, and the path each task reads; no image bytes."""
+    columns = [*accounting.CANDIDATE_COLUMNS, "split", "fold", "age_imputed"]
+    frame = candidates[columns].sort_values("image_id", kind="stable")
+    file_of = pd.util.hash_pandas_object(frame["image_id"], index=False).to_numpy() % num_files
+    return [frame[file_of == part].reset_index(drop=True) for part in range(num_files)]
 
 
 def _finish_datasets(urls: list[str], schemas: list, written: int) -> None:
@@ -231,20 +214,15 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         train_mean_age = split.training_mean_age(candidates)
         candidates = split.impute_age(candidates, train_mean_age)
         counts["images to decode"] = images = len(candidates)
-    tune_for_images(spark)
-    # A few hundred small images a batch or a few dozen large ones: a batch is one round trip
-    # between the JVM and Python, and from remote stores it holds its files' bytes.
-    pixels = sum(height * width for height, width in sizes)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(16, min(512, 2_000_000 // pixels))))
     num_files = settings.num_files or _auto_num_files(spark, images)
-    decode_rows = decode_input(to_spark(spark, candidates), num_files)
+    files = plan_files(candidates, num_files)
 
     with staged_output(output_url) as staging:
         urls = [join(staging, dataset_dirname(*size)) for size in sizes]
         schemas = [make_schema(*size, settings.codec) for size in sizes]
         with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
                              f"in {num_files} files"):
-            outcomes = _decode_and_write(spark, candidates, decode_rows, sizes, options, classes, urls, schemas,
+            outcomes = _decode_and_write(spark, candidates, files, sizes, options, classes, urls, schemas,
                                          settings)
         written = outcomes[outcomes["reason"].isna()]
         decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")

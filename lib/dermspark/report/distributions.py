@@ -25,18 +25,19 @@ TITLES = {
 
 def distributions(written: pd.DataFrame) -> dict:
     """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown"."""
+    ages = np.floor(written["age"].astype("float64").to_numpy() / 5) * 5
     frame = pd.DataFrame({
         "split": written["split"],
         "class_name": written["class_name"],
         "dx_type": written["dx_type"],
         "localization": written["localization"],
         "sex": written["sex"],
-        "age_bin": (np.floor(written["age"].astype("float64") / 5) * 5).map(
-            lambda value: None if pd.isna(value) else str(int(value))),
+        "age_bin": pd.Series(ages, index=written.index).astype("Int64"),
     })
     result = {}
     for column in COLUMNS:
-        values = frame[column].map(lambda value: "unknown" if pd.isna(value) else str(value))
+        # Vectorised: a Python call per value and column cost 0.15 s of a 40,060-image ingest.
+        values = frame[column].astype("string").fillna("unknown")
         table: dict[str, dict[str, int]] = {"all": values.value_counts().to_dict()}
         for split, counts in values.groupby(frame["split"]).value_counts().groupby(level=0):
             table[split] = counts.droplevel(0).to_dict()
