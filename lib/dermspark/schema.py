@@ -39,8 +39,8 @@ def make_schema(height: int, width: int, codec: str = "png") -> Unischema:
 
 
 def image_encoder(schema: Unischema):
-    """array -> the bytes ingest stores for it. PNG through dermspark.png, four times faster than
-    the codec's OpenCV and read back by that codec to the same pixels; raw through the codec."""
+    """array -> the bytes ingest stores for it. PNG through dermspark.png, 2.5 to 4 times faster
+    than the codec's OpenCV and read back by that codec to the same pixels; raw through the codec."""
     field = schema.fields["image"]
     if isinstance(field.codec, CompressedImageCodec) and field.codec.image_codec == "png":
         return encode_png
