@@ -230,7 +230,8 @@ def main() -> None:
 
                 before = spark_jobs(spark)
                 ingest(archives[args.copies[0]])  # warm-up: the JVM, Python workers, imports
-                print(f"ingest at {size}: {spark_jobs(spark) - before} Spark jobs a run", flush=True)
+                jobs = spark_jobs(spark) - before
+                print(f"ingest at {size}: {jobs} Spark job{'' if jobs == 1 else 's'} a run", flush=True)
                 petastorm_pattern(spark, archives[args.copies[0]], size, work, args.codec)
                 job, peer = [], []
                 for copies in args.copies:  # the job and its peer take turns at each size
