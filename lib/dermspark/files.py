@@ -44,18 +44,36 @@ def _expand_braces(pattern: str) -> list[str]:
 def _walk_local(urls: list[str], glob: str | None) -> list[str]:
     """What Spark's file index lists, read straight from the file system: recursive, following
     links, skipping names that start with . or _ (Spark's hidden files), the glob applied to
-    file names. Spark's own listing took 1.5 to 3 s for 10,015 files; this takes milliseconds."""
+    file names; a folder that cannot be read lists nothing, as in os.walk. Spark's own listing
+    took 1.5 to 3 s for 10,015 files. One scandir per folder and each path made from its
+    folder's prefix: 0.03 s for 40,060 files, where os.walk and a join per file took 0.11 s."""
     patterns = _expand_braces(glob) if glob else None
     found = []
     for url in urls:
-        root = url[len("file:"):]
-        for folder, folders, names in os.walk(root, followlinks=True):
-            folders[:] = [name for name in folders if not name.startswith((".", "_"))]
-            for name in names:
-                if name.startswith((".", "_")):
+        folders = [url[len("file:"):]]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as scan:
+                    entries = list(scan)
+            except OSError:
+                continue
+            names = []
+            for entry in entries:
+                if entry.name.startswith((".", "_")):
                     continue
-                if patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
-                    found.append(canonical_path("file:" + os.path.join(folder, name)))
+                try:
+                    is_folder = entry.is_dir()  # follows a link; a plain file needs no stat
+                except OSError:
+                    is_folder = False
+                if is_folder:
+                    folders.append(entry.path)
+                else:
+                    names.append(entry.name)
+            if patterns is not None:
+                names = [name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
+            prefix = canonical_path("file:" + os.path.join(folder, ""))
+            found.extend(prefix + name for name in names)
     return sorted(found)
 
 
@@ -79,10 +97,15 @@ IMAGE_ID = r"([^/]+?)(\.[^./]*)?$"
 
 
 def image_id_of(path: str) -> str:
-    """A file's image id: its name without the extension (ISIC_0024306.jpg -> ISIC_0024306).
-    Searched in the name alone: over the whole path the search retries at every character of
-    the folders (0.3 s for 40,000 files, against 0.03)."""
-    return re.search(IMAGE_ID, path.rpartition("/")[2]).group(1)
+    """A file's image id: its name without the extension (ISIC_0024306.jpg -> ISIC_0024306), as
+    IMAGE_ID finds it. Split at the name's last dot, without a regex: a search costs 2 us a file,
+    0.08 s of the driver's time at 40,000 files. A name ending in a line break keeps the regex,
+    whose $ matches before it."""
+    name = path.rpartition("/")[2]
+    if name.endswith("\n"):
+        return re.search(IMAGE_ID, name).group(1)
+    stem = name.rpartition(".")[0]
+    return stem or name
 
 
 def image_id_column(path_column: str = "path") -> Column:

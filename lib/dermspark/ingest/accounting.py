@@ -29,6 +29,8 @@ def _reject(frame: pd.DataFrame, origin, reason, detail="") -> pd.DataFrame:
 
 def _nth(frame: pd.DataFrame, order: str) -> pd.Series:
     """0 for the first row of each image id by `order`, 1 for the second, ..."""
+    if not frame["image_id"].duplicated().any():  # the usual archive: no sort nor grouping
+        return pd.Series(0, index=frame.index)
     return frame.sort_values(order, kind="stable").groupby("image_id", dropna=False, sort=False).cumcount()
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
@@ -101,8 +102,8 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
     return decode
 
 
-def _decode_and_write(spark, planned: pd.DataFrame, files: list[pd.DataFrame], sizes, options, classes,
-                      urls: list[str], schemas: list, settings: IngestSettings) -> pd.DataFrame:
+def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes, urls: list[str],
+                      schemas: list, settings: IngestSettings) -> pd.DataFrame:
     """Runs the decode once, one task per output file: every image goes into its datasets, and
     each candidate's outcome (no image) comes back to the driver, in the same job, for the
     rejects, the counts and the report: the planned rows with `reason` and `detail`.
@@ -121,10 +122,16 @@ def _decode_and_write(spark, planned: pd.DataFrame, files: list[pd.DataFrame], s
     decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows)
     batches = spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect()
     returned = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=OUTCOME_COLUMNS)
-    outcomes = planned.merge(returned, on="image_id", how="outer", indicator=True)
-    if len(returned) != len(planned) or not (outcomes.pop("_merge") == "both").all():
+    # collect() keeps the partitions' order and each task its file's, so the outcomes line up
+    # with the planned files row by row: checked, then set beside them without a join (an
+    # outer merge on the ids cost 0.1 s of the driver's time at 40,000 images).
+    planned = pd.concat(files, ignore_index=True)
+    if len(returned) != len(planned) or not np.array_equal(returned["image_id"].to_numpy(),
+                                                           planned["image_id"].to_numpy()):
         raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
-                           "outcomes, not one each; this is a dermspark bug, please report it")
+                           "outcomes, not one each in the planned order; this is a dermspark bug, please "
+                           "report it")
+    outcomes = planned.assign(reason=returned["reason"].to_numpy(), detail=returned["detail"].to_numpy())
     for url, schema in zip(urls, schemas, strict=True):
         for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
             storage.delete(join(url, name))
@@ -226,8 +233,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         schemas = [make_schema(*size, settings.codec) for size in sizes]
         with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
                              f"in {num_files} files"):
-            outcomes = _decode_and_write(spark, candidates, files, sizes, options, classes, urls, schemas,
-                                         settings)
+            outcomes = _decode_and_write(spark, files, sizes, options, classes, urls, schemas, settings)
         written = outcomes[outcomes["reason"].isna()]
         decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
         rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)

@@ -5,6 +5,7 @@ Counted on the driver from the written rows ingest collects once for the manifes
 """
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,16 @@ def distributions(written: pd.DataFrame) -> dict:
     })
     result = {}
     for column in COLUMNS:
-        # Vectorised: a Python call per value and column cost 0.15 s of a 40,060-image ingest.
-        values = frame[column].astype("string").fillna("unknown")
-        table: dict[str, dict[str, int]] = {"all": values.value_counts().to_dict()}
-        for split, counts in values.groupby(frame["split"]).value_counts().groupby(level=0):
-            table[split] = counts.droplevel(0).to_dict()
+        # Counted by (split, value) first and named after: a few dozen keys to turn into text,
+        # not a conversion of every row (0.15 s of the driver's time at 40,060 images).
+        table: dict[str, Counter] = {"all": Counter()}
+        for (split, value), count in frame.groupby(["split", column], dropna=False).size().items():
+            name = "unknown" if pd.isna(value) else str(value)
+            table["all"][name] += int(count)
+            if not pd.isna(split):
+                table.setdefault(split, Counter())[name] += int(count)
         order = sorted if column != "age_bin" else (lambda keys: sorted(keys, key=_age_key))
-        result[column] = {split: {value: int(counts[value]) for value in order(counts)}
+        result[column] = {split: {value: counts[value] for value in order(counts)}
                           for split, counts in sorted(table.items())}
     return result
 
