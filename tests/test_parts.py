@@ -19,8 +19,14 @@ SCHEMA = make_schema(2, 3)
 
 
 def rows(numbers, age=lambda number: 40.0) -> pd.DataFrame:
-    """A batch as a decode task hands it over: a pandas frame, missing values as None or NaN."""
+    """A task's rows as the driver plans them: a pandas frame, missing values as None or NaN;
+    `image` holds what the decode encodes."""
     return pd.DataFrame([row(number, age=age(number)) for number in numbers])
+
+
+def add(writer: PartWriter, frame: pd.DataFrame) -> None:
+    """As a decode task adds a batch: the columns converted once, the images beside them."""
+    writer.add(writer.arrow_rows(frame), frame["image"].tolist())
 
 
 def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
@@ -35,7 +41,7 @@ def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
     writer = PartWriter(f"file://{tmp_path}/images", 3, SCHEMA, row_group_bytes=4500)
     # Batches of 7 rows: groups close mid-batch, on the row that reaches the bytes.
     for start in range(0, 23, 7):
-        writer.add(rows(range(start, min(start + 7, 23)), age=lambda number: math.nan if number == 7 else 40.0))
+        add(writer, rows(range(start, min(start + 7, 23)), age=lambda number: math.nan if number == 7 else 40.0))
     writer.commit()
     part = pq.ParquetFile(tmp_path / "images" / "part-00003.parquet")
     # A group closes at the first row that brings it to 4,500 bytes: 5 rows of 1,000.
@@ -59,14 +65,14 @@ def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
 def test_a_retried_task_replaces_the_failed_attempts_part(tmp_path):
     url = f"file://{tmp_path}/images"
     failed = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
-    failed.add(rows(range(4)))  # two row groups already on disk under a hidden name
+    add(failed, rows(range(4)))  # two row groups already on disk under a hidden name
     assert [path.name.startswith(".part-") for path in (tmp_path / "images").iterdir()] == [True]
     failed.abort()
     assert list((tmp_path / "images").iterdir()) == []
 
     for count in (3, 2):  # the same partition written twice: the second attempt's part stays
         writer = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
-        writer.add(rows(range(count)))
+        add(writer, rows(range(count)))
         writer.commit()
     assert pq.read_table(tmp_path / "images" / "part-00000.parquet").num_rows == 2
     assert [path.name for path in (tmp_path / "images").iterdir()] == ["part-00000.parquet"]
@@ -91,7 +97,7 @@ def test_metadata_from_the_footers_lets_petastorm_read_every_row(tmp_path):
     url = f"file://{tmp_path}/images"
     for part, numbers in ((0, range(7)), (1, range(7, 10))):
         writer = PartWriter(url, part, SCHEMA, row_group_bytes=2500)
-        writer.add(rows(numbers))
+        add(writer, rows(numbers))
         writer.commit()
     footers = read_footers(url)
     assert footers == {"part-00000.parquet": (7, 3), "part-00001.parquet": (3, 1)}
@@ -118,7 +124,7 @@ def test_parts_reach_s3_as_petastorm_readers_do(s3_store, monkeypatch):
     for name, value in s3_store.items():
         monkeypatch.setenv(name, value)
     writer = PartWriter("s3a://dermspark/ingest-parts/images_2x3", 2, SCHEMA, row_group_bytes=2500)
-    writer.add(rows(range(5)))
+    add(writer, rows(range(5)))
     writer.commit()
     s3 = s3_filesystem(s3_store)
     assert s3.ls("dermspark/ingest-parts/images_2x3") == ["dermspark/ingest-parts/images_2x3/part-00002.parquet"]

@@ -66,38 +66,45 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
-        def batches():
-            for frame in planned:  # the task's one frame: its file's rows
-                for start in range(0, len(frame), batch_rows):
-                    yield frame.iloc[start:start + batch_rows]
+        def decode_rows(paths, reasons, details):
+            """Each path's images (one list per size) and the positions written; a reason and
+            a detail for every path, None where written."""
+            written, images = [], [[] for _ in writers]
+            for position, path in enumerate(paths):
+                try:
+                    arrays = decode_sizes(read(path), sizes, options)
+                except ImageRejected as rejected:
+                    reasons.append(rejected.reason)
+                    details.append(rejected.detail[:300])
+                    continue
+                for encoded, encode, array in zip(images, encoders, arrays, strict=True):
+                    encoded.append(encode(array))
+                written.append(position)
+                reasons.append(None)
+                details.append(None)
+            return written, images
 
+        outcomes = []
         try:
-            for batch in batches():
-                batch = batch.assign(label=batch["class_name"].map(index).astype("int32"))
-                reasons, details, images = [], [], [[] for _ in writers]
-                for source in batch["path"]:
-                    try:
-                        arrays = decode_sizes(read(source), sizes, options)
-                    except ImageRejected as rejected:
-                        reasons.append(rejected.reason)
-                        details.append(rejected.detail[:300])
-                        continue
-                    for encoded, encode, array in zip(images, encoders, arrays, strict=True):
-                        encoded.append(encode(array))
-                    reasons.append(None)
-                    details.append(None)
-                batch = batch.assign(reason=reasons, detail=details)
-                written = batch[batch["reason"].isna()]
-                if len(written):
-                    for writer, encoded in zip(writers, images, strict=True):
-                        writer.add(written.assign(image=encoded))
-                yield batch[OUTCOME_COLUMNS]
+            for frame in planned:  # the task's one frame: its file's rows
+                frame = frame.assign(label=frame["class_name"].map(index).astype("int32"))
+                tables = [writer.arrow_rows(frame) for writer in writers]
+                paths, reasons, details = frame["path"].tolist(), [], []
+                for start in range(0, len(paths), batch_rows):
+                    written, images = decode_rows(paths[start:start + batch_rows], reasons, details)
+                    for writer, table, encoded in zip(writers, tables, images, strict=True):
+                        if written:
+                            writer.add(table.take([start + position for position in written]), encoded)
+                outcomes.append(pd.DataFrame({"image_id": frame["image_id"].to_numpy(), "reason": reasons,
+                                              "detail": details}, columns=OUTCOME_COLUMNS))
             for writer in writers:
                 writer.commit()
         except BaseException:
             for writer in writers:
                 writer.abort()
             raise
+        # One frame a task, not one a batch: the driver joins a few dozen frames, not thousands.
+        yield pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=OUTCOME_COLUMNS)
 
     return decode
 
@@ -120,24 +127,24 @@ def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes,
     pixels = sum(height * width for height, width in sizes)
     batch_rows = max(16, min(512, 2_000_000 // pixels))
     decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows)
-    batches = spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect()
-    returned = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=OUTCOME_COLUMNS)
+    returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect(),
+                         ignore_index=True)
     # collect() keeps the partitions' order and each task its file's, so the outcomes line up
     # with the planned files row by row: checked, then set beside them without a join (an
-    # outer merge on the ids cost 0.1 s of the driver's time at 40,000 images).
+    # outer merge on the ids cost 0.08 s of the driver's time at 40,000 images, this 0.01 s).
     planned = pd.concat(files, ignore_index=True)
     if len(returned) != len(planned) or not np.array_equal(returned["image_id"].to_numpy(),
                                                            planned["image_id"].to_numpy()):
         raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
                            "outcomes, not one each in the planned order; this is a dermspark bug, please "
                            "report it")
-    outcomes = planned.assign(reason=returned["reason"].to_numpy(), detail=returned["detail"].to_numpy())
+    planned["reason"], planned["detail"] = returned["reason"].to_numpy(), returned["detail"].to_numpy()
     for url, schema in zip(urls, schemas, strict=True):
         for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
             storage.delete(join(url, name))
         if not storage.glob(url, "part-*"):
             write_empty(url, schema)
-    return outcomes
+    return planned
 
 
 def plan_files(candidates: pd.DataFrame, num_files: int) -> list[pd.DataFrame]:
