@@ -19,7 +19,7 @@ pattern (score_bench.py); their marginal rates are fitted the same way. The sing
 `predict_on_batch` in one process (scoring) give the reference rate.
 
     .venv/bin/python bench/scale_bench.py [--data ../shared/data] [--work /tmp/dermspark-scale]
-        [--copies 1 2 4] [--sizes 75x100 299x299] [--model benbrahim_cnn] [--codec png|raw]
+        [--copies 1 2 4] [--rounds 2] [--sizes 75x100 299x299] [--model benbrahim_cnn] [--codec png|raw]
         [--driver-memory 4g]
 """
 
@@ -163,8 +163,10 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
     print(f"job: marginal rate {rate:.1f} img/s, fixed cost {fixed:.1f} s, marginal {per_core:.1f} img per CPU second")
     print(f"{peer_name}: marginal rate {peer_rate:.1f} img/s, fixed cost {peer_fixed:.1f} s")
     print(f"{reference_name}: {reference[0]:.1f} img/s, {reference[1]:.1f} img per CPU second")
-    print(f"job marginal / peer marginal {rate / peer_rate:.2f}; job / peer at {counts[-1]} images "
-          f"{peer[-1] / job[-1][0]:.2f}")
+    largest = [peer_seconds / seconds for count, (seconds, _, _), peer_seconds in zip(counts, job, peer, strict=True)
+               if count == max(counts)]
+    print(f"job marginal / peer marginal {rate / peer_rate:.2f}; job / peer at {max(counts)} images "
+          f"{statistics.median(largest):.2f} (median of {len(largest)})")
     print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second "
           f"{per_core / reference[1]:.2f}")
     first, last = job[0][2], job[-1][2]
@@ -190,6 +192,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
     parser.add_argument("--work", help="where the linked archives go (default: a temporary folder, removed)")
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 2, 4], help="archive sizes, in copies of N")
+    parser.add_argument("--rounds", type=int, default=2, help="times every size runs, in turn")
     parser.add_argument("--sizes", nargs="+", default=["75x100", "299x299"], help="ingest's image sizes")
     parser.add_argument("--model", default="benbrahim_cnn", help="the (untrained) model scoring runs")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -222,6 +225,10 @@ def main() -> None:
         archives[copies] = os.path.join(work, f"archive-{copies}n")
         counts.append(build_archive(source, archives[copies], copies))
     print(f"archives of {', '.join(f'{count:,}' for count in counts)} images under {work}", flush=True)
+    # Every size once a round, rounds after each other: the machine's speed drifts by 10-20%
+    # over minutes, and the line is fitted through every run.
+    sizes = [copies for _ in range(args.rounds) for copies in args.copies]
+    rounds = [counts[args.copies.index(copies)] for copies in sizes]
     spark = (
         SparkSession.builder.master("local[2]").appName("scale-bench")
         .config("spark.ui.enabled", "false").config("spark.driver.memory", args.driver_memory)
@@ -247,7 +254,7 @@ def main() -> None:
                 print(f"ingest at {size}: {jobs} Spark job{'' if jobs == 1 else 's'} a run", flush=True)
                 petastorm_pattern(spark, archives[args.copies[0]], size, work, args.codec)
                 job, peer, loops = [], [], []
-                for copies in args.copies:  # the job, its peer and the loop take turns at each size
+                for copies in sizes:  # the job, its peer and the loop take turns at each size
                     job.append(timed(lambda archive=archives[copies]: ingest(archive), spark))
                     peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work, args.codec))
                     cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
@@ -255,8 +262,8 @@ def main() -> None:
                 shutil.rmtree(output, ignore_errors=True)
                 # The machine's speed drifts by 10-20% over minutes: the loop's median turn.
                 print(f"single-process loop, each turn: {', '.join(f'{rate:.0f}' for rate, _ in loops)} img/s")
-                report(f"ingest at {size}, --codec {args.codec}", counts, job, peer, "Petastorm pattern",
-                       tuple(statistics.median(values) for values in zip(*loops)), "single-process loop")
+                report(f"ingest at {size}, --codec {args.codec}", rounds, job, peer, "Petastorm pattern",
+                       tuple(statistics.median(values) for values in zip(*loops, strict=True)), "single-process loop")
         if args.skip != "score":
             bundle = make_bundle(work, args.model)
 
@@ -276,11 +283,11 @@ def main() -> None:
             score(archives[args.copies[0]])  # warm-up
             peer(archives[args.copies[0]])
             job, peers = [], []
-            for copies in args.copies:
+            for copies in sizes:
                 job.append(timed(lambda archive=archives[copies]: score(archive), spark))
                 peers.append(_seconds(peer, archives[copies]))
             plain_rate, plain_cores = plain_keras(bundle, files, args.batch_size)
-            report(f"scoring with {args.model}", counts, job, peers, "predict_batch_udf pattern",
+            report(f"scoring with {args.model}", rounds, job, peers, "predict_batch_udf pattern",
                    (plain_rate, plain_rate / plain_cores), "plain Keras predict_on_batch")
     finally:
         spark.stop()
