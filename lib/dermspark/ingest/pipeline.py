@@ -92,9 +92,10 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
                 paths, reasons, details = frame["path"].tolist(), [], []
                 for start in range(0, len(paths), batch_rows):
                     written, images = decode_rows(paths[start:start + batch_rows], reasons, details)
-                    for writer, table, encoded in zip(writers, tables, images, strict=True):
-                        if written:
-                            writer.add(table.take([start + position for position in written]), encoded)
+                    if written:
+                        rows = [start + position for position in written]
+                        for writer, table, encoded in zip(writers, tables, images, strict=True):
+                            writer.add(table.take(rows), encoded)
                 outcomes.append(pd.DataFrame({"image_id": frame["image_id"].to_numpy(), "reason": reasons,
                                               "detail": details}, columns=OUTCOME_COLUMNS))
             for writer in writers:
