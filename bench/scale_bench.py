@@ -3,14 +3,15 @@
 The larger archives are the real 200x150 HAM10000 set linked again (hard links where the file
 system allows) under new image and lesion ids (copy k of ISIC_0024306 is ISIC_k0024306, of lesion
 HAM_0000118 HAM_k0000118), with matching metadata rows, in a work folder outside the repository:
-4N is 40,060 images. For each size the bench prints the wall time of the whole job; a straight
-line through the three sizes gives the marginal rate (images per second the job adds per image,
-1 / slope) and the fixed cost (the intercept). Beside each job it samples, every 0.2 s, the
-resident memory of the driver (this Python process), of the JVM (in local mode also the
-executor's threads) and of the Python workers that decode and predict: the driver's and the
-workers' must stay flat as N grows. The JVM's resident set follows its heap's size, which grows
-towards spark.driver.memory and is not given back, so the bench also reads the heap the JVM still
-holds after each run and a full collection ("JVM live").
+4N is 40,060 images. Every size runs --rounds times, in turns; the bench prints the wall time
+of each run of the whole job, and a straight line through them all gives the marginal rate
+(images per second the job adds per image, 1 / slope) and the fixed cost (the intercept).
+Beside each job it samples, every 0.2 s, the resident memory of the driver (this Python
+process), of the JVM (in local mode also the executor's threads) and of the Python workers that
+decode and predict: the driver's and the workers' must stay flat as N grows. The JVM's resident
+set follows its heap's size, which grows towards spark.driver.memory and is not given back, so
+the bench also reads the heap the JVM still holds after each run and a full collection ("JVM
+live").
 
 At each size the peer a user would write instead runs right after the job, in the same session:
 for ingest Petastorm's documented pattern (ingest_bench.py), for scoring Spark's `predict_batch_udf`
@@ -44,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def _link(target: str, link: str) -> None:
     """A hard link where the file system allows one: to the job it is a plain file, as in a real
     archive. A symbolic link (another file system) costs the listing a stat per file that a
-    real archive does not: 0.2 s of driver time at 40,060 files, against 0.03 s."""
+    real archive does not: 0.2 s of driver time at 40,060 files, against 0.04 s."""
     if os.path.lexists(link):
         if not os.path.islink(link) and os.path.samefile(link, target):
             return
@@ -225,8 +226,8 @@ def main() -> None:
         archives[copies] = os.path.join(work, f"archive-{copies}n")
         counts.append(build_archive(source, archives[copies], copies))
     print(f"archives of {', '.join(f'{count:,}' for count in counts)} images under {work}", flush=True)
-    # Every size once a round, rounds after each other: the machine's speed drifts by 10-20%
-    # over minutes, and the line is fitted through every run.
+    # Every size once a round, rounds after each other: the machine's speed drifts by a fifth
+    # or more within minutes, and the line is fitted through every run.
     sizes = [copies for _ in range(args.rounds) for copies in args.copies]
     rounds = [counts[args.copies.index(copies)] for copies in sizes]
     spark = (
@@ -260,7 +261,7 @@ def main() -> None:
                     cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
                     loops.append((len(files) / seconds, len(files) / (time.process_time() - cpu)))
                 shutil.rmtree(output, ignore_errors=True)
-                # The machine's speed drifts by 10-20% over minutes: the loop's median turn.
+                # The machine's speed drifts within minutes: the loop's median turn.
                 print(f"single-process loop, each turn: {', '.join(f'{rate:.0f}' for rate, _ in loops)} img/s")
                 report(f"ingest at {size}, --codec {args.codec}", rounds, job, peer, "Petastorm pattern",
                        tuple(statistics.median(values) for values in zip(*loops, strict=True)), "single-process loop")
