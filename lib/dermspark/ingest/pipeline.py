@@ -66,10 +66,10 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
-        def decode_rows(paths, reasons, details):
-            """Each path's images (one list per size) and the positions written; a reason and
-            a detail for every path, None where written."""
-            written, images = [], [[] for _ in writers]
+        def decode_rows(paths):
+            """Each path's reason and detail (None where its images were written), the positions
+            written, and their encoded images, one list per size."""
+            reasons, details, written, images = [], [], [], [[] for _ in writers]
             for position, path in enumerate(paths):
                 try:
                     arrays = decode_sizes(read(path), sizes, options)
@@ -82,7 +82,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
                 written.append(position)
                 reasons.append(None)
                 details.append(None)
-            return written, images
+            return reasons, details, written, images
 
         outcomes = []
         try:
@@ -91,7 +91,9 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
                 tables = [writer.arrow_rows(frame) for writer in writers]
                 paths, reasons, details = frame["path"].tolist(), [], []
                 for start in range(0, len(paths), batch_rows):
-                    written, images = decode_rows(paths[start:start + batch_rows], reasons, details)
+                    batch_reasons, batch_details, written, images = decode_rows(paths[start:start + batch_rows])
+                    reasons += batch_reasons
+                    details += batch_details
                     if written:
                         rows = [start + position for position in written]
                         for writer, table, encoded in zip(writers, tables, images, strict=True):
