@@ -146,3 +146,31 @@ def test_metadata_lines_with_the_wrong_field_count_are_marked_not_dropped(tmp_pa
         read_table("file://" + str(path), ("image_id", "diagnosis"))
     with pytest.raises(DermsparkError, match="cannot read metadata file"):
         read_table("file://" + str(tmp_path / "none.csv"), ("image_id",))
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["hashed", "every-hash-tied"])
+def test_splits_and_folds_do_not_depend_on_the_rows_order(monkeypatch, tied):
+    """Lesions are ordered by the seeded hash and then by id, so shuffling the archive's rows
+    moves no image to another split or fold, even where hashes tie (forced here: a 64-bit
+    collision), and every lesion stays whole."""
+    import pandas as pd
+    from dermspark.ingest import split
+
+    if tied:
+        monkeypatch.setattr(split, "spark_xxhash64s", lambda seed, texts: np.zeros(len(texts), dtype=np.int64))
+    rng = np.random.default_rng(3)
+    count = 600
+    frame = pd.DataFrame({"image_id": [f"I{i:04d}" for i in range(count)],
+                          "lesion_id": rng.choice(np.array([None, "", " ", *[f"L{i}" for i in range(250)]], dtype=object), count),
+                          "class_name": rng.choice(["df", "mel", "nv"], count, p=[0.1, 0.2, 0.7])})
+    shuffled = frame.sample(frac=1, random_state=1).reset_index(drop=True)
+
+    def planned(rows):
+        splits, folds = split.lesion_splits(rows, (0.8, 0.1, 0.1), 42), split.lesion_folds(rows, 5, 42)
+        return pd.DataFrame({"split": splits, "fold": folds, "lesion": split.lesion_groups(rows).to_numpy()},
+                            index=rows["image_id"]).sort_index()
+
+    first = planned(frame)
+    pd.testing.assert_frame_equal(first, planned(shuffled))
+    assert set(first["split"]) == {"train", "validation", "test"} and set(first["fold"]) == set(range(5))
+    assert first.groupby("lesion")[["split", "fold"]].nunique().max().tolist() == [1, 1]

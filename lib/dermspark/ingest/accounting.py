@@ -7,6 +7,7 @@ tables are the archive's small ones (a row per input, no image bytes), matched o
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from dermspark.ingest.sources import Archive
@@ -34,6 +35,30 @@ def _nth(frame: pd.DataFrame, order: str) -> pd.Series:
     return frame.sort_values(order, kind="stable").groupby("image_id", dropna=False, sort=False).cumcount()
 
 
+def _where(frame: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
+    """The rows to keep, without copying every column when they are all of them (the usual
+    archive): each copy of a text column touches every string, 10 to 15 ms at 40,000 rows."""
+    return frame if keep.all() else frame[keep]
+
+
+def _outer_join(rows: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """Every row with its file's `path` (None where it has none), then the files no row names,
+    each with the rest of its columns missing. Both sides hold each image id once. A lookup in
+    one hash table of the files' ids instead of pandas' outer merge, which sorts the union of the
+    keys and takes every column through it: 0.09 against 0.02 s at 40,000 images."""
+    file_ids = pd.Index(files["image_id"])
+    at = file_ids.get_indexer(rows["image_id"])
+    found = at[at >= 0]
+    path = np.full(len(rows), None, dtype=object)
+    path[at >= 0] = files["path"].to_numpy()[found]
+    matched = rows.assign(path=path)
+    named = np.zeros(len(files), dtype=bool)
+    named[found] = True
+    if named.all():
+        return matched.reset_index(drop=True)
+    return pd.concat([matched, files[~named]], ignore_index=True)
+
+
 def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Returns (candidates to decode, rejects so far, inputs). `mapping` takes the archive's
     diagnoses to the label space's classes (labels.label_mapping); candidates carry the result
@@ -41,14 +66,13 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
     bad row's too), counted apart from the rejects so that the manifest's check means something."""
     metadata, files = archive.metadata, archive.files
     bad = metadata["_malformed"] | metadata["image_id"].isna() | metadata["dx"].isna()
-    rows = metadata[~bad].assign(_nth=lambda frame: _nth(frame, "_row"))
-    files = files.assign(_nth=lambda frame: _nth(frame, "path"))
-    kept_rows = rows[rows["_nth"] == 0].drop(columns=["_nth", "_malformed"])
-    kept_files = files[files["_nth"] == 0].drop(columns=["_nth"])
+    rows = _where(metadata, ~bad)
+    row_nth, file_nth = _nth(rows, "_row"), _nth(files, "path")
+    kept_rows, kept_files = _where(rows, row_nth == 0), _where(files, file_nth == 0)
     # A file whose only rows are bad belongs to the first bad row's reject: one input, not a
     # bad row plus a file without metadata.
     claimed = set(metadata.loc[bad & metadata["image_id"].notna(), "image_id"])
-    joined = kept_rows.merge(kept_files, on="image_id", how="outer")
+    joined = _outer_join(kept_rows, kept_files)
     joined["class_name"] = joined["dx"].map(mapping)
     no_row = joined["_row"].isna()
     is_claimed = no_row & joined["image_id"].isin(claimed)
@@ -63,12 +87,13 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
     bad_rows = metadata[bad].assign(_nth=lambda frame: _nth(frame, "_row"))
     bad_rows = bad_rows.merge(files_of_bad_rows[files_of_bad_rows["image_id"].notna()], on="image_id", how="left")
     bad_rows.loc[bad_rows["_nth"] != 0, "path"] = None
-    unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)]
+    # By image id, as a sorted outer merge left them: the rejects file keeps its order.
+    unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)].sort_values("image_id", kind="stable")
     rejects = pd.concat([
         _reject(bad_rows, "metadata", "bad_row",
                 bad_rows["_malformed"].map({True: "wrong number of fields", False: "image id or diagnosis missing"})),
-        _reject(rows[rows["_nth"] > 0], "metadata", "duplicate_id"),
-        _reject(files[files["_nth"] > 0], "file", "duplicate_id"),
+        _reject(rows[row_nth > 0], "metadata", "duplicate_id"),
+        _reject(files[file_nth > 0], "file", "duplicate_id"),
         _reject(unmatched, unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
                 unmatched["_reason"]),
     ], ignore_index=True)

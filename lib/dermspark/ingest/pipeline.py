@@ -155,12 +155,22 @@ def plan_files(candidates: pd.DataFrame, num_files: int) -> list[pd.DataFrame]:
     by it within: each file holds the same images on every rerun. Only the columns the datasets
     keep, and the path each task reads; no image bytes."""
     columns = [*accounting.CANDIDATE_COLUMNS, "split", "fold", "age_imputed"]
-    frame = candidates[columns].sort_values("image_id", kind="stable")
-    file_of = pd.util.hash_pandas_object(frame["image_id"], index=False).to_numpy() % num_files
-    # One grouping pass, not a mask per file: a million images in 500 files would scan the table
-    # 500 times. Groups keep the sorted order; a file no image hashes to gets an empty frame.
-    parts = {part: rows.reset_index(drop=True) for part, rows in frame.groupby(file_of, sort=False)}
-    return [parts.get(part, frame.iloc[:0]) for part in range(num_files)]
+    ids = candidates["image_id"].to_numpy()
+    file_of = pd.util.hash_pandas_object(candidates["image_id"], index=False).to_numpy() % num_files
+    # Sorted as fixed-width text, compared in C: as objects every comparison is a Python call
+    # (0.04 s at 40,000 ids). The same order but for ids ending in NUL characters, which numpy
+    # drops and no file name holds. Then by file, keeping that order: one take of the rows,
+    # each file a slice of it, not a mask or a copy per file.
+    by_id = np.argsort(ids.astype(str), kind="stable")
+    rows = by_id[np.argsort(file_of[by_id], kind="stable")]
+    frame = candidates.iloc[rows, [candidates.columns.get_loc(name) for name in columns]]
+    bounds = np.searchsorted(file_of[rows], np.arange(num_files + 1))
+    parts = []
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        part = frame.iloc[start:stop]
+        part.index = pd.RangeIndex(stop - start)  # a view of the rows, renumbered, not copied
+        parts.append(part)
+    return parts
 
 
 def _finish_datasets(urls: list[str], schemas: list, written: int) -> None:
@@ -229,11 +239,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
 
     with stage("ingest", "splitting by lesion") as counts:
-        candidates = split.assign_splits(candidates, ratios, settings.seed)
-        candidates = (split.assign_folds(candidates, settings.folds, settings.seed) if settings.folds
-                      else candidates.assign(fold=None))
+        # In place: match() made the frame for this job alone.
+        candidates["split"] = split.lesion_splits(candidates, ratios, settings.seed)
+        candidates["fold"] = split.lesion_folds(candidates, settings.folds, settings.seed) if settings.folds else None
         train_mean_age = split.training_mean_age(candidates)
-        candidates = split.impute_age(candidates, train_mean_age)
+        candidates["age"], candidates["age_imputed"] = split.impute_age(candidates["age"], train_mean_age)
         counts["images to decode"] = images = len(candidates)
     num_files = settings.num_files or _auto_num_files(spark, images)
     files = plan_files(candidates, num_files)
