@@ -243,20 +243,24 @@ def main() -> None:
                 output = os.path.join(work, "ingested")
 
                 def ingest(archive: str, output: str = output, size: str = size) -> None:
-                    shutil.rmtree(output, ignore_errors=True)
                     result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size,
                                                               codec=args.codec))
                     if result["written"] != result["inputs"]:
                         sys.exit(f"ingest wrote {result['written']} of {result['inputs']} inputs")
 
+                shutil.rmtree(output, ignore_errors=True)
                 before = spark_jobs(spark)
                 ingest(archives[args.copies[0]])  # warm-up: the JVM, Python workers, imports
+                shutil.rmtree(output)
                 jobs = spark_jobs(spark) - before
                 print(f"ingest at {size}: {jobs} Spark job{'' if jobs == 1 else 's'} a run", flush=True)
                 petastorm_pattern(spark, archives[args.copies[0]], size, work, args.codec)
                 job, peer, loops = [], [], []
                 for copies in sizes:  # the job, its peer and the loop take turns at each size
                     job.append(timed(lambda archive=archives[copies]: ingest(archive), spark))
+                    # Removed untimed, as the peer removes its own: at 299x299 the 40,060-image
+                    # output is gigabytes, and deleting it was timed into the next run.
+                    shutil.rmtree(output)
                     peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work, args.codec))
                     cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
                     loops.append((len(files) / seconds, len(files) / (time.process_time() - cpu)))
@@ -268,12 +272,12 @@ def main() -> None:
         if args.skip != "score":
             bundle = make_bundle(work, args.model)
 
+            scores = os.path.join(work, "scores")
+            shutil.rmtree(scores, ignore_errors=True)
+
             def score(archive: str) -> None:
-                output = os.path.join(work, "scores")
-                shutil.rmtree(output, ignore_errors=True)
                 summary = run_score(spark, ScoreSettings(model=bundle, input=os.path.join(archive, "images"),
-                                                         output=output, batch_size=args.batch_size))
-                shutil.rmtree(output)
+                                                         output=scores, batch_size=args.batch_size))
                 if summary["scored"] != summary["inputs"]:
                     sys.exit(f"scoring scored {summary['scored']} of {summary['inputs']}: {summary['by_reason']}")
 
@@ -282,10 +286,12 @@ def main() -> None:
                                                  os.path.join(work, "peer-scores"), args.batch_size)
 
             score(archives[args.copies[0]])  # warm-up
+            shutil.rmtree(scores)
             peer(archives[args.copies[0]])
             job, peers = [], []
             for copies in sizes:
                 job.append(timed(lambda archive=archives[copies]: score(archive), spark))
+                shutil.rmtree(scores)  # untimed, as the peer's
                 peers.append(_seconds(peer, archives[copies]))
             plain_rate, plain_cores = plain_keras(bundle, files, args.batch_size)
             report(f"scoring with {args.model}", rounds, job, peers, "predict_batch_udf pattern",
