@@ -77,8 +77,9 @@ def lesion_groups(frame: pd.DataFrame) -> pd.Series:
 def lesion_table(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Each row's lesion, as a position in the table, and the table: one row per lesion with
     `_group`, `_group_dx` (its class, the first by name: HAM10000 gives each lesion one
-    diagnosis), `_images` and `_order` (its seeded hash). In numpy over the lesions' codes: pandas'
-    grouping and sorting of the ids as text took 0.2 s at 40,000 images."""
+    diagnosis), `_dx` (that class's rank by name), `_images` and `_order` (its seeded hash). In
+    numpy over the lesions' codes: pandas' grouping and sorting of the ids as text took 0.15 to
+    0.25 s at 40,000 images."""
     lesion_of, groups = pd.factorize(lesion_groups(frame).to_numpy())
     dx_of, names = pd.factorize(frame["class_name"].to_numpy(), sort=True)
     first_dx = np.full(len(groups), len(names), dtype=np.int64)
