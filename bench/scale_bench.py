@@ -264,7 +264,6 @@ def main() -> None:
                     peer.append(_seconds(petastorm_pattern, spark, archives[copies], size, work, args.codec))
                     cpu, seconds = time.process_time(), loop(files, parse_size(size), args.codec)
                     loops.append((len(files) / seconds, len(files) / (time.process_time() - cpu)))
-                shutil.rmtree(output, ignore_errors=True)
                 # The machine's speed drifts within minutes: the loop's median turn.
                 print(f"single-process loop, each turn: {', '.join(f'{rate:.0f}' for rate, _ in loops)} img/s")
                 report(f"ingest at {size}, --codec {args.codec}", rounds, job, peer, "Petastorm pattern",

@@ -48,9 +48,10 @@ def _outer_join(rows: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
     keys and takes every column through it: 0.09 against 0.02 s at 40,000 images."""
     file_ids = pd.Index(files["image_id"])
     at = file_ids.get_indexer(rows["image_id"])
-    found = at[at >= 0]
+    hit = at >= 0
+    found = at[hit]
     path = np.full(len(rows), None, dtype=object)
-    path[at >= 0] = files["path"].to_numpy()[found]
+    path[hit] = files["path"].to_numpy()[found]
     matched = rows.assign(path=path)
     named = np.zeros(len(files), dtype=bool)
     named[found] = True

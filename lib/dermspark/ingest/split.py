@@ -86,7 +86,7 @@ def lesion_table(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, pd.DataFra
     np.minimum.at(first_dx, lesion_of, dx_of)
     lesions = pd.DataFrame({
         "_group": np.asarray(groups, dtype=object),
-        "_group_dx": np.asarray(names, dtype=object)[first_dx] if len(groups) else np.array([], dtype=object),
+        "_group_dx": np.asarray(names, dtype=object)[first_dx],
         "_images": np.bincount(lesion_of, minlength=len(groups)),
         "_order": spark_xxhash64s(seed, groups),
         "_dx": first_dx,
@@ -114,7 +114,7 @@ def lesion_splits(frame: pd.DataFrame, ratios: tuple[float, float, float], seed:
     by = _by_class_then_hash(lesions)
     dx = lesions["_dx"].to_numpy()[by]
     rank = np.arange(len(by)) - np.searchsorted(dx, dx, side="left") + 1
-    position = (rank - 0.5) / np.bincount(dx)[dx] if len(by) else np.zeros(0)
+    position = (rank - 0.5) / np.bincount(dx)[dx]
     train, validation, _ = ratios
     split = np.empty(len(by), dtype=object)
     split[by] = np.where(position < train, "train", np.where(position < train + validation, "validation", "test"))
