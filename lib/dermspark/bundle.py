@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dermspark import DermsparkError, storage
 from dermspark.tracking import registry
@@ -30,6 +30,7 @@ class Bundle:
     model: object
     manifest: dict
     path: str
+    _predict: object = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -46,6 +47,23 @@ class Bundle:
     def input_size(self) -> tuple[int, int]:
         height, width = self.manifest["input_size"]
         return int(height), int(width)
+
+    def predict(self, images):
+        """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32.
+
+        One compiled function for every batch size, traced once. Keras' `predict_on_batch` builds
+        a tf.data iterator on every call, whose threads hand each batch back and forth: with two
+        Spark workers on two cores that left a fifth of the machine idle (410 against 245-316
+        img/s for benbrahim_cnn, two processes, one thread each; docs/benchmarks.md)."""
+        import numpy as np
+
+        if self._predict is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._predict = tf.function(lambda batch: model(batch, training=False), input_signature=[
+                tf.TensorSpec((None, *self.input_size, 3), tf.uint8)])
+        return np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
 
 
 def model_version(manifest: dict, override: str = "") -> str:

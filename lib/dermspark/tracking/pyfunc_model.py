@@ -21,8 +21,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         import numpy as np
 
-        images = np.asarray(model_input, dtype=np.uint8)
-        return np.asarray(self.bundle.model.predict_on_batch(images), dtype=np.float32)
+        return self.bundle.predict(np.asarray(model_input, dtype=np.uint8))
 
 
 set_model(BundleModel())
