@@ -90,7 +90,10 @@ def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loa
                 image.draft("RGB", (width, height))
             if image.size not in loaded:
                 image.load()
-                loaded[image.size] = ImageOps.exif_transpose(image).convert("RGB")
+                # In place: without an orientation to apply, exif_transpose and a convert to the
+                # mode the image already has each return a copy (together 6% of a 75x100 decode).
+                ImageOps.exif_transpose(image, in_place=True)
+                loaded[image.size] = image if image.mode == "RGB" else image.convert("RGB")
             return loaded[image.size]
         except ImageRejected:
             raise
