@@ -162,3 +162,21 @@ def test_missing_imagenet_weights_name_the_file_and_where_it_goes(tmp_path, monk
     weights.write_bytes(b"")
     assert resolve_weights("imagenet", "inception_resnet_v2") == str(weights)
     assert resolve_weights("none", "inception_resnet_v2") is None
+
+
+def test_bundle_predict_gives_keras_probabilities_for_any_batch_size(tmp_path):
+    """Bundle.predict, the compiled function scoring and serving call, gives the probabilities
+    Keras' predict_on_batch gives, for batches of any size, from one trace: a fixed batch shape
+    would fail on the small batch, a retrace per size would count more than one."""
+    from dermspark.bundle import load_bundle, save_bundle
+
+    model = create_model("benbrahim_cnn")
+    bundle = load_bundle(save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn",
+                                                                        "input_size": [75, 100]}))
+    rng = np.random.default_rng(5)
+    for count in (6, 1, 9):
+        images = rng.integers(0, 256, size=(count, 75, 100, 3)).astype("uint8")
+        probabilities = bundle.predict(images)
+        assert probabilities.dtype == np.float32 and probabilities.shape == (count, 7)
+        np.testing.assert_array_equal(probabilities, model.predict_on_batch(images))
+    assert bundle._predict.experimental_get_tracing_count() == 1
