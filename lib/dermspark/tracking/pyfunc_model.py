@@ -19,9 +19,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input, params=None):
-        import numpy as np
-
-        return self.bundle.predict(np.asarray(model_input, dtype=np.uint8))
+        return self.bundle.predict(model_input)  # Bundle.predict takes the array as uint8
 
 
 set_model(BundleModel())
