@@ -78,6 +78,33 @@ def test_the_registered_model_is_the_bundle_with_its_signature(pipeline, mlflow_
     assert model.metadata["classes"] == manifest["classes"]
 
 
+def test_the_mlflow_model_predicts_what_scoring_does(pipeline, mlflow_server, archive_jpegs, tmp_path):
+    """mlflow.pyfunc.load_model on the registered version, given decoded pixels: the calibrated
+    probabilities scoring gives for the same files by default, the model's own with
+    calibration none, and one clear error for a calibration it does not know."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    from dermspark.bundle import load_bundle
+    from dermspark.images import decode_image
+    from dermspark.score.predict import predict_bytes
+
+    location = _client(mlflow_server).get_model_version_download_uri("lesions", "1")
+    model = mlflow.pyfunc.load_model(mlflow.artifacts.download_artifacts(
+        artifact_uri=location, dst_path=str(tmp_path), tracking_uri=mlflow_server))
+    bundle = load_bundle(str(pipeline / "model" / "model"))
+    assert bundle.temperature != pytest.approx(1.0, abs=1e-3)  # else calibration would go unseen
+    contents = [path.read_bytes() for path in archive_jpegs]
+    images = np.stack([decode_image(content, *bundle.input_size, bundle.decode_options) for content in contents])
+    scored = np.stack([found.probabilities for found in predict_bytes(bundle, contents, bundle.temperature)])
+    calibrated = model.predict(images)
+    assert calibrated.dtype == np.float32 and calibrated.shape == (len(contents), len(bundle.classes))
+    np.testing.assert_allclose(calibrated, scored, atol=1e-6)
+    np.testing.assert_allclose(model.predict(images, params={"calibration": "none"}), bundle.predict(images),
+                               atol=1e-6)
+    with pytest.raises(Exception, match="calibration must be one of temperature, none"):
+        model.predict(images, params={"calibration": "platt"})
+
+
 def test_tensorboard_has_one_entry_per_epoch(pipeline):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

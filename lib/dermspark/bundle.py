@@ -44,6 +44,10 @@ class Bundle:
         return DecodeOptions(resample=preprocessing["resample"], aspect=preprocessing["aspect"])
 
     @property
+    def temperature(self) -> float:
+        return temperature_of(self.manifest)
+
+    @property
     def input_size(self) -> tuple[int, int]:
         height, width = self.manifest["input_size"]
         return int(height), int(width)
@@ -64,6 +68,12 @@ class Bundle:
             self._predict = tf.function(lambda batch: model(batch, training=False), input_signature=[
                 tf.TensorSpec((None, *self.input_size, 3), tf.uint8)])
         return np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
+
+
+def temperature_of(manifest: dict) -> float:
+    """The calibration temperature training fitted on validation (report.calibration); 1.0 for a
+    bundle from before calibration."""
+    return float((manifest.get("calibration") or {}).get("temperature", 1.0))
 
 
 def model_version(manifest: dict, override: str = "") -> str:

@@ -33,8 +33,9 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
     """(temperature, melanoma threshold) that predictions use: the bundle's temperature unless
     calibration is 'none', and the threshold given, else the bundle's operating point for those
     probabilities, else 0.5. Bundles from before calibration have neither: 1.0 and 0.5."""
-    temperature = float((manifest.get("calibration") or {}).get("temperature", 1.0)) \
-        if calibration == "temperature" else 1.0
+    from dermspark.bundle import temperature_of
+
+    temperature = temperature_of(manifest) if calibration == "temperature" else 1.0
     if threshold is None:
         chosen = ((manifest.get("operating_point") or {}).get("threshold") or {}).get(calibration)
         threshold = 0.5 if chosen is None else float(chosen)

@@ -5,7 +5,8 @@ and a tensor signature.
 Nothing of the bundle is translated: scoring and serving fetch the same two files from the
 registry that they would read from a folder, so a registered model decodes and predicts exactly
 as its bundle does. MLflow users can also load it with mlflow.pyfunc.load_model and call
-predict on uint8 RGB arrays of the bundle's input size.
+predict on uint8 RGB arrays of the bundle's input size: calibrated probabilities, as scoring and
+serving give by default, or the model's own with params={"calibration": "none"}.
 """
 
 import contextlib
@@ -16,6 +17,7 @@ import os
 import warnings
 
 BUNDLE = "bundle"  # the artifact key and folder name (as in pyfunc_model, and registry.BUNDLE_PATH)
+IMAGE = "image"  # the signature's one input, by this name (as in pyfunc_model)
 # Logged as code: MLflow runs this file to load the model.
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py")
 
@@ -23,12 +25,14 @@ CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py
 def signature(manifest: dict):
     import numpy as np
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
+    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
     height, width = manifest["input_size"]
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, int(height), int(width), 3), "image")]),
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, int(height), int(width), 3), IMAGE)]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(manifest["classes"])), "probabilities")]),
+        # As scoring's and serving's --calibration: temperature (the default) or none.
+        params=ParamSchema([ParamSpec("calibration", "string", "temperature")]),
     )
 
 

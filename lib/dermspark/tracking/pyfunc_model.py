@@ -7,11 +7,14 @@ import mlflow.pyfunc
 from mlflow.models import set_model
 
 BUNDLE = "bundle"  # the artifact key and folder name (tracking.registry.BUNDLE_PATH)
+IMAGE = "image"  # the signature's one input (tracking.model.IMAGE)
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):
     """uint8 RGB images (n, height, width, 3), already decoded as the bundle's manifest says ->
-    probabilities (n, classes), in the manifest's class order."""
+    probabilities (n, classes), float32, in the manifest's class order. Calibrated by the
+    bundle's temperature unless `params={"calibration": "none"}`: the probabilities batch
+    scoring and the service give by default, for the same pixels."""
 
     def load_context(self, context):
         from dermspark.bundle import load_bundle
@@ -19,7 +22,18 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input, params=None):
-        return self.bundle.predict(model_input)  # Bundle.predict takes the array as uint8
+        from dermspark.report.calibration import apply_temperature
+        from dermspark.settings import CALIBRATIONS
+
+        calibration = (params or {}).get("calibration", "temperature")
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
+        # MLflow hands a signature's named input over as {name: array}, whatever the caller gave.
+        images = model_input[IMAGE] if isinstance(model_input, dict) else model_input
+        probabilities = self.bundle.predict(images)  # Bundle.predict takes the array as uint8
+        if calibration == "none" or self.bundle.temperature == 1.0:
+            return probabilities
+        return apply_temperature(probabilities, self.bundle.temperature).astype("float32")
 
 
 set_model(BundleModel())
