@@ -17,7 +17,9 @@ At each size the peer a user would write instead runs right after the job, in th
 for ingest Petastorm's documented pattern (ingest_bench.py), for scoring Spark's `predict_batch_udf`
 pattern (score_bench.py); their marginal rates are fitted the same way. The single-process loop
 (ingest; it takes its turn at each size too, and its median turn counts) and plain Keras
-`predict_on_batch` in one process (scoring) give the reference rate.
+`predict_on_batch` in one process (scoring) give the reference rate. For ingest the bench also
+fits each run's time counted in the loop's images of the turn beside it: the same ratio with
+the machine's drift between turns taken out.
 
     .venv/bin/python bench/scale_bench.py [--data ../shared/data] [--work /tmp/dermspark-scale]
         [--copies 1 2 4] [--rounds 2] [--sizes 75x100 299x299] [--model benbrahim_cnn] [--codec png|raw]
@@ -149,8 +151,10 @@ def timed(run, spark) -> tuple[float, float, PeakMemory]:
 
 
 def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemory]], peer: list[float],
-           peer_name: str, reference: tuple[float, float], reference_name: str) -> None:
-    """reference: images per second and per CPU second of the single-process way."""
+           peer_name: str, reference: tuple[float, float], reference_name: str,
+           turns: list[float] | None = None) -> None:
+    """reference: images per second and per CPU second of the single-process way; turns: its
+    rate in the turn beside each run, where it took one."""
     rate, fixed = fit(counts, [seconds for seconds, _, _ in job])
     per_core, _ = fit(counts, [cpu for _, cpu, _ in job])
     peer_rate, peer_fixed = fit(counts, peer)
@@ -170,6 +174,12 @@ def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemo
           f"{statistics.median(largest):.2f} (median of {len(largest)})")
     print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second "
           f"{per_core / reference[1]:.2f}")
+    if turns:
+        # Each run's time counted in images the reference did in its turn beside it: the
+        # machine's drift from minute to minute cancels, and the slope is the ratio itself.
+        ratio, fixed_images = fit(counts, [seconds * turn for (seconds, _, _), turn in zip(job, turns, strict=True)])
+        print(f"job marginal / {reference_name}, each run in its neighbouring turn's images: {ratio:.2f} "
+              f"(fixed cost {fixed_images / statistics.median(turns):.1f} s at the median turn)")
     first, last = job[0][2], job[-1][2]
     print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {last.driver / first.driver:.2f}, "
           f"JVM {last.jvm / first.jvm:.2f} (its live heap after the run {last.jvm_live / first.jvm_live:.2f}), "
@@ -250,7 +260,10 @@ def main() -> None:
 
                 shutil.rmtree(output, ignore_errors=True)
                 before = spark_jobs(spark)
-                ingest(archives[args.copies[0]])  # warm-up: the JVM, Python workers, imports
+                # Warm-up on the largest archive: the JVM, the Python workers, imports, and the
+                # JVM's compiler, which in the first 40,060-image run spent 2.5 CPU s on Spark's
+                # task code (C2 threads, against 0.4-0.8 s in later runs), taken from the decode.
+                ingest(archives[max(args.copies)])
                 shutil.rmtree(output)
                 jobs = spark_jobs(spark) - before
                 print(f"ingest at {size}: {jobs} Spark job{'' if jobs == 1 else 's'} a run", flush=True)
@@ -267,7 +280,8 @@ def main() -> None:
                 # The machine's speed drifts within minutes: the loop's median turn.
                 print(f"single-process loop, each turn: {', '.join(f'{rate:.0f}' for rate, _ in loops)} img/s")
                 report(f"ingest at {size}, --codec {args.codec}", rounds, job, peer, "Petastorm pattern",
-                       tuple(statistics.median(values) for values in zip(*loops, strict=True)), "single-process loop")
+                       tuple(statistics.median(values) for values in zip(*loops, strict=True)), "single-process loop",
+                       [rate for rate, _ in loops])
         if args.skip != "score":
             bundle = make_bundle(work, args.model)
 
