@@ -127,7 +127,7 @@ def main() -> None:
     from dermspark.models import get_recipe
     from dermspark.settings import IngestSettings, TrainSettings
     from dermspark.synthetic import make_synthetic_ham10000
-    from dermspark.train.driver import run_train
+    from dermspark.train.job import run_train
     from pyspark.sql import SparkSession
 
     recipe = get_recipe(args.model)

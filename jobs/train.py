@@ -8,7 +8,7 @@ from dermspark.report.evaluation import interval_text
 from dermspark.runtime import configure_logging, job_errors, print_lines, quiet_spark
 from dermspark.session import spark_session
 from dermspark.settings import TrainSettings, resolve
-from dermspark.train.driver import run_train
+from dermspark.train.job import run_train
 
 
 def main(argv=None):

@@ -10,7 +10,7 @@ from dermspark.ingest.pipeline import run_ingest
 from dermspark.report.cross_validation import summarize
 from dermspark.settings import IngestSettings, TrainSettings
 from dermspark.train.cv import fold_splits, per_split_of
-from dermspark.train.driver import run_train
+from dermspark.train.job import run_train
 
 
 def test_each_fold_is_once_test_once_validation_and_otherwise_training():

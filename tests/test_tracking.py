@@ -170,7 +170,7 @@ def test_tracking_mistakes_are_one_clear_error_before_training(spark, pipeline, 
                                                                settings, message):
     from dermspark import DermsparkError
     from dermspark.settings import TrainSettings
-    from dermspark.train.driver import run_train
+    from dermspark.train.job import run_train
     from serve_load import free_port
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

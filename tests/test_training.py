@@ -9,7 +9,7 @@ from conftest import ROOT
 from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.settings import IngestSettings, TrainSettings
-from dermspark.train.driver import run_train
+from dermspark.train.job import run_train
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The training job: settings -> checks -> horovod.spark.run -> metrics and bundle."""
+"""Training one model: settings -> checks -> horovod.spark.run -> metrics and bundle."""
 
 import json
 import logging
@@ -18,7 +18,7 @@ from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
-from dermspark.storage import join, prepare_output, staged_output, to_url
+from dermspark.storage import join, staged_output, to_url
 from dermspark.tracking.run import open_or_fail
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
 from dermspark.train.dataset import check_shards, dataset_fingerprint, pick_size, read_manifest
@@ -52,23 +52,11 @@ class Setup:
     store_root: str
 
 
-def run_train(spark: SparkSession, settings: TrainSettings) -> dict:
-    setup = _setup(spark, settings)
-    if settings.cv or settings.fold is not None:
-        from dermspark.train.cv import run_cv
-
-        return run_cv(spark, settings, setup)
-    prepare_output(setup.output_url, settings.mode)
-    run_id = settings.run_id or new_run_id()
-    return train_model(spark, settings, setup, run_id, setup.output_url, join(setup.store_root, run_id),
-                       setup.dataset_manifest["per_split"])
-
-
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
 
 
-def _setup(spark: SparkSession, settings: TrainSettings) -> Setup:
+def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     require(settings)
     if settings.cycle_time_ms <= 0:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
