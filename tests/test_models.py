@@ -180,3 +180,24 @@ def test_bundle_predict_gives_keras_probabilities_for_any_batch_size(tmp_path):
         assert probabilities.dtype == np.float32 and probabilities.shape == (count, 7)
         np.testing.assert_array_equal(probabilities, model.predict_on_batch(images))
     assert bundle._predict.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("name", ["benbrahim_cnn", "huber_cnn"])
+def test_load_keras_gives_what_keras_load_model_gives(tmp_path, name):
+    """Bundles load through load_keras, which extracts the weights' file before reading it
+    (Keras 2.15 reads it inside the zip, minutes for Inception): the same configuration, the
+    same weights by name, the same trainable weights and the same outputs as Keras' own."""
+    import tensorflow as tf
+    from dermspark.bundle import load_keras
+
+    model = create_model(name)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    fast, keras_own = load_keras(path), tf.keras.models.load_model(path, compile=False)
+    assert fast.get_config() == keras_own.get_config()
+    assert [weight.name for weight in fast.trainable_weights] == [weight.name for weight in keras_own.trainable_weights]
+    for mine, theirs in zip(fast.weights, keras_own.weights, strict=True):
+        assert mine.name == theirs.name
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    images = np.random.default_rng(1).integers(0, 256, size=(3, *model.input_shape[1:3], 3)).astype("uint8")
+    np.testing.assert_array_equal(fast(images, training=False).numpy(), keras_own(images, training=False).numpy())
