@@ -166,7 +166,6 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
 
 
 def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
-
     import dermspark.models.layers  # noqa: F401  registers the layers a bundle may name
 
     folder = local_copy(url, tracking_uri=tracking_uri)
@@ -176,11 +175,12 @@ def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
 
 
 def load_keras(path: str):
-    """A .keras file's model, uncompiled, as keras.models.load_model gives it, in seconds.
+    """A .keras file's model, uncompiled, as keras.models.load_model gives it, in about the time
+    building it takes.
 
     Keras 2.15 reads the weights' HDF5 file inside the .keras zip, and every backward seek in a
     zip member reads it again from its start on Python 3.11: Inception-ResNet-v2's 245 MB took
-    79 to 209 s to load, against 17 s to build (Keras issue 19793, fixed in Keras 3 by
+    69 to 79 s to load, against 17 s to build (Keras issue 19793, fixed in Keras 3 by
     extracting the file first). So the same here: the model from its config, then its weights
     from the extracted file, through Keras' public API."""
     import tempfile
