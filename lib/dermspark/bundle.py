@@ -52,8 +52,9 @@ class Bundle:
         height, width = self.manifest["input_size"]
         return int(height), int(width)
 
-    def predict(self, images):
-        """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32.
+    def predict(self, images, temperature: float = 1.0):
+        """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32, scaled
+        by the temperature (report.calibration), which changes no predicted class.
 
         One compiled function for every batch size, traced once. Keras' `predict_on_batch` builds
         a tf.data iterator on every call, whose threads hand each batch back and forth: with two
@@ -67,7 +68,12 @@ class Bundle:
             model = self.model
             self._predict = tf.function(lambda batch: model(batch, training=False), input_signature=[
                 tf.TensorSpec((None, *self.input_size, 3), tf.uint8)])
-        return np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
+        probabilities = np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
+        if temperature == 1.0:
+            return probabilities
+        from dermspark.report.calibration import apply_temperature
+
+        return apply_temperature(probabilities, temperature).astype(np.float32)
 
 
 def temperature_of(manifest: dict) -> float:

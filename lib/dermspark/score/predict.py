@@ -45,7 +45,7 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
 def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0) -> list[Prediction]:
     """Decode each file, predict the decodable ones in one model call, keep the input order.
     A file that is not a usable image gets its reject reason and no probabilities. Probabilities
-    are scaled by the temperature (report.calibration), which changes no predicted class."""
+    are scaled by the temperature (Bundle.predict)."""
     from dermspark.images import ImageRejected, decode_image
 
     height, width = bundle.input_size
@@ -61,11 +61,7 @@ def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0
         results.append(result)
     good = [result for result in results if result.error is None]
     if good:
-        probabilities = bundle.predict(np.stack(arrays))
-        if temperature != 1.0:
-            from dermspark.report.calibration import apply_temperature
-
-            probabilities = apply_temperature(probabilities, temperature).astype(np.float32)
+        probabilities = bundle.predict(np.stack(arrays), temperature)
         for result, row in zip(good, probabilities, strict=True):
             result.probabilities = row
     return results

@@ -22,7 +22,6 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input, params=None):
-        from dermspark.report.calibration import apply_temperature
         from dermspark.settings import CALIBRATIONS
 
         calibration = (params or {}).get("calibration", "temperature")
@@ -30,10 +29,8 @@ class BundleModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
         # MLflow hands a signature's named input over as {name: array}, whatever the caller gave.
         images = model_input[IMAGE] if isinstance(model_input, dict) else model_input
-        probabilities = self.bundle.predict(images)  # Bundle.predict takes the array as uint8
-        if calibration == "none" or self.bundle.temperature == 1.0:
-            return probabilities
-        return apply_temperature(probabilities, self.bundle.temperature).astype("float32")
+        # Bundle.predict takes the array as uint8.
+        return self.bundle.predict(images, 1.0 if calibration == "none" else self.bundle.temperature)
 
 
 set_model(BundleModel())
