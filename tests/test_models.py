@@ -109,6 +109,20 @@ def _trainable(model) -> int:
     return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
+@pytest.fixture(scope="module")
+def inception():
+    """Each Inception-ResNet-v2 model built once for this module's tests (some 20 s a build
+    here); a test that changes which layers train does so last (test_hitta_model_...)."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = create_model(name, weights="none")
+        return built[name]
+
+    return get
+
+
 @pytest.mark.parametrize(
     ("name", "input_shape", "classes"),
     [
@@ -118,18 +132,17 @@ def _trainable(model) -> int:
         ("inception_resnet_v2_hitta", (256, 256, 3), 2),
     ],
 )
-def test_every_registered_model_builds_from_scratch(name, input_shape, classes):
-    overrides = {} if "cnn" in name else {"weights": "none"}
-    model = create_model(name, **overrides)
+def test_every_registered_model_builds_from_scratch(inception, name, input_shape, classes):
+    model = create_model(name) if "cnn" in name else inception(name)
     assert model.input_shape == (None, *input_shape)
     assert model.output_shape == (None, classes)
     assert get_recipe(name).input_size == input_shape[:2]
 
 
-def test_hitta_model_matches_thesis_table_3_3():
+def test_hitta_model_matches_thesis_table_3_3(inception):
     from dermspark.models.inception import unfreeze_last
 
-    model = create_model("inception_resnet_v2_hitta", weights="none")
+    model = inception("inception_resnet_v2_hitta")
     assert model.count_params() == 57_961_378
     assert _trainable(model) == 3_624_642
     unfreeze_last(model, 30)
@@ -140,8 +153,8 @@ def test_hitta_model_matches_thesis_table_3_3():
     assert _trainable(model) > 3_624_642
 
 
-def test_benedetti_trains_only_the_last_40_base_layers():
-    model = create_model("inception_resnet_v2_benedetti", weights="none")
+def test_benedetti_trains_only_the_last_40_base_layers(inception):
+    model = inception("inception_resnet_v2_benedetti")
     base = model.get_layer("inception_resnet_v2")
     assert [layer.trainable for layer in base.layers] == [False] * (len(base.layers) - 40) + [True] * 40
     assert model.get_layer("dense_1").output_shape == (None, 64)
