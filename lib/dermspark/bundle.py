@@ -76,9 +76,11 @@ class Bundle:
         return apply_temperature(probabilities, temperature).astype(np.float32)
 
 
-def temperature_of(manifest: dict) -> float:
-    """The calibration temperature training fitted on validation (report.calibration); 1.0 for a
-    bundle from before calibration."""
+def temperature_of(manifest: dict, calibration: str = "temperature") -> float:
+    """The temperature predictions use under --calibration: the one training fitted on validation
+    (report.calibration), or 1.0 for 'none' and for a bundle from before calibration."""
+    if calibration == "none":
+        return 1.0
     return float((manifest.get("calibration") or {}).get("temperature", 1.0))
 
 
@@ -172,8 +174,6 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
 
 
 def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
-    import dermspark.models.layers  # noqa: F401  registers the layers a bundle may name
-
     folder = local_copy(url, tracking_uri=tracking_uri)
     with open(os.path.join(folder, MANIFEST_FILE)) as handle:
         manifest = json.load(handle)
@@ -193,6 +193,8 @@ def load_keras(path: str):
     import zipfile
 
     from tensorflow import keras
+
+    import dermspark.models.layers  # noqa: F401  registers the layers a model may name
 
     with zipfile.ZipFile(path) as archive:
         if set(archive.namelist()) != {"config.json", "metadata.json", "model.weights.h5"}:

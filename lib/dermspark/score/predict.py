@@ -35,7 +35,7 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
     probabilities, else 0.5. Bundles from before calibration have neither: 1.0 and 0.5."""
     from dermspark.bundle import temperature_of
 
-    temperature = temperature_of(manifest) if calibration == "temperature" else 1.0
+    temperature = temperature_of(manifest, calibration)
     if threshold is None:
         chosen = ((manifest.get("operating_point") or {}).get("threshold") or {}).get(calibration)
         threshold = 0.5 if chosen is None else float(chosen)

@@ -22,6 +22,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input, params=None):
+        from dermspark.bundle import temperature_of
         from dermspark.settings import CALIBRATIONS
 
         calibration = (params or {}).get("calibration", "temperature")
@@ -30,7 +31,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         # MLflow hands a signature's named input over as {name: array}, whatever the caller gave.
         images = model_input[IMAGE] if isinstance(model_input, dict) else model_input
         # Bundle.predict takes the array as uint8.
-        return self.bundle.predict(images, 1.0 if calibration == "none" else self.bundle.temperature)
+        return self.bundle.predict(images, temperature_of(self.bundle.manifest, calibration))
 
 
 set_model(BundleModel())
