@@ -2,11 +2,13 @@
 # benbrahim_cnn on the whole real HAM10000 (10,015 images, ../shared/data/ham10000-200x150)
 # through the real jobs: ingest at 75x100 with the lesion-grouped 80/10/10 split, train with
 # Horovod on 2 processes, then print the test metrics. The report is OUTPUT/model/report.md.
-# Usage: scripts/real_result.sh [--cv K [--resume]] [OUTPUT_DIR]
+# Usage: scripts/real_result.sh [--cv K [--resume]] [--seed S] [OUTPUT_DIR]
 #   (default OUTPUT_DIR: runs/real-benbrahim/, replaced each run)
 #   --cv K: ingest with --folds K and train K models (train --cv K); the summary is
 #   OUTPUT/model/cv_report.md. --resume: keep OUTPUT_DIR and continue its cross-validation at
 #   the first unfinished fold.
+#   --seed S: seed of the split or folds and of training (default 42); another seed repeats the
+#   cross-validation over other folds (docs/results.md).
 # Train flags via TRAIN_FLAGS (default: balanced sampling, augmentation, a rate that is Adam's 1e-3
 # once scaled by the 2 processes, as in the paper, and the epoch of best validation balanced
 # accuracy; each chosen by validation balanced accuracy, never test).
@@ -15,11 +17,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 folds=0
 resume=0
+seed=42
 while [ $# -gt 0 ]; do
     case "$1" in
         --cv) folds="${2:?--cv needs the number of folds}"; shift 2 ;;
         --resume) resume=1; shift ;;
-        -*) echo "unknown option $1; usage: scripts/real_result.sh [--cv K [--resume]] [OUTPUT_DIR]" >&2; exit 2 ;;
+        --seed) seed="${2:?--seed needs a number}"; shift 2 ;;
+        -*) echo "unknown option $1; usage: scripts/real_result.sh [--cv K [--resume]] [--seed S] [OUTPUT_DIR]" >&2; exit 2 ;;
         *) break ;;
     esac
 done
@@ -34,7 +38,7 @@ if [ "$resume" = 0 ]; then
     rm -rf "$work"
     mkdir -p "$work"
     "$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes 75x100 \
-        --folds "$folds"
+        --folds "$folds" --seed "$seed"
 fi
 # A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
 default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy'
@@ -42,7 +46,7 @@ cv_flags=()
 [ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
 # shellcheck disable=SC2086  # a list of flags
 "$root/spark-submit.sh" train --dataset "$work/dataset" --model benbrahim_cnn --output "$work/model" \
-    --num-proc 2 "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
+    --num-proc 2 --seed "$seed" "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
 report="$work/model/report.md"
 [ "$folds" = 0 ] || report="$work/model/cv_report.md"
 echo "[real] done in $((SECONDS - started)) s; report: $report"
