@@ -7,7 +7,7 @@
 #   --cv K: ingest with --folds K and train K models (train --cv K); the summary is
 #   OUTPUT/model/cv_report.md. --resume: keep OUTPUT_DIR and continue its cross-validation at
 #   the first unfinished fold.
-#   --seed S: seed of the split or folds and of training (default 42, the published run's);
+#   --seed S: seed of the split or folds and of training (default 42; docs/results.md reports 42 and 1);
 #   another seed repeats the cross-validation over other folds.
 # Train flags via TRAIN_FLAGS (default: balanced sampling, augmentation, a rate that is Adam's 1e-3
 # once scaled by the 2 processes, as in the paper, and the epoch of best validation balanced
