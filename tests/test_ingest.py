@@ -1,9 +1,6 @@
-"""The ingest job in-process on the shared Spark session: accounting, splits, reruns, bad input."""
+"""The ingest job in-process on the shared Spark session: accounting, splits, reruns, stores."""
 
-import csv
-import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,94 +10,12 @@ from dermspark import DermsparkError
 from dermspark.ingest import pipeline
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.settings import IngestSettings
-from PIL import Image
-
-
-def add_rows(archive: Path, rows: list[dict]) -> None:
-    with open(archive / "HAM10000_metadata.csv", "a", newline="") as handle:
-        columns = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"]
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        for row in rows:
-            writer.writerow({"dx_type": "histo", "age": "50", "sex": "male", "localization": "back", **row})
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small PNG whose header says width x height: a decompression bomb's calling card."""
-    import struct
-    import zlib
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    header = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = header
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
-    return bytes(data)
-
-
-def encoded(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-# File name -> (bytes maker, dx or None for no metadata row); all of these must be written.
-GOOD_ODDITIES = {
-    "ISIC_9100001": lambda rgb: encoded(rgb.convert("CMYK"), "JPEG"),
-    "ISIC_9100002": lambda rgb: encoded(rgb.convert("L"), "PNG"),
-    "ISIC_9100003": lambda rgb: encoded(rgb.convert("P"), "PNG"),
-    "ISIC_9100004": lambda rgb: encoded(rgb.convert("RGBA"), "PNG"),
-    "ISIC_9100005": lambda rgb: encoded(Image.new("I;16", rgb.size, 40000), "PNG"),
-    "ISIC_9100006": lambda rgb: encoded(rgb, "JPEG", exif=_rotated()),
-}
-
-
-def _rotated():
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return exif
+from messy import GOOD_ODDITIES, make_messy_archive
 
 
 @pytest.fixture(scope="module")
 def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
-    """The synthetic archive plus one case of every way an archive goes wrong."""
-    archive = tmp_path_factory.mktemp("messy") / "archive"
-    shutil.copytree(synthetic_archive.path, archive)
-    images = archive / "HAM10000_images_part_1"
-    good = next(images.glob("*.jpg")).read_bytes()
-    png = io.BytesIO()
-    Image.fromarray(np.full((450, 600, 3), 90, np.uint8)).save(png, format="PNG")
-    (images / "ISIC_9000001.jpg").write_bytes(png.getvalue())  # a PNG named .jpg: fine
-    (images / "ISIC_9000002.jpg").write_bytes(good[: len(good) // 3])  # truncated
-    (images / "ISIC_9000003.jpg").write_bytes(b"")  # zero bytes
-    (images / "ISIC_9000004.jpg").write_text("not a picture")  # not an image
-    (images / "ISIC_9000005.jpg").write_bytes(good)  # no metadata row
-    (images / "ISIC_9000006.jpg").write_bytes(good)  # label outside HAM10000's seven
-    (images / "ISIC_9000009 Läsion%20é.jpg").write_bytes(good)  # non-ASCII, space, literal %20: fine
-    (images / "ISIC_9000010.png").write_bytes(png_claiming(20000, 20000))  # too_large
-    rgb = Image.open(io.BytesIO(good)).convert("RGB")
-    for image_id, make in GOOD_ODDITIES.items():
-        (images / f"{image_id}.jpg").write_bytes(make(rgb))
-    add_rows(
-        archive,
-        [
-            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv", "age": ""},
-            {"lesion_id": "HAM_9000002", "image_id": "ISIC_9000002", "dx": "nv"},
-            {"lesion_id": "HAM_9000003", "image_id": "ISIC_9000003", "dx": "mel"},
-            {"lesion_id": "HAM_9000004", "image_id": "ISIC_9000004", "dx": "bkl"},
-            {"lesion_id": "HAM_9000006", "image_id": "ISIC_9000006", "dx": "scc"},
-            {"lesion_id": "HAM_9000007", "image_id": "ISIC_9000007", "dx": "nv"},  # no file
-            {"lesion_id": "HAM_9000001", "image_id": "ISIC_9000001", "dx": "nv"},  # duplicate
-            {"lesion_id": "HAM_9000008", "image_id": "ISIC_9000008", "dx": ""},  # bad row
-            {"lesion_id": "HAM_9000009", "image_id": "ISIC_9000009 Läsion%20é", "dx": "bkl"},
-            {"lesion_id": "HAM_9000010", "image_id": "ISIC_9000010", "dx": "nv"},
-            *[{"lesion_id": f"HAM_{image_id}", "image_id": image_id, "dx": "mel"} for image_id in GOOD_ODDITIES],
-        ],
-    )
-    with open(archive / "HAM10000_metadata.csv", "a") as handle:
-        handle.write("HAM_9000011,ISIC_9000011\n")  # too few fields: bad_row
-        handle.write("HAM_9000012,ISIC_9000012,nv,histo,50,male,back,surplus\n")  # too many: bad_row
-    return archive
+    return make_messy_archive(synthetic_archive.path, tmp_path_factory.mktemp("messy") / "archive")
 
 
 @pytest.fixture(scope="module")
@@ -318,78 +233,9 @@ def test_an_archive_on_another_store_is_read_by_its_decode_tasks_and_no_bytes_cr
     assert rejects(through_s3) == rejects(ingested)
 
 
-def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_path):
-    output = tmp_path / "limited"
-    with pytest.raises(DermsparkError, match=r"inputs rejected .* over --max-reject-fraction 0.05"):
-        run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output),
-                                         num_files=2, max_reject_fraction=0.05))
-    manifest = json.loads((output / "manifest.json").read_text())
-    assert manifest["failed"] and manifest["datasets"] == {}
-    assert spark.read.parquet(str(output / "rejects.parquet")).count() == manifest["rejected"]
-    assert not list(output.glob("images_*"))
-
-
-def test_a_lost_outcome_stops_the_job_before_anything_is_committed(spark, messy_archive, tmp_path, monkeypatch):
-    """The driver lines the decode's outcomes up with the rows it planned, without a join: a task
-    that returned one outcome too few (a bug) is caught, and no output is committed."""
-    real = pipeline._decoder
-
-    def losing(*args, **kwargs):
-        decode = real(*args, **kwargs)
-
-        def lose_one(planned):
-            for outcomes in decode(planned):
-                yield outcomes.iloc[1:]
-
-        return lose_one
-
-    monkeypatch.setattr(pipeline, "_decoder", losing)
-    output = tmp_path / "lost"
-    with pytest.raises(RuntimeError, match="not one each in the planned order; this is a dermspark bug"):
-        run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=2))
-    assert not output.exists()
-
-
-def test_an_archive_with_no_usable_image_gives_an_empty_readable_dataset(spark, tmp_path):
-    from dermspark import petastorm_compat
-    from petastorm import make_reader
-
-    petastorm_compat.apply()
-    (tmp_path / "images").mkdir()
-    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
-    add_rows(tmp_path, [{"lesion_id": "HAM_1", "image_id": "ISIC_1", "dx": "nv"},
-                        {"lesion_id": "HAM_2", "image_id": "ISIC_2", "dx": "mel"}])
-    (tmp_path / "images" / "ISIC_1.jpg").write_text("not a picture")
-    (tmp_path / "images" / "ISIC_2.jpg").write_bytes(b"")
-    result = run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
-    assert (result["inputs"], result["written"], result["rejected"]) == (2, 0, 2)
-    with make_reader(f"file://{tmp_path}/o/images_75x100", num_epochs=1) as reader:
-        assert list(reader) == []
-
-
 def test_existing_output_needs_overwrite(spark, messy_archive, ingested):
     with pytest.raises(DermsparkError, match="already exists"):
         run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(ingested)))
-
-
-def test_missing_folder_is_one_clear_error(spark, tmp_path):
-    with pytest.raises(DermsparkError, match="does not exist"):
-        run_ingest(spark, IngestSettings(input=str(tmp_path / "nowhere"), output=str(tmp_path / "o")))
-
-
-def test_wrong_columns_are_named(spark, tmp_path):
-    (tmp_path / "images").mkdir()
-    (tmp_path / "HAM10000_metadata.csv").write_text("image,label\nISIC_1,nv\n")
-    with pytest.raises(DermsparkError, match="lacks the column.*lesion_id, image_id, dx"):
-        run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
-
-
-def test_empty_archive_is_one_clear_error(spark, tmp_path):
-    (tmp_path / "images").mkdir()
-    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
-    with pytest.raises(DermsparkError, match="empty"):
-        run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
-    assert not (tmp_path / "o").exists()
 
 
 def test_an_output_on_s3_needs_no_spark_connector(spark, synthetic_archive, s3_store, monkeypatch, tmp_path):
