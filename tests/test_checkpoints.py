@@ -80,29 +80,50 @@ def test_balanced_accuracy_metric_equals_scikit_learns():
     assert float(metric.result()) == 0.0
 
 
-def test_ema_puts_the_average_in_place_at_each_epochs_end():
-    from dermspark.train.worker import make_optimizer
+def test_a_weight_average_is_validated_and_saved_while_training_goes_on_from_its_own_weights(tmp_path):
+    from dermspark.train.averaging import WeightAverage
 
     rng = np.random.default_rng(1)
-    features, targets = rng.random((32, 3)), rng.random((32, 2))
+    features, targets = rng.random((32, 3)).astype("float32"), rng.random((32, 2)).astype("float32")
     plain, averaged = tiny_model(), tiny_model()
     averaged.set_weights(plain.get_weights())
-    start = plain.get_weights()
-    for model, ema in ((plain, 0.0), (averaged, 0.9)):
-        stage = {"learning_rate": 0.05, "decay_steps": 0, "optimizer": "adam", "ema": ema, "cosine": False}
-        model.compile(optimizer=make_optimizer(stage, processes=1, steps_per_epoch=4), loss="mse")
-    steps = []  # the plain run's weights after each of the epoch's 4 steps
+    for model in (plain, averaged):
+        model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss="mse")
+    average = WeightAverage(averaged, momentum=0.5)
+    steps, seen = [], {}  # the plain run's weights after each step; what the averaged run validated and saved
     record = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(plain.get_weights()))
-    plain.fit(features, targets, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[record])
-    averaged.fit(features, targets, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    # Both take the same 4 steps; the averaged run then holds the average of the start and
-    # every step's weights, worked out here, and not its last step's weights.
-    for index, begin in enumerate(start):
-        expected = begin
-        for weights in steps:
-            expected = 0.9 * expected + 0.1 * weights[index]
-        np.testing.assert_allclose(averaged.get_weights()[index], expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(averaged.get_weights()[0], plain.get_weights()[0], atol=1e-3)
+    saved = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.update(
+        {epoch: averaged.get_weights()}, val_loss=logs["val_loss"]))
+    plain.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[record])
+    step, back = average.callbacks()
+    averaged.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                 validation_data=(features, targets), callbacks=[step, saved, back])
+    # Training itself is untouched: the same 8 steps to the same weights.
+    for mine, theirs in zip(averaged.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    # The average worked out by hand: the first step's weights, then momentum min(0.5, (1+t)/(10+t)).
+    expected = [weights.copy() for weights in steps[0]]
+    for t, weights in enumerate(steps[1:], start=2):
+        momentum = min(0.5, (1 + t) / (10 + t))
+        expected = [momentum * e + (1 - momentum) * w for e, w in zip(expected, weights, strict=True)]
+    for mine, worked in zip(seen[1], expected, strict=True):
+        np.testing.assert_allclose(mine, worked, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(seen[1][0], plain.get_weights()[0], atol=1e-3)
+    # The epoch's validation measured the average, not the training weights.
+    average.swap_in()
+    assert seen["val_loss"] == pytest.approx(averaged.evaluate(features, targets, verbose=0), rel=1e-5)
+    # A checkpoint taken with the average in place resumes the training weights and the average.
+    tf.train.Checkpoint(model=averaged, weight_average=average.slots).write(str(tmp_path / "ckpt"))
+    other = tiny_model()
+    resumed = WeightAverage(other, momentum=0.5)
+    tf.train.Checkpoint(model=other, weight_average=resumed.slots).read(str(tmp_path / "ckpt")).expect_partial()
+    resumed.resumed()
+    for mine, theirs in zip(other.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert int(resumed.slots.updates) == 8
+    resumed.swap_in()
+    for mine, worked in zip(other.get_weights(), expected, strict=True):
+        np.testing.assert_allclose(mine, worked, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("scheme", ["file", "s3a"])

@@ -97,8 +97,9 @@ class TrainSettings:
     lr_schedule: str | None = setting(None, "learning rate within a stage: constant, or cosine (after the "
                                             "warmup, down to 0 at the stage's last epoch); default: the "
                                             "recipe's", choices=("constant", "cosine"))
-    ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.99) that replaces them "
-                              "at every epoch's end, so validation, checkpoints and the bundle see it; 0: none")
+    ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.998), kept beside them: "
+                              "each epoch's validation and checkpoint, the best epoch and the bundle use the "
+                              "average, while training goes on from its own weights; 0: none")
     weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
                                         "on the driver or a URL; default: the recipe's")
     run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "

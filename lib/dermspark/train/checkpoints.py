@@ -68,12 +68,14 @@ class CheckpointStore:
             self.fs.rm(self._path(tag), recursive=True)
 
 
-    def save_epoch(self, state, outcome, model, optimizer) -> None:
-        """After an epoch, rank 0 only: its model and optimizer, its model again when it is the
-        stage's best so far, then the state that names them; then what no resume needs."""
+    def save_epoch(self, state, outcome, model, optimizer, average=None) -> None:
+        """After an epoch, rank 0 only: its model and optimizer (and a weight average's slots),
+        its model again when it is the stage's best so far, then the state that names them;
+        then what no resume needs."""
         import tensorflow as tf
 
-        self.save(state.last, tf.train.Checkpoint(model=model, optimizer=optimizer))
+        extra = {"weight_average": average} if average is not None else {}
+        self.save(state.last, tf.train.Checkpoint(model=model, optimizer=optimizer, **extra))
         if state.best == f"best-{state.last}":  # this epoch is the stage's best so far
             self.save(state.best, tf.train.Checkpoint(model=model))
         self.write_state(state.to_dict())

@@ -83,7 +83,7 @@ def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int 
     val_loss or val_balanced_accuracy, for every stage's best epoch and early stopping. ema: the
     momentum of every stage's weight average, 0 for none."""
     if not 0 <= ema < 1:
-        raise DermsparkError(f"--ema must be at least 0 and below 1 (0.99 is usual), not {ema}")
+        raise DermsparkError(f"--ema must be at least 0 and below 1 (0.99 to 0.999 are usual), not {ema}")
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
     for stage in stages:
         stage["cosine"] = lr_schedule == "cosine"

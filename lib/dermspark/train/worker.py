@@ -39,19 +39,14 @@ def make_optimizer(stage: dict, processes: int, steps_per_epoch: int, warmup: in
     import tensorflow as tf
 
     rate = learning_rate(stage, processes, steps_per_epoch, warmup)
-    # The average replaces the weights on each epoch's last step, before Keras validates and
-    # the checkpoint callback saves: the epoch's figures, the best epoch and a resume all
-    # concern the averaged weights, and training goes on from them.
-    averaging = {"use_ema": True, "ema_momentum": stage["ema"], "ema_overwrite_frequency": steps_per_epoch} \
-        if stage["ema"] else {}
     if stage["optimizer"] == "adam":
-        return tf.keras.optimizers.Adam(learning_rate=rate, **averaging)
+        return tf.keras.optimizers.Adam(learning_rate=rate)
     if stage["optimizer"] == "sgd_nesterov":
-        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True, **averaging)
+        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True)
     raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
 
 
-def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None):
+def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None, average=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
     saves what it decided, then logs the epoch to TensorBoard and MLflow), and training stops
     where early stopping says. Every rank decides the same way: validation figures are averaged
@@ -71,7 +66,8 @@ def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=No
                 # after it (a step missed is filled in by the driver; one logged twice would stay).
                 if epoch_log is not None:
                     epoch_log.tensorboard(state.history)
-                store.save_epoch(state, outcome, model, model.optimizer)
+                store.save_epoch(state, outcome, model, model.optimizer,
+                                 average.slots if average is not None else None)
                 if epoch_log is not None:
                     epoch_log.mlflow_epoch(state.history)
             if outcome.stop:
@@ -94,6 +90,7 @@ def train(config: dict) -> dict | None:
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
     from dermspark.tracking.epochs import EpochLog
+    from dermspark.train.averaging import WeightAverage
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
@@ -140,10 +137,15 @@ def train(config: dict) -> dict | None:
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
+        # A new average for each stage, from the weights it starts with.
+        average = WeightAverage(model, stage["ema"]) if stage["ema"] else None
         if state.epoch > 0:
             # Mid-stage: the model and the optimizer (moments, step count) as they were.
             model.optimizer.build(model.trainable_variables)
-            store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer))
+            extra = {"weight_average": average.slots} if average else {}
+            store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer, **extra))
+            if average:
+                average.resumed()
         elif state.start_from:
             # A new stage starts from the previous stage's chosen weights, with a new optimizer.
             store.restore(state.start_from, tf.train.Checkpoint(model=model))
@@ -163,7 +165,10 @@ def train(config: dict) -> dict | None:
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state.history))
-            callbacks.append(epoch_end_callback(state, stage, store, model, rank, epoch_log))
+            step_average, average_back = average.callbacks() if average else (None, None)
+            callbacks += [step_average] if average else []
+            callbacks.append(epoch_end_callback(state, stage, store, model, rank, epoch_log, average))
+            callbacks += [average_back] if average else []
             cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
             with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
                 model.fit(
@@ -178,7 +183,9 @@ def train(config: dict) -> dict | None:
                 )
         # Rank 0 may still be writing its last checkpoint when another rank leaves fit.
         barrier(f"stage{index}_fitted")
-        if state.chosen(stage) != state.last:
+        # With an average, the model holds the training weights here, and every checkpoint's
+        # model the average: the last epoch's too.
+        if state.chosen(stage) != state.last or average:
             store.restore(state.chosen(stage), tf.train.Checkpoint(model=model))
         barrier(f"stage{index}_restored")
         # What this stage started from and did not choose is no longer needed by any resume.
