@@ -210,11 +210,11 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
 
     # A worker dies once the first epoch's checkpoint is on S3: one message naming the run id,
     # in bounded time, nothing at the final path; the rerun resumes from the checkpoint, with
-    # the streaming reader (--cache-mb 0), a cosine schedule and a cycle time that must carry
-    # across the loss.
+    # the streaming reader (--cache-mb 0), a cosine schedule, a weight average and a cycle time
+    # that must carry across the loss.
     train = [str(ROOT / "spark-submit.sh"), "train", "--master", master, "--dataset", f"{lake}/dataset",
              "--output", f"{lake}/model", "--epochs", "4", "--num-proc", "2", "--run-id", "iso",
-             "--cache-mb", "0", "--lr-schedule", "cosine", "--cycle-time-ms", "5",
+             "--cache-mb", "0", "--lr-schedule", "cosine", "--ema", "0.9", "--cycle-time-ms", "5",
              "--mlflow-uri", mlflow_server, "--register", "iso"]
     store = f"{lake}/model.checkpoints/iso"
     job = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -240,7 +240,7 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
     assert metrics["horovod_cycle_time_ms"] == 5.0  # the flag reached the ranks
     assert metrics["ended_on"] == [{"stage": 0, "epoch": 4, "by": "last epoch"}]
     # The epoch-end metric (Keras, averaged over ranks) and the final evaluation (scikit-learn,
-    # rank 0) measure the same weights on the same validation images.
+    # rank 0) measure the same weights, the average, on the same validation images.
     assert metrics["history"]["val_balanced_accuracy"][-1] == pytest.approx(
         metrics["validation"]["balanced_accuracy"], abs=1e-6)
     # The rate of each epoch's last step, across the loss: a warmup from Adam's 1e-3 to 1e-3
