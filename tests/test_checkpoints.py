@@ -95,9 +95,9 @@ def test_a_weight_average_is_validated_and_saved_while_training_goes_on_from_its
     saved = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.update(
         {epoch: averaged.get_weights()}, val_loss=logs["val_loss"]))
     plain.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[record])
-    step, back = average.callbacks()
+    before, after = average.callbacks()
     averaged.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0,
-                 validation_data=(features, targets), callbacks=[step, saved, back])
+                 validation_data=(features, targets), callbacks=[*before, saved, *after])
     # Training itself is untouched: the same 8 steps to the same weights.
     for mine, theirs in zip(averaged.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)

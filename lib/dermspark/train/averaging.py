@@ -73,9 +73,9 @@ class WeightAverage:
         self.swap_out()
 
     def callbacks(self):
-        """Two callbacks: the first goes before the epoch's checkpoint callback (it steps the
-        average and swaps it in for validation, or at the epoch's end when there is none), the
-        second after it (the training weights back for the next epoch)."""
+        """Callbacks to go before the epoch's checkpoint callback (stepping the average, and
+        swapping it in for validation, or at the epoch's end when there is none) and after it
+        (the training weights back for the next epoch)."""
         average = self
 
         class Step(tf.keras.callbacks.Callback):
@@ -92,4 +92,4 @@ class WeightAverage:
             def on_epoch_end(self, epoch, logs=None):
                 average.swap_out()
 
-        return Step(), Back()
+        return [Step()], [Back()]

@@ -165,10 +165,8 @@ def train(config: dict) -> dict | None:
                     steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
                 ))
             callbacks.append(EpochTimer(state.history))
-            step_average, average_back = average.callbacks() if average else (None, None)
-            callbacks += [step_average] if average else []
-            callbacks.append(epoch_end_callback(state, stage, store, model, rank, epoch_log, average))
-            callbacks += [average_back] if average else []
+            before, after = average.callbacks() if average else ([], [])
+            callbacks += [*before, epoch_end_callback(state, stage, store, model, rank, epoch_log, average), *after]
             cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
             with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
                 model.fit(
