@@ -32,7 +32,8 @@ class WeightAverage:
         self.momentum = momentum
         self.slots = _Slots(self.variables)
         self.swapped = False
-        self._update = tf.function(self._step)
+        # One traced step after every batch.
+        self.update = tf.function(self._step)
 
     def _step(self):
         updates = self.slots.updates + 1
@@ -46,9 +47,6 @@ class WeightAverage:
             new = tf.where(first, value, momentum * tf.cast(average, tf.float32) + (1.0 - momentum) * value)
             average.assign(tf.cast(new, average.dtype))
         self.slots.updates.assign(updates)
-
-    def update(self) -> None:
-        self._update()
 
     def swap_in(self) -> None:
         """The average into the model, the training weights aside; twice is once."""
