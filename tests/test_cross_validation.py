@@ -6,11 +6,15 @@ import json
 import numpy as np
 import pytest
 from dermspark import DermsparkError
+from dermspark.bundle import load_bundle
 from dermspark.ingest.pipeline import run_ingest
+from dermspark.report.calibration import reliability
 from dermspark.report.cross_validation import summarize
 from dermspark.settings import IngestSettings, TrainSettings
 from dermspark.train.cv import fold_splits, per_split_of
+from dermspark.train.inputs import Inputs
 from dermspark.train.job import run_train
+from sklearn.metrics import confusion_matrix
 
 
 def test_each_fold_is_once_test_once_validation_and_otherwise_training():
@@ -84,7 +88,8 @@ def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded,
 def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_server, tmp_path):
     output = tmp_path / "cv"
     settings = {"dataset": str(folded), "output": str(output), "cv": 3, "epochs": 1, "batch_size": 8,
-                "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test"}
+                "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test",
+                "tta": "flips"}
     alone = run_train(spark, TrainSettings(**settings, fold=1))
     assert alone["trained"] == [1] and alone["waiting_for"] == [0, 2]
     assert not (output / "cv_metrics.json").exists()
@@ -106,6 +111,19 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_ser
         assert metrics["test"]["count"] == sum(manifest["per_fold"][str(index)].values())
         assert metrics["validation"]["count"] == sum(manifest["per_fold"][str((index + 1) % 3)].values())
         assert (output / f"fold-{index}" / "model" / "manifest.json").exists()
+    # The bundles predict with test-time flips, and a fold's test figures are those predictions:
+    # fold 0's test images, read back and predicted by its bundle, give its confusion matrix.
+    bundle = load_bundle(str(output / "fold-0" / "model"))
+    assert bundle.manifest["test_time_augmentation"] == "flips"
+    images, labels, _ = Inputs((folded / "images_75x100").as_uri(), 0, 1, 0, fold_splits(3, 0)).load("test", 64)
+    probabilities = bundle.predict(images)
+    assert confusion_matrix(labels, probabilities.argmax(axis=1), labels=range(7)).tolist() == \
+        folds[0]["test"]["confusion_matrix"]
+    # The probabilities themselves, not only their classes: the calibration error before the
+    # temperature is of exactly these (a one-pass evaluation differs in it).
+    assert reliability(probabilities, labels)["ece"] == pytest.approx(
+        folds[0]["calibration"]["reliability"]["test"]["before"]["ece"], abs=1e-6)
+    assert "test-time flips" in (output / "fold-0" / "report.md").read_text()
     summary = json.loads((output / "cv_metrics.json").read_text())
     assert summary == rest["summary"] and summary["folds"] == 3
     for key in ("accuracy", "balanced_accuracy"):

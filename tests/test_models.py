@@ -195,6 +195,31 @@ def test_bundle_predict_gives_keras_probabilities_for_any_batch_size(tmp_path):
     assert bundle._predict.experimental_get_tracing_count() == 1
 
 
+def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
+    """--tta flips: each image's probabilities are the mean of the model's on the image and its
+    horizontal, vertical and double flips, worked out here one flip at a time with numpy, for
+    any batch size; a bundle asking for an augmentation this version does not know is an error."""
+    from dermspark import DermsparkError
+    from dermspark.bundle import Bundle, load_bundle, save_bundle
+
+    model = create_model("benbrahim_cnn")
+    url = save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn", "input_size": [75, 100],
+                                                        "test_time_augmentation": "flips"})
+    bundle = load_bundle(url)
+    rng = np.random.default_rng(6)
+    for count in (3, 1):
+        images = rng.integers(0, 256, size=(count, 75, 100, 3)).astype("uint8")
+        views = [images, images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+        expected = np.mean([model.predict_on_batch(np.ascontiguousarray(view)) for view in views], axis=0)
+        probabilities = bundle.predict(images)
+        assert probabilities.shape == (count, 7)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+        # The model sees the image's flips as different images: the mean is not one pass.
+        assert np.abs(probabilities - model.predict_on_batch(images)).max() > 1e-4
+    with pytest.raises(DermsparkError, match="'rotations'"):
+        Bundle(model, {"input_size": [75, 100], "test_time_augmentation": "rotations"}, "b").predict(images)
+
+
 @pytest.mark.parametrize("name", ["benbrahim_cnn", "huber_cnn"])
 def test_load_keras_gives_what_keras_load_model_gives(tmp_path, name):
     """Bundles load through load_keras, which extracts the weights' file before reading it

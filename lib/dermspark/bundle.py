@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from dermspark import DermsparkError, storage
+from dermspark.settings import TEST_TIME_AUGMENTATIONS
 from dermspark.tracking import registry
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,20 @@ class Bundle:
         height, width = self.manifest["input_size"]
         return int(height), int(width)
 
+    @property
+    def views(self) -> int:
+        """Model passes per image: 4 for a bundle trained with --tta flips (its temperature and
+        threshold were fitted on those averaged probabilities), else 1."""
+        augmentation = self.manifest.get("test_time_augmentation", "none")
+        if augmentation not in TEST_TIME_AUGMENTATIONS:
+            raise DermsparkError(f"the bundle at {self.path} asks for test-time augmentation {augmentation!r}, "
+                                 f"which this version does not know ({', '.join(TEST_TIME_AUGMENTATIONS)})")
+        return 4 if augmentation == "flips" else 1
+
     def predict(self, images, temperature: float = 1.0):
         """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32, scaled
-        by the temperature (report.calibration), which changes no predicted class.
+        by the temperature (report.calibration), which changes no predicted class. With the
+        bundle's test-time augmentation, the mean over the image's flips.
 
         One compiled function for every batch size, traced once. Keras' `predict_on_batch` builds
         a tf.data iterator on every call, whose threads hand each batch back and forth: with two
@@ -65,8 +77,19 @@ class Bundle:
         if self._predict is None:
             import tensorflow as tf
 
-            model = self.model
-            self._predict = tf.function(lambda batch: model(batch, training=False), input_signature=[
+            model, views = self.model, self.views
+
+            def forward(batch):
+                if views == 1:
+                    return model(batch, training=False)
+                # The flips stacked into one batch, one model call: a dermatoscopic image has no
+                # up or left, so each view is as likely an image of the lesion as the original.
+                flipped = tf.concat([batch, tf.reverse(batch, [2]), tf.reverse(batch, [1]),
+                                     tf.reverse(batch, [1, 2])], axis=0)
+                probabilities = model(flipped, training=False)
+                return tf.reduce_mean(tf.reshape(probabilities, [views, tf.shape(batch)[0], -1]), axis=0)
+
+            self._predict = tf.function(forward, input_signature=[
                 tf.TensorSpec((None, *self.input_size, 3), tf.uint8)])
         probabilities = np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
         if temperature == 1.0:

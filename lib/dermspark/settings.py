@@ -22,6 +22,7 @@ from dermspark import DermsparkError
 
 MODES = ("error", "overwrite")
 CALIBRATIONS = ("temperature", "none")
+TEST_TIME_AUGMENTATIONS = ("none", "flips")
 THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; default: the bundle's "
                   "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
@@ -100,6 +101,10 @@ class TrainSettings:
     ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.998), kept beside them: "
                               "each epoch's validation and checkpoint, the best epoch and the bundle use the "
                               "average, while training goes on from its own weights; 0: none")
+    tta: str = setting("none", "test-time augmentation, kept in the bundle: flips: each prediction is the mean of "
+                               "the probabilities of the image and its horizontal, vertical and double flips (4 "
+                               "passes), in the final evaluation, calibration, scoring and serving alike; none: one "
+                               "pass", choices=TEST_TIME_AUGMENTATIONS)
     weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
                                         "on the driver or a URL; default: the recipe's")
     run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "

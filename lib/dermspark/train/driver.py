@@ -118,6 +118,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
             "pixels": f"uint8 RGB 0..255 in; {recipe.preprocessing} inside the model",
         },
         "positive_class": recipe.positive_class,
+        "test_time_augmentation": settings.tta,
         "training_settings": resolved,
         "dataset": dataset_fingerprint(setup.dataset_root, dataset_url, dataset_manifest),
         "library_versions": library_versions(),
@@ -234,6 +235,9 @@ def _write_report(staging: str, metrics: dict, classes: list[str], settings: Tra
     if fold:
         notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
                      f"validation fold {fold['splits']['validation'][0]}, training the other folds")
+    if settings.tta == "flips":
+        notes.append("test-time flips: these figures are of the mean over each image's four flips, as scoring "
+                     "and serving predict; the training history's validation figures are of one pass")
     if metrics.get("resumed_from"):
         notes.append(f"resumed from {metrics['resumed_from']}")
     for stop in metrics.get("stopped_early", []):
