@@ -1,4 +1,4 @@
-"""The part files decode tasks write: row groups by bytes, nulls kept, retried attempts replace."""
+"""The part files decode tasks write: equal row groups sized by bytes, nulls kept, retried attempts replace."""
 
 import math
 
@@ -9,6 +9,7 @@ import pytest
 from dermspark.ingest.parts import (
     PartWriter,
     arrow_schema,
+    equal_groups,
     read_footers,
     write_empty,
     write_metadata,
@@ -37,15 +38,16 @@ def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
     }
 
 
-def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
-    writer = PartWriter(f"file://{tmp_path}/images", 3, SCHEMA, row_group_bytes=4500)
-    # Batches of 7 rows: groups close mid-batch, on the row that reaches the bytes.
+def test_rows_go_in_equal_row_groups_of_about_the_given_bytes(tmp_path):
+    writer = PartWriter(f"file://{tmp_path}/images", 3, SCHEMA, row_group_bytes=4500, rows=23)
+    # Batches of 7 rows: groups close mid-batch.
     for start in range(0, 23, 7):
         add(writer, rows(range(start, min(start + 7, 23)), age=lambda number: math.nan if number == 7 else 40.0))
     writer.commit()
     part = pq.ParquetFile(tmp_path / "images" / "part-00003.parquet")
-    # A group closes at the first row that brings it to 4,500 bytes: 5 rows of 1,000.
-    assert [part.metadata.row_group(index).num_rows for index in range(part.num_row_groups)] == [5, 5, 5, 5, 3]
+    # 4,500 bytes are reached at the 5th row of 1,000, so the 23 rows make 5 groups, of 5 or 4
+    # rows: not four of 5 and a last one of 3.
+    assert [part.metadata.row_group(index).num_rows for index in range(part.num_row_groups)] == [5, 5, 5, 4, 4]
     columns = part.metadata.row_group(0)
     image = columns.column(part.schema_arrow.get_field_index("image"))
     label = columns.column(part.schema_arrow.get_field_index("label"))
@@ -62,16 +64,33 @@ def test_rows_go_in_row_groups_of_about_the_given_bytes(tmp_path):
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["part-00003.parquet"]
 
 
+@pytest.mark.parametrize(("planned", "added", "groups"), [
+    (23, 23, [5, 5, 5, 4, 4]),
+    (25, 23, [5, 5, 5, 5, 3]),  # two rejected images: the last group is short by them
+    (4, 4, [4]),  # never reaches the bytes: one group
+    (10, 10, [5, 5]),
+])
+def test_a_parts_row_groups_differ_by_a_row_at_most(tmp_path, planned, added, groups):
+    """Petastorm gives row group i to rank i % ranks: equal groups make equal shards."""
+    writer = PartWriter(f"file://{tmp_path}/images", 0, SCHEMA, row_group_bytes=4500, rows=planned)
+    for start in range(0, added, 3):
+        add(writer, rows(range(start, min(start + 3, added))))
+    writer.commit()
+    part = pq.ParquetFile(tmp_path / "images" / "part-00000.parquet")
+    assert [part.metadata.row_group(index).num_rows for index in range(part.num_row_groups)] == groups
+    assert equal_groups(1250, 357) == [313, 313, 312, 312]
+
+
 def test_a_retried_task_replaces_the_failed_attempts_part(tmp_path):
     url = f"file://{tmp_path}/images"
-    failed = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
+    failed = PartWriter(url, 0, SCHEMA, row_group_bytes=1500, rows=4)
     add(failed, rows(range(4)))  # two row groups already on disk under a hidden name
     assert [path.name.startswith(".part-") for path in (tmp_path / "images").iterdir()] == [True]
     failed.abort()
     assert list((tmp_path / "images").iterdir()) == []
 
     for count in (3, 2):  # the same partition written twice: the second attempt's part stays
-        writer = PartWriter(url, 0, SCHEMA, row_group_bytes=1500)
+        writer = PartWriter(url, 0, SCHEMA, row_group_bytes=1500, rows=count)
         add(writer, rows(range(count)))
         writer.commit()
     assert pq.read_table(tmp_path / "images" / "part-00000.parquet").num_rows == 2
@@ -79,7 +98,7 @@ def test_a_retried_task_replaces_the_failed_attempts_part(tmp_path):
 
 
 def test_a_task_without_rows_writes_no_part(tmp_path):
-    PartWriter(f"file://{tmp_path}/images", 1, SCHEMA, row_group_bytes=1000).commit()
+    PartWriter(f"file://{tmp_path}/images", 1, SCHEMA, row_group_bytes=1000, rows=0).commit()
     assert not (tmp_path / "images").exists()
 
 
@@ -96,7 +115,7 @@ def test_metadata_from_the_footers_lets_petastorm_read_every_row(tmp_path):
 
     url = f"file://{tmp_path}/images"
     for part, numbers in ((0, range(7)), (1, range(7, 10))):
-        writer = PartWriter(url, part, SCHEMA, row_group_bytes=2500)
+        writer = PartWriter(url, part, SCHEMA, row_group_bytes=2500, rows=len(numbers))
         add(writer, rows(numbers))
         writer.commit()
     footers = read_footers(url)
@@ -123,7 +142,7 @@ def test_parts_reach_s3_as_petastorm_readers_do(s3_store, monkeypatch):
 
     for name, value in s3_store.items():
         monkeypatch.setenv(name, value)
-    writer = PartWriter("s3a://dermspark/ingest-parts/images_2x3", 2, SCHEMA, row_group_bytes=2500)
+    writer = PartWriter("s3a://dermspark/ingest-parts/images_2x3", 2, SCHEMA, row_group_bytes=2500, rows=5)
     add(writer, rows(range(5)))
     writer.commit()
     s3 = s3_filesystem(s3_store)

@@ -15,6 +15,7 @@ to Parquet readers and removed before the commit.
 """
 
 import json
+import math
 import pickle
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +46,16 @@ def arrow_schema(schema: Unischema) -> pa.Schema:
 
 
 class PartWriter:
-    """Rows of one dataset from one task, in row groups of about `row_group_bytes` of images."""
+    """Rows of one dataset from one task, in row groups of equal rows and about `row_group_bytes`
+    of images each.
 
-    def __init__(self, dataset_url: str, part: int, schema: Unischema, row_group_bytes: int):
+    Petastorm shards a dataset by row group (group i to rank i % ranks), so a small last group in
+    every part would land on the same rank in every part: on 8 files of 4 groups, 4 ranks read
+    1,685, 1,685, 1,709 and 926 training rows, and the last rank's images weighed 1.8 times the
+    others' (each rank takes the same steps). So the task's `rows` (planned, before rejects)
+    are cut into equal groups, as many as the bytes of the first rows say the part needs."""
+
+    def __init__(self, dataset_url: str, part: int, schema: Unischema, row_group_bytes: int, rows: int):
         self._fs, folder = open_url(dataset_url)
         self._folder = folder.rstrip("/")
         self._schema = arrow_schema(schema)
@@ -55,8 +63,10 @@ class PartWriter:
         self._final = f"{self._folder}/part-{part:05d}.parquet"
         self._staged = f"{self._folder}/{HIDDEN_PREFIX}{part:05d}-{uuid.uuid4().hex[:12]}.parquet"
         self._row_group_bytes = row_group_bytes
+        self._planned_rows = rows
+        self._group_rows: list[int] | None = None  # known once the first group's bytes are in
         self._pending: list[pa.Table] = []
-        self._pending_bytes = 0
+        self._pending_rows = self._pending_bytes = self._groups = 0
         self._handle = self._writer = None
         self.rows = 0
 
@@ -67,23 +77,28 @@ class PartWriter:
         return pa.Table.from_pandas(rows[self._others.names], schema=self._others, preserve_index=False)
 
     def add(self, rows: pa.Table, images: list[bytes]) -> None:
-        """A batch: rows from arrow_rows and their encoded images. A row group closes at the
-        first row that brings it to `row_group_bytes` of images."""
+        """A batch: rows from arrow_rows and their encoded images."""
         image = pa.array(images, pa.binary())
         table = pa.Table.from_arrays([image if name == "image" else rows.column(name) for name in self._schema.names],
                                      schema=self._schema)
-        start = 0
-        for end, encoded in enumerate(images, 1):
-            self._pending_bytes += len(encoded)
-            if self._pending_bytes >= self._row_group_bytes:
-                self._pending.append(table.slice(start, end - start))
-                start = end
-                self._flush()
-        if start < table.num_rows:
-            self._pending.append(table.slice(start))
+        if self._group_rows is None:
+            reached = np.flatnonzero(self._pending_bytes + np.cumsum([len(encoded) for encoded in images])
+                                     >= self._row_group_bytes)
+            if reached.size:
+                self._group_rows = equal_groups(self._planned_rows, self._pending_rows + int(reached[0]) + 1)
+            self._pending_bytes += sum(len(encoded) for encoded in images)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
         self.rows += table.num_rows
+        while self._group_rows is not None and self._pending_rows >= self._next_group_rows():
+            self._flush(self._next_group_rows())
 
-    def _flush(self) -> None:
+    def _next_group_rows(self) -> int:
+        # More rows than planned cannot come; if they did, they would fill groups of the last size.
+        return self._group_rows[min(self._groups, len(self._group_rows) - 1)]
+
+    def _flush(self, count: int | None = None) -> None:
+        """Writes the first `count` pending rows (all of them: None) as one row group."""
         if not self._pending:
             return
         if self._writer is None:
@@ -96,12 +111,14 @@ class PartWriter:
                 self._handle, self._schema, compression={name: "SNAPPY" for name in others} | {"image": "NONE"},
                 use_dictionary=others, write_statistics=others,
             )
-        # Chunks as they came: combining them first copied every image once more into fresh
-        # memory, 80 us an image at 299x299 (/work/scratch/overhead.py), for the same row group.
-        table = pa.concat_tables(self._pending)
-        self._writer.write_table(table, row_group_size=table.num_rows)
-        self._pending = []
-        self._pending_bytes = 0
+        # Chunks as they came, sliced without a copy: combining them first copied every image
+        # once more into fresh memory, 80 us an image at 299x299 (/work/scratch/overhead.py).
+        pending = pa.concat_tables(self._pending)
+        count = pending.num_rows if count is None else count
+        self._writer.write_table(pending.slice(0, count), row_group_size=count)
+        self._pending = [pending.slice(count)] if count < pending.num_rows else []
+        self._pending_rows -= count
+        self._groups += 1
 
     def commit(self) -> None:
         """Writes what is pending and moves the part into place; a task with no rows writes none."""
@@ -122,6 +139,13 @@ class PartWriter:
                 self._fs.rm(self._staged)
         except OSError:
             pass  # the hidden leftover is removed before the commit
+
+
+def equal_groups(rows: int, first_group_rows: int) -> list[int]:
+    """Rows per group for a part of `rows` whose first `first_group_rows` reached the group's
+    bytes: as many groups as that makes, their sizes differing by one row at most."""
+    groups = max(1, math.ceil(rows / first_group_rows))
+    return [rows // groups + (index < rows % groups) for index in range(groups)]
 
 
 def write_empty(dataset_url: str, schema: Unischema) -> None:

@@ -54,7 +54,8 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
         steady_worker()
         encoders = [image_encoder(schema) for schema in schemas]
         part = TaskContext.get().partitionId()
-        writers = [PartWriter(url, part, schema, row_group_bytes)
+        planned = list(planned)  # the task's one frame, its file's rows: their count sizes the row groups
+        writers = [PartWriter(url, part, schema, row_group_bytes, sum(len(frame) for frame in planned))
                    for url, schema in zip(dataset_urls, schemas, strict=True)]
         index = {name: position for position, name in enumerate(classes)}
 
@@ -86,7 +87,7 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
 
         outcomes = []
         try:
-            for frame in planned:  # the task's one frame: its file's rows
+            for frame in planned:
                 frame = frame.assign(label=frame["class_name"].map(index).astype("int32"))
                 tables = [writer.arrow_rows(frame) for writer in writers]
                 paths, reasons, details = frame["path"].tolist(), [], []
