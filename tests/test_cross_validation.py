@@ -75,6 +75,22 @@ def folded(spark, synthetic_archive, tmp_path_factory):
     return output
 
 
+def test_a_claim_from_before_a_setting_existed_holds_its_default(tmp_path):
+    """cv.json written by a version without --tta: continuing at tta's default is the same run;
+    with flips it is another."""
+    from dermspark.train.cv import CLAIM, _claim
+
+    url = (tmp_path / "cv").as_uri()
+    settings = TrainSettings(dataset="unused", output=url, cv=3, run_id="older")
+    _claim(url, settings)
+    claim = json.loads((tmp_path / "cv" / CLAIM).read_text())
+    del claim["settings"]["tta"]
+    (tmp_path / "cv" / CLAIM).write_text(json.dumps(claim))
+    assert _claim(url, settings)["run_id"] == "older"
+    with pytest.raises(DermsparkError, match=r"with other settings \(tta\)"):
+        _claim(url, TrainSettings(dataset="unused", output=url, cv=3, run_id="older", tta="flips"))
+
+
 def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded, tmp_path):
     with pytest.raises(DermsparkError, match=r"--cv 4 needs a dataset ingested with --folds 4; .* has 3 folds"):
         run_train(spark, TrainSettings(dataset=str(folded), output=str(tmp_path / "m"), cv=4))

@@ -73,8 +73,10 @@ def _claim(output_url: str, settings: TrainSettings) -> dict:
     if storage.exists(claim_url):
         claim = json.loads(storage.read_text(claim_url))
         if settings.run_id == claim["run_id"]:
+            # A setting a later version added is not in an older claim: there it had its default.
+            claimed = {**json.loads(to_json(TrainSettings())), **claim["settings"]}
             differ = sorted(key for key in wanted.keys() | claim["settings"].keys()
-                            if wanted.get(key) != claim["settings"].get(key))
+                            if wanted.get(key) != claimed.get(key))
             if differ:
                 raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']} with other "
                                      f"settings ({', '.join(differ)}): give the same ones to continue it")
