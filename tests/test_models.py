@@ -201,6 +201,7 @@ def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
     any batch size; a bundle asking for an augmentation this version does not know is an error."""
     from dermspark import DermsparkError
     from dermspark.bundle import Bundle, load_bundle, save_bundle
+    from dermspark.score.predict import output_settings
 
     model = create_model("benbrahim_cnn")
     url = save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn", "input_size": [75, 100],
@@ -216,8 +217,12 @@ def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
         np.testing.assert_allclose(probabilities, expected, atol=1e-6)
         # The model sees the image's flips as different images: the mean is not one pass.
         assert np.abs(probabilities - model.predict_on_batch(images)).max() > 1e-4
+    later = {"input_size": [75, 100], "test_time_augmentation": "rotations"}
     with pytest.raises(DermsparkError, match="'rotations'"):
-        Bundle(model, {"input_size": [75, 100], "test_time_augmentation": "rotations"}, "b").predict(images)
+        Bundle(model, later, "b").predict(images)
+    # Scoring's driver and the service ask first, before any image is read.
+    with pytest.raises(DermsparkError, match="'rotations'"):
+        output_settings(later, "temperature", None)
 
 
 @pytest.mark.parametrize("name", ["benbrahim_cnn", "huber_cnn"])

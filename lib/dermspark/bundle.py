@@ -55,13 +55,7 @@ class Bundle:
 
     @property
     def views(self) -> int:
-        """Model passes per image: 4 for a bundle trained with --tta flips (its temperature and
-        threshold were fitted on those averaged probabilities), else 1."""
-        augmentation = self.manifest.get("test_time_augmentation", "none")
-        if augmentation not in TEST_TIME_AUGMENTATIONS:
-            raise DermsparkError(f"the bundle at {self.path} asks for test-time augmentation {augmentation!r}, "
-                                 f"which this version does not know ({', '.join(TEST_TIME_AUGMENTATIONS)})")
-        return 4 if augmentation == "flips" else 1
+        return views_of(self.manifest)
 
     def predict(self, images, temperature: float = 1.0):
         """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32, scaled
@@ -97,6 +91,18 @@ class Bundle:
         from dermspark.report.calibration import apply_temperature
 
         return apply_temperature(probabilities, temperature).astype(np.float32)
+
+
+def views_of(manifest: dict) -> int:
+    """Model passes per image: 4 for a bundle trained with --tta flips (its temperature and
+    threshold were fitted on those averaged probabilities), else 1. Scoring's driver and the
+    service ask before any image, so a bundle from a later version fails there, in one line."""
+    augmentation = manifest.get("test_time_augmentation", "none")
+    if augmentation not in TEST_TIME_AUGMENTATIONS:
+        raise DermsparkError(f"the bundle asks for test-time augmentation {augmentation!r}, which this version "
+                             f"does not know ({', '.join(TEST_TIME_AUGMENTATIONS)}): score it with the version "
+                             "that trained it")
+    return 4 if augmentation == "flips" else 1
 
 
 def temperature_of(manifest: dict, calibration: str = "temperature") -> float:

@@ -33,8 +33,9 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
     """(temperature, melanoma threshold) that predictions use: the bundle's temperature unless
     calibration is 'none', and the threshold given, else the bundle's operating point for those
     probabilities, else 0.5. Bundles from before calibration have neither: 1.0 and 0.5."""
-    from dermspark.bundle import temperature_of
+    from dermspark.bundle import temperature_of, views_of
 
+    views_of(manifest)  # a bundle this version cannot predict with stops here, before any image
     temperature = temperature_of(manifest, calibration)
     if threshold is None:
         chosen = ((manifest.get("operating_point") or {}).get("threshold") or {}).get(calibration)
