@@ -81,12 +81,12 @@ class PartWriter:
         image = pa.array(images, pa.binary())
         table = pa.Table.from_arrays([image if name == "image" else rows.column(name) for name in self._schema.names],
                                      schema=self._schema)
-        if self._group_rows is None:
-            reached = np.flatnonzero(self._pending_bytes + np.cumsum([len(encoded) for encoded in images])
-                                     >= self._row_group_bytes)
+        if self._group_rows is None and images:
+            running = self._pending_bytes + np.cumsum([len(encoded) for encoded in images])
+            reached = np.flatnonzero(running >= self._row_group_bytes)
             if reached.size:
                 self._group_rows = equal_groups(self._planned_rows, self._pending_rows + int(reached[0]) + 1)
-            self._pending_bytes += sum(len(encoded) for encoded in images)
+            self._pending_bytes = int(running[-1])
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
