@@ -10,8 +10,9 @@
 #   --seed S: seed of the split or folds and of training (default 42; docs/results.md reports 42 and 1);
 #   another seed repeats the cross-validation over other folds.
 # Train flags via TRAIN_FLAGS (default: balanced sampling, augmentation, a rate that is Adam's 1e-3
-# once scaled by the 2 processes, as in the paper, and the epoch of best validation balanced
-# accuracy; each chosen by validation balanced accuracy, never test).
+# once scaled by the 2 processes, as in the paper, the epoch of best validation balanced accuracy,
+# and predictions averaged over each image's four flips; each chosen by validation balanced
+# accuracy, never test: docs/results.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +42,7 @@ if [ "$resume" = 0 ]; then
         --folds "$folds" --seed "$seed"
 fi
 # A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
-default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy'
+default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy --tta flips'
 cv_flags=()
 [ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
 # shellcheck disable=SC2086  # a list of flags
