@@ -78,20 +78,33 @@ def test_an_unknown_protocol_is_one_clear_error():
 
 def test_bundle_on_s3_is_fetched_once_into_the_hash_named_cache(root, tmp_path, monkeypatch):
     import numpy as np
-    from dermspark.bundle import load_bundle, read_manifest, save_bundle
+    from dermspark.bundle import cache_key, load_bundle, local_copy, read_manifest, save_bundle
     from dermspark.models import create_model
 
     monkeypatch.setenv("DERMSPARK_BUNDLE_CACHE", str(tmp_path / "cache"))
     model = create_model("benbrahim_cnn")
     url = save_bundle(storage.join(root, "bundle"), model, {"model_name": "benbrahim_cnn", "classes": ["a"]})
-    digest = read_manifest(url)["model_sha256"]
+    manifest = read_manifest(url)
+    digest = manifest["model_sha256"]
     images = np.zeros((1, 75, 100, 3), dtype="uint8")
     first = load_bundle(url)
     np.testing.assert_allclose(first.model.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
     if root.startswith("file:"):
         assert not (tmp_path / "cache").exists()  # a local bundle is loaded where it is
         return
-    assert sorted(os.listdir(tmp_path / "cache")) == [digest]
+    assert sorted(os.listdir(tmp_path / "cache")) == [cache_key(manifest)]
+    # The same weights with another manifest (here another temperature) are another bundle:
+    # fetched on their own, the cached copy of the first does not answer for them.
+    other = storage.join(root, "recalibrated")
+    storage.put_tree(str(tmp_path / "cache" / cache_key(manifest)), other)
+    storage.write_text(storage.join(other, "manifest.json"), json.dumps({**manifest, "calibration": {"temperature": 2.0}}))
+    assert load_bundle(other).temperature == 2.0
+    assert load_bundle(url).temperature == 1.0
+    assert len(os.listdir(tmp_path / "cache")) == 2
+    # A manifest rewritten between its first read and the fetch is refused, nothing cached.
+    with pytest.raises(DermsparkError, match="changed while"):
+        local_copy(url, {**manifest, "classes": ["b"]})
+    assert len(os.listdir(tmp_path / "cache")) == 2
     # The second load reads the cached copy: it works with the remote model gone.
     storage.delete(storage.join(url, "model.keras"))
     assert load_bundle(url).manifest["model_sha256"] == digest

@@ -165,10 +165,18 @@ def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
         raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
 
 
+def cache_key(manifest: dict) -> str:
+    """The name of a bundle's cached copy: the hash of its whole manifest, which holds the model's
+    hash. Not the model's hash alone: the same weights with another manifest (temperature,
+    threshold, test-time flips) are another bundle, and a cache named by the weights served the
+    first one's manifest to the second."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
 def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None = None) -> str:
     """A local folder holding the bundle: the folder itself when it is local, else this machine's
-    cached copy, named by the model's hash and fetched only when missing. The copy is checked
-    against the hash and renamed into place whole, so workers sharing the cache never load a
+    cached copy, named by cache_key and fetched only when missing. The copy is checked against
+    the model's hash and renamed into place whole, so workers sharing the cache never load a
     half-fetched bundle."""
     in_mlflow = registry.is_mlflow_location(url)
     path = None if in_mlflow else storage.local_path(storage.to_url(url))
@@ -177,12 +185,12 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
             raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing")
         return path
     manifest = manifest or read_manifest(url, tracking_uri)
-    digest = manifest["model_sha256"]
-    cached = os.path.join(cache_root(), digest)
+    digest, key = manifest["model_sha256"], cache_key(manifest)
+    cached = os.path.join(cache_root(), key)
     if os.path.isfile(os.path.join(cached, MANIFEST_FILE)):
         return cached
     os.makedirs(cache_root(), exist_ok=True)
-    fetching = tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=cache_root())
+    fetching = tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_root())
     try:
         if in_mlflow:
             registry.fetch(url, tracking_uri, fetching)
@@ -190,6 +198,9 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
             storage.get_tree(storage.to_url(url), fetching)
         if _sha256(os.path.join(fetching, MODEL_FILE)) != digest:
             raise DermsparkError(f"{url}: {MODEL_FILE} does not match its manifest's model_sha256")
+        with open(os.path.join(fetching, MANIFEST_FILE)) as handle:
+            if json.load(handle) != manifest:  # rewritten between the two reads: the key would lie
+                raise DermsparkError(f"{url}: {MANIFEST_FILE} changed while the bundle was fetched; try again")
         try:
             os.rename(fetching, cached)
         except OSError:
