@@ -166,3 +166,43 @@ def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
     kill_when(job, lambda: list(output.glob("_staging/*/rows")), "started writing")
     assert [run.name for run in (output / "runs").iterdir()] == [first["run_id"]]
     assert table(spark, output).count() == 15
+
+
+def test_a_flips_bundle_scores_and_serves_the_mean_over_the_four_flips(spark, pipeline, archive_jpegs, tmp_path):
+    """The pipeline's model in a bundle that says --tta flips and a temperature of 1.7: Spark
+    scoring and the service both give, for each file, the mean of Keras' probabilities over the
+    image's four flips, at that temperature, each flip predicted here on its own."""
+    import numpy as np
+    from dermspark.bundle import load_bundle, save_bundle
+    from dermspark.images import decode_image
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.serve.app import make_app
+    from dermspark.settings import ServeSettings
+    from fastapi.testclient import TestClient
+
+    trained = load_bundle(str(pipeline / "model" / "model"))
+    manifest = {**trained.manifest, "test_time_augmentation": "flips",
+                "calibration": {**trained.manifest["calibration"], "temperature": 1.7}}
+    flips = tmp_path / "flips"
+    save_bundle(str(flips), trained.model, manifest)
+    files = tmp_path / "files"
+    files.mkdir()
+    for path in archive_jpegs:
+        shutil.copy(path, files / path.name)
+    summary = score(spark, flips, files, tmp_path / "out")
+    assert summary["calibration"]["temperature"] == 1.7
+    rows = {Path(row["path"]).name: row for row in table(spark, tmp_path / "out").collect()}
+    service = TestClient(make_app(ServeSettings(model=str(flips))))
+    classes = trained.classes
+    for path in archive_jpegs:
+        image = decode_image(path.read_bytes(), 75, 100, trained.decode_options)[None]
+        views = [image, image[:, :, ::-1], image[:, ::-1], image[:, ::-1, ::-1]]
+        passes = [trained.model.predict_on_batch(np.ascontiguousarray(view)) for view in views]
+        expected = apply_temperature(np.mean(passes, axis=0), 1.7)[0]
+        scored = np.array([rows[path.name][f"prob_{name}"] for name in classes])
+        np.testing.assert_allclose(scored, expected, atol=1e-5)
+        answer = service.post("/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")}).json()
+        np.testing.assert_allclose([answer["probabilities"][name] for name in classes], expected, atol=1e-5)
+        # Neither one pass nor the bundle's own temperature would give these.
+        assert np.abs(scored - apply_temperature(passes[0], 1.7)[0]).max() > 1e-4
+        assert np.abs(scored - trained.predict(image, trained.temperature)[0]).max() > 1e-4
