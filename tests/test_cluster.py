@@ -193,6 +193,7 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
     driver has; a driver-local output that fails fast; scoring by the registered model, a
     worker lost mid-scoring. Runs last on the cluster: the worker losses would disturb the
     other tests."""
+    from dermspark.bundle import cache_key
     from dermspark.synthetic import make_synthetic_ham10000
 
     master, env, shared = cluster.master, cluster.env, cluster.shared
@@ -319,7 +320,7 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     # Seen through each worker's own view of the files (/proc/PID/root).
-    digest = _s3_json(s3_store, f"{lake}/model/model/manifest.json")["model_sha256"]
+    digest = cache_key(_s3_json(s3_store, f"{lake}/model/model/manifest.json"))
     cached = [Path(f"/proc/{cluster.worker_pid(index)}/root/tmp/dermspark-bundles/{digest}/model.keras")
               for index in (1, 2)]
     deadline = time.monotonic() + 400

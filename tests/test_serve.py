@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dermspark import DermsparkError
-from dermspark.bundle import load_bundle
+from dermspark.bundle import cache_key, load_bundle
 from dermspark.serve.app import make_app
 from dermspark.serve.upload_limit import FRAMING_BYTES
 from dermspark.settings import ServeSettings
@@ -164,4 +164,4 @@ def test_the_service_takes_a_bundle_on_s3(pipeline, s3_store, monkeypatch, tmp_p
     assert remote.get("/health").json() == local.get("/health").json()
     content = archive_jpegs[0].read_bytes()
     assert upload(remote, content).json() == upload(local, content).json()
-    assert [path.name for path in (tmp_path / "cache").iterdir()] == [load_bundle(url).manifest["model_sha256"]]
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [cache_key(load_bundle(url).manifest)]
