@@ -84,6 +84,24 @@ def test_rerun_without_new_files_adds_no_rows(spark, bundle, lake, tmp_path):
     assert table(spark, output).count() == 15
 
 
+def test_an_incremental_run_that_would_score_otherwise_is_refused(spark, bundle, lake, tmp_path):
+    """Skipped files keep their earlier rows, so new rows of the version must be made alike."""
+    output = tmp_path / "out"
+    first = score(spark, bundle, lake, output)
+    assert first["scored_with"]["temperature"] != 1.0
+    for other, key in (({"calibration": "none"}, "temperature"), ({"melanoma_threshold": 0.9}, "melanoma_threshold"),
+                       ({"top_k": 2}, "top_k")):
+        with pytest.raises(DermsparkError, match=f"has rows scored with .*{key} .*--model-version"):
+            score(spark, bundle, lake, output, incremental=True, **other)
+    assert table(spark, output).count() == 15
+    # Once overwritten, the version's rows are the new run's alone, and those set what is alike.
+    score(spark, bundle, lake, output, mode="overwrite", calibration="none")
+    again = score(spark, bundle, lake, output, incremental=True, calibration="none")
+    assert (again["skipped"], again["scored_with"]["temperature"]) == (15, 1.0)
+    with pytest.raises(DermsparkError, match=r"scored with .*temperature 1\.0 \(now"):
+        score(spark, bundle, lake, output, incremental=True)
+
+
 def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, tmp_path):
     files = score(spark, bundle, lake, tmp_path / "files")
     paths = [(str(path), path.read_bytes()) for path in sorted(lake.rglob("*.jpg"))]

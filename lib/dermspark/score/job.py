@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError, storage
-from dermspark.bundle import model_version, read_manifest
+from dermspark.bundle import cache_key, model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.files import tune_for_images
 from dermspark.report.evaluation import write_evaluation
@@ -59,7 +59,11 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     version = model_version(manifest, settings.model_version or (registered.label if registered else ""))
     output = ScoringOutput(spark, output_url, version,
                            started.date().isoformat(), run_id)
-    output.check(settings.mode, settings.incremental)
+    temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
+    # What gives the rows their meaning; the bundle by its whole manifest (bundle.cache_key).
+    scored_with = {"bundle": cache_key(manifest), "temperature": temperature, "melanoma_threshold": threshold,
+                   "top_k": settings.top_k}
+    output.check(settings.mode, settings.incremental, scored_with)
 
     source = read_input(spark, input_url, settings, input_size)
     truth = None
@@ -91,7 +95,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
                 to_score = rows.count()
                 counts.update(skipped=inputs - to_score, new=to_score)
         result = _score_and_commit(spark, settings, output, manifest, rows, truth, inputs, inputs - to_score,
-                                   source, (bundle_url, tracking_uri, registered))
+                                   source, (bundle_url, tracking_uri, registered), scored_with)
     except BaseException:
         output.abandon()
         raise
@@ -104,11 +108,11 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
 
 
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
-                      skipped: int, source, model) -> dict:
+                      skipped: int, source, model, scored_with: dict) -> dict:
     bundle_url, tracking_uri, registered = model
     classes = manifest["classes"]
     written, by_reason, total = None, {}, 0
-    temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
+    temperature, threshold = scored_with["temperature"], scored_with["melanoma_threshold"]
     if inputs > skipped:
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
@@ -146,6 +150,7 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         "registered_model": registered.describe() if registered else None,
         "bundle_sha256": manifest["model_sha256"],
         "calibration": {"temperature": temperature, "melanoma_threshold": threshold},
+        "scored_with": scored_with,
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
     }

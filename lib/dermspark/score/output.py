@@ -9,6 +9,8 @@ by moving its folder into the table (one rename; on object stores a copy), so a 
 is moved into runs/ just after.
 """
 
+import json
+
 from pyspark.sql import DataFrame, SparkSession
 
 from dermspark import DermsparkError, storage
@@ -29,8 +31,9 @@ class ScoringOutput:
         self.staged_rows = join(self.staging, "rows")
         self.staged_record = join(self.staging, "record")
 
-    def check(self, mode: str, incremental: bool) -> None:
-        """Before any work: a rerun must never duplicate rows of this model version."""
+    def check(self, mode: str, incremental: bool, scored_with: dict) -> None:
+        """Before any work: a rerun must never duplicate rows of this model version, nor add rows
+        that mean something else than the version's earlier rows."""
         if mode not in MODES:
             raise DermsparkError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode == "error" and not incremental and storage.exists(self.version_url):
@@ -38,6 +41,26 @@ class ScoringOutput:
                 f"{self.url} already has predictions of model version {self.version}: pass "
                 "--incremental to score only new files, or --mode overwrite to replace that version's rows"
             )
+        if incremental:
+            self._check_scored_alike(scored_with)
+
+    def _check_scored_alike(self, scored_with: dict) -> None:
+        """An incremental run skips the files this version has rows for, so its own rows must be
+        made as those were: same bundle (manifest included), temperature, melanoma threshold and
+        top-k. Only runs whose rows are still in the table count (an overwrite drops the others).
+        Records from before `scored_with` existed hold the temperature and threshold alone."""
+        runs = [name.split("=", 1)[1] for name in storage.glob(self.version_url, "scoring_date=*/run_id=*")]
+        for run_id in runs:
+            summary = json.loads(storage.read_text(join(self.url, RUNS, run_id, "summary.json")))
+            theirs = summary.get("scored_with") or summary.get("calibration", {})
+            differ = sorted(key for key in scored_with if key in theirs and theirs[key] != scored_with[key])
+            if differ:
+                shown = ", ".join(f"{key} {theirs[key]} (now {scored_with[key]})" for key in differ)
+                raise DermsparkError(
+                    f"model version {self.version} in {self.url} has rows scored with {shown}; --incremental "
+                    "adds rows only to a version scored alike: pass --model-version NAME for a new version, "
+                    "or --mode overwrite to rescore every file"
+                )
 
     def scored_hashes(self) -> DataFrame | None:
         """Content hashes that already have a row (error rows included) from this model version."""
