@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # benbrahim_cnn on the whole real HAM10000 (10,015 images, ../shared/data/ham10000-200x150)
 # through the real jobs: ingest at 75x100 with the lesion-grouped 80/10/10 split, train with
-# Horovod on 2 processes, then print the test metrics. The report is OUTPUT/model/report.md.
+# Horovod on 2 processes, then print the test metrics, and measure every model on the external
+# ISIC 2017 set (other clinics; never trained on). The report is OUTPUT/model/report.md.
 # Usage: scripts/real_result.sh [--cv K [--resume]] [--seed S] [OUTPUT_DIR]
 #   (default OUTPUT_DIR: runs/real-benbrahim/, replaced each run)
 #   --cv K: ingest with --folds K and train K models (train --cv K); the summary is
@@ -29,8 +30,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 data="${DERMSPARK_DATA:-$root/../shared/data}/ham10000-200x150"
+# Other clinics' dermoscopy (ISIC 2017): every model is also measured on it, never trained on it.
+external="${DERMSPARK_DATA:-$root/../shared/data}/external-isic2017"
 work="$(realpath -m "${1:-$root/runs/real-benbrahim}")"
 [ -f "$data/HAM10000_metadata.csv" ] || { echo "no HAM10000 archive at $data: set DERMSPARK_DATA" >&2; exit 2; }
+[ -f "$external/labels.csv" ] || { echo "no external set at $external: set DERMSPARK_DATA" >&2; exit 2; }
 [ "$resume" = 0 ] || [ "$folds" -gt 0 ] || { echo "--resume continues a cross-validation: give --cv K" >&2; exit 2; }
 
 "$root/scripts/bootstrap.sh"
@@ -40,6 +44,7 @@ if [ "$resume" = 0 ]; then
     mkdir -p "$work"
     "$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes 75x100 \
         --folds "$folds" --seed "$seed"
+    "$root/spark-submit.sh" ingest --source labels_csv --input "$external" --output "$work/isic2017" --sizes 75x100
 fi
 # A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
 default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy --tta flips'
@@ -47,7 +52,7 @@ cv_flags=()
 [ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
 # shellcheck disable=SC2086  # a list of flags
 "$root/spark-submit.sh" train --dataset "$work/dataset" --model benbrahim_cnn --output "$work/model" \
-    --num-proc 2 --seed "$seed" "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
+    --num-proc 2 --seed "$seed" --external "$work/isic2017" "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
 report="$work/model/report.md"
 [ "$folds" = 0 ] || report="$work/model/cv_report.md"
 echo "[real] done in $((SECONDS - started)) s; report: $report"

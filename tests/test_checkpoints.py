@@ -150,7 +150,7 @@ def test_store_round_trip_and_state_written_last(scheme, tmp_path, request, monk
 
 
 def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_stages_last_step():
-    from dermspark.train.worker import learning_rate
+    from dermspark.train.optimization import learning_rate
 
     stage = {"learning_rate": 1e-3, "decay_steps": 0, "cosine": True, "epochs": 25}
     # 2 processes, 10 steps an epoch, 3 warmup epochs: from 1e-3 to 2e-3 over 30 steps, then

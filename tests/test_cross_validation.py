@@ -75,6 +75,37 @@ def folded(spark, synthetic_archive, tmp_path_factory):
     return output
 
 
+@pytest.fixture(scope="module")
+def other_clinic(spark, tmp_path_factory):
+    """An external dataset: another clinic's images of three classes, with a colour cast."""
+    from dermspark.synthetic import make_synthetic_external
+
+    root = tmp_path_factory.mktemp("other-clinic")
+    archive = make_synthetic_external(str(root / "archive"), images=18, seed=2, cast=(1.0, 0.9, 0.8))
+    run_ingest(spark, IngestSettings(input=archive.path, output=str(root / "clinic"), source="labels_csv",
+                                     num_files=2))
+    return root / "clinic"
+
+
+def test_an_external_dataset_must_share_classes_and_pixels(tmp_path):
+    from dermspark.train.dataset import external_datasets
+
+    training = {"classes": ["a", "b"], "decode": {"resample": "lanczos", "aspect": "stretch"},
+                "datasets": {"75x100": "images_75x100"}, "written": 5}
+    for name, changes in (("same", {}), ("classes", {"classes": ["melanoma", "non_melanoma"]}),
+                          ("pixels", {"decode": {"aspect": "crop"}}), ("size", {"datasets": {"90x120": "x"}})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({**training, **changes}))
+    [same] = external_datasets(str(tmp_path / "same"), training, (75, 100), "m")
+    assert same["name"] == "same" and same["url"].endswith("same/images_75x100")
+    with pytest.raises(DermsparkError, match="has classes .* ingest it with the same --label-space"):
+        external_datasets(str(tmp_path / "classes"), training, (75, 100), "m")
+    with pytest.raises(DermsparkError, match="'aspect': 'crop'.* ingest it with the same settings"):
+        external_datasets(f"{tmp_path / 'same'},{tmp_path / 'pixels'}", training, (75, 100), "m")
+    with pytest.raises(DermsparkError, match="model m needs 75x100 images"):
+        external_datasets(str(tmp_path / "size"), training, (75, 100), "m")
+
+
 def test_a_claim_from_before_a_setting_existed_holds_its_default(tmp_path):
     """cv.json written by a version without --tta: continuing at tta's default is the same run;
     with flips it is another."""
@@ -101,11 +132,11 @@ def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded,
     assert not (tmp_path / "m").exists()
 
 
-def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_server, tmp_path):
+def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clinic, mlflow_server, tmp_path):
     output = tmp_path / "cv"
     settings = {"dataset": str(folded), "output": str(output), "cv": 3, "epochs": 1, "batch_size": 8,
                 "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test",
-                "tta": "flips"}
+                "tta": "flips", "external": str(other_clinic)}
     alone = run_train(spark, TrainSettings(**settings, fold=1))
     assert alone["trained"] == [1] and alone["waiting_for"] == [0, 2]
     assert not (output / "cv_metrics.json").exists()
@@ -140,6 +171,19 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_ser
     assert reliability(probabilities, labels)["ece"] == pytest.approx(
         folds[0]["calibration"]["reliability"]["test"]["before"]["ece"], abs=1e-6)
     assert "test-time flips" in (output / "fold-0" / "report.md").read_text()
+    # The external dataset, every image of it, predicted by the same bundle (flips, temperature)
+    # and flagged at its own threshold.
+    images, labels, _ = Inputs((other_clinic / "images_75x100").as_uri(), 0, 1, 0).load(None, 64)
+    external = folds[0]["external"]["clinic"]
+    calibrated = bundle.predict(images, bundle.temperature)
+    assert external["count"] == 18 and external["balanced_accuracy_over"] == ["bkl", "mel", "nv"]
+    assert confusion_matrix(labels, calibrated.argmax(axis=1), labels=range(7)).tolist() == \
+        external["confusion_matrix"]
+    threshold = bundle.manifest["operating_point"]["threshold"]["temperature"]
+    assert external["melanoma"]["threshold"] == threshold
+    assert external["melanoma"]["sensitivity"] == pytest.approx(np.mean(calibrated[labels == 4, 4] >= threshold))
+    assert reliability(calibrated, labels)["ece"] == pytest.approx(external["ece"], abs=1e-6)
+    assert "## External datasets" in (output / "fold-0" / "report.md").read_text()
     summary = json.loads((output / "cv_metrics.json").read_text())
     assert summary == rest["summary"] and summary["folds"] == 3
     for key in ("accuracy", "balanced_accuracy"):
@@ -147,6 +191,12 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_ser
     # Every image is tested once: the pooled matrix holds the whole dataset.
     assert summary["pooled"]["count"] == manifest["written"]
     assert "| mean ± sd |" in (output / "cv_report.md").read_text()
+    clinic = summary["external"]["clinic"]
+    assert [row["balanced_accuracy"] for row in clinic["per_fold"]] == \
+        [metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds]
+    assert clinic["balanced_accuracy"]["mean"] == pytest.approx(np.mean([row["balanced_accuracy"]
+                                                                          for row in clinic["per_fold"]]))
+    assert "## External dataset clinic" in (output / "cv_report.md").read_text()
 
     # In MLflow: one parent run holding the summary, each fold nested under it.
     from mlflow import MlflowClient
@@ -157,7 +207,11 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, mlflow_ser
     assert parent.info.status == "FINISHED" and rest["mlflow_run_id"] == parent.info.run_id
     assert parent.data.metrics["cv_balanced_accuracy_mean"] == pytest.approx(summary["balanced_accuracy"]["mean"])
     assert parent.data.metrics["cv_pooled_accuracy"] == pytest.approx(summary["pooled"]["accuracy"])
+    assert parent.data.metrics["cv_external_clinic_balanced_accuracy_mean"] == \
+        pytest.approx(clinic["balanced_accuracy"]["mean"])
     children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(run.data.metrics["external_clinic_balanced_accuracy"] for run in children) == \
+        pytest.approx(sorted(metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds))
     assert sorted(run.data.tags["dermspark.fold"] for run in children) == ["0", "1", "2"]
     assert {run.info.status for run in children} == {"FINISHED"}
     assert {item.path for item in client.list_artifacts(parent.info.run_id, "report")} >= {

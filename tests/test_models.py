@@ -130,13 +130,15 @@ def inception():
         ("huber_cnn", (90, 120, 3), 7),
         ("inception_resnet_v2_benedetti", (299, 299, 3), 7),
         ("inception_resnet_v2_hitta", (256, 256, 3), 2),
+        ("scratch_resnet_144", (144, 144, 3), 7),
     ],
 )
 def test_every_registered_model_builds_from_scratch(inception, name, input_shape, classes):
-    model = create_model(name) if "cnn" in name else inception(name)
+    model = inception(name) if name.startswith("inception") else create_model(name)
     assert model.input_shape == (None, *input_shape)
     assert model.output_shape == (None, classes)
     assert get_recipe(name).input_size == input_shape[:2]
+    assert len(list_models()) == 5  # each registered model is one of the cases above
 
 
 def test_hitta_model_matches_thesis_table_3_3(inception):

@@ -41,8 +41,7 @@ class Bundle:
     def decode_options(self):
         from dermspark.images import DecodeOptions
 
-        preprocessing = self.manifest["preprocessing"]
-        return DecodeOptions(resample=preprocessing["resample"], aspect=preprocessing["aspect"])
+        return DecodeOptions.from_record(self.manifest["preprocessing"])
 
     @property
     def temperature(self) -> float:

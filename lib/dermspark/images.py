@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dermspark.settings import COLOR_CONSTANCY
+
 # Pillow's own default; scans of a lesion are far below it, a decompression bomb is far above.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -41,12 +43,32 @@ class DecodeOptions:
     resample: str = "lanczos"
     aspect: str = "stretch"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    color_constancy: str = "none"
+    color_constancy_power: float = 6.0  # shades_of_gray's p
 
     def __post_init__(self):
         if self.resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, not {self.resample!r}")
         if self.aspect not in ASPECTS:
             raise ValueError(f"aspect must be one of {', '.join(ASPECTS)}, not {self.aspect!r}")
+        if self.color_constancy not in COLOR_CONSTANCY:
+            raise ValueError(f"color constancy must be one of {', '.join(COLOR_CONSTANCY)}, not "
+                             f"{self.color_constancy!r}")
+        if not 1 <= self.color_constancy_power <= 64:
+            raise ValueError(f"the colour constancy power must be within 1 to 64, got {self.color_constancy_power}")
+
+    def recorded(self) -> dict:
+        """What datasets and bundles record: every choice that changes pixels."""
+        return {"resample": self.resample, "aspect": self.aspect, "color_constancy": self.color_constancy,
+                **({"color_constancy_power": self.color_constancy_power}
+                   if self.color_constancy == "shades_of_gray" else {})}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "DecodeOptions":
+        """The options a dataset or bundle recorded; those from before colour constancy had none."""
+        return cls(resample=record.get("resample", "lanczos"), aspect=record.get("aspect", "stretch"),
+                   color_constancy=record.get("color_constancy", "none"),
+                   color_constancy_power=float(record.get("color_constancy_power", 6.0)))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -113,7 +135,23 @@ def _resize(image: Image.Image, height: int, width: int, options: DecodeOptions)
         resized = ImageOps.fit(image, (width, height), method=method)
     else:
         resized = image.resize((width, height), resample=method)
-    return np.asarray(resized, dtype=np.uint8)
+    pixels = np.asarray(resized, dtype=np.uint8)
+    if options.color_constancy == "none":
+        return pixels
+    power = 1.0 if options.color_constancy == "gray_world" else options.color_constancy_power
+    return color_constancy(pixels, power)
+
+
+def color_constancy(pixels: np.ndarray, power: float) -> np.ndarray:
+    """Each channel scaled so that its Minkowski p-mean is the mean of the three (shades of
+    gray; p = 1 is gray world), on the resized image, so every size of one decode is corrected
+    by its own pixels alike in ingest, scoring and serving. Cast's strength is per image, so
+    no setting is fitted on data."""
+    values = pixels.astype(np.float32) / 255.0
+    illuminant = np.power(np.mean(np.power(values, power), axis=(0, 1)), 1.0 / power)
+    illuminant = np.maximum(illuminant, 1e-3)  # an all-black channel divides by nothing
+    corrected = values * (illuminant.mean() / illuminant)
+    return np.clip(np.rint(corrected * 255.0), 0, 255).astype(np.uint8)
 
 
 def decode_sizes(

@@ -23,6 +23,10 @@ from dermspark import DermsparkError
 MODES = ("error", "overwrite")
 CALIBRATIONS = ("temperature", "none")
 TEST_TIME_AUGMENTATIONS = ("none", "flips")
+# none: the pixels as decoded (the papers'); shades_of_gray: each image's channels scaled so that
+# their Minkowski p-means are equal (Finlayson and Trezzi 2004, as ISIC challenge entries did);
+# gray_world: the same with p = 1 (channel means equal). Applied by images.py.
+COLOR_CONSTANCY = ("none", "shades_of_gray", "gray_world")
 THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; default: the bundle's "
                   "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
@@ -46,7 +50,9 @@ class IngestSettings:
     input: str | None = setting(None, "archive folder (any path or URL every node reaches)", required=True)
     output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the dataset, manifest "
                                        "and rejects", required=True)
-    source: str = setting("ham10000", "archive layout", choices=("ham10000", "isic2019", "folders"))
+    source: str = setting("ham10000", "archive layout: ham10000, isic2019, folders (a folder per class), or "
+                                      "labels_csv (labels.csv with image_id and dx, images in images/)",
+                          choices=("ham10000", "isic2019", "folders", "labels_csv"))
     label_space: str = setting("ham10000", "classes to train on: ham10000 (7), isic2019 (8), melanoma (2)",
                                choices=("ham10000", "isic2019", "melanoma"))
     sizes: str = setting("75x100", "HEIGHTxWIDTH list, one dataset each from one decode: 75x100 Benbrahim, "
@@ -55,6 +61,11 @@ class IngestSettings:
                             choices=("lanczos", "bicubic", "bilinear", "box", "nearest"))
     aspect: str = setting("stretch", "stretch to the size (as all four papers) or crop the centre",
                           choices=("stretch", "crop"))
+    color_constancy: str = setting("none", "colour constancy applied to every decoded image, here and by scoring "
+                                           "and serving with the bundle: shades_of_gray (channels' p-means made "
+                                           "equal), gray_world (their means); none as the papers",
+                                   choices=COLOR_CONSTANCY)
+    color_constancy_power: float = setting(6.0, "shades_of_gray's norm p (1 to 64; 6 as Finlayson and Trezzi)")
     codec: str = setting("png", "how images are stored: png (lossless, about half the bytes) or raw uint8 "
                                 "arrays (no encoding, twice the bytes: ingest at 75x100 no faster on 2 cores)",
                          choices=("png", "raw"))
@@ -101,10 +112,13 @@ class TrainSettings:
     ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.998), kept beside them: "
                               "each epoch's validation and checkpoint, the best epoch and the bundle use the "
                               "average, while training goes on from its own weights; 0: none")
-    tta: str = setting("none", "test-time augmentation, kept in the bundle: flips: each prediction is the mean of "
-                               "the probabilities of the image and its horizontal, vertical and double flips (4 "
-                               "passes), in the final evaluation, calibration, scoring and serving alike; none: one "
-                               "pass", choices=TEST_TIME_AUGMENTATIONS)
+    tta: str | None = setting(None, "test-time augmentation, kept in the bundle: flips: each prediction is the mean "
+                                    "of the probabilities of the image and its horizontal, vertical and double flips "
+                                    "(4 passes), in the final evaluation, calibration, scoring and serving alike; "
+                                    "none: one pass; default: the recipe's (none for the papers' models)",
+                              choices=TEST_TIME_AUGMENTATIONS)
+    label_smoothing: float | None = setting(None, "share of each training label spread evenly over the classes "
+                                                  "(Szegedy et al.); default: the recipe's (0 for the papers')")
     weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
                                         "on the driver or a URL; default: the recipe's")
     run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "
@@ -115,6 +129,9 @@ class TrainSettings:
     fold: int | None = setting(None, "with --cv: train fold i alone, so folds can run as separate "
                                      "applications (give each the same --run-id); the summary is written "
                                      "by whichever finds every fold done")
+    external: str | None = setting(None, "comma-separated ingested datasets from other sources (other clinics, "
+                                         "cameras): every image of each is predicted by the final bundle, "
+                                         "never trained or tuned on, and reported beside the test split")
     store: str | None = setting(None, "checkpoint store URL (file://, hdfs://, s3://); default: "
                                       "OUTPUT.checkpoints, on the output's storage")
     num_proc: int = setting(2, "Horovod processes; the cluster must offer this many task slots at once")

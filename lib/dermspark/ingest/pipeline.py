@@ -19,6 +19,7 @@ from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
+from dermspark.ingest.labels_csv import read_labels_csv
 from dermspark.labels import class_list, label_mapping
 from dermspark.report.distributions import write_distributions
 from dermspark.runtime import stage
@@ -28,7 +29,8 @@ from dermspark.storage import join, prepare_output, staged_output, to_url
 
 log = logging.getLogger(__name__)
 
-READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders}
+READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders,
+           "labels_csv": read_labels_csv}
 
 # What the decode returns for each candidate: its id and why it was rejected (null when its
 # images were written). The rest of its row is on the driver already, in the plan.
@@ -218,7 +220,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
         raise DermsparkError(f"--folds needs at least 2 folds (or 0 for none), got {settings.folds}")
     try:
         sizes = parse_sizes(settings.sizes)
-        options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels)
+        options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
+                                settings.color_constancy_power)
         ratios = split.parse_ratios(split.recipe_ratios(settings.split))
         classes = class_list(settings.label_space)
     except ValueError as error:
@@ -277,11 +280,12 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             "label_space": settings.label_space,
             "classes": list(classes),
             "datasets": datasets,
-            "decode": {"resample": options.resample, "aspect": options.aspect},
+            "decode": options.recorded(),
             "codec": settings.codec,
             "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
             "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
             "seed": settings.seed,
+            "grouped_by": split.grouping(written),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "dermspark_version": dermspark.__version__,
         }

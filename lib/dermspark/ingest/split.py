@@ -74,6 +74,14 @@ def lesion_groups(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(groups, index=frame.index, dtype=object)
 
 
+def grouping(frame: pd.DataFrame) -> dict:
+    """How the split grouped these rows: images with a lesion id of their own kind (grouped by
+    lesion) and images alone (no lesion id, or one that repeats the image id: split by image)."""
+    groups = lesion_groups(frame)
+    alone = int((groups == frame["image_id"]).sum())
+    return {"lesion": len(frame) - alone, "image": alone}
+
+
 def lesion_table(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Each row's lesion, as a position in the table, and the table: one row per lesion with
     `_group`, `_group_dx` (its class, the first by name: HAM10000 gives each lesion one

@@ -23,6 +23,8 @@ class Stage:
     monitor: str = "val_loss"
     # > 0: before this stage, unfreeze that many base layers (BatchNormalization stays frozen)
     unfreeze_last: int = 0
+    # True: after the warmup, the rate follows half a cosine down to 0 at the stage's last epoch
+    cosine: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Recipe:
     split: str = "80/10/10"  # the paper's ratios: ingest --split recipe:NAME applies them
     positive_class: str | None = None  # binary models: the class sensitivity is about
     pretrained: str | None = None  # the base whose ImageNet weights --weights imagenet loads
+    label_smoothing: float = 0.0  # share of each label's mass spread evenly over the classes
+    tta: str = "none"  # test-time augmentation the bundle predicts with (settings.TEST_TIME_AUGMENTATIONS)
     defaults: dict = field(default_factory=dict)
 
 

@@ -43,6 +43,29 @@ def _rates(folds: list[dict]) -> dict | None:
             "per_fold": [{"sensitivity": test["sensitivity"], "specificity": test["specificity"]} for test in tests]}
 
 
+EXTERNAL = ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "melanoma_sensitivity",
+            "melanoma_specificity", "ece")
+
+
+def _external_row(section: dict) -> dict:
+    melanoma = section.get("melanoma") or {}
+    return {"count": section["count"], "accuracy": section["accuracy"], "balanced_accuracy": section["balanced_accuracy"],
+            "interval": (section.get("interval") or {}).get("balanced_accuracy"), "macro_auc": section["macro_auc"],
+            "melanoma_auc": melanoma.get("auc"), "melanoma_sensitivity": melanoma.get("sensitivity"),
+            "melanoma_specificity": melanoma.get("specificity"), "ece": section.get("ece")}
+
+
+def _externals(folds: list[dict]) -> dict:
+    """Each external dataset's figures from every fold's model, and their mean and sd over the
+    folds (the folds' models are K models of one recipe, each measured on the same images)."""
+    names = [name for name in folds[0].get("external", {}) if all(name in fold.get("external", {}) for fold in folds)]
+    result = {}
+    for name in names:
+        rows = [{"fold": index, **_external_row(fold["external"][name])} for index, fold in enumerate(folds)]
+        result[name] = {"per_fold": rows, **{key: _mean_sd([row[key] for row in rows]) for key in EXTERNAL}}
+    return result
+
+
 def summarize(folds: list[dict], classes: list[str]) -> dict:
     """folds: each fold's metrics.json, in fold order."""
     tests = [fold["test"] for fold in folds]
@@ -75,6 +98,7 @@ def summarize(folds: list[dict], classes: list[str]) -> dict:
                                                      where=support[:, None] > 0).round(4).tolist(),
         },
         "operating_point": _rates(folds),
+        "external": _externals(folds),
     }
 
 
@@ -115,9 +139,31 @@ def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) ->
                   f"{point['target_sensitivity']:.0%} sensitivity. Pooled over the test folds "
                   f"({point['positives']} melanomas, {point['negatives']} others): sensitivity "
                   f"{fmt(point['sensitivity'])}, specificity {fmt(point['specificity'])}."]
+    lines += _external_lines(summary.get("external", {}))
     lines += ["", "Mean ± sd: over the folds' test splits (sd with K-1 in its denominator). Each fold's own "
               "report.md, bundle and learning curves are in its fold-i folder.", ""]
     return "\n".join(lines)
+
+
+def _external_lines(externals: dict) -> list[str]:
+    lines = []
+    for name, found in externals.items():
+        lines += ["", f"## External dataset {name}", "",
+                  "Every fold's model on all of its images (never trained or tuned on), the melanoma flag at each "
+                  "model's own threshold.", "",
+                  "| fold | images | accuracy | balanced accuracy (95% interval) | macro AUC | melanoma AUC | "
+                  "melanoma sensitivity / specificity | ECE |", "|---|---|---|---|---|---|---|---|"]
+        for row in found["per_fold"]:
+            bounds = row["interval"]
+            interval = f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else ""
+            lines.append(f"| {row['fold']} | {row['count']} | {fmt(row['accuracy'])} | {fmt(row['balanced_accuracy'])}"
+                         f"{interval} | {fmt(row['macro_auc'])} | {fmt(row['melanoma_auc'])} | "
+                         f"{fmt(row['melanoma_sensitivity'])} / {fmt(row['melanoma_specificity'])} | {fmt(row['ece'])} |")
+        lines.append(f"| mean ± sd | | {spread(found, 'accuracy')} | {spread(found, 'balanced_accuracy')} | "
+                     f"{spread(found, 'macro_auc')} | {spread(found, 'melanoma_auc')} | "
+                     f"{spread(found, 'melanoma_sensitivity')} / {spread(found, 'melanoma_specificity')} | "
+                     f"{spread(found, 'ece')} |")
+    return lines
 
 
 def write_summary(folder_url: str, summary: dict, classes: list[str], title: str, notes: list[str]) -> None:

@@ -57,7 +57,9 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
             binary = section["binary"]
             lines += ["", f"{binary['positive_class']} at threshold {binary['threshold']}: sensitivity "
                       f"{fmt(binary['sensitivity'])}, specificity {fmt(binary['specificity'])}."]
+        lines += _heldout_lines(section)
         lines += ["", f"![{name} confusion matrix](confusion_matrix_{name}.png)"]
+    lines += _external_lines(metrics.get("external", {}), classes)
     if metrics.get("history"):
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
     lines += _calibration_lines(metrics)
@@ -70,6 +72,55 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
                   "early stopping, not for choosing a checkpoint."]
     lines.append("")
     return "\n".join(lines)
+
+
+def _bounds(bounds) -> str:
+    return f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else ""
+
+
+def _heldout_lines(section: dict) -> list[str]:
+    """The melanoma AUC, the flag at the bundle's threshold and the ECE, where measured
+    (report.external: external datasets, and scoring with labels)."""
+    lines = []
+    melanoma = section.get("melanoma")
+    if melanoma:
+        interval = melanoma.get("interval") or {}
+        flag = "" if melanoma.get("threshold") is None else (
+            f" At the bundle's threshold {melanoma['threshold']:.4f} ({melanoma['positives']} melanomas, "
+            f"{melanoma['negatives']} others): sensitivity {fmt(melanoma['sensitivity'])}"
+            f"{_bounds(interval.get('sensitivity'))}, specificity {fmt(melanoma['specificity'])}"
+            f"{_bounds(interval.get('specificity'))}.")
+        lines += ["", f"{melanoma['class']} AUC {fmt(melanoma['auc'])}{_bounds(melanoma['auc_interval'])}.{flag}"]
+    if "ece" in section:
+        before = f"{fmt(section['ece_before'])} before calibration, " if "ece_before" in section else ""
+        lines += ["", f"Expected calibration error: {before}{fmt(section['ece'])} as predicted."]
+    return lines
+
+
+def _external_lines(externals: dict, classes: list[str]) -> list[str]:
+    if not externals:
+        return []
+    lines = ["", "## External datasets", "",
+             "Images from other sources, never trained, tuned or stopped on, predicted as scoring predicts them; "
+             "the melanoma flag at the threshold chosen on validation. Balanced accuracy and macro AUC average "
+             "the classes with images in each set.", "",
+             "| dataset | images | classes | accuracy | balanced accuracy | macro AUC | melanoma AUC | "
+             "melanoma sensitivity / specificity | ECE before / after |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, section in externals.items():
+        melanoma = section.get("melanoma") or {}
+        lines.append(
+            f"| {name} | {section['count']} | {len(section['balanced_accuracy_over'])} | {fmt(section['accuracy'])} | "
+            f"{fmt(section['balanced_accuracy'])}{interval_text(section)} | {fmt(section['macro_auc'])} | "
+            f"{fmt(melanoma.get('auc'))}{_bounds(melanoma.get('auc_interval'))} | "
+            f"{fmt(melanoma.get('sensitivity'))} / {fmt(melanoma.get('specificity'))} | "
+            f"{fmt(section.get('ece_before'))} / {fmt(section.get('ece'))} |")
+    for name, section in externals.items():
+        lines += ["", f"### {name}, per class", "", "| class | images | recall | specificity | AUC |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {row['support']} | {fmt(row['recall'])} | {fmt(row['specificity'])} | {fmt(row['auc'])} |"
+                  for label, row in section["per_class"].items() if label in classes]
+        lines += _heldout_lines(section)
+        lines += ["", f"![{name} confusion matrix](confusion_matrix_external_{name}.png)"]
+    return lines
 
 
 def _calibration_lines(metrics: dict) -> list[str]:
@@ -108,6 +159,9 @@ def write_evaluation(folder_url: str, metrics: dict, classes: list[str], title: 
         if name in metrics:
             names.append(f"confusion_matrix_{name}.png")
             plots.confusion_matrices(metrics[name], classes, f"{title}: {name} split", join(folder_url, names[-1]))
+    for name, section in metrics.get("external", {}).items():
+        names.append(f"confusion_matrix_external_{name}.png")
+        plots.confusion_matrices(section, classes, f"{title}: external {name}", join(folder_url, names[-1]))
     if metrics.get("history"):
         names.append("curves.png")
         plots.history(metrics["history"], join(folder_url, names[-1]), stage_ends)

@@ -4,7 +4,9 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dermspark.report.metrics import classification_metrics
+from dermspark.report.calibration import apply_temperature
+from dermspark.report.external import evaluate_heldout
+from dermspark.score.predict import melanoma_index
 
 
 def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
@@ -16,9 +18,12 @@ def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
     return int(np.bincount(labels, minlength=len(classes)).argmax())
 
 
-def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], manifest: dict) -> dict:
+def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], manifest: dict,
+                    temperature: float = 1.0, threshold: float | None = None) -> dict:
     """written: the run's rows (image_id, error, prob_*); truth: image_id, true_label, lesion_id.
-    The interval resamples lesions, or images where the labels name no lesion."""
+    The intervals resample lesions, or images where the labels name no lesion. The figures are
+    an external evaluation's (report.external): the melanoma flag at the run's threshold, and
+    the ECE of the scored probabilities and of the same before the run's temperature."""
     joined = written.join(truth.withColumn("_has_row", F.lit(True)), "image_id", "left")
     coverage = joined.agg(
         F.count("*").alias("rows"),
@@ -37,8 +42,10 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
     labels = np.array([classes.index(row["true_label"]) for row in rows])
     probabilities = np.array([row["p"] for row in rows], dtype=np.float64)
     positive = manifest.get("positive_class")
-    section = classification_metrics(labels, probabilities, classes, _majority(manifest, classes, labels),
-                                     positive if positive in classes and len(classes) == 2 else None,
-                                     groups=np.array([row["group"] for row in rows]))
+    section = evaluate_heldout(labels, probabilities, [row["group"] for row in rows], classes,
+                               _majority(manifest, classes, labels),
+                               positive if positive in classes and len(classes) == 2 else None,
+                               melanoma_index(classes), threshold,
+                               uncalibrated=apply_temperature(probabilities, 1 / temperature) if temperature != 1.0 else None)
     return {"labeled": section, "coverage": coverage}
 

@@ -157,7 +157,7 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
     record = output.staged_record
     if truth is not None and written is not None:
         with stage("score", "evaluating against the labels") as counts:
-            metrics = evaluate_scores(written, truth, classes, manifest)
+            metrics = evaluate_scores(written, truth, classes, manifest, temperature, threshold)
             counts["evaluated"] = metrics["coverage"]["evaluated"]
         summary["evaluated"] = metrics["coverage"]["evaluated"]
         storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))

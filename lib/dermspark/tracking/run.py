@@ -59,7 +59,22 @@ def final_metrics(metrics: dict) -> dict[str, float]:
         for key in ("sensitivity", "specificity"):
             if section.get("binary", {}).get(key) is not None:
                 flat[f"{split}_{key}"] = float(section["binary"][key])
+    for name, section in metrics.get("external", {}).items():
+        flat.update(external_metrics(f"external_{name}", section))
     return flat
+
+
+def external_metrics(prefix: str, section: dict) -> dict[str, float]:
+    """An external dataset's figures (report.external) as MLflow metrics."""
+    melanoma = section.get("melanoma") or {}
+    figures = {"balanced_accuracy": section["balanced_accuracy"], "accuracy": section["accuracy"],
+               "macro_auc": section["macro_auc"], "ece": section.get("ece"), "ece_before": section.get("ece_before"),
+               "count": section["count"], "melanoma_auc": melanoma.get("auc"),
+               "melanoma_sensitivity": melanoma.get("sensitivity"), "melanoma_specificity": melanoma.get("specificity")}
+    low, high = section.get("interval", {}).get("balanced_accuracy", (None, None))
+    figures.update(balanced_accuracy_low=low, balanced_accuracy_high=high)
+    figures.update({f"recall_{name}": row["recall"] for name, row in section["per_class"].items()})
+    return {f"{prefix}_{key}": float(value) for key, value in figures.items() if value is not None}
 
 
 class TrainingRun:
@@ -175,6 +190,8 @@ class TrainingRun:
         flat.update({f"cv_ece_test_{when}": summary["ece_test"][when]["mean"] for when in ("before", "after")})
         point = summary.get("operating_point") or {}
         flat.update({f"cv_melanoma_{key}": point.get(key) for key in ("sensitivity", "specificity")})
+        for name, found in summary.get("external", {}).items():
+            flat.update({f"cv_external_{name}_{key}_mean": found[key]["mean"] for key in found if key != "per_fold"})
         client = mlflow_client(self.tracking_uri)
         now = int(time.time() * 1000)
         client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()

@@ -3,6 +3,7 @@ fingerprint of it is, and how many training rows each Horovod rank's shard will 
 
 import hashlib
 import json
+import re
 
 from dermspark import DermsparkError, storage
 from dermspark.storage import join
@@ -69,3 +70,36 @@ def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.get("created_at"),
             "per_split": manifest["per_split"]}
+
+
+def decode_of(manifest: dict) -> dict:
+    """How a dataset's pixels were made; datasets from before a setting had its default."""
+    from dermspark.images import DecodeOptions
+
+    return DecodeOptions.from_record(manifest.get("decode", {})).recorded()
+
+
+def external_datasets(spec: str | None, training: dict, input_size: tuple[int, int], model: str) -> list[dict]:
+    """--external's datasets, each {name, root, url (the model's size), images}, checked before
+    anything slow: their classes and pixels must be the training data's, or the figures would
+    not be what scoring the same images gives."""
+    roots = [part.strip() for part in (spec or "").split(",") if part.strip()]
+    found, names = [], set()
+    for root in map(storage.to_url, roots):
+        manifest = read_manifest(root)
+        if manifest["classes"] != training["classes"]:
+            raise DermsparkError(f"--external {root} has classes {manifest['classes']}, the training data "
+                                 f"{training['classes']}: ingest it with the same --label-space")
+        if decode_of(manifest) != decode_of(training):
+            raise DermsparkError(f"--external {root} was decoded with {decode_of(manifest)}, the training data with "
+                                 f"{decode_of(training)}: ingest it with the same settings, as scoring would decode")
+        if not manifest.get("written"):
+            raise DermsparkError(f"--external {root} holds no image")
+        # A file name and an MLflow metric key.
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", root.rstrip("/").rsplit("/", 1)[-1]) or "external"
+        while name in names:
+            name += "_"
+        names.add(name)
+        found.append({"name": name, "root": root, "url": join(root, pick_size(manifest, input_size, model)),
+                      "images": manifest["written"]})
+    return found

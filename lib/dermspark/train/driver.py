@@ -21,7 +21,14 @@ from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import join, staged_output, to_url
 from dermspark.tracking.run import open_or_fail
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
-from dermspark.train.dataset import check_shards, dataset_fingerprint, pick_size, read_manifest
+from dermspark.train.dataset import (
+    check_shards,
+    dataset_fingerprint,
+    decode_of,
+    external_datasets,
+    pick_size,
+    read_manifest,
+)
 from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,7 @@ class Setup:
     dataset_manifest: dict
     output_url: str
     store_root: str
+    externals: list  # train.dataset.external_datasets
 
 
 def new_run_id() -> str:
@@ -79,8 +87,10 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
         weights_option["weights"] = ship_weights(spark, weights_option["weights"])
     dataset_manifest = read_manifest(dataset_root)
     dataset_url = join(dataset_root, pick_size(dataset_manifest, recipe.input_size, settings.model))
+    externals = external_datasets(settings.external, dataset_manifest, recipe.input_size, settings.model)
+    check_reachable(spark, {f"--external {external['name']}": external["root"] for external in externals})
     return Setup(recipe, weights_option, mlflow_uri, dataset_root, dataset_url, dataset_manifest, output_url,
-                 store_root)
+                 store_root, externals)
 
 
 def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_id: str, output_url: str,
@@ -114,11 +124,11 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         "input_size": list(recipe.input_size),
         # How the training pixels were made; scoring decodes new images the same way.
         "preprocessing": {
-            **dataset_manifest.get("decode", {"resample": "lanczos", "aspect": "stretch"}),
+            **decode_of(dataset_manifest),
             "pixels": f"uint8 RGB 0..255 in; {recipe.preprocessing} inside the model",
         },
         "positive_class": recipe.positive_class,
-        "test_time_augmentation": settings.tta,
+        "test_time_augmentation": settings.tta or recipe.tta,
         "training_settings": resolved,
         "dataset": dataset_fingerprint(setup.dataset_root, dataset_url, dataset_manifest),
         "library_versions": library_versions(),
@@ -145,6 +155,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         "plan": plan,
         "seed": settings.seed,
         "target_sensitivity": settings.target_sensitivity,
+        "externals": [{"name": external["name"], "url": external["url"]} for external in setup.externals],
         "store_url": store_url,
         "bundle_manifest": bundle_manifest,
         "tensorboard_url": tensorboard_url,
@@ -235,7 +246,7 @@ def _write_report(staging: str, metrics: dict, classes: list[str], settings: Tra
     if fold:
         notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
                      f"validation fold {fold['splits']['validation'][0]}, training the other folds")
-    if settings.tta == "flips":
+    if (settings.tta or get_recipe(settings.model).tta) == "flips":
         notes.append("test-time flips: these figures are of the mean over each image's four flips, as scoring "
                      "and serving predict; the training history's validation figures are of one pass")
     if metrics.get("resumed_from"):

@@ -29,12 +29,13 @@ class Inputs:
         self.lesion_field = schema.fields["lesion_id"]
         self.url, self.rank, self.size, self.seed = dataset_url, rank, size, seed
 
-    def reader(self, split: str, sharded: bool, epochs, with_lesions: bool = False):
+    def reader(self, split: str | None, sharded: bool, epochs, with_lesions: bool = False):
+        """split None: every row (an external dataset is all test)."""
         wanted = self.members[split] if self.members else {split}
         return make_reader(
             self.url,
             schema_fields=[*self.fields, self.lesion_field] if with_lesions else self.fields,
-            predicate=in_lambda([self.column], lambda value, wanted=wanted: value in wanted),
+            predicate=None if split is None else in_lambda([self.column], lambda value, wanted=wanted: value in wanted),
             cur_shard=self.rank if sharded else None,
             shard_count=self.size if sharded else None,
             num_epochs=epochs,
@@ -72,7 +73,7 @@ class Inputs:
             dataset = dataset.flat_map(copies)
         return dataset.shuffle(shuffle_buffer).batch(batch_size).prefetch(2)
 
-    def load(self, split: str, batch_size: int):
+    def load(self, split: str | None, batch_size: int):
         """The whole split in memory, as (images, labels, lesion ids) numpy arrays, read once.
         Validation then sees exactly its images every epoch, which an endless reader cut into a
         fixed number of steps would not; lesion ids group images for the bootstrap intervals."""

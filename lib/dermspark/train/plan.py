@@ -86,9 +86,9 @@ def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int 
         raise DermsparkError(f"--ema must be at least 0 and below 1 (0.99 to 0.999 are usual), not {ema}")
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
     for stage in stages:
-        stage["cosine"] = lr_schedule == "cosine"
         stage["ema"] = ema
         if lr_schedule:
+            stage["cosine"] = lr_schedule == "cosine"
             # Either choice replaces the recipe's own decay.
             stage["decay_steps"], stage["decay_rate"] = 0, 1.0
         if stage_end:
@@ -110,6 +110,13 @@ def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int 
     if not stages:
         raise DermsparkError("no epochs to train: --epochs must be at least 1")
     return stages
+
+
+def label_smoothing(setting: float | None, recipe: Recipe) -> float:
+    value = recipe.label_smoothing if setting is None else setting
+    if not 0 <= value < 1:
+        raise DermsparkError(f"--label-smoothing must be at least 0 and below 1 (0.1 is usual), not {value}")
+    return value
 
 
 def cache_training(rows_per_shard: list[int], input_size: tuple[int, int], cache_mb: int) -> bool:
@@ -139,5 +146,6 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,
         # Every rank runs the same number of steps, so no rank waits at an epoch's end.
         "steps_per_epoch": max(1, math.ceil(sum(effective) / (batch_size * num_proc))),
+        "label_smoothing": label_smoothing(settings.label_smoothing, recipe),
         "validation_steps": math.ceil(validation / batch_size),
     }

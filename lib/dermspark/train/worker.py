@@ -5,46 +5,6 @@ hvd.init() first, and side effects (checkpoints, evaluation, bundle) on rank 0 o
 plan's stages in order, resuming from the checkpoint store when a run with this id got there.
 """
 
-WARMUP_EPOCHS = 3
-
-
-def warmup_epochs(index: int, stage: dict) -> int:
-    """The first stage reaches its scaled rate over 3 epochs, unless the recipe decays it."""
-    return min(WARMUP_EPOCHS, stage["epochs"]) if index == 0 and not stage["decay_steps"] else 0
-
-
-def learning_rate(stage: dict, processes: int, steps_per_epoch: int, warmup: int = 0):
-    """A float, or Keras' schedule of the rate by optimizer step."""
-    import tensorflow as tf
-
-    # Linear scaling with the number of processes (Horovod's advice), reached by warmup.
-    rate = stage["learning_rate"] * processes
-    if stage["cosine"]:
-        # Keras' own: linear warmup from one process's rate to the scaled rate, then half a
-        # cosine down to 0 at the stage's last step. A function of the optimizer's step count,
-        # which checkpoints keep, so a resumed run picks the rate up where it was.
-        rate = tf.keras.optimizers.schedules.CosineDecay(
-            stage["learning_rate"] if warmup else rate, alpha=0.0,
-            decay_steps=max(1, (stage["epochs"] - warmup) * steps_per_epoch),
-            warmup_target=rate if warmup else None, warmup_steps=warmup * steps_per_epoch,
-        )
-    elif stage["decay_steps"]:
-        rate = tf.keras.optimizers.schedules.ExponentialDecay(
-            rate, stage["decay_steps"], stage["decay_rate"], staircase=True
-        )
-    return rate
-
-
-def make_optimizer(stage: dict, processes: int, steps_per_epoch: int, warmup: int = 0):
-    import tensorflow as tf
-
-    rate = learning_rate(stage, processes, steps_per_epoch, warmup)
-    if stage["optimizer"] == "adam":
-        return tf.keras.optimizers.Adam(learning_rate=rate)
-    if stage["optimizer"] == "sgd_nesterov":
-        return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage["momentum"], nesterov=True)
-    raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
-
 
 def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None, average=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
@@ -94,6 +54,7 @@ def train(config: dict) -> dict | None:
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
+    from dermspark.train.optimization import make_loss, make_optimizer, warmup_epochs
     from dermspark.train.state import TrainingState
 
     # Without it, finite reads (validation, test) can end early (see the module).
@@ -134,7 +95,7 @@ def train(config: dict) -> dict | None:
         warmup = warmup_epochs(index, stage)
         model.compile(
             optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"], warmup)),
-            loss="sparse_categorical_crossentropy",
+            loss=make_loss(plan.get("label_smoothing", 0.0), len(config["classes"])),
             metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
         )
         # A new average for each stage, from the weights it starts with.
@@ -245,6 +206,11 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     metrics = {"test": evaluate(test)}
     if valid is not None:
         metrics["validation"] = evaluate(valid)
+    threshold = None if point is None else point["threshold"]["temperature"]
+    externals = {external["name"]: _evaluate_external(config, external["url"], predicted, temperature, melanoma,
+                                                      threshold) for external in config.get("externals", [])}
+    if externals:
+        metrics["external"] = externals
     metrics["calibration"] = {"temperature": temperature, **calibration}
     metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
     training = {
@@ -259,7 +225,7 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     }
     manifest = {
         **config["bundle_manifest"],
-        "metrics": {key: metrics[key] for key in ("test", "validation") if key in metrics},
+        "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
         # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
         "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"]},
         "operating_point": None if point is None else {
@@ -270,3 +236,16 @@ def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     # The output is staged as a whole by the driver.
     save_bundle(config["output_url"] + "/model", model, manifest, staged=False)
     return {**metrics, **training}
+
+
+def _evaluate_external(config, url, predicted, temperature, melanoma, threshold) -> dict:
+    """Every image of an external dataset, predicted as scoring would (the bundle's flips and
+    temperature) and measured at the bundle's own melanoma threshold."""
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.report.external import evaluate_heldout
+    from dermspark.train.inputs import Inputs
+
+    probabilities, labels, lesions = predicted(Inputs(url, 0, 1, config["seed"]).load(None, config["plan"]["batch_size"]))
+    return evaluate_heldout(labels, apply_temperature(probabilities, temperature), lesions, config["classes"],
+                            config["majority_label"], config["positive_class"], melanoma, threshold,
+                            uncalibrated=probabilities)
