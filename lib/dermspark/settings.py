@@ -121,6 +121,11 @@ class TrainSettings:
                                                   "(Szegedy et al.); default: the recipe's (0 for the papers')")
     weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
                                         "on the driver or a URL; default: the recipe's")
+    init_from: str | None = setting(None, "fine-tune a trained bundle (folder, URL, models:/NAME/VERSION) of the same "
+                                          "--model: its weights, its classes mapped to the dataset's (refused when "
+                                          "they cannot be); the head alone for --epochs (default 5), then every layer "
+                                          "but batch normalisation at a tenth of the rate for --fine-tune-epochs "
+                                          "(default 10)")
     run_id: str | None = setting(None, "rerun with the same id to resume from its last checkpoint; "
                                        "default: a new run named by the time it starts")
     cv: int = setting(0, "cross-validation over a dataset ingested with --folds K: K models, model i tested "

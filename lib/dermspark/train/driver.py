@@ -29,6 +29,7 @@ from dermspark.train.dataset import (
     pick_size,
     read_manifest,
 )
+from dermspark.train.parent import resolve_parent
 from dermspark.train.plan import cache_training, make_plan
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Setup:
     output_url: str
     store_root: str
     externals: list  # train.dataset.external_datasets
+    parent: dict | None  # train.parent.resolve_parent
 
 
 def new_run_id() -> str:
@@ -86,11 +88,12 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     if weights_option.get("weights", "none") != "none":
         weights_option["weights"] = ship_weights(spark, weights_option["weights"])
     dataset_manifest = read_manifest(dataset_root)
+    parent = resolve_parent(spark, settings, dataset_manifest["classes"])
     dataset_url = join(dataset_root, pick_size(dataset_manifest, recipe.input_size, settings.model))
     externals = external_datasets(settings.external, dataset_manifest, recipe.input_size, settings.model)
     check_reachable(spark, {f"--external {external['name']}": external["root"] for external in externals})
     return Setup(recipe, weights_option, mlflow_uri, dataset_root, dataset_url, dataset_manifest, output_url,
-                 store_root, externals)
+                 store_root, externals, parent)
 
 
 def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_id: str, output_url: str,
@@ -129,6 +132,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         },
         "positive_class": recipe.positive_class,
         "test_time_augmentation": settings.tta or recipe.tta,
+        # Fine-tuned from (--init-from): which bundle, and which of its classes each class began as.
+        "parent": {key: value for key, value in setup.parent.items() if key != "weights"} if setup.parent else None,
         "training_settings": resolved,
         "dataset": dataset_fingerprint(setup.dataset_root, dataset_url, dataset_manifest),
         "library_versions": library_versions(),
@@ -138,7 +143,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
                        else join(store_url, "tensorboard"))
     mlflow_run = None
     if mlflow_uri:
-        tags = {"dermspark.model": settings.model, "dermspark.dataset": dataset_url}
+        tags = {"dermspark.model": settings.model, "dermspark.dataset": dataset_url,
+                **({"dermspark.parent": setup.parent["url"]} if setup.parent else {})}
         if fold:
             tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
             if fold.get("mlflow_parent"):  # MLflow's own nesting: the folds under the cross-validation
@@ -155,6 +161,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         "plan": plan,
         "seed": settings.seed,
         "target_sensitivity": settings.target_sensitivity,
+        "parent": {"weights": setup.parent["weights"], "class_map": setup.parent["class_map"]} if setup.parent else None,
         "externals": [{"name": external["name"], "url": external["url"]} for external in setup.externals],
         "store_url": store_url,
         "bundle_manifest": bundle_manifest,

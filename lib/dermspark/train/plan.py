@@ -9,6 +9,7 @@ import math
 
 from dermspark import DermsparkError
 from dermspark.models.registry import Recipe
+from dermspark.train.parent import fine_tune_stages
 
 IMBALANCE_CHOICES = ("class_weights", "cap", "oversample")
 DEFAULT_CAP = 450  # Benedetti et al.
@@ -87,6 +88,7 @@ def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int 
     stages = [dataclasses.asdict(stage) for stage in recipe.stages]
     for stage in stages:
         stage["ema"] = ema
+        stage["trainable"] = None  # as built; fine-tuning (train.parent) names "head" or "all"
         if lr_schedule:
             stage["cosine"] = lr_schedule == "cosine"
             # Either choice replaces the recipe's own decay.
@@ -137,10 +139,11 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     effective = [count * rate for count, rate in zip(train_counts, rates, strict=True)]
     batch_size = settings.batch_size or recipe.batch_size
     validation = sum(per_split.get("validation", {}).values())
+    stages = stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
+                        settings.stage_end, settings.lr_schedule, settings.monitor, settings.ema)
     return {
         "batch_size": batch_size,
-        "stages": stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
-                             settings.stage_end, settings.lr_schedule, settings.monitor, settings.ema),
+        "stages": fine_tune_stages(stages, settings) if settings.init_from else stages,
         "imbalance": imbalance,
         "sampling_rates": rates,
         "class_weights": class_weights(effective) if imbalance["class_weights"] else None,

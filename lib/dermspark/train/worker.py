@@ -47,14 +47,17 @@ def train(config: dict) -> dict | None:
     import tensorflow as tf
 
     from dermspark import petastorm_compat
+    from dermspark.bundle import load_keras
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
+    from dermspark.models.weights import local_weights
     from dermspark.tracking.epochs import EpochLog
     from dermspark.train.averaging import WeightAverage
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
     from dermspark.train.optimization import make_loss, make_optimizer, warmup_epochs
+    from dermspark.train.parent import carry_weights, set_trainable
     from dermspark.train.state import TrainingState
 
     # Without it, finite reads (validation, test) can end early (see the module).
@@ -86,10 +89,13 @@ def train(config: dict) -> dict | None:
         tf.data.Dataset.from_tensor_slices(validation[:2]).batch(batch_size) if validation is not None else None
     )
     model = create_model(config["model"], **config["model_options"])
+    if config.get("parent"):  # before any checkpoint's weights, which take precedence
+        carry_weights(model, load_keras(local_weights(config["parent"]["weights"], "")), config["parent"]["class_map"])
 
     for index, stage in enumerate(plan["stages"]):
         if stage["unfreeze_last"]:
             unfreeze_last(model, stage["unfreeze_last"])
+        set_trainable(model, stage.get("trainable"))
         if index < state.stage or state.finished:
             continue
         warmup = warmup_epochs(index, stage)
