@@ -145,3 +145,17 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     assert melanoma["positives"] == 8 and melanoma["auc_interval"] is not None
     assert "ece" in labeled and "ece_before" in labeled
     assert "mel AUC" in (record / "report.md").read_text()
+
+
+def test_a_labels_csv_archive_without_its_labels_or_images_is_one_line(spark, tmp_path):
+    from dermspark import DermsparkError
+
+    (tmp_path / "archive" / "images").mkdir(parents=True)
+    with pytest.raises(DermsparkError, match=r"is not a labels_csv archive: labels.csv is missing"):
+        run_ingest(spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"),
+                                         source="labels_csv"))
+    (tmp_path / "archive" / "images").rmdir()
+    (tmp_path / "archive" / "labels.csv").write_text("image_id,dx\n")
+    with pytest.raises(DermsparkError, match=r"its images/ folder is missing"):
+        run_ingest(spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"),
+                                         source="labels_csv"))

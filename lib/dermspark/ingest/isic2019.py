@@ -10,7 +10,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
-from dermspark.ingest.sources import METADATA_COLUMNS, Archive, file_table
+from dermspark.ingest.sources import METADATA_COLUMNS, Archive, file_table, require_layout
 from dermspark.labels import ISIC2019_DIAGNOSES
 from dermspark.metadata import one_hot_diagnosis, read_table, to_number
 from dermspark.storage import join
@@ -21,12 +21,8 @@ IMAGE_FOLDERS = ("ISIC_2019_Training_Input", "images")
 
 
 def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
-    if not storage.is_dir(input_url):
-        raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
+    require_layout(input_url, "an ISIC 2019", (GROUND_TRUTH, METADATA))
     truth_url, metadata_url = join(input_url, GROUND_TRUTH), join(input_url, METADATA)
-    for url in (truth_url, metadata_url):
-        if not storage.exists(url):
-            raise DermsparkError(f"{input_url} is not an ISIC 2019 archive: {url.rsplit('/', 1)[-1]} is missing")
     folders = [join(input_url, name) for name in IMAGE_FOLDERS if storage.is_dir(join(input_url, name))]
     if not folders:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")

@@ -12,7 +12,13 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
-from dermspark.ingest.sources import METADATA_COLUMNS, Archive, column_or_none, file_table
+from dermspark.ingest.sources import (
+    METADATA_COLUMNS,
+    Archive,
+    column_or_none,
+    file_table,
+    require_layout,
+)
 from dermspark.metadata import read_table, to_number
 from dermspark.storage import join
 
@@ -22,13 +28,10 @@ REQUIRED_COLUMNS = ("image_id", "dx")
 
 
 def read_labels_csv(spark: SparkSession, input_url: str) -> Archive:
-    if not storage.is_dir(input_url):
-        raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
+    require_layout(input_url, "a labels_csv", (LABELS_FILE,))
     labels_url, images_url = join(input_url, LABELS_FILE), join(input_url, IMAGE_FOLDER)
-    if not storage.exists(labels_url):
-        raise DermsparkError(f"{input_url} is not a labels-csv archive: {LABELS_FILE} is missing")
     if not storage.is_dir(images_url):
-        raise DermsparkError(f"{input_url} is not a labels-csv archive: its {IMAGE_FOLDER}/ folder is missing")
+        raise DermsparkError(f"{input_url} is not a labels_csv archive: its {IMAGE_FOLDER}/ folder is missing")
     table = read_table(labels_url, REQUIRED_COLUMNS)
     metadata = pd.DataFrame({
         "image_id": table["image_id"],

@@ -44,14 +44,18 @@ def column_or_none(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
-def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
+def require_layout(input_url: str, layout: str, files: tuple[str, ...] = ()) -> None:
+    """The input is a folder holding the layout's files, or one line says which is missing."""
     if not storage.is_dir(input_url):
         raise DermsparkError(f"input folder {input_url} does not exist or is not a folder")
+    for name in files:
+        if not storage.exists(join(input_url, name)):
+            raise DermsparkError(f"{input_url} is not {layout} archive: {name} is missing")
+
+
+def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
+    require_layout(input_url, "a HAM10000", (HAM10000_METADATA,))
     metadata_url = join(input_url, HAM10000_METADATA)
-    if not storage.exists(metadata_url):
-        raise DermsparkError(
-            f"{input_url} is not a HAM10000 archive: {HAM10000_METADATA} is missing"
-        )
     folders = [join(input_url, name) for name in HAM10000_IMAGE_FOLDERS]
     folders = [folder for folder in folders if storage.is_dir(folder)]
     if not folders:
