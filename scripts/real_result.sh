@@ -36,9 +36,9 @@ while [ $# -gt 0 ]; do
 done
 case "$model" in
     # A variable, not a ${TRAIN_FLAGS:-...} default: the JSON's brace would end that expansion early.
-    benbrahim_cnn) size=75x100
+    benbrahim_cnn) size=75x100; decode=()
         default_flags='--imbalance cap,oversample --cap-per-class 1200 --learning-rate 0.0005 --model-options {"augment":true} --stage-end best --monitor val_balanced_accuracy --tta flips' ;;
-    scratch_resnet_144) size=144x144; default_flags='' ;;
+    scratch_resnet_144) size=144x144; decode=(); default_flags='' ;;
     *) echo "unknown --model $model; $usage" >&2; exit 2 ;;
 esac
 data="${DERMSPARK_DATA:-$root/../shared/data}/ham10000-200x150"
@@ -55,8 +55,9 @@ if [ "$resume" = 0 ]; then
     rm -rf "$work"
     mkdir -p "$work"
     "$root/spark-submit.sh" ingest --source ham10000 --input "$data" --output "$work/dataset" --sizes "$size" \
-        --folds "$folds" --seed "$seed"
-    "$root/spark-submit.sh" ingest --source labels_csv --input "$external" --output "$work/isic2017" --sizes "$size"
+        --folds "$folds" --seed "$seed" "${decode[@]}"
+    "$root/spark-submit.sh" ingest --source labels_csv --input "$external" --output "$work/isic2017" --sizes "$size" \
+        "${decode[@]}"
 fi
 cv_flags=()
 [ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
