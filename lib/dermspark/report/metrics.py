@@ -71,6 +71,16 @@ def _ranks_within(sizes: np.ndarray) -> np.ndarray:
     return np.arange(offsets.size) - offsets
 
 
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present. An external set lacks some classes the model can
+    predict; scikit-learn warns of it each time, and `balanced_accuracy_over` says it instead."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(labels, predicted))
+
+
 def classification_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -117,7 +127,7 @@ def classification_metrics(
         "count": int(labels.size),
         "accuracy": float(accuracy_score(labels, predicted)),
         # scikit-learn averages recall over the classes present in `labels`, as ISIC does.
-        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "balanced_accuracy": _balanced_accuracy(labels, predicted),
         "balanced_accuracy_over": [classes[index] for index in indices if support[index] > 0],
         # Mean of the one-vs-rest AUCs that are defined (classes present in this split).
         "macro_auc": float(np.mean(defined)) if defined else None,
