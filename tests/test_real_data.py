@@ -1,4 +1,5 @@
-"""The real HAM10000 archive layout from ../shared/data: an incomplete archive, fully accounted."""
+"""The real HAM10000 archive layout from ../shared/data: an incomplete archive, fully accounted;
+and the external ISIC 2017 set through the labels_csv layout."""
 
 import json
 
@@ -43,6 +44,18 @@ def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
         even = total / 5
         for fold, counts in manifest["per_fold"].items():
             assert abs(counts.get(name, 0) - even) <= max(0.1 * even, 2), (name, fold, counts.get(name, 0), even)
+
+
+def test_the_external_isic2017_set_is_ingested_whole_and_split_by_image(spark, real_data, tmp_path):
+    output = tmp_path / "isic2017"
+    run_ingest(spark, IngestSettings(input=str(real_data / "external-isic2017"), output=str(output),
+                                     source="labels_csv", sizes="144x144"))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["inputs"] == manifest["written"] == 2_745
+    assert manifest["per_class"] == {"bkl": 386, "mel": 521, "nv": 1_838}
+    # Its lesion ids repeat the image ids but for three (MSK4_...): the rest are split by image.
+    assert manifest["grouped_by"] == {"lesion": 3, "image": 2_742}
+    assert manifest["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 
 def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):
