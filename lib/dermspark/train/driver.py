@@ -201,7 +201,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         metrics = results[0]
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        _write_report(staging, metrics, classes, settings, dataset_url, run_id, fold)
+        _write_report(staging, metrics, classes, settings, dataset_url, run_id, fold,
+                      bundle_manifest["test_time_augmentation"])
         storage.copy_tree(tensorboard_url, join(staging, "tensorboard"))
     result = {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id,
               "tensorboard": storage.local_path(tensorboard_url) or tensorboard_url}
@@ -247,13 +248,13 @@ def _weights_option(recipe, settings: TrainSettings) -> dict:
 
 
 def _write_report(staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
-                  dataset_url: str, run_id: str, fold: dict | None) -> None:
+                  dataset_url: str, run_id: str, fold: dict | None, tta: str) -> None:
     notes = [f"model `{settings.model}`, run `{run_id}`, {settings.num_proc} Horovod processes",
              f"dataset `{dataset_url}`; split by lesion, so no lesion is in two splits"]
     if fold:
         notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
                      f"validation fold {fold['splits']['validation'][0]}, training the other folds")
-    if (settings.tta or get_recipe(settings.model).tta) == "flips":
+    if tta == "flips":
         notes.append("test-time flips: these figures are of the mean over each image's four flips, as scoring "
                      "and serving predict; the training history's validation figures are of one pass")
     if metrics.get("resumed_from"):
