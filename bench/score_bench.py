@@ -12,6 +12,10 @@ speed drifts between minutes, so the job, the predict_batch_udf pattern and plai
 turns --repeats times and the medians of the paired ratios count.
 
     .venv/bin/python bench/score_bench.py [--data ../shared/data] [--model benbrahim_cnn | --bundle DIR] [--images 4000]
+
+--flag-costs instead times the job three ways, in turns: the bundle without a review flag, with
+one (fitted here on the first 512 images' features: its cost does not depend on its fit), and
+with one and `--explain` (a Grad-CAM PNG per image). The ratios say what each costs.
 """
 
 import argparse
@@ -23,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
@@ -41,6 +46,42 @@ def make_bundle(folder: str, model_name: str) -> str:
                 "preprocessing": {"resample": "lanczos", "aspect": "stretch"},
                 "training_settings": {"run_id": "bench"}}
     return save_bundle(os.path.join(folder, "bundle"), create_model(model_name, **options), manifest)
+
+
+def with_review(bundle_path: str, files: list[str], folder: str) -> str:
+    """The bundle again, with a review flag fitted on the first 512 images (labels drawn: the
+    flag's cost is the same whatever it learned)."""
+    import numpy as np
+    from dermspark import review
+    from dermspark.bundle import load_bundle, save_bundle
+    from dermspark.images import decode_image
+
+    bundle = load_bundle(bundle_path)
+    images = np.stack([decode_image(Path(path).read_bytes(), *bundle.input_size, bundle.decode_options)
+                       for path in files[:512]])
+    raw, features = bundle.infer(images)
+    split = review.Split(images, features, raw, np.arange(len(images)) % len(bundle.classes))
+    kernel, bias = bundle.model.layers[-1].get_weights()
+    reviewer = review.fit("mahalanobis", 0.05, kernel, bias, split, split)
+    return save_bundle(os.path.join(folder, "reviewed"), bundle.model, bundle.manifest, reviewer=reviewer)
+
+
+def flag_costs(job, bundle: str, reviewed: str, repeats: int) -> None:
+    """The job without the flag, with it, and with it and --explain, in turns; medians."""
+    runs = []
+    for repeat in range(repeats):
+        rates = (job(f"plain-{repeat}", bundle)[0], job(f"review-{repeat}", reviewed)[0],
+                 job(f"explain-{repeat}", reviewed, explain=True)[0])
+        runs.append(rates)
+        print(f"repeat {repeat + 1}: without the flag {rates[0]:.1f} img/s, with it {rates[1]:.1f}, "
+              f"with it and --explain {rates[2]:.1f}", flush=True)
+    median = [statistics.median(run[index] for run in runs) for index in range(3)]
+    print(f"job without the review flag      {median[0]:8.1f} img/s")
+    print(f"job with the review flag         {median[1]:8.1f} img/s")
+    print(f"job with the flag and --explain  {median[2]:8.1f} img/s")
+    print(f"cost of the flag: {1 - statistics.median(run[1] / run[0] for run in runs):.1%} of throughput "
+          "(target under 10%)")
+    print(f"cost of --explain on top: {1 - statistics.median(run[2] / run[1] for run in runs):.1%}")
 
 
 def plain_keras(bundle_path: str, files: list[str], batch_size: int) -> tuple[float, float]:
@@ -161,6 +202,7 @@ def main() -> None:
     parser.add_argument("--naive-images", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the job and of plain Keras; medians")
+    parser.add_argument("--flag-costs", action="store_true", help="time the review flag and --explain instead")
     args = parser.parse_args()
     source = sorted(glob.glob(os.path.join(args.data, "ham10000-200x150", "*", "*.jpg")))[: args.images]
     if not source:
@@ -185,11 +227,11 @@ def main() -> None:
         )
         spark.sparkContext.setLogLevel("ERROR")
 
-        def job(output: str) -> tuple[float, float]:
+        def job(output: str, model: str = bundle, explain: bool = False) -> tuple[float, float]:
             """Images per second and cores used (CPU seconds of the whole process tree, driver,
             JVM and Python workers, over the wall time)."""
-            settings = ScoreSettings(model=bundle, input=images, output=os.path.join(work, output),
-                                     batch_size=args.batch_size)
+            settings = ScoreSettings(model=model, input=images, output=os.path.join(work, output),
+                                     batch_size=args.batch_size, explain=explain)
             cpu_before, started = _process_tree_cpu(), time.perf_counter()
             summary = run_score(spark, settings)
             elapsed = time.perf_counter() - started
@@ -198,6 +240,13 @@ def main() -> None:
                 sys.exit(f"the job scored {summary['scored']} of {len(source)} images: {summary['by_reason']}")
             shutil.rmtree(os.path.join(work, output))
             return len(source) / elapsed, cores
+
+        if args.flag_costs:
+            reviewed = with_review(bundle, source, work)
+            job("warm-up", reviewed, explain=True)
+            flag_costs(job, bundle, reviewed, args.repeats)
+            spark.stop()
+            return
 
         def peer() -> float:
             return predict_batch_udf_pattern(spark, bundle, images, os.path.join(work, "peer"), args.batch_size)

@@ -2,7 +2,8 @@
 # A model on the whole real HAM10000 (10,015 images, ../shared/data/ham10000-200x150) through the
 # real jobs: ingest at the model's size with the lesion-grouped 80/10/10 split (or folds), train
 # with Horovod on 2 processes, print the test metrics, and measure every model on the external
-# ISIC 2017 set (other clinics; never trained on). The report is OUTPUT/model/report.md.
+# ISIC 2017 set (other clinics; never trained on) and its review flag on images that are not
+# dermoscopy (scripts/ood_set.py). The report is OUTPUT/model/report.md.
 # Usage: scripts/real_result.sh [--model NAME] [--cv K [--resume]] [--seed S] [OUTPUT_DIR]
 #   --model: scratch_resnet_144 (default: the recipe built for other clinics' images, with its own
 #   defaults) or benbrahim_cnn (the paper's model, with the flags chosen for it: below).
@@ -59,11 +60,14 @@ if [ "$resume" = 0 ]; then
     "$root/spark-submit.sh" ingest --source labels_csv --input "$external" --output "$work/isic2017" --sizes "$size" \
         "${decode[@]}"
 fi
+# Images that are not dermoscopy (scripts/ood_set.py): the report gives the share the review flag
+# catches and each detector's AUROC. Made again when missing, the same images for the same seed.
+[ -d "$work/ood" ] || "$root/.venv/bin/python" "$root/scripts/ood_set.py" --output "$work/ood" --per-kind 50
 cv_flags=()
 [ "$folds" = 0 ] || cv_flags=(--cv "$folds" --run-id real-cv)
 # shellcheck disable=SC2086  # a list of flags
 "$root/spark-submit.sh" train --dataset "$work/dataset" --model "$model" --output "$work/model" \
-    --num-proc 2 --seed "$seed" --external "$work/isic2017" "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
+    --num-proc 2 --seed "$seed" --external "$work/isic2017" --ood-check "$work/ood" "${cv_flags[@]}" ${TRAIN_FLAGS:-$default_flags}
 report="$work/model/report.md"
 [ "$folds" = 0 ] || report="$work/model/cv_report.md"
 echo "[real] done in $((SECONDS - started)) s; report: $report"

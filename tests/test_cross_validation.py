@@ -216,3 +216,9 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert {run.info.status for run in children} == {"FINISHED"}
     assert {item.path for item in client.list_artifacts(parent.info.run_id, "report")} >= {
         "report/cv_report.md", "report/cv_metrics.json"}
+    # Each fold's bundle fits its own review flag; the summary gives each fold's shares and their mean.
+    review = summary["review"]
+    assert [row["test_flagged"] for row in review["per_fold"]] == \
+        [metrics["review"]["splits"]["test"]["share"] for metrics in folds]
+    assert review["test_flagged"]["mean"] == pytest.approx(np.mean([row["test_flagged"] for row in review["per_fold"]]))
+    assert "## Review flag" in (output / "cv_report.md").read_text()

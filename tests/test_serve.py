@@ -122,7 +122,7 @@ def test_upload_page_previews_and_says_it_is_not_a_diagnosis(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Not a diagnosis" in page.text
-    assert 'type="file"' in page.text and "createObjectURL" in page.text and 'fetch("predict"' in page.text
+    assert 'type="file"' in page.text and "createObjectURL" in page.text and 'fetch("predict?explain=true"' in page.text
 
 
 def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):

@@ -35,8 +35,12 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh --with-browser installs Debian's chromium package")
+    from dermspark.ood_set import make_ood_set
+
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a picture")
+    make_ood_set(str(tmp_path / "ood"), per_kind=1)
+    document = next((tmp_path / "ood" / "documents").iterdir())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                              headless=True)
@@ -56,7 +60,23 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
                              "Melanocytic nevus", "Vascular lesion"}
             expect(page.locator("#confidence")).to_contain_text("Confidence")
             expect(page.locator("#probabilities tr")).to_have_count(7)
+            expect(page.locator("#melanoma")).to_contain_text("Melanoma flag")
+            # The heatmap over the image, and the toggle that hides it.
+            expect(page.locator("#heatmap")).to_be_visible()
+            assert page.locator("#heatmap").get_attribute("src").startswith("data:image/png;base64,")
+            page.uncheck("#show-heatmap")
+            expect(page.locator("#heatmap")).to_be_hidden()
+            page.check("#show-heatmap")
             page.screenshot(path=str(tmp_path / "result.png"))
+
+            # A page of text is no lesion: the warning comes first, with its reason.
+            page.set_input_files("#file", str(document))
+            page.click("#submit")
+            expect(page.locator("#review")).to_be_visible(timeout=30_000)
+            expect(page.locator("#review")).to_contain_text("Do not rely on this result")
+            expect(page.locator("#review")).to_contain_text("review: not_dermoscopy")
+            review_box, result_box = page.locator("#review").bounding_box(), page.locator("#result").bounding_box()
+            assert review_box["y"] < result_box["y"]
 
             page.set_input_files("#file", str(not_an_image))
             page.click("#submit")

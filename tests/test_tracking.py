@@ -95,12 +95,19 @@ def test_the_mlflow_model_predicts_what_scoring_does(pipeline, mlflow_server, ar
     assert bundle.temperature != pytest.approx(1.0, abs=1e-3)  # else calibration would go unseen
     contents = [path.read_bytes() for path in archive_jpegs]
     images = np.stack([decode_image(content, *bundle.input_size, bundle.decode_options) for content in contents])
-    scored = np.stack([found.probabilities for found in predict_bytes(bundle, contents, bundle.temperature)])
-    calibrated = model.predict(images)
+    found = predict_bytes(bundle, contents, bundle.temperature)
+    scored = np.stack([prediction.probabilities for prediction in found])
+    columns = [f"prob_{name}" for name in bundle.classes]
+    frame = model.predict(images)
+    calibrated = frame[columns].to_numpy()
     assert calibrated.dtype == np.float32 and calibrated.shape == (len(contents), len(bundle.classes))
     np.testing.assert_allclose(calibrated, scored, atol=1e-6)
-    np.testing.assert_allclose(model.predict(images, params={"calibration": "none"}), bundle.predict(images),
-                               atol=1e-6)
+    # The review flag as scoring gives it, for the same files.
+    np.testing.assert_allclose(frame["ood_score"].to_numpy(dtype=float), [p.ood_score for p in found], rtol=1e-5)
+    assert frame["review"].tolist() == [p.review for p in found]
+    assert frame["review_reason"].tolist() == [p.review_reason for p in found]
+    np.testing.assert_allclose(model.predict(images, params={"calibration": "none"})[columns].to_numpy(),
+                               bundle.predict(images), atol=1e-6)
     with pytest.raises(Exception, match="calibration must be one of temperature, none"):
         model.predict(images, params={"calibration": "platt"})
 

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dermspark import DermsparkError, storage
 from dermspark.settings import TEST_TIME_AUGMENTATIONS
 from dermspark.tracking import registry
@@ -31,7 +33,10 @@ class Bundle:
     model: object
     manifest: dict
     path: str
+    # The review flag's fitted detector and checks (dermspark.review), None for a bundle without.
+    reviewer: object = None
     _predict: object = field(default=None, repr=False)
+    _grad_cam: object = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -59,37 +64,66 @@ class Bundle:
     def predict(self, images, temperature: float = 1.0):
         """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32, scaled
         by the temperature (report.calibration), which changes no predicted class. With the
-        bundle's test-time augmentation, the mean over the image's flips.
+        bundle's test-time augmentation, the mean over the image's flips."""
+        return _scaled(self.infer(images)[0], temperature)
+
+    def predict_reviewed(self, images, temperature: float = 1.0, confidence: float | None = None):
+        """(probabilities as predict gives them, the review flag's (ood_score, review, reason)
+        arrays, or None for a bundle without one): one model pass for both."""
+        raw, features = self.infer(images)
+        probabilities = _scaled(raw, temperature)
+        if self.reviewer is None:
+            return probabilities, None
+        return probabilities, self.reviewer.review(images, features, raw, probabilities, confidence)
+
+    def infer(self, images):
+        """(probabilities before any temperature, penultimate features), both float32 and, with
+        test-time flips, averaged over the flips: what the review flag's detectors read.
 
         One compiled function for every batch size, traced once. Keras' `predict_on_batch` builds
         a tf.data iterator on every call, whose threads hand each batch back and forth: with two
-        Spark workers on two cores that left a fifth of the machine idle (410 against 245-316
-        img/s for benbrahim_cnn, two processes, one thread each; docs/benchmarks.md)."""
-        import numpy as np
-
+        Spark workers on two cores that left a fifth of the machine idle (docs/benchmarks.md)."""
         if self._predict is None:
-            import tensorflow as tf
+            self._predict = _compiled_forward(self.model, self.views, self.input_size)
+        probabilities, features = self._predict(np.asarray(images, dtype=np.uint8))
+        return np.asarray(probabilities, dtype=np.float32), np.asarray(features, dtype=np.float32)
 
-            model, views = self.model, self.views
 
-            def forward(batch):
-                if views == 1:
-                    return model(batch, training=False)
-                # The flips stacked into one batch, one model call: a dermatoscopic image has no
-                # up or left, so each view is as likely an image of the lesion as the original.
-                flipped = tf.concat([batch, tf.reverse(batch, [2]), tf.reverse(batch, [1]),
-                                     tf.reverse(batch, [1, 2])], axis=0)
-                probabilities = model(flipped, training=False)
-                return tf.reduce_mean(tf.reshape(probabilities, [views, tf.shape(batch)[0], -1]), axis=0)
+    def explain(self, images, classes):
+        """Grad-CAM heatmaps (n, height, width) in [0, 1] of the given classes (dermspark.explain)."""
+        if self._grad_cam is None:
+            from dermspark.explain import GradCam
 
-            self._predict = tf.function(forward, input_signature=[
-                tf.TensorSpec((None, *self.input_size, 3), tf.uint8)])
-        probabilities = np.asarray(self._predict(np.asarray(images, dtype=np.uint8)), dtype=np.float32)
-        if temperature == 1.0:
-            return probabilities
-        from dermspark.report.calibration import apply_temperature
+            self._grad_cam = GradCam(self.model, self.input_size)
+        return self._grad_cam(images, classes)
 
-        return apply_temperature(probabilities, temperature).astype(np.float32)
+
+def _scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    if temperature == 1.0:
+        return probabilities
+    from dermspark.report.calibration import apply_temperature
+
+    return apply_temperature(probabilities, temperature).astype(np.float32)
+
+
+def _compiled_forward(model, views: int, input_size: tuple[int, int]):
+    """The model's softmax and the input of its last layer (every registered model ends in one
+    Dense softmax) from one call, with the flips stacked into one batch."""
+    import tensorflow as tf
+
+    both = tf.keras.Model(model.inputs, [model.output, model.layers[-1].input])
+
+    def forward(batch):
+        if views == 1:
+            return both(batch, training=False)
+        # A dermatoscopic image has no up or left: each flip is as likely an image of the lesion.
+        flipped = tf.concat([batch, tf.reverse(batch, [2]), tf.reverse(batch, [1]), tf.reverse(batch, [1, 2])],
+                            axis=0)
+        outputs = both(flipped, training=False)
+        return tuple(tf.reduce_mean(tf.reshape(output, [views, tf.shape(batch)[0], -1]), axis=0)
+                     for output in outputs)
+
+    return tf.function(forward, input_signature=[tf.TensorSpec((None, *input_size, 3), tf.uint8)])
 
 
 def views_of(manifest: dict) -> int:
@@ -129,12 +163,20 @@ def cache_root() -> str:
     return os.environ.get("DERMSPARK_BUNDLE_CACHE") or os.path.join(tempfile.gettempdir(), "dermspark-bundles")
 
 
-def save_bundle(url: str, model, manifest: dict, staged: bool = True) -> str:
+def save_bundle(url: str, model, manifest: dict, staged: bool = True, reviewer=None) -> str:
     """Saves to a local folder first, then puts it at url through the storage layer: staged and
-    committed whole (staged=False: url is inside an output that is itself staged)."""
+    committed whole (staged=False: url is inside an output that is itself staged). A reviewer
+    (dermspark.review) goes beside the model, its record and hash in the manifest's `review`."""
     with tempfile.TemporaryDirectory(prefix="dermspark-bundle-") as local:
         model.save(os.path.join(local, MODEL_FILE))
         manifest = {**manifest, "model_sha256": _sha256(os.path.join(local, MODEL_FILE))}
+        manifest.pop("review", None)  # a bundle saved without a reviewer has none
+        if reviewer is not None:
+            from dermspark.review import FILE
+
+            with open(os.path.join(local, FILE), "wb") as handle:
+                handle.write(reviewer.to_npz())
+            manifest["review"] = {**reviewer.record, "file": FILE, "sha256": _sha256(os.path.join(local, FILE))}
         with open(os.path.join(local, MANIFEST_FILE), "w") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
         target = storage.to_url(url)
@@ -216,7 +258,25 @@ def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
     folder = local_copy(url, tracking_uri=tracking_uri)
     with open(os.path.join(folder, MANIFEST_FILE)) as handle:
         manifest = json.load(handle)
-    return Bundle(model=load_keras(os.path.join(folder, MODEL_FILE)), manifest=manifest, path=url)
+    return Bundle(model=load_keras(os.path.join(folder, MODEL_FILE)), manifest=manifest, path=url,
+                  reviewer=load_reviewer(folder, manifest, url))
+
+
+def load_reviewer(folder: str, manifest: dict, url: str = ""):
+    """The bundle's review flag, None for a bundle from before it (its rows' review stays null)."""
+    record = manifest.get("review")
+    if not record:
+        return None
+    from dermspark.review import Reviewer
+
+    try:
+        with open(os.path.join(folder, record["file"]), "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        raise DermsparkError(f"{url or folder}: the manifest names {record['file']}, which is missing") from None
+    if hashlib.sha256(content).hexdigest() != record["sha256"]:
+        raise DermsparkError(f"{url or folder}: {record['file']} does not match its manifest's review sha256")
+    return Reviewer.from_npz(record, content)
 
 
 def load_keras(path: str):

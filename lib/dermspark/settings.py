@@ -27,6 +27,11 @@ TEST_TIME_AUGMENTATIONS = ("none", "flips")
 # their Minkowski p-means are equal (Finlayson and Trezzi 2004, as ISIC challenge entries did);
 # gray_world: the same with p = 1 (channel means equal). Applied by images.py.
 COLOR_CONSTANCY = ("none", "shades_of_gray", "gray_world")
+# The review flag's out-of-distribution detectors (dermspark.review); mahalanobis chosen by
+# detection AUROC (docs/score.md).
+REVIEW_METHODS = ("mahalanobis", "energy", "max_softmax")
+CONFIDENCE_HELP = ("flag a prediction for review (reason 'uncertain') when its top calibrated probability is "
+                   "under this; default: never")
 THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; default: the bundle's "
                   "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
@@ -154,6 +159,15 @@ class TrainSettings:
     target_sensitivity: float = setting(0.95, "models with a melanoma class: the melanoma threshold stored "
                                               "in the bundle is the largest that flags this share of the "
                                               "validation split's melanomas")
+    review_rate: float = setting(0.05, "the review flag's out-of-distribution detector, fitted on the training "
+                                       "split, is thresholded to flag this share of the validation split "
+                                       "(0 to 0.5)")
+    review_method: str = setting("mahalanobis", "the detector: mahalanobis (penultimate features to the nearest "
+                                                "class mean), energy (of the logits), max_softmax",
+                                 choices=REVIEW_METHODS)
+    ood_check: str | None = setting(None, "a folder of images that are not the training data's kind (documents, "
+                                          "photographs, other modalities): the report gives the share flagged "
+                                          "and each detector's AUROC against the test split")
     mlflow_uri: str | None = mlflow_uri_setting()
     experiment: str | None = setting(None, "MLflow experiment of the run; default: the model name")
     register: str | None = setting(None, "register the bundle in MLflow's model registry under this name "
@@ -186,6 +200,9 @@ class ScoreSettings:
                                               "temperature (fitted on validation); none: the model's own",
                                choices=CALIBRATIONS)
     melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
+    review_confidence: float | None = setting(None, CONFIDENCE_HELP)
+    explain: bool = setting(False, "also write a Grad-CAM heatmap of the predicted class per image, a PNG "
+                                   "under the run's explanations/ named by its content hash (slower)")
     incremental: bool = setting(False, "skip files whose content this model version already scored")
     labels: str | None = setting(None, "HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics "
                                        "report")
@@ -209,6 +226,7 @@ class ServeSettings:
     calibration: str = setting("temperature", "temperature: the bundle's calibrated probabilities; none: "
                                               "the model's own", choices=CALIBRATIONS)
     melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
+    review_confidence: float | None = setting(None, CONFIDENCE_HELP)
     mlflow_uri: str | None = mlflow_uri_setting()
 
 

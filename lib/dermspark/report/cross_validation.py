@@ -66,6 +66,26 @@ def _externals(folds: list[dict]) -> dict:
     return result
 
 
+def _review_row(review: dict) -> dict:
+    """Share flagged per split (validation, test, each external dataset) and on the check set
+    (`ood`), and each detector's AUROC."""
+    shares = {name: found["share"] for name, found in review["splits"].items()}
+    if "ood" in review:
+        shares["ood"] = review["ood"]["share"]
+    return {**{f"{name}_flagged": share for name, share in shares.items()},
+            **{f"auroc_{method}": found["auroc"] for method, found in review.get("auroc", {}).items()}}
+
+
+def _reviews(folds: list[dict]) -> dict | None:
+    """The review flag's figures per fold, and their mean and sd over the folds that have one."""
+    rows = [{"fold": index, "method": fold["review"]["method"], **_review_row(fold["review"])}
+            for index, fold in enumerate(folds) if fold.get("review")]
+    if not rows:
+        return None
+    keys = list(dict.fromkeys(key for row in rows for key in row if key not in ("fold", "method")))
+    return {"per_fold": rows, **{key: _mean_sd([row.get(key) for row in rows]) for key in keys}}
+
+
 def summarize(folds: list[dict], classes: list[str]) -> dict:
     """folds: each fold's metrics.json, in fold order."""
     tests = [fold["test"] for fold in folds]
@@ -99,6 +119,7 @@ def summarize(folds: list[dict], classes: list[str]) -> dict:
         },
         "operating_point": _rates(folds),
         "external": _externals(folds),
+        "review": _reviews(folds),
     }
 
 
@@ -140,6 +161,7 @@ def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) ->
                   f"({point['positives']} melanomas, {point['negatives']} others): sensitivity "
                   f"{fmt(point['sensitivity'])}, specificity {fmt(point['specificity'])}."]
     lines += _external_lines(summary.get("external", {}))
+    lines += _review_lines(summary.get("review"))
     lines += ["", "Mean ± sd: over the folds' test splits (sd with K-1 in its denominator). Each fold's own "
               "report.md, bundle and learning curves are in its fold-i folder.", ""]
     return "\n".join(lines)
@@ -163,6 +185,20 @@ def _external_lines(externals: dict) -> list[str]:
                      f"{spread(found, 'macro_auc')} | {spread(found, 'melanoma_auc')} | "
                      f"{spread(found, 'melanoma_sensitivity')} / {spread(found, 'melanoma_specificity')} | "
                      f"{spread(found, 'ece')} |")
+    return lines
+
+
+def _review_lines(review: dict | None) -> list[str]:
+    if not review:
+        return []
+    keys = [key for key in review if key != "per_fold"]
+    lines = ["", "## Review flag", "",
+             "Each fold's bundle: the share of each split it flags for review (any reason; `ood`: the "
+             "out-of-distribution check set) and each detector's AUROC, check set against test fold.", "",
+             "| fold | detector | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for row in review["per_fold"]:
+        lines.append(f"| {row['fold']} | {row['method']} | " + " | ".join(fmt(row.get(key)) for key in keys) + " |")
+    lines.append("| mean ± sd | | " + " | ".join(spread(review, key) for key in keys) + " |")
     return lines
 
 

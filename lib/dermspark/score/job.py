@@ -39,6 +39,8 @@ def _check(settings: ScoreSettings) -> None:
         raise DermsparkError("--top-k and --batch-size must be at least 1")
     if settings.melanoma_threshold is not None and not 0.0 <= settings.melanoma_threshold <= 1.0:
         raise DermsparkError(f"--melanoma-threshold must be within 0..1, got {settings.melanoma_threshold}")
+    if settings.review_confidence is not None and not 0.0 <= settings.review_confidence <= 1.0:
+        raise DermsparkError(f"--review-confidence must be within 0..1, got {settings.review_confidence}")
     if settings.incremental and settings.mode == "overwrite":
         raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
 
@@ -62,7 +64,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
     # What gives the rows their meaning; the bundle by its whole manifest (bundle.cache_key).
     scored_with = {"bundle": cache_key(manifest), "temperature": temperature, "melanoma_threshold": threshold,
-                   "top_k": settings.top_k}
+                   "top_k": settings.top_k, "review_confidence": settings.review_confidence}
     output.check(settings.mode, settings.incremental, scored_with)
 
     source = read_input(spark, input_url, settings, input_size)
@@ -104,27 +106,47 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
             frame.unpersist()
     log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result["scored"], result["errors"],
              result["skipped"])
+    reviews = result["reviews"]
+    log.info("score: %s", reviews["note"] if "note" in reviews else
+             f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True))
     return result
+
+
+def _reviews(written, manifest: dict) -> dict:
+    """Scored rows flagged for review, by reason; a bundle without a review flag says so."""
+    if not manifest.get("review"):
+        return {"flagged": None, "by_reason": {}, "note": "the bundle has no review flag (trained before it): "
+                                                        "review is null on every row"}
+    if written is None:
+        return {"flagged": 0, "by_reason": {}}
+    by_reason = {row["review_reason"]: row["count"] for row in
+                 written.filter("review").groupBy("review_reason").count().collect()}
+    return {"flagged": sum(by_reason.values()), "by_reason": by_reason}
 
 
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
                       skipped: int, source, model, scored_with: dict) -> dict:
     bundle_url, tracking_uri, registered = model
     classes = manifest["classes"]
-    written, by_reason, total = None, {}, 0
+    written, by_reason, total, reviews = None, {}, 0, _reviews(None, manifest)
     temperature, threshold = scored_with["temperature"], scored_with["melanoma_threshold"]
     if inputs > skipped:
         # One Arrow batch is one model call; image rows are large, so keep it small.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
         # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
         threads = int(spark.conf.get("spark.task.cpus", "1"))
+        # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
+        explanations = (join(output.staged_record, "explanations"),
+                        join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
         predict = make_predict_udf(bundle_url, settings.top_k, threshold, source.read_paths,
-                                   threads, tracking_uri if registered else None, temperature)
+                                   threads, tracking_uri if registered else None, temperature,
+                                   settings.review_confidence, explanations)
         with stage("score", f"predicting {inputs - skipped:,} inputs with {output.version}") as counts:
             rows.select("path", "image_id", predict("path", "content").alias("r")).select(
                 "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
                 *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
-                "r.top_labels", "r.top_probabilities", "r.melanoma_flag", "r.error", "r.error_detail",
+                "r.top_labels", "r.top_probabilities", "r.melanoma_flag",
+                "r.ood_score", "r.review", "r.review_reason", "r.explanation", "r.error", "r.error_detail",
                 F.lit(manifest["model_name"]).alias("model_name"),
                 F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
                 F.current_timestamp().alias("scored_at"),
@@ -134,7 +156,8 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
             by_reason = {row["error"]: row["count"]
                          for row in written.filter("error is not null").groupBy("error").count().collect()}
             total = written.count()
-            counts.update(rows=total, errors=sum(by_reason.values()))
+            reviews = _reviews(written, manifest)
+            counts.update(rows=total, errors=sum(by_reason.values()), reviews=reviews["flagged"])
     if total != inputs - skipped:
         raise RuntimeError(f"{inputs - skipped} files to score but {total} rows written; a dermspark bug")
     summary = {
@@ -144,6 +167,7 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         "errors": sum(by_reason.values()),
         "by_reason": by_reason,
         "skipped": skipped,
+        "reviews": reviews,
         "input_format": source.kind,
         "model_name": manifest["model_name"],
         "model_version": output.version,

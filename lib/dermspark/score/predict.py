@@ -19,6 +19,12 @@ class Prediction:
     probabilities: np.ndarray | None = None
     error: str | None = None
     error_detail: str | None = None
+    # The review flag (dermspark.review); all None for a bundle without one.
+    ood_score: float | None = None
+    review: bool | None = None
+    review_reason: str | None = None
+    # The decoded pixels the model saw, for explanations; never written out.
+    image: np.ndarray | None = None
 
 
 def melanoma_index(classes: list[str]) -> int | None:
@@ -43,10 +49,11 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
     return temperature, threshold
 
 
-def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0) -> list[Prediction]:
+def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0,
+                  review_confidence: float | None = None) -> list[Prediction]:
     """Decode each file, predict the decodable ones in one model call, keep the input order.
     A file that is not a usable image gets its reject reason and no probabilities. Probabilities
-    are scaled by the temperature (Bundle.predict)."""
+    are scaled by the temperature; with the bundle's reviewer, each gets its review flag."""
     from dermspark.images import ImageRejected, decode_image
 
     height, width = bundle.input_size
@@ -56,16 +63,37 @@ def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0
         data = bytes(content or b"")
         result = Prediction(sha256=hashlib.sha256(data).hexdigest())
         try:
-            arrays.append(decode_image(data, height, width, options))
+            result.image = decode_image(data, height, width, options)
+            arrays.append(result.image)
         except ImageRejected as rejected:
             result.error, result.error_detail = rejected.reason, rejected.detail[:300]
         results.append(result)
     good = [result for result in results if result.error is None]
     if good:
-        probabilities = bundle.predict(np.stack(arrays), temperature)
-        for result, row in zip(good, probabilities, strict=True):
-            result.probabilities = row
+        predict_decoded(bundle, good, np.stack(arrays), temperature, review_confidence)
     return results
+
+
+def predict_decoded(bundle, good: list[Prediction], images: np.ndarray, temperature: float,
+                    review_confidence: float | None = None) -> None:
+    """Fills each Prediction's probabilities and review flag from its decoded image."""
+    probabilities, review = bundle.predict_reviewed(images, temperature, review_confidence)
+    for result, row in zip(good, probabilities, strict=True):
+        result.probabilities = row
+    if review is None:
+        return
+    for result, score, flag, reason in zip(good, *review, strict=True):
+        result.ood_score, result.review, result.review_reason = float(score), bool(flag), reason
+
+
+def explain(bundle, predictions: list[Prediction]) -> list[np.ndarray | None]:
+    """Grad-CAM heatmaps of each prediction's top class (None where a file failed)."""
+    good = [prediction for prediction in predictions if prediction.probabilities is not None]
+    if not good:
+        return [None] * len(predictions)
+    maps = iter(bundle.explain(np.stack([found.image for found in good]),
+                               [int(np.argmax(found.probabilities)) for found in good]))
+    return [next(maps) if prediction.probabilities is not None else None for prediction in predictions]
 
 
 def describe(predictions: list[Prediction], classes: list[str], top_k: int, melanoma_threshold: float) -> dict:
@@ -75,6 +103,8 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     count = len(predictions)
     columns = {name: [None] * count for name in
                ("predicted_label", "confidence", "probabilities", "top_labels", "top_probabilities", "melanoma_flag")}
+    for name in ("ood_score", "review", "review_reason"):
+        columns[name] = [getattr(prediction, name) for prediction in predictions]
     good = [index for index, prediction in enumerate(predictions) if prediction.probabilities is not None]
     if not good:
         return columns

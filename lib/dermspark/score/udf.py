@@ -20,6 +20,10 @@ RESULT_TYPE = StructType(
         StructField("top_labels", ArrayType(StringType())),
         StructField("top_probabilities", ArrayType(FloatType())),
         StructField("melanoma_flag", BooleanType()),
+        StructField("ood_score", FloatType()),
+        StructField("review", BooleanType()),
+        StructField("review_reason", StringType()),
+        StructField("explanation", StringType()),
         StructField("error", StringType()),
         StructField("error_detail", StringType()),
     ]
@@ -64,11 +68,34 @@ def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[
     return data, failures
 
 
+def _explanations(bundle, results, folders: tuple[str, str] | None) -> list[str | None]:
+    """Each decoded image's Grad-CAM over the image, a PNG named by the content's hash: the same
+    file whichever task or retry writes it."""
+    if folders is None:
+        return [None] * len(results)
+    from dermspark import storage
+    from dermspark.explain import overlay_png
+    from dermspark.score.predict import explain
+
+    staged, final = folders
+    names = []
+    for result, heatmap in zip(results, explain(bundle, results), strict=True):
+        if heatmap is None:
+            names.append(None)
+            continue
+        storage.write_bytes(storage.join(staged, f"{result.sha256}.png"), overlay_png(result.image, heatmap))
+        names.append(storage.join(final, f"{result.sha256}.png"))
+    return names
+
+
 def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
                      read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None,
-                     temperature: float = 1.0):
+                     temperature: float = 1.0, review_confidence: float | None = None,
+                     explanations: tuple[str, str] | None = None):
     """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts;
-    temperature and melanoma_threshold: as predict.output_settings resolved them on the driver."""
+    temperature and melanoma_threshold: as predict.output_settings resolved them on the driver;
+    explanations: (the staged folder the heatmaps are written to, the folder they will be in
+    once the run is committed), or None for no heatmaps."""
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -82,7 +109,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
-                                                    if failure is None], temperature))
+                                                    if failure is None], temperature, review_confidence))
             results = [
                 next(predicted) if failure is None else Prediction(None, error="unreadable", error_detail=failure)
                 for failure in failures
@@ -91,6 +118,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
                 {
                     "sha256": [result.sha256 for result in results],
                     **describe(results, bundle.classes, top_k, melanoma_threshold),
+                    "explanation": _explanations(bundle, results, explanations),
                     "error": [result.error for result in results],
                     "error_detail": [result.error_detail for result in results],
                 },

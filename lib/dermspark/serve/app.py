@@ -4,6 +4,7 @@ An upload goes through `score.predict.predict_bytes`, the batch job's own path f
 probabilities, so the service and the job give the same numbers for the same file.
 """
 
+import base64
 import threading
 from importlib import resources
 from typing import Annotated
@@ -14,8 +15,10 @@ from fastapi.responses import HTMLResponse
 
 from dermspark import DermsparkError
 from dermspark.bundle import load_bundle, model_version
+from dermspark.explain import heatmap_png
 from dermspark.labels import display_name
 from dermspark.score.predict import describe, output_settings, predict_bytes
+from dermspark.score.predict import explain as explain_predictions
 from dermspark.serve.upload_limit import UploadLimit
 from dermspark.settings import ServeSettings, require
 from dermspark.tracking import registry
@@ -45,8 +48,10 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     the first request, so a bad bundle stops the launcher before it listens."""
     limit = upload_limit_bytes(settings)
     origins = cors_origins(settings)
-    if settings.melanoma_threshold is not None and not 0.0 <= settings.melanoma_threshold <= 1.0:
-        raise DermsparkError(f"melanoma_threshold must be within 0 and 1, got {settings.melanoma_threshold}")
+    for name in ("melanoma_threshold", "review_confidence"):
+        value = getattr(settings, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise DermsparkError(f"{name} must be within 0 and 1, got {value}")
     registered = None
     if bundle is None:
         require(settings)
@@ -79,18 +84,21 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
             "input_size": list(bundle.input_size),
             "temperature": temperature,
             "melanoma_threshold": threshold,
+            "review_flag": bundle.reviewer is not None,
             "max_upload_bytes": limit,
             "notice": NOTICE,
         }
 
     @app.post("/predict")
-    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...)")]) -> dict:
+    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...)")],
+                explain: bool = False) -> dict:
         # The middleware bounds the request; this bounds the file itself, exactly.
         content = file.file.read(limit + 1)
         if len(content) > limit:
             raise HTTPException(413, {"reason": "too_large", "message": f"the image is over {limit} bytes"})
         with model_lock:
-            [prediction] = predict_bytes(bundle, [content], temperature)
+            [prediction] = predict_bytes(bundle, [content], temperature, settings.review_confidence)
+            heatmap = explain_predictions(bundle, [prediction])[0] if explain else None
         if prediction.error is not None:
             raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
                 "reason": prediction.error,
@@ -103,6 +111,13 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
             "confidence": columns["confidence"][0],
             "probabilities": {name: float(value) for name, value in zip(classes, prediction.probabilities, strict=True)},
             "melanoma_flag": columns["melanoma_flag"][0],
+            "melanoma_threshold": threshold,
+            # null for a bundle trained before the review flag
+            "ood_score": prediction.ood_score,
+            "review": prediction.review,
+            "review_reason": prediction.review_reason,
+            # explain=true: Grad-CAM of the predicted class, a PNG layer to lay over the image.
+            "heatmap_png": None if heatmap is None else base64.b64encode(heatmap_png(heatmap)).decode("ascii"),
             "sha256": prediction.sha256,
             **identity,
             "notice": NOTICE,

@@ -5,8 +5,9 @@ and a tensor signature.
 Nothing of the bundle is translated: scoring and serving fetch the same two files from the
 registry that they would read from a folder, so a registered model decodes and predicts exactly
 as its bundle does. MLflow users can also load it with mlflow.pyfunc.load_model and call
-predict on uint8 RGB arrays of the bundle's input size: calibrated probabilities, as scoring and
-serving give by default, or the model's own with params={"calibration": "none"}.
+predict on uint8 RGB arrays of the bundle's input size: a DataFrame of the calibrated
+probabilities (prob_CLASS, as scoring and serving give by default, or the model's own with
+params={"calibration": "none"}) and the review flag (ood_score, review, review_reason).
 """
 
 import contextlib
@@ -25,14 +26,18 @@ CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py
 def signature(manifest: dict):
     import numpy as np
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
     height, width = manifest["input_size"]
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, int(height), int(width), 3), IMAGE)]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(manifest["classes"])), "probabilities")]),
-        # As scoring's and serving's --calibration: temperature (the default) or none.
-        params=ParamSchema([ParamSpec("calibration", "string", "temperature")]),
+        # The columns of scoring's predictions table that come from the model.
+        outputs=Schema([*[ColSpec("float", f"prob_{name}") for name in manifest["classes"]],
+                        ColSpec("float", "ood_score", required=False), ColSpec("boolean", "review", required=False),
+                        ColSpec("string", "review_reason", required=False)]),
+        # As scoring's and serving's --calibration and --review-confidence.
+        params=ParamSchema([ParamSpec("calibration", "string", "temperature"),
+                            ParamSpec("review_confidence", "double", None)]),
     )
 
 

@@ -72,6 +72,8 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
         raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
     if not 0.0 < settings.target_sensitivity <= 1.0:
         raise DermsparkError(f"--target-sensitivity must be within (0, 1], got {settings.target_sensitivity}")
+    if not 0.0 < settings.review_rate <= 0.5:
+        raise DermsparkError(f"--review-rate must be within (0, 0.5], got {settings.review_rate}")
     try:
         recipe = get_recipe(settings.model)
         check_options(settings.model, settings.model_options)
@@ -92,6 +94,8 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     dataset_url = join(dataset_root, pick_size(dataset_manifest, recipe.input_size, settings.model))
     externals = external_datasets(settings.external, dataset_manifest, recipe.input_size, settings.model)
     check_reachable(spark, {f"--external {external['name']}": external["root"] for external in externals})
+    if settings.ood_check:
+        check_reachable(spark, {"--ood-check": to_url(settings.ood_check)})
     return Setup(recipe, weights_option, mlflow_uri, dataset_root, dataset_url, dataset_manifest, output_url,
                  store_root, externals, parent)
 
@@ -161,6 +165,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         "plan": plan,
         "seed": settings.seed,
         "target_sensitivity": settings.target_sensitivity,
+        "review": {"rate": settings.review_rate, "method": settings.review_method,
+                   "ood_check": to_url(settings.ood_check) if settings.ood_check else None},
         "parent": {"weights": setup.parent["weights"], "class_map": setup.parent["class_map"]} if setup.parent else None,
         "externals": [{"name": external["name"], "url": external["url"]} for external in setup.externals],
         "store_url": store_url,

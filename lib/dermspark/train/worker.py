@@ -166,92 +166,10 @@ def train(config: dict) -> dict | None:
     if rank != 0:
         store.close()
         return None
+    from dermspark.train.finish import evaluate_and_bundle
+
     try:
-        return _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
+        return evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
     finally:
         epoch_log.close()
         store.close()
-
-
-def _evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
-    """Rank 0 alone: a temperature fitted on validation, the melanoma operating point, metrics
-    of the calibrated probabilities (what scoring and serving give) on validation and test,
-    and the bundle."""
-    import os
-
-    import numpy as np
-
-    from dermspark.bundle import Bundle, save_bundle
-    from dermspark.report.calibration import apply_temperature, calibrate
-    from dermspark.report.metrics import classification_metrics
-    from dermspark.score.predict import melanoma_index
-
-    batch_size = config["plan"]["batch_size"]
-    classes = config["classes"]
-    # Scoring's compiled function, traced once for every batch size: Keras' predict traced its
-    # step again for a split's partial last batch (3 s for Inception-ResNet-v2).
-    bundle = Bundle(model, config["bundle_manifest"], config["output_url"] + "/model")
-
-    def predicted(split_data):
-        images, labels, lesions = split_data
-        batches = [bundle.predict(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
-        return np.concatenate(batches), labels, lesions
-
-    test = predicted(inputs.load("test", batch_size))
-    valid = predicted(validation) if validation is not None else None
-    melanoma = melanoma_index(classes)
-    calibration = calibrate(valid, test, melanoma, config["target_sensitivity"])
-    temperature = calibration.pop("temperature")
-    point = calibration.pop("operating_point")
-
-    def evaluate(split):
-        probabilities, labels, lesions = split
-        return classification_metrics(labels, apply_temperature(probabilities, temperature), classes,
-                                      config["majority_label"], config["positive_class"], groups=lesions)
-
-    metrics = {"test": evaluate(test)}
-    if valid is not None:
-        metrics["validation"] = evaluate(valid)
-    threshold = None if point is None else point["threshold"]["temperature"]
-    externals = {external["name"]: _evaluate_external(config, external["url"], predicted, temperature, melanoma,
-                                                      threshold) for external in config.get("externals", [])}
-    if externals:
-        metrics["external"] = externals
-    metrics["calibration"] = {"temperature": temperature, **calibration}
-    metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
-    training = {
-        "history": state.history,
-        "stage_ends": state.stage_ends,
-        "stopped_early": state.stopped_early,
-        "ended_on": state.ended_on,
-        "resumed_from": resumed_from,
-        "checkpoints": config["store_url"],
-        # As the ranks ran it, so a rate measured from this history says what it was.
-        "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
-    }
-    manifest = {
-        **config["bundle_manifest"],
-        "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
-        # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
-        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"]},
-        "operating_point": None if point is None else {
-            "class": classes[melanoma], "target_sensitivity": point["target_sensitivity"],
-            "threshold": point["threshold"]},
-        "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
-    }
-    # The output is staged as a whole by the driver.
-    save_bundle(config["output_url"] + "/model", model, manifest, staged=False)
-    return {**metrics, **training}
-
-
-def _evaluate_external(config, url, predicted, temperature, melanoma, threshold) -> dict:
-    """Every image of an external dataset, predicted as scoring would (the bundle's flips and
-    temperature) and measured at the bundle's own melanoma threshold."""
-    from dermspark.report.calibration import apply_temperature
-    from dermspark.report.external import evaluate_heldout
-    from dermspark.train.inputs import Inputs
-
-    probabilities, labels, lesions = predicted(Inputs(url, 0, 1, config["seed"]).load(None, config["plan"]["batch_size"]))
-    return evaluate_heldout(labels, apply_temperature(probabilities, temperature), lesions, config["classes"],
-                            config["majority_label"], config["positive_class"], melanoma, threshold,
-                            uncalibrated=probabilities)

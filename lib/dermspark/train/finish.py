@@ -1,0 +1,149 @@
+"""Rank 0 after the last stage: the temperature fitted on validation, the melanoma operating
+point, the review flag fitted on the training split, metrics of the calibrated probabilities
+(what scoring and serving give) on validation, test and external datasets, and the bundle.
+
+Imported inside the Horovod worker, on rank 0 only.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Inferred:
+    """A split as the bundle predicts it: pixels, probabilities before any temperature, the
+    penultimate features (Bundle.infer), true classes and lesion ids."""
+
+    images: np.ndarray
+    raw: np.ndarray
+    features: np.ndarray
+    labels: np.ndarray
+    lesions: np.ndarray
+
+    def for_calibration(self) -> tuple:
+        return self.raw, self.labels, self.lesions
+
+
+def inferrer(bundle, batch_size: int):
+    def infer(split_data) -> Inferred | None:
+        if split_data is None:
+            return None
+        images, labels, lesions = split_data
+        outputs = [bundle.infer(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
+        return Inferred(images, np.concatenate([raw for raw, _ in outputs]),
+                        np.concatenate([features for _, features in outputs]), labels, lesions)
+
+    return infer
+
+
+def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
+    import os
+
+    from dermspark.bundle import Bundle, save_bundle
+    from dermspark.report.calibration import calibrate
+    from dermspark.score.predict import melanoma_index
+
+    batch_size = config["plan"]["batch_size"]
+    classes = config["classes"]
+    # Scoring's compiled function, traced once for every batch size: Keras' predict traced its
+    # step again for a split's partial last batch (3 s for Inception-ResNet-v2).
+    bundle = Bundle(model, config["bundle_manifest"], config["output_url"] + "/model")
+    infer = inferrer(bundle, batch_size)
+    test = infer(inputs.load("test", batch_size))
+    valid = infer(validation)
+    melanoma = melanoma_index(classes)
+    calibration = calibrate(valid and valid.for_calibration(), test.for_calibration(), melanoma,
+                            config["target_sensitivity"])
+    temperature = calibration.pop("temperature")
+    point = calibration.pop("operating_point")
+    metrics = {"test": _measure(config, test, temperature)}
+    if valid is not None:
+        metrics["validation"] = _measure(config, valid, temperature)
+    threshold = None if point is None else point["threshold"]["temperature"]
+    external_splits = {external["name"]: infer(_external(config, external["url"]))
+                       for external in config.get("externals", [])}
+    if external_splits:
+        metrics["external"] = {name: _evaluate_external(config, split, temperature, melanoma, threshold)
+                               for name, split in external_splits.items()}
+    reviewer, metrics["review"] = _review(config, bundle, infer, inputs, {"validation": valid, "test": test,
+                                                                         **external_splits}, temperature)
+    metrics["calibration"] = {"temperature": temperature, **calibration}
+    metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
+    training = {
+        "history": state.history,
+        "stage_ends": state.stage_ends,
+        "stopped_early": state.stopped_early,
+        "ended_on": state.ended_on,
+        "resumed_from": resumed_from,
+        "checkpoints": config["store_url"],
+        # As the ranks ran it, so a rate measured from this history says what it was.
+        "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
+    }
+    manifest = {
+        **config["bundle_manifest"],
+        "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
+        # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
+        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"]},
+        "operating_point": None if point is None else {
+            "class": classes[melanoma], "target_sensitivity": point["target_sensitivity"],
+            "threshold": point["threshold"]},
+        "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
+    }
+    # The output is staged as a whole by the driver.
+    save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer)
+    return {**metrics, **training}
+
+
+def _measure(config, split: Inferred, temperature: float) -> dict:
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.report.metrics import classification_metrics
+
+    return classification_metrics(split.labels, apply_temperature(split.raw, temperature), config["classes"],
+                                  config["majority_label"], config["positive_class"], groups=split.lesions)
+
+
+def _external(config, url):
+    from dermspark.train.inputs import Inputs
+
+    return Inputs(url, 0, 1, config["seed"]).load(None, config["plan"]["batch_size"])
+
+
+def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold) -> dict:
+    """Every image of an external dataset, predicted as scoring would (the bundle's flips and
+    temperature) and measured at the bundle's own melanoma threshold."""
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.report.external import evaluate_heldout
+
+    return evaluate_heldout(split.labels, apply_temperature(split.raw, temperature), split.lesions,
+                            config["classes"], config["majority_label"], config["positive_class"], melanoma,
+                            threshold, uncalibrated=split.raw)
+
+
+def _review(config, bundle, infer, inputs, held_out: dict, temperature):
+    """The review flag fitted on the whole training split, thresholded on validation, and its
+    figures on every held-out split (external datasets too) and on the --ood-check images."""
+    from dermspark import review
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.report.review import detection
+
+    settings = config["review"]
+    train = infer(inputs.load("train", config["plan"]["batch_size"]))
+    kernel, bias = bundle.model.layers[-1].get_weights()
+
+    def as_split(split: Inferred):
+        return review.Split(split.images, split.features, split.raw, split.labels)
+
+    valid = held_out.get("validation")
+    reviewer = review.fit(settings["method"], settings["rate"], kernel, bias, as_split(train),
+                          valid and as_split(valid))
+
+    def views(split: Inferred):
+        return split.images, split.features, split.raw, apply_temperature(split.raw, temperature)
+
+    ood = None
+    if settings.get("ood_check"):
+        images = review.read_folder(settings["ood_check"], bundle.input_size, bundle.decode_options)
+        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)))))
+    return reviewer, detection(reviewer, {name: views(split) for name, split in held_out.items() if split is not None},
+                               ood)

@@ -1,0 +1,65 @@
+"""Fit the review flag onto a bundle trained before it, from the dataset it trained on, and print
+its figures: the share of validation and test flagged, and with --ood-check each detector's
+AUROC and the share of those images flagged. No Spark, one process; the new bundle (same
+weights, same manifest plus `review`) goes to --output.
+
+    .venv/bin/python scripts/fit_review.py --bundle MODEL/model --dataset DATASET [--cv K --fold I] \\
+        [--ood-check OOD] [--method mahalanobis] [--rate 0.05] --output REVIEWED
+"""
+
+import argparse
+import json
+
+import numpy as np
+from dermspark import review, storage
+from dermspark.bundle import load_bundle, save_bundle
+from dermspark.report.calibration import apply_temperature
+from dermspark.report.review import detection
+from dermspark.settings import REVIEW_METHODS
+from dermspark.train.cv import fold_splits
+from dermspark.train.dataset import pick_size, read_manifest
+from dermspark.train.finish import inferrer
+from dermspark.train.inputs import Inputs
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="scripts/fit_review.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--dataset", required=True, help="the ingested dataset the bundle trained on")
+    parser.add_argument("--cv", type=int, default=0, help="with --fold: the bundle is that fold's of a K-fold run")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--ood-check", help="a folder of images that are not dermoscopy")
+    parser.add_argument("--method", default="mahalanobis", choices=REVIEW_METHODS)
+    parser.add_argument("--rate", type=float, default=0.05)
+    parser.add_argument("--output", required=True, help="where the bundle with its review flag goes")
+    args = parser.parse_args(argv)
+
+    bundle = load_bundle(args.bundle)
+    root = storage.to_url(args.dataset)
+    url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest["model_name"]))
+    inputs = Inputs(url, 0, 1, 0, fold_splits(args.cv, args.fold) if args.cv else None)
+    infer = inferrer(bundle, 64)
+    splits = {name: infer(inputs.load(name, 64)) for name in ("train", "validation", "test")}
+
+    def as_split(found):
+        return review.Split(found.images, found.features, found.raw, found.labels)
+
+    kernel, bias = bundle.model.layers[-1].get_weights()
+    reviewer = review.fit(args.method, args.rate, kernel, bias, as_split(splits["train"]),
+                          as_split(splits["validation"]))
+
+    def views(found):
+        return found.images, found.features, found.raw, apply_temperature(found.raw, bundle.temperature)
+
+    ood = None
+    if args.ood_check:
+        images = review.read_folder(args.ood_check, bundle.input_size, bundle.decode_options)
+        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)))))
+    figures = detection(reviewer, {name: views(splits[name]) for name in ("validation", "test")}, ood)
+    save_bundle(args.output, bundle.model, bundle.manifest, reviewer=reviewer)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
