@@ -9,20 +9,21 @@ weights, same manifest plus `review`) goes to --output.
 
 import argparse
 import json
+import os
+import warnings
 
-import numpy as np
-from dermspark import review, storage
+from dermspark import storage
 from dermspark.bundle import load_bundle, save_bundle
-from dermspark.report.calibration import apply_temperature
-from dermspark.report.review import detection
 from dermspark.settings import REVIEW_METHODS
 from dermspark.train.cv import fold_splits
 from dermspark.train.dataset import pick_size, read_manifest
-from dermspark.train.finish import inferrer
+from dermspark.train.finish import fit_review, inferrer
 from dermspark.train.inputs import Inputs
 
 
 def main(argv=None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # Petastorm on pyarrow 14, every read
     parser = argparse.ArgumentParser(prog="scripts/fit_review.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
@@ -42,21 +43,8 @@ def main(argv=None) -> None:
     infer = inferrer(bundle, 64)
     splits = {name: infer(inputs.load(name, 64)) for name in ("train", "validation", "test")}
 
-    def as_split(found):
-        return review.Split(found.images, found.features, found.raw, found.labels)
-
-    kernel, bias = bundle.model.layers[-1].get_weights()
-    reviewer = review.fit(args.method, args.rate, kernel, bias, as_split(splits["train"]),
-                          as_split(splits["validation"]))
-
-    def views(found):
-        return found.images, found.features, found.raw, apply_temperature(found.raw, bundle.temperature)
-
-    ood = None
-    if args.ood_check:
-        images = review.read_folder(args.ood_check, bundle.input_size, bundle.decode_options)
-        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)))))
-    figures = detection(reviewer, {name: views(splits[name]) for name in ("validation", "test")}, ood)
+    reviewer, figures = fit_review(bundle, infer, splits.pop("train"), splits, bundle.temperature, args.method,
+                                   args.rate, args.ood_check)
     save_bundle(args.output, bundle.model, bundle.manifest, reviewer=reviewer)
     print(json.dumps(figures, indent=2))
 

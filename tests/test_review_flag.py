@@ -117,3 +117,23 @@ def test_explanations_are_written_by_content_hash_and_served(spark, pipeline, ar
     assert layer.shape == (75, 100, 4)
     assert service.post("/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(),
                                                     "image/jpeg")}).json()["heatmap_png"] is None
+
+
+def test_a_bundle_from_before_the_flag_can_be_given_one(pipeline, ood, tmp_path):
+    """scripts/fit_review.py: the flag fitted onto an old bundle from its own dataset, the same
+    weights, the figures printed."""
+    import subprocess
+    import sys
+
+    trained = load_bundle(str(pipeline / "model" / "model"))
+    old = tmp_path / "old"
+    save_bundle(str(old), trained.model, trained.manifest)
+    done = subprocess.run([sys.executable, "scripts/fit_review.py", "--bundle", str(old), "--dataset",
+                           str(pipeline / "dataset"), "--ood-check", str(ood), "--output", str(tmp_path / "new")],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=600, check=True)
+    figures = json.loads(done.stdout)
+    assert set(figures["splits"]) == {"validation", "test"} and figures["ood"]["images"] == 36
+    assert set(figures["auroc"]) == {"mahalanobis", "energy", "max_softmax"}
+    new = load_bundle(str(tmp_path / "new"))
+    assert new.reviewer is not None and new.manifest["review"]["method"] == "mahalanobis"
+    assert all(np.array_equal(a, b) for a, b in zip(new.model.get_weights(), trained.model.get_weights(), strict=True))

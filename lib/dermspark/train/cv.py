@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 CLAIM = "cv.json"
 # Settings a fold may run with differently from the others: they change where and how it runs,
 # not what it learns (and the tracking URI may hold a password).
-OPERATIONAL = ("fold", "mode", "run_id", "mlflow_uri", "start_timeout", "tensorboard_dir")
+# Settings that change no fold's model: a run may continue with others. ood_check adds figures to
+# the reports only (the review flag is fitted on training and validation images alone).
+OPERATIONAL = ("fold", "mode", "run_id", "mlflow_uri", "start_timeout", "tensorboard_dir", "ood_check")
 
 
 def fold_splits(folds: int, index: int) -> dict[str, list[int]]:

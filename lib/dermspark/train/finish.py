@@ -121,29 +121,34 @@ def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold
 
 
 def _review(config, bundle, infer, inputs, held_out: dict, temperature):
-    """The review flag fitted on the whole training split, thresholded on validation, and its
-    figures on every held-out split (external datasets too) and on the --ood-check images."""
+    settings = config["review"]
+    train = infer(inputs.load("train", config["plan"]["batch_size"]))
+    return fit_review(bundle, infer, train, held_out, temperature, settings["method"], settings["rate"],
+                      settings.get("ood_check"))
+
+
+def fit_review(bundle, infer, train: Inferred, held_out: dict, temperature: float, method: str, rate: float,
+               ood_check: str | None = None):
+    """The review flag fitted on the training split, thresholded on validation, and its figures
+    on every held-out split (external datasets too) and on the ood_check folder's images."""
     from dermspark import review
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.review import detection
 
-    settings = config["review"]
-    train = infer(inputs.load("train", config["plan"]["batch_size"]))
     kernel, bias = bundle.model.layers[-1].get_weights()
 
     def as_split(split: Inferred):
         return review.Split(split.images, split.features, split.raw, split.labels)
 
     valid = held_out.get("validation")
-    reviewer = review.fit(settings["method"], settings["rate"], kernel, bias, as_split(train),
-                          valid and as_split(valid))
+    reviewer = review.fit(method, rate, kernel, bias, as_split(train), valid and as_split(valid))
 
     def views(split: Inferred):
         return split.images, split.features, split.raw, apply_temperature(split.raw, temperature)
 
     ood = None
-    if settings.get("ood_check"):
-        images = review.read_folder(settings["ood_check"], bundle.input_size, bundle.decode_options)
+    if ood_check:
+        images = review.read_folder(ood_check, bundle.input_size, bundle.decode_options)
         ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)))))
     return reviewer, detection(reviewer, {name: views(split) for name, split in held_out.items() if split is not None},
                                ood)
