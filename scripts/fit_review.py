@@ -8,8 +8,10 @@ weights, same manifest plus `review`) goes to --output.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import warnings
 
 from dermspark import storage
@@ -36,6 +38,14 @@ def main(argv=None) -> None:
     parser.add_argument("--output", required=True, help="where the bundle with its review flag goes")
     args = parser.parse_args(argv)
 
+    # Petastorm prints to stdout; the figures alone go there.
+    with contextlib.redirect_stdout(sys.stderr):
+        reviewer, figures, bundle = _fit(args)
+    save_bundle(args.output, bundle.model, bundle.manifest, reviewer=reviewer)
+    print(json.dumps(figures, indent=2))
+
+
+def _fit(args):
     bundle = load_bundle(args.bundle)
     root = storage.to_url(args.dataset)
     url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest["model_name"]))
@@ -45,8 +55,7 @@ def main(argv=None) -> None:
 
     reviewer, figures = fit_review(bundle, infer, splits.pop("train"), splits, bundle.temperature, args.method,
                                    args.rate, args.ood_check)
-    save_bundle(args.output, bundle.model, bundle.manifest, reviewer=reviewer)
-    print(json.dumps(figures, indent=2))
+    return reviewer, figures, bundle
 
 
 if __name__ == "__main__":

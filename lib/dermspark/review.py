@@ -78,13 +78,14 @@ def energy(features, kernel, bias) -> np.ndarray:
 
 
 def mahalanobis(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """The squared distance to the nearest class mean under the shared covariance."""
+    """The squared distance to the nearest class mean under the shared covariance:
+    (x - m)' P (x - m) = x'Px - 2 x'Pm + m'Pm, one product with P for every class."""
     features = np.asarray(features, dtype=np.float64)
-    distances = []
-    for mean in means:
-        centred = features - mean
-        distances.append(np.einsum("ij,jk,ik->i", centred, precision, centred))
-    return np.min(np.stack(distances, axis=1), axis=1)
+    means, precision = np.asarray(means, dtype=np.float64), np.asarray(precision, dtype=np.float64)
+    projected = features @ precision
+    distances = (np.einsum("ij,ij->i", projected, features)[:, None] - 2.0 * projected @ means.T
+                 + np.einsum("cj,jk,ck->c", means, precision, means)[None, :])
+    return np.min(distances, axis=1)
 
 
 def _beyond(values: np.ndarray, check: dict) -> np.ndarray:
