@@ -62,3 +62,16 @@ def test_heatmaps_encode_as_pngs_of_the_image_size(trained):
     assert overlay.shape == (*SIZE, 3) and layer.shape == (*SIZE, 4)
     # The layer is transparent where the heatmap is cold and opaque where it is hot.
     assert layer[..., 3].flat[np.argmax(heatmap)] > layer[..., 3].flat[np.argmin(heatmap)]
+
+
+@pytest.mark.parametrize("name", ["benbrahim_cnn", "huber_cnn", "scratch_resnet_144", "inception_resnet_v2_hitta"])
+def test_every_kind_of_registered_model_can_be_explained(name):
+    """Plain convolutions, residual blocks, and a pretrained base nested as one layer (whose map
+    is taken where the outer model calls it)."""
+    from dermspark.models import create_model, get_recipe
+
+    recipe = get_recipe(name)
+    model = create_model(name, num_classes=2, **({"weights": "none"} if recipe.pretrained else {}))
+    images = np.random.default_rng(0).integers(0, 256, (2, *recipe.input_size, 3), dtype=np.uint8)
+    maps = GradCam(model, tuple(recipe.input_size))(images, [0, 1])
+    assert maps.shape == (2, *recipe.input_size) and np.isfinite(maps).all() and maps.max() <= 1

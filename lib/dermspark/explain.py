@@ -29,7 +29,10 @@ class GradCam:
 
         self.input_size = input_size
         kernel, bias = model.layers[-1].weights
-        inner = tf.keras.Model(model.inputs, [last_feature_map(model).output, model.layers[-1].input])
+        # The map as the outer model computes it: a pretrained base's own `.output` is of its own
+        # graph, so the output of its last call (here, in this model) is taken.
+        feature_map = last_feature_map(model).get_output_at(-1)
+        inner = tf.keras.Model(model.inputs, [feature_map, model.layers[-1].input])
 
         def heatmaps(images, classes):
             with tf.GradientTape() as tape:
