@@ -33,6 +33,37 @@ def test_every_mode_becomes_rgb(mode):
     assert decode_image(encode(image, fmt), 30, 40).shape == (30, 40, 3)
 
 
+def _gradient8() -> np.ndarray:
+    """An 8-bit grey ramp with every value, 150x200."""
+    return np.tile(np.linspace(0, 255, 200).round().astype(np.uint8), (150, 1))
+
+
+@pytest.mark.parametrize("fmt, make", [
+    # 16-bit PNG (Pillow opens it as I;16 or I), the 8-bit ramp times 257: 65535 is white.
+    ("PNG", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
+    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
+    # 32-bit integers holding 0..255, and floats holding fractions of white.
+    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.int32), mode="I")),
+    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.float32) / 255.0, mode="F")),
+])
+def test_wide_pixels_decode_as_their_8bit_versions(fmt, make):
+    """Pillow's own convert would clip a 16-bit image to white (every value above 255)."""
+    ramp = _gradient8()
+    expected = decode_image(encode(Image.fromarray(ramp), "PNG"), 150, 200, DecodeOptions(resample="nearest"))
+    found = decode_image(encode(make(ramp), fmt), 150, 200, DecodeOptions(resample="nearest"))
+    assert np.abs(found.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["LA", "P", "1", "CMYK", "RGBA", "YCbCr"])
+def test_other_modes_decode_as_pillow_converts_them(mode):
+    source = half_red_half_blue()
+    image = source.convert(mode)
+    fmt = {"CMYK": "TIFF", "YCbCr": "JPEG"}.get(mode, "PNG")
+    found = decode_image(encode(image, fmt), 150, 200, DecodeOptions(resample="nearest"))
+    expected = np.asarray(Image.open(io.BytesIO(encode(image, fmt))).convert("RGB"))
+    assert np.abs(found.astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_format_comes_from_content_not_name():
     # A PNG's bytes decode whatever the file was called; nothing here looks at a name.
     png = encode(half_red_half_blue(), "PNG")
