@@ -99,6 +99,20 @@ def test_decompression_bomb_limit():
     with pytest.raises(ImageRejected) as caught:
         decode_image(encode(half_red_half_blue(600, 450), "PNG"), 75, 100, DecodeOptions(max_pixels=1000))
     assert caught.value.reason == "too_large"
+    assert caught.value.detail == "600x450 pixels, over the limit of 1,000 pixels (--max-pixels)"
+
+
+def test_the_pixel_limit_is_the_settings_not_pillows():
+    """A header claiming more than twice Pillow's own limit: refused at --max-pixels with its
+    value; allowed past Pillow's limit when --max-pixels is higher (then found to be no image)."""
+    from messy import png_claiming
+
+    with pytest.raises(ImageRejected) as caught:
+        decode_image(png_claiming(20000, 20000), 75, 100)
+    assert (caught.value.reason, caught.value.detail) == ("too_large", "over the limit of 89,478,485 pixels (--max-pixels)")
+    with pytest.raises(ImageRejected) as caught:
+        decode_image(png_claiming(20000, 20000), 75, 100, DecodeOptions(max_pixels=500_000_000))
+    assert caught.value.reason != "too_large"
 
 
 def test_every_size_from_one_decode_matches_decoding_each():

@@ -101,6 +101,8 @@ def test_class_folders_as_split_folders_wrote_them(spark, tmp_path):
     assert manifest["per_class"] == {"melanoma": 8, "non_melanoma": 11}
     assert manifest["by_reason"] == {"unknown_label": 2}  # the 'moles' folder and the README
     assert manifest["inputs"] == 21
+    details = {row["detail"] for row in spark.read.parquet(str(output / "rejects.parquet")).collect()}
+    assert "label 'moles' is in none of the label space's classes" in details
 
 
 def test_a_recipe_split_is_its_papers():

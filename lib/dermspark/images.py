@@ -94,13 +94,17 @@ def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loa
     bytes, by decoded size, so sizes sharing a JPEG draft scale share one decode."""
     if not content:
         raise ImageRejected("unreadable", "empty file")
+    too_large = f"over the limit of {options.max_pixels:,} pixels (--max-pixels)"
     with warnings.catch_warnings():
-        # Pillow warns before it raises at twice the limit; we reject at the limit itself.
+        # The limit is --max-pixels, checked below on the header before any pixel is decoded:
+        # Pillow's own check (a warning above its default, an error at twice it) would refuse
+        # a higher --max-pixels and name its own limit. It stays armed as a backstop.
+        Image.MAX_IMAGE_PIXELS = max(options.max_pixels, DEFAULT_MAX_PIXELS)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(content))
             if image.width * image.height > options.max_pixels:
-                raise ImageRejected("too_large", f"{image.width}x{image.height} pixels")
+                raise ImageRejected("too_large", f"{image.width}x{image.height} pixels, {too_large}")
             # JPEG draft mode decodes at 1/2..1/8 scale, never below the target: a target at most
             # half the source costs a fraction of a full decode. The scale depends on the target
             # alone, so an image decoded for one size has the same pixels whatever other sizes
@@ -121,8 +125,8 @@ def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loa
             raise
         except UnidentifiedImageError:
             raise ImageRejected("not_an_image", "format not recognised") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageRejected("too_large", str(error)) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageRejected("too_large", too_large) from None
         except Exception as error:  # noqa: BLE001  any decoder failure on untrusted bytes
             message = str(error) or type(error).__name__
             truncated = "truncated" in message.lower() or "broken data" in message.lower()

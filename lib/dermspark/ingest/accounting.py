@@ -96,11 +96,18 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
         _reject(rows[row_nth > 0], "metadata", "duplicate_id"),
         _reject(files[file_nth > 0], "file", "duplicate_id"),
         _reject(unmatched, unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
-                unmatched["_reason"]),
+                unmatched["_reason"], _label_details(unmatched)),
     ], ignore_index=True)
     candidates = joined.loc[joined["_reason"].isna(), list(CANDIDATE_COLUMNS)].reset_index(drop=True)
     pairs = int(((joined["path"].notna() & ~no_row) | is_claimed).sum())
     return candidates, rejects, len(metadata) + len(archive.files) - pairs
+
+
+def _label_details(unmatched: pd.DataFrame) -> pd.Series:
+    """The label an unknown_label reject had, named, so a typo in a CSV can be found."""
+    unknown = unmatched["_reason"] == "unknown_label"
+    named = "label " + unmatched["dx"].astype(str).map(repr) + " is in none of the label space's classes"
+    return named.where(unknown, "")
 
 
 def write_rejects(rejects: pd.DataFrame, url: str) -> dict[str, int]:

@@ -46,6 +46,8 @@ def cors_origins(settings: ServeSettings) -> list[str]:
 def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     """The app for settings.model (or an already loaded bundle). The bundle is loaded here, not on
     the first request, so a bad bundle stops the launcher before it listens."""
+    if not 1 <= settings.port <= 65535:
+        raise DermsparkError(f"port must be within 1 and 65535, got {settings.port}")
     limit = upload_limit_bytes(settings)
     origins = cors_origins(settings)
     for name in ("melanoma_threshold", "review_confidence"):
