@@ -167,3 +167,33 @@ def test_the_service_takes_a_bundle_on_s3(pipeline, s3_store, monkeypatch, tmp_p
     content = archive_jpegs[0].read_bytes()
     assert upload(remote, content).json() == upload(local, content).json()
     assert [path.name for path in (tmp_path / "cache").iterdir()] == [cache_key(load_bundle(url).manifest)]
+
+
+def test_a_token_guards_every_request_but_health_and_the_page(bundle, images, tmp_path, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    guarded = TestClient(make_app(ServeSettings(auth_token_file=str(token_file)), bundle=bundle))
+    content = images[0].read_bytes()
+    assert guarded.get("/health").json()["auth_required"] is True
+    assert guarded.get("/").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+        refused = guarded.post("/predict", files={"file": ("a.jpg", content, "image/jpeg")}, headers=headers)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+        assert refused.json()["detail"]["reason"] == "unauthorized"
+    answered = guarded.post("/predict", files={"file": ("a.jpg", content, "image/jpeg")},
+                            headers={"Authorization": "Bearer s3cret-token"})
+    assert answered.status_code == 200 and answered.json()["predicted_class"] in bundle.classes
+    # From the environment too; an empty file is one clear error.
+    monkeypatch.setenv("DERMSPARK_API_TOKEN", "from-env")
+    assert TestClient(make_app(ServeSettings(), bundle=bundle)).post(
+        "/predict", files={"file": ("a.jpg", content, "image/jpeg")}).status_code == 401
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(DermsparkError, match="is empty"):
+        make_app(ServeSettings(auth_token_file=str(tmp_path / "empty")), bundle=bundle)
+
+
+def test_api_pages_are_off_unless_asked_for(bundle, client):
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 404
+    documented = TestClient(make_app(ServeSettings(api_docs=True), bundle=bundle))
+    assert documented.get("/docs").status_code == 200 and "/predict" in documented.get("/openapi.json").json()["paths"]

@@ -14,13 +14,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def service(pipeline):
+def _start(pipeline, env=None):
     port = free_port()
     process = subprocess.Popen(
         [SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"),
-         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {})})
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def service(pipeline):
+    process, url = _start(pipeline)
     try:
         wait_until_healthy(url, timeout=120, process=process)
         yield url
@@ -84,6 +89,33 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
             expect(page.locator("#result")).to_be_hidden()
         finally:
             browser.close()
+
+
+def test_the_page_asks_once_for_the_token_of_a_guarded_service(pipeline, archive_jpegs):
+    """Started with DERMSPARK_API_TOKEN: the page asks for the token, once, and sends it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    process, url = _start(pipeline, {"DERMSPARK_API_TOKEN": "tok-123"})
+    asked = []
+    try:
+        wait_until_healthy(url, timeout=120, process=process)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page()
+                page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept("tok-123")))
+                page.goto(url + "/")
+                expect(page.locator("#model")).to_contain_text("benbrahim_cnn")
+                for path in archive_jpegs[:2]:
+                    page.set_input_files("#file", str(path))
+                    page.click("#submit")
+                    expect(page.locator("#result")).to_be_visible(timeout=30_000)
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert asked == ["This service needs its access token:"]
 
 
 def test_bounded_load_has_no_failures(service, archive_jpegs):

@@ -227,6 +227,10 @@ class ServeSettings:
                                               "the model's own", choices=CALIBRATIONS)
     melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
     review_confidence: float | None = setting(None, CONFIDENCE_HELP)
+    auth_token_file: str | None = setting(None, "a file holding the token every request but /health and the page "
+                                                "must carry as 'Authorization: Bearer TOKEN'; default: "
+                                                "DERMSPARK_API_TOKEN, else none (no token asked)")
+    api_docs: bool = setting(False, "serve FastAPI's generated API pages (/docs, /redoc, /openapi.json)")
     mlflow_uri: str | None = mlflow_uri_setting()
 
 

@@ -19,6 +19,7 @@ from dermspark.explain import heatmap_png
 from dermspark.labels import display_name
 from dermspark.score.predict import describe, output_settings, predict_bytes
 from dermspark.score.predict import explain as explain_predictions
+from dermspark.serve.auth import BearerToken, configured_token
 from dermspark.serve.upload_limit import UploadLimit
 from dermspark.settings import ServeSettings, require
 from dermspark.tracking import registry
@@ -70,8 +71,13 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     model_lock = threading.Lock()
     page = resources.files("dermspark.serve").joinpath("page.html").read_text(encoding="utf-8")
 
-    app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image")
+    token = configured_token(settings.auth_token_file)
+    # The generated API pages announce every endpoint: off unless asked for.
+    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image", **docs)
     app.add_middleware(UploadLimit, limit_bytes=limit)
+    if token:
+        app.add_middleware(BearerToken, token=token)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"])
 
@@ -87,6 +93,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
             "temperature": temperature,
             "melanoma_threshold": threshold,
             "review_flag": bundle.reviewer is not None,
+            "auth_required": token is not None,
             "max_upload_bytes": limit,
             "notice": NOTICE,
         }
