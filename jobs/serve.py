@@ -6,7 +6,7 @@ command has the same entry script.
 
 from dermspark.cli import parse
 from dermspark.runtime import configure_logging, job_errors
-from dermspark.serve.app import make_app
+from dermspark.serve.app import listen_options, make_app
 from dermspark.settings import ServeSettings, resolve
 
 
@@ -16,11 +16,13 @@ def main(argv=None):
     with job_errors("serve"):
         settings = resolve(ServeSettings, settings_file, overrides)
         app = make_app(settings)
+        options = listen_options(settings)
     import uvicorn
 
-    print(f"[dermspark] serving {settings.model} at http://{settings.host}:{settings.port}/", flush=True)
+    scheme = "https" if "ssl_certfile" in options else "http"
+    print(f"[dermspark] serving {settings.model} at {scheme}://{settings.host}:{settings.port}/", flush=True)
     # One process: the model is loaded once and calls into it are serialised anyway.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(app, log_level="warning", **options)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,16 @@ def s3_store() -> dict:
     server.stop()
 
 
+@pytest.fixture(params=["file", "s3"])
+def root(request, tmp_path, monkeypatch):
+    """A folder URL on each kind of store, with the S3 environment set for this test."""
+    if request.param == "file":
+        return f"file://{tmp_path}/store"
+    for name, value in request.getfixturevalue("s3_store").items():
+        monkeypatch.setenv(name, value)
+    return f"s3a://dermspark/storage-{tmp_path.name}"
+
+
 def s3_filesystem(env: dict):
     """s3fs on the s3_store fixture's endpoint, for tests that look inside it."""
     import s3fs

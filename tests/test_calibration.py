@@ -8,6 +8,7 @@ import pytest
 from dermspark.report.calibration import (
     apply_temperature,
     calibrate,
+    choose_temperature,
     choose_threshold,
     fit_temperature,
     reliability,
@@ -84,3 +85,23 @@ def test_calibrate_reports_before_and_after_and_the_operating_point():
     assert low <= point["test"]["sensitivity"] <= high
     assert set(point["threshold"]) == {"temperature", "none"} and point["roc"]["fpr"][0] == 0.0
     assert calibrate(None, test, melanoma=2, target=0.9)["operating_point"] is None
+
+
+def test_auto_keeps_the_models_own_probabilities_when_the_temperature_raises_ece():
+    """Nine in ten right at 0.9 (underconfident) and one in ten wrong at 0.999: log loss asks
+    for a temperature above 1, which makes the calibration error worse."""
+    size = 400
+    labels = np.zeros(size, dtype=int)
+    probabilities = np.tile([0.9, 0.05, 0.05], (size, 1))
+    wrong = np.arange(size) % 10 == 0
+    probabilities[wrong] = [0.0005, 0.999, 0.0005]
+    validation = (probabilities, labels, np.arange(size))
+    auto = choose_temperature(validation, "auto")
+    assert auto["fitted_temperature"] > 1.0 and (auto["temperature"], auto["chosen"]) == (1.0, "none")
+    assert "raised the validation split's ECE" in auto["note"] and "kept the model's own" in auto["note"]
+    forced = choose_temperature(validation, "temperature")
+    assert forced["temperature"] == auto["fitted_temperature"] and "applies it all the same" in forced["note"]
+    assert choose_temperature(validation, "none")["temperature"] == 1.0
+    helped = calibrate(*[(np.tile([0.96, 0.02, 0.02], (size, 1)), np.where(np.arange(size) % 4 == 0, 1, 0),
+                          np.arange(size))] * 2, melanoma=None, target=0.9)
+    assert helped["chosen"] == "temperature" and helped["temperature"] > 1.0 and "note" not in helped

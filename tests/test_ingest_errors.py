@@ -83,3 +83,31 @@ def test_empty_archive_is_one_clear_error(spark, tmp_path):
     with pytest.raises(DermsparkError, match="empty"):
         run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
+
+
+def test_two_ingests_at_once_into_one_output_leave_one_whole_dataset(spark, synthetic_archive, tmp_path):
+    """Both start before either commits (a barrier): with --mode error the later commit stops in
+    one line and the first's dataset stays whole."""
+    import threading
+
+    output, barrier, results = tmp_path / "dataset", threading.Barrier(2), [None, None]
+
+    def ingest(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = run_ingest(spark, IngestSettings(input=str(synthetic_archive.path), output=str(output),
+                                                              num_files=2, seed=index))
+        except DermsparkError as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=ingest, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [result for result in results if isinstance(result, DermsparkError)]
+    assert len(errors) == 1 and "another job wrote" in str(errors[0]), results
+    winner = next(result for result in results if isinstance(result, dict))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["seed"] == results.index(winner) and manifest["written"] == winner["written"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dataset"]

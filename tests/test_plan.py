@@ -120,5 +120,5 @@ def test_ema_reaches_every_stage_and_must_be_a_momentum():
     assert [stage["ema"] for stage in plan()["stages"]] == [0.0]
     benedetti = "inception_resnet_v2_benedetti"
     assert [stage["ema"] for stage in plan(benedetti, ema=0.99)["stages"]] == [0.99, 0.99]
-    with pytest.raises(DermsparkError, match="--ema must be at least 0 and below 1"):
+    with pytest.raises(DermsparkError, match="--ema must be below 1, got 1"):
         plan(ema=1.0)

@@ -141,11 +141,11 @@ def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
 @pytest.mark.parametrize(("settings", "message"), [
     (ServeSettings(), "--model"),
     (ServeSettings(model="/nonexistent/bundle"), "not a model bundle"),
-    (ServeSettings(model="unused", max_upload_mb=0), "max_upload_mb"),
+    (ServeSettings(model="unused", max_upload_mb=0), "--max-upload-mb must be above 0, got 0"),
     (ServeSettings(model="unused", cors_origins="*"), "any web page"),
-    (ServeSettings(model="unused", melanoma_threshold=1.5), "melanoma_threshold"),
-    (ServeSettings(model="unused", port=99999), "port must be within 1 and 65535, got 99999"),
-    (ServeSettings(model="unused", review_confidence=-0.1), "review_confidence"),
+    (ServeSettings(model="unused", melanoma_threshold=1.5), "--melanoma-threshold must be at most 1, got 1.5"),
+    (ServeSettings(model="unused", port=99999), "--port must be at most 65535, got 99999"),
+    (ServeSettings(model="unused", review_confidence=-0.1), "--review-confidence must be at least 0, got -0.1"),
 ])
 def test_bad_settings_give_one_clear_error(settings, message):
     with pytest.raises(DermsparkError, match=message):

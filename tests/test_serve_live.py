@@ -141,3 +141,73 @@ def test_launcher_rejects_spark_options(pipeline):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--master" in result.stderr
 
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, made here (nothing fetched)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .sign(key, hashes.SHA256()))
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(cert), str(private)
+
+
+def test_the_service_serves_https_with_its_own_certificate(pipeline, tmp_path):
+    import http.client
+    import ssl
+    import time
+    import urllib.request
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    process = subprocess.Popen([SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"), "--port",
+                                str(port), "--tls-certfile", cert, "--tls-keyfile", key],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, trusting = f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=cert)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "the service ended before it answered"
+            try:
+                with urllib.request.urlopen(f"{url}/health", context=trusting, timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "no HTTPS answer within 120 s"
+                time.sleep(0.5)
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{url}/health", context=ssl.create_default_context(), timeout=5)
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"at https://127.0.0.1:{port}/" in output
+
+
+def test_a_half_or_wrong_tls_pair_stops_the_launcher_in_one_line(pipeline, tmp_path):
+    cert, _ = _self_signed(tmp_path)
+    model = str(pipeline / "model" / "model")
+    for extra, message in ((["--tls-certfile", cert], "--tls-certfile and --tls-keyfile go together"),
+                           (["--tls-certfile", cert, "--tls-keyfile", cert], "are not a usable pair")):
+        result = subprocess.run([SPARK_SUBMIT, "serve", "--model", model, *extra], capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and "serving" not in result.stdout

@@ -84,3 +84,46 @@ def test_required_settings_are_named_as_flags():
     with pytest.raises(DermsparkError, match="missing required setting.*--dataset, --output"):
         require(TrainSettings())
     require(TrainSettings(dataset="d", output="o"))
+
+
+def test_a_malformed_settings_file_is_one_line_with_its_line_and_column(tmp_path):
+    conf = tmp_path / "train.yaml"
+    conf.write_text("epochs: 3\nbatch_size: [16\nmodel: x\n")
+    with pytest.raises(DermsparkError) as raised:
+        resolve(TrainSettings, str(conf), {})
+    assert str(raised.value).startswith(f"settings file {conf}, line 3, column ")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("job", "key", "value", "message"), [
+    ("train", "epochs", -3, "must be at least 1, got -3"),
+    ("train", "num_proc", 0, "must be at least 1, got 0"),
+    ("train", "learning_rate", 0.0, "must be above 0, got 0"),
+    ("ingest", "folds", -1, "must be at least 0, got -1"),
+    ("score", "top_k", 0, "must be at least 1, got 0"),
+    ("serve", "port", 99999, "must be at most 65535, got 99999"),
+])
+def test_values_out_of_limits_are_named_by_where_they_came_from(tmp_path, job, key, value, message):
+    conf = tmp_path / f"{job}.yaml"
+    conf.write_text(yaml.safe_dump({key: value}))
+    with pytest.raises(DermsparkError, match=f"^{key} \\(in {conf}\\) {message}$"):
+        resolve(JOBS[job], str(conf), {})
+    with pytest.raises(DermsparkError, match=f"^--{key.replace('_', '-')} {message}$"):
+        resolve(JOBS[job], None, {key: value})
+
+
+def test_a_negative_epoch_count_stops_the_job_before_spark_starts(tmp_path):
+    """jobs/train.py given -3 epochs in a settings file: one line naming the file, no Spark."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    conf = tmp_path / "train.yaml"
+    conf.write_text("epochs: -3\n")
+    done = subprocess.run([sys.executable, str(ROOT / "jobs" / "train.py"), "--settings", str(conf),
+                           "--dataset", str(tmp_path), "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"epochs (in {conf}) must be at least 1, got -3" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr and "SparkContext" not in done.stderr + done.stdout

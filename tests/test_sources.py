@@ -41,6 +41,8 @@ def isic_archive(tmp_path_factory) -> Path:
     add("UNK", "BCN_0009999", "1")  # unknown diagnosis
     truth.append(["ISIC_9999999"] + ["0.0"] * 9)  # no diagnosis at all: bad_row
     (images / "ISIC_9999999.jpg").write_bytes((images / "ISIC_0000000.jpg").read_bytes())
+    truth.append(["ISIC_9999998"] + ["1.0", "1"] + ["0.0"] * 7)  # two-hot: bad_row, and says so
+    (images / "ISIC_9999998.jpg").write_bytes((images / "ISIC_0000000.jpg").read_bytes())
 
     def write(name, header, rows):
         lines = [",".join(header)] + [",".join(row) for row in rows]
@@ -67,12 +69,13 @@ def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_spa
                                      label_space=label_space, num_files=2, split="recipe:benbrahim_cnn"))
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["per_class"] == per_class
-    # The all-zero row is a bad_row; its file is that row's, one input with it.
-    assert manifest["by_reason"] == {"bad_row": 1, "unknown_label": 1}
-    assert manifest["inputs"] == 21 == manifest["written"] + manifest["rejected"]
+    # The all-zero and two-hot rows are bad rows; each file is its row's, one input with it.
+    assert manifest["by_reason"] == {"bad_row": 2, "unknown_label": 1}
+    assert manifest["inputs"] == 22 == manifest["written"] + manifest["rejected"]
     rejects = spark.read.parquet(str(output / "rejects.parquet")).filter("reason = 'bad_row'").collect()
-    assert [(row["image_id"], row["path"].rsplit("/", 1)[1]) for row in rejects] == [
-        ("ISIC_9999999", "ISIC_9999999.jpg")]
+    assert sorted((row["image_id"], row["path"].rsplit("/", 1)[1], row["detail"]) for row in rejects) == [
+        ("ISIC_9999998", "ISIC_9999998.jpg", f"several diagnosis columns are 1: {DIAGNOSES[0]}, {DIAGNOSES[1]}"),
+        ("ISIC_9999999", "ISIC_9999999.jpg", "no diagnosis column is 1")]
     assert manifest["classes"] == list(per_class)
     assert manifest["split_ratios"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
 

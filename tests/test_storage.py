@@ -6,29 +6,19 @@ import os
 
 import pytest
 from conftest import s3_filesystem
-from dermspark import DermsparkError, storage
-
-
-@pytest.fixture(params=["file", "s3"])
-def root(request, tmp_path, monkeypatch):
-    """A folder URL on each kind of store, with the S3 environment set for this test."""
-    if request.param == "file":
-        return f"file://{tmp_path}/store"
-    for name, value in request.getfixturevalue("s3_store").items():
-        monkeypatch.setenv(name, value)
-    return f"s3a://dermspark/storage-{tmp_path.name}"
+from dermspark import DermsparkError, commit, storage
 
 
 def test_staged_output_appears_whole_or_not_at_all(root):
     final = storage.join(root, "out")
-    with storage.staged_output(final) as staging:
+    with commit.staged_output(final) as staging:
         storage.write_text(storage.join(staging, "manifest.json"), "{}")
         storage.write_text(storage.join(staging, "a", "b.txt"), "b")
         assert not storage.exists(final)
     assert storage.read_text(storage.join(final, "a", "b.txt")) == "b"
     assert storage.glob(root, ".out.tmp-*") == []
 
-    with pytest.raises(RuntimeError), storage.staged_output(storage.join(root, "failed")) as staging:
+    with pytest.raises(RuntimeError), commit.staged_output(storage.join(root, "failed")) as staging:
         storage.write_text(storage.join(staging, "x.txt"), "x")
         raise RuntimeError("the job failed")
     assert storage.glob(root, "*") == ["out"] and storage.glob(root, ".*") == []
@@ -37,7 +27,7 @@ def test_staged_output_appears_whole_or_not_at_all(root):
 def test_a_second_commit_replaces_the_first(root):
     final = storage.join(root, "out")
     for content in ("first", "second"):
-        with storage.staged_output(final) as staging:
+        with commit.staged_output(final) as staging:
             storage.write_text(storage.join(staging, f"{content}.txt"), content)
     assert storage.glob(final, "*") == ["second.txt"]
 
@@ -66,9 +56,9 @@ def test_object_store_commits_copy_every_manifest_last(s3_store, monkeypatch, tm
 def test_prepare_output_refuses_an_existing_output(root):
     storage.write_text(storage.join(root, "out", "x"), "x")
     with pytest.raises(DermsparkError, match="already exists"):
-        storage.prepare_output(storage.join(root, "out"), "error")
-    storage.prepare_output(storage.join(root, "out"), "overwrite")
-    storage.prepare_output(storage.join(root, "new"), "error")
+        commit.prepare_output(storage.join(root, "out"), "error")
+    commit.prepare_output(storage.join(root, "out"), "overwrite")
+    commit.prepare_output(storage.join(root, "new"), "error")
 
 
 def test_an_unknown_protocol_is_one_clear_error():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dermspark import DermsparkError, storage
+from dermspark import DermsparkError, commit, storage
 from dermspark.settings import TEST_TIME_AUGMENTATIONS
 from dermspark.tracking import registry
 
@@ -183,7 +183,7 @@ def save_bundle(url: str, model, manifest: dict, staged: bool = True, reviewer=N
         if not staged:
             storage.put_tree(local, target)
             return target
-        with storage.staged_output(target) as staging:
+        with commit.staged_output(target) as staging:
             storage.put_tree(local, staging)
     return target
 
@@ -201,9 +201,16 @@ def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
     try:
         if registry.is_mlflow_location(url):
             return json.loads(registry.read_text(f"{url}/{MANIFEST_FILE}", tracking_uri))
-        return json.loads(storage.read_text(storage.join(storage.to_url(url), MANIFEST_FILE)))
+        manifest = json.loads(storage.read_text(storage.join(storage.to_url(url), MANIFEST_FILE)))
     except FileNotFoundError:
+        if storage.exists(storage.join(storage.to_url(url), "model", MANIFEST_FILE)):
+            raise DermsparkError(f"{url} is a training output, not a model bundle: its bundle is "
+                                 f"{storage.join(url, 'model')}") from None
         raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
+    if "model_name" not in manifest:
+        raise DermsparkError(f"{url} is an ingested dataset, not a model bundle: pass a training output's model/ "
+                             "folder")
+    return manifest
 
 
 def cache_key(manifest: dict) -> str:
@@ -222,8 +229,7 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
     in_mlflow = registry.is_mlflow_location(url)
     path = None if in_mlflow else storage.local_path(storage.to_url(url))
     if path is not None:
-        if not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
-            raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing")
+        read_manifest(url)  # a dataset or a training output given for a bundle: one line
         return path
     manifest = manifest or read_manifest(url, tracking_uri)
     digest, key = manifest["model_sha256"], cache_key(manifest)

@@ -8,7 +8,7 @@ no content and is reported by the decoder instead of vanishing.
 import fnmatch
 import os
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -73,8 +73,40 @@ def _walk_local(urls: list[str], glob: str | None) -> list[str]:
             if patterns is not None:
                 names = [name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
             prefix = canonical_path("file:" + os.path.join(folder, ""))
-            found.extend(prefix + name for name in names)
+            found.extend(printable_path(prefix + name) for name in names)
     return sorted(found)
+
+
+def printable_path(path: str) -> str:
+    """A path as rows hold it. Names that are not UTF-8 (Python gives their bytes as surrogates)
+    cannot go into Arrow or Parquet: in such a path, and only there, each byte that is not
+    UTF-8 is written %XX and each % as %25, which local_file undoes (docs/outputs.md)."""
+    if not _SURROGATES.search(path):
+        return path
+    return _SURROGATES.sub(lambda found: f"%{ord(found.group()) - 0xDC00:02X}", path.replace("%", "%25"))
+
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+class OutsideArchive(OSError):
+    """A symbolic link inside an archive to a file outside it: not followed."""
+
+
+def local_file(path: str) -> str:
+    """The file-system path of a canonical file:/// row path, printable_path undone."""
+    local = path[len("file://"):] if path.startswith("file://") else path
+    if "%" in local and not os.path.lexists(local):
+        return os.fsdecode(unquote_to_bytes(local))
+    return local
+
+
+def check_inside(local: str, root: str) -> None:
+    """Links are followed within the archive (root) only: one whose target lies outside it is
+    refused, so an archive cannot pull in files its owner did not put there."""
+    real, base = os.path.realpath(local), os.path.realpath(root)
+    if os.path.commonpath([real, base]) != base:
+        raise OutsideArchive(0, "a symbolic link to a file outside the archive")
 
 
 def list_paths(spark: SparkSession, urls: list[str], glob: str | None = None) -> list[str]:
@@ -129,13 +161,17 @@ def is_local(urls: list[str]) -> bool:
     return all(url.startswith("file:") for url in urls)
 
 
-def read_local(path: str) -> bytes:
-    """The bytes of a canonical file:/// path, read by the executor's Python process itself.
+def read_local(path: str, root: str | None = None) -> bytes:
+    """The bytes of a canonical file:/// path, read by the executor's Python process itself;
+    with root (the archive's local folder), OutsideArchive for a link that leads out of it.
 
     Spark's binaryFile scan costs about as much per small file as decoding it (a pass-through UDF
     reads about 1,600 images/s on local[2]), and the content join shuffles every image's bytes;
     reading in the decoder does neither."""
-    with open(path[len("file://"):], "rb") as handle:
+    local = local_file(path)
+    if root is not None:
+        check_inside(local, root)
+    with open(local, "rb") as handle:
         return handle.read()
 
 

@@ -104,3 +104,15 @@ def one_hot_diagnosis(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Serie
     ones = pd.DataFrame({name: to_number(frame[name]) == 1.0 for name in columns})
     chosen = ones.idxmax(axis=1).str.lower() if len(ones) else pd.Series([], dtype=object)
     return chosen.where(ones.sum(axis=1) == 1, None).astype(object)
+
+
+def one_hot_problem(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """Why one_hot_diagnosis gave None, for the reject's detail: no column is 1, or several."""
+    ones = pd.DataFrame({name: to_number(frame[name]) == 1.0 for name in columns})
+    several = ones.apply(lambda row: ", ".join(name for name in columns if row[name]), axis=1) if len(ones) else \
+        pd.Series([], dtype=object)
+    count = ones.sum(axis=1)
+    problem = pd.Series(None, index=frame.index, dtype=object)
+    problem[count == 0] = "no diagnosis column is 1"
+    problem[count > 1] = "several diagnosis columns are 1: " + several[count > 1]
+    return problem

@@ -22,6 +22,7 @@ from dermspark import DermsparkError
 
 MODES = ("error", "overwrite")
 CALIBRATIONS = ("temperature", "none")
+TRAIN_CALIBRATIONS = ("auto", "temperature", "none")
 TEST_TIME_AUGMENTATIONS = ("none", "flips")
 # none: the pixels as decoded (the papers'); shades_of_gray: each image's channels scaled so that
 # their Minkowski p-means are equal (Finlayson and Trezzi 2004, as ISIC challenge entries did);
@@ -36,9 +37,13 @@ THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; 
                   "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
 
-def setting(default: Any, help: str, *, choices: tuple = (), required: bool = False) -> Any:
-    """A dataclass field that carries its flag's help text and choices."""
-    metadata = {"help": help, "choices": tuple(choices), "required": required}
+def setting(default: Any, help: str, *, choices: tuple = (), required: bool = False,
+            minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+            below: float | None = None) -> Any:
+    """A dataclass field that carries its flag's help text, choices and limits (minimum and
+    maximum inclusive, above and below exclusive), which resolve() and require() check."""
+    metadata = {"help": help, "choices": tuple(choices), "required": required,
+                "limits": (minimum, maximum, above, below)}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -70,7 +75,7 @@ class IngestSettings:
                                            "and serving with the bundle: shades_of_gray (channels' p-means made "
                                            "equal), gray_world (their means); none as the papers",
                                    choices=COLOR_CONSTANCY)
-    color_constancy_power: float = setting(6.0, "shades_of_gray's norm p (1 to 64; 6 as Finlayson and Trezzi)")
+    color_constancy_power: float = setting(6.0, "shades_of_gray's norm p (1 to 64; 6 as Finlayson and Trezzi)", minimum=1, maximum=64)
     codec: str = setting("png", "how images are stored: png (lossless, about half the bytes) or raw uint8 "
                                 "arrays (no encoding, twice the bytes: ingest at 75x100 no faster on 2 cores)",
                          choices=("png", "raw"))
@@ -79,16 +84,16 @@ class IngestSettings:
                                      "and stratified by class")
     seed: int = setting(42, "seed of the split and the folds")
     folds: int = setting(0, "also give every lesion a fold, 0 to K-1, stratified by class (each class's "
-                            "images shared out evenly), for cross-validation; 0: no folds")
+                            "images shared out evenly), for cross-validation; 0: no folds", minimum=0)
     mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
     max_pixels: int = setting(89_478_485, "larger images are rejected before they are decoded "
-                                          "(Pillow's decompression-bomb limit)")
+                                          "(Pillow's decompression-bomb limit)", minimum=1)
     max_reject_fraction: float = setting(1.0, "fail (after writing the rejects) when a larger share of the "
-                                              "inputs is rejected; 1.0 is off, partial archives are normal")
+                                              "inputs is rejected; 1.0 is off, partial archives are normal", minimum=0, maximum=1)
     # Several files of small row groups, so every Horovod rank gets a shard of its own.
     num_files: int | None = setting(None, "Parquet files per size; default: about 2,000 images each "
-                                          "(at least 8), a multiple of the task slots")
-    row_group_size_mb: int = setting(4, "Parquet row group size")
+                                          "(at least 8), a multiple of the task slots", minimum=1)
+    row_group_size_mb: int = setting(4, "Parquet row group size", minimum=1)
 
 
 @dataclass
@@ -97,16 +102,16 @@ class TrainSettings:
     output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the bundle, metrics "
                                        "and report", required=True)
     model: str = setting("benbrahim_cnn", "registered model name (docs/train.md lists them)")
-    epochs: int | None = setting(None, "epochs of the first stage; default: the recipe's (the paper's)")
+    epochs: int | None = setting(None, "epochs of the first stage; default: the recipe's (the paper's)", minimum=1)
     fine_tune_epochs: int | None = setting(None, "epochs of the second stage of two-stage recipes; "
-                                                 "0 skips it; default: the recipe's")
-    batch_size: int | None = setting(None, "per process; default: the recipe's")
+                                                 "0 skips it; default: the recipe's", minimum=0)
+    batch_size: int | None = setting(None, "per process; default: the recipe's", minimum=1)
     learning_rate: float | None = setting(None, "of the first stage, for one process (scaled by num_proc, "
-                                                "reached by warmup); default: the recipe's")
+                                                "reached by warmup); default: the recipe's", above=0)
     imbalance: str | None = setting(None, "rare classes: none, or any of class_weights,cap,oversample "
                                           "joined by commas; default: the recipe's")
     cap_per_class: int | None = setting(None, "with cap: images drawn per class and epoch at most; "
-                                              "default: the recipe's, else 450 as Benedetti et al.")
+                                              "default: the recipe's, else 450 as Benedetti et al.", minimum=1)
     stage_end: str | None = setting(None, "how each stage ends: on its best epoch (by monitor) or its last; "
                                           "default: the recipe's", choices=("best", "last"))
     monitor: str | None = setting(None, "what the best epoch and early stopping go by; default: the "
@@ -116,14 +121,14 @@ class TrainSettings:
                                             "recipe's", choices=("constant", "cosine"))
     ema: float = setting(0.0, "momentum of a moving average of the weights (e.g. 0.998), kept beside them: "
                               "each epoch's validation and checkpoint, the best epoch and the bundle use the "
-                              "average, while training goes on from its own weights; 0: none")
+                              "average, while training goes on from its own weights; 0: none", minimum=0, below=1)
     tta: str | None = setting(None, "test-time augmentation, kept in the bundle: flips: each prediction is the mean "
                                     "of the probabilities of the image and its horizontal, vertical and double flips "
                                     "(4 passes), in the final evaluation, calibration, scoring and serving alike; "
                                     "none: one pass; default: the recipe's (none for the papers' models)",
                               choices=TEST_TIME_AUGMENTATIONS)
     label_smoothing: float | None = setting(None, "share of each training label spread evenly over the classes "
-                                                  "(Szegedy et al.); default: the recipe's (0 for the papers')")
+                                                  "(Szegedy et al.); default: the recipe's (0 for the papers')", minimum=0, below=1)
     weights: str | None = setting(None, "pretrained base: none, imagenet (the driver's Keras cache), a file "
                                         "on the driver or a URL; default: the recipe's")
     init_from: str | None = setting(None, "fine-tune a trained bundle (folder, URL, models:/NAME/VERSION) of the same "
@@ -135,33 +140,37 @@ class TrainSettings:
                                        "default: a new run named by the time it starts")
     cv: int = setting(0, "cross-validation over a dataset ingested with --folds K: K models, model i tested "
                          "on fold i, validated on fold i+1 (mod K), trained on the rest; OUTPUT/fold-i each, "
-                         "then cv_metrics.json and cv_report.md. 0: the dataset's own split")
+                         "then cv_metrics.json and cv_report.md. 0: the dataset's own split", minimum=0)
     fold: int | None = setting(None, "with --cv: train fold i alone, so folds can run as separate "
                                      "applications (give each the same --run-id); the summary is written "
-                                     "by whichever finds every fold done")
+                                     "by whichever finds every fold done", minimum=0)
     external: str | None = setting(None, "comma-separated ingested datasets from other sources (other clinics, "
                                          "cameras): every image of each is predicted by the final bundle, "
                                          "never trained or tuned on, and reported beside the test split")
     store: str | None = setting(None, "checkpoint store URL (file://, hdfs://, s3://); default: "
                                       "OUTPUT.checkpoints, on the output's storage")
-    num_proc: int = setting(2, "Horovod processes; the cluster must offer this many task slots at once")
+    num_proc: int = setting(2, "Horovod processes; the cluster must offer this many task slots at once", minimum=1)
     seed: int = setting(42, "seed of weights, augmentation and sampling (plus the rank)")
     mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
     start_timeout: int = setting(120, "seconds to wait for every Horovod process to start before failing, "
-                                      "instead of hanging when the cluster cannot host num_proc tasks")
+                                      "instead of hanging when the cluster cannot host num_proc tasks", minimum=1)
     cache_mb: int = setting(2048, "a rank whose training shard fits in this many MiB of decoded pixels "
-                                  "reads it once and trains later epochs from memory; 0 always streams")
+                                  "reads it once and trains later epochs from memory; 0 always streams", minimum=0)
     # Every look is a message exchange between the ranks: at Horovod's 1 ms it took about a tenth
     # of a 2-core machine's training rate; much longer delays each step's allreduce (bench/).
     cycle_time_ms: float = setting(10.0, "how often Horovod's background thread looks for gradients to "
-                                         "reduce, in ms")
+                                         "reduce, in ms", above=0)
     model_options: dict = setting({}, "JSON overrides for the model builder, e.g. '{\"dropout\": 0.3}'")
     target_sensitivity: float = setting(0.95, "models with a melanoma class: the melanoma threshold stored "
                                               "in the bundle is the largest that flags this share of the "
-                                              "validation split's melanomas")
+                                              "validation split's melanomas", above=0, maximum=1)
+    calibration: str = setting("auto", "the temperature scoring and serving apply, fitted on validation: auto "
+                                       "keeps it unless it raises validation's calibration error (then 1, the "
+                                       "model's own probabilities); temperature always keeps it; none: 1",
+                               choices=TRAIN_CALIBRATIONS)
     review_rate: float = setting(0.05, "the review flag's out-of-distribution detector, fitted on the training "
                                        "split, is thresholded to flag this share of the validation split "
-                                       "(0 to 0.5)")
+                                       "(0 to 0.5)", above=0, maximum=0.5)
     review_method: str = setting("mahalanobis", "the detector: mahalanobis (penultimate features to the nearest "
                                                 "class mean), energy (of the logits), max_softmax",
                                  choices=REVIEW_METHODS)
@@ -194,13 +203,13 @@ class ScoreSettings:
     content_column: str | None = setting(None, "Parquet inputs: a column of image bytes; default: read "
                                                "the files at path_column")
     split: str | None = setting(None, "ingested datasets: score this split only; default: all")
-    batch_size: int = setting(64, "images per Arrow batch and per model call")
-    top_k: int = setting(3, "labels kept per image, most likely first")
+    batch_size: int = setting(64, "images per Arrow batch and per model call", minimum=1)
+    top_k: int = setting(3, "labels kept per image, most likely first", minimum=1)
     calibration: str = setting("temperature", "temperature: the probabilities scaled by the bundle's "
                                               "temperature (fitted on validation); none: the model's own",
                                choices=CALIBRATIONS)
-    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
-    review_confidence: float | None = setting(None, CONFIDENCE_HELP)
+    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP, minimum=0, maximum=1)
+    review_confidence: float | None = setting(None, CONFIDENCE_HELP, minimum=0, maximum=1)
     explain: bool = setting(False, "also write a Grad-CAM heatmap of the predicted class per image, a PNG "
                                    "under the run's explanations/ named by its content hash (slower)")
     incremental: bool = setting(False, "skip files whose content this model version already scored")
@@ -219,18 +228,21 @@ class ServeSettings:
                                       "model (models:/NAME/VERSION, models:/NAME@ALIAS)", required=True)
     # Loopback by default: serving to a network is a choice made with --host.
     host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 serves every interface")
-    port: int = setting(8000, "port to listen on")
-    max_upload_mb: float = setting(10.0, "larger uploads get 413 before they are read")
+    port: int = setting(8000, "port to listen on", minimum=1, maximum=65535)
+    max_upload_mb: float = setting(10.0, "larger uploads get 413 before they are read", above=0)
     cors_origins: str | None = setting(None, "comma-separated origins whose web pages may call the API; "
                                              "default: none (CORS closed)")
     calibration: str = setting("temperature", "temperature: the bundle's calibrated probabilities; none: "
                                               "the model's own", choices=CALIBRATIONS)
-    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP)
-    review_confidence: float | None = setting(None, CONFIDENCE_HELP)
+    melanoma_threshold: float | None = setting(None, THRESHOLD_HELP, minimum=0, maximum=1)
+    review_confidence: float | None = setting(None, CONFIDENCE_HELP, minimum=0, maximum=1)
     auth_token_file: str | None = setting(None, "a file holding the token every request but /health and the page "
                                                 "must carry as 'Authorization: Bearer TOKEN'; default: "
                                                 "DERMSPARK_API_TOKEN, else none (no token asked)")
     api_docs: bool = setting(False, "serve FastAPI's generated API pages (/docs, /redoc, /openapi.json)")
+    tls_certfile: str | None = setting(None, "PEM certificate (chain) to serve HTTPS with, beside --tls-keyfile; "
+                                             "default: plain HTTP")
+    tls_keyfile: str | None = setting(None, "PEM private key of --tls-certfile")
     mlflow_uri: str | None = mlflow_uri_setting()
 
 
@@ -271,18 +283,33 @@ def _coerce(name: str, value: Any, kind: type, choices: tuple) -> Any:
     return value
 
 
-def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> SettingsT:
-    """Defaults <- YAML file <- overrides (flags whose value is not None)."""
-    values: dict[str, Any] = {}
-    if yaml_path:
-        path = Path(yaml_path)
-        if not path.is_file():
-            raise DermsparkError(f"settings file {yaml_path} does not exist")
+def _load_yaml(yaml_path: str) -> dict:
+    path = Path(yaml_path)
+    if not path.is_file():
+        raise DermsparkError(f"settings file {yaml_path} does not exist")
+    try:
         loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise DermsparkError(f"settings file {yaml_path} must hold a mapping of key: value")
-        values.update(loaded)
-    values.update({key: value for key, value in overrides.items() if value is not None})
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise DermsparkError(f"settings file {yaml_path}{where}: {problem}") from None
+    if not isinstance(loaded, dict):
+        raise DermsparkError(f"settings file {yaml_path} must hold a mapping of key: value")
+    return loaded
+
+
+def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> SettingsT:
+    """Defaults <- YAML file <- overrides (flags whose value is not None), each value checked
+    against its setting's type, choices and limits, and named by where it came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if yaml_path:
+        values.update(_load_yaml(yaml_path))
+        sources.update({key: f"{key} (in {yaml_path})" for key in values})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    values.update(given)
+    sources.update({key: "--" + key.replace("_", "-") for key in given})
 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -292,8 +319,29 @@ def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> Set
             f"known: {', '.join(fields)}"
         )
     types_ = kinds(cls)
-    return cls(**{name: _coerce(name, value, types_[name], fields[name].metadata["choices"])
-                  for name, value in values.items()})
+    settings = cls(**{name: _coerce(name, value, types_[name], fields[name].metadata["choices"])
+                      for name, value in values.items()})
+    check_limits(settings, sources)
+    return settings
+
+
+def check_limits(settings: Any, sources: dict[str, str] | None = None) -> None:
+    """Every numeric setting within its declared limits; sources name where a value came from
+    (a flag, or a key in a settings file)."""
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        minimum, maximum, above, below = item.metadata.get("limits", (None,) * 4)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        where = (sources or {}).get(item.name, "--" + item.name.replace("_", "-"))
+        if minimum is not None and value < minimum:
+            raise DermsparkError(f"{where} must be at least {minimum:g}, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise DermsparkError(f"{where} must be at most {maximum:g}, got {value:g}")
+        if above is not None and value <= above:
+            raise DermsparkError(f"{where} must be above {above:g}, got {value:g}")
+        if below is not None and value >= below:
+            raise DermsparkError(f"{where} must be below {below:g}, got {value:g}")
 
 
 def require(settings: Any) -> None:
@@ -303,6 +351,7 @@ def require(settings: Any) -> None:
     if missing:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
         raise DermsparkError(f"missing required setting(s): {flags}")
+    check_limits(settings)
 
 
 def to_json(settings: Any) -> str:

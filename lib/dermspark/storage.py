@@ -207,38 +207,61 @@ def move(source: str, target: str) -> None:
     fs.rm(root, recursive=True)
 
 
+def create_exclusive(url: str, data: bytes) -> bool:
+    """Writes a small file only if none is there; False when one is. Atomic on local disks
+    (O_EXCL) and on S3 (a conditional PUT, If-None-Match); other stores check first, which two
+    writers can both pass (docs/score.md says which guarantees hold where)."""
+    path = local_path(url)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        return True
+    fs, path = open_url(url)
+    if scheme(url) in ("s3", "s3a"):
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+    if fs.exists(path):
+        return False
+    fs.pipe_file(path, data)
+    return True
+
+
+def read_versioned(url: str) -> tuple[bytes, str] | None:
+    """A small object's bytes and its version (the ETag), or None when it is gone; the version
+    is read first, so the bytes are never older than it."""
+    fs, path = open_url(url)
+    fs.invalidate_cache(path)
+    try:
+        version = fs.info(path).get("ETag") or ""
+        return fs.cat_file(path), version
+    except FileNotFoundError:
+        return None
+
+
+def replace_if(url: str, data: bytes, version: str) -> bool:
+    """Overwrites an object only if it is still at `version` (If-Match on S3); False when
+    another writer changed or removed it first."""
+    fs, path = open_url(url)
+    try:
+        fs.pipe_file(path, data, IfMatch=version)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        if "pre-condition" in str(error) or "precondition" in str(error).lower():
+            return False
+        raise
+    return True
+
+
 def staging_url(final_url: str) -> str:
     """A hidden sibling of the final folder, so the commit stays within one store."""
     parent, _, name = final_url.rstrip("/").rpartition("/")
     return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
-
-
-def prepare_output(url: str, mode: str) -> None:
-    """Checked before any work, so a job that would not be allowed to commit fails at once."""
-    if mode not in ("error", "overwrite"):
-        raise DermsparkError(f"--mode must be 'error' or 'overwrite', got {mode!r}")
-    if mode == "error" and exists(url):
-        raise DermsparkError(f"output {url} already exists; pass --mode overwrite to replace it")
-
-
-@contextlib.contextmanager
-def staged_output(final_url: str):
-    """Yields a hidden sibling folder to write into. When the block finishes, the folder replaces
-    final_url; when it fails, it is removed. A killed job leaves only a hidden .tmp folder."""
-    staging = staging_url(final_url)
-    try:
-        yield staging
-    except BaseException:
-        with contextlib.suppress(Exception):
-            delete(staging)
-        raise
-    delete(final_url)
-    try:
-        move(staging, final_url)
-    except BaseException:
-        # A copy cut short on an object store: what reached the final path goes too.
-        with contextlib.suppress(Exception):
-            delete(final_url)
-            delete(staging)
-        raise
-

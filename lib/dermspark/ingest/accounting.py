@@ -79,6 +79,9 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
     is_claimed = no_row & joined["image_id"].isin(claimed)
     reason = pd.Series(None, index=joined.index, dtype=object)
     reason[joined["class_name"].isna()] = "unknown_label"
+    # An image id whose rows disagree on the diagnosis: which is right cannot be known.
+    conflicts = _conflicts(rows)
+    reason[joined["image_id"].isin(conflicts.index) & ~no_row] = "conflicting_duplicate"
     reason[no_row] = "no_metadata"
     reason[is_claimed] = CLAIMED
     reason[joined["path"].isna()] = "missing_file"
@@ -90,24 +93,44 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
     bad_rows.loc[bad_rows["_nth"] != 0, "path"] = None
     # By image id, as a sorted outer merge left them: the rejects file keeps its order.
     unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)].sort_values("image_id", kind="stable")
+    later = rows[row_nth > 0]
+    conflicting = later["image_id"].map(conflicts)
     rejects = pd.concat([
-        _reject(bad_rows, "metadata", "bad_row",
-                bad_rows["_malformed"].map({True: "wrong number of fields", False: "image id or diagnosis missing"})),
-        _reject(rows[row_nth > 0], "metadata", "duplicate_id"),
+        _reject(bad_rows, "metadata", "bad_row", _bad_row_details(bad_rows)),
+        _reject(later[conflicting.isna()], "metadata", "duplicate_id"),
+        _reject(later[conflicting.notna()], "metadata", "conflicting_duplicate", conflicting[conflicting.notna()]),
         _reject(files[file_nth > 0], "file", "duplicate_id"),
         _reject(unmatched, unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
-                unmatched["_reason"], _label_details(unmatched)),
+                unmatched["_reason"], _label_details(unmatched, conflicts)),
     ], ignore_index=True)
     candidates = joined.loc[joined["_reason"].isna(), list(CANDIDATE_COLUMNS)].reset_index(drop=True)
     pairs = int(((joined["path"].notna() & ~no_row) | is_claimed).sum())
     return candidates, rejects, len(metadata) + len(archive.files) - pairs
 
 
-def _label_details(unmatched: pd.DataFrame) -> pd.Series:
-    """The label an unknown_label reject had, named, so a typo in a CSV can be found."""
+def _conflicts(rows: pd.DataFrame) -> pd.Series:
+    """{image id: detail} for ids whose good rows name more than one diagnosis."""
+    if not rows["image_id"].duplicated().any():
+        return pd.Series([], dtype=object)
+    named = rows.groupby("image_id", sort=True)["dx"].agg(lambda values: sorted(set(values)))
+    named = named[named.map(len) > 1]
+    return named.map(lambda values: "rows of this image id name " + " and ".join(map(repr, values)))
+
+
+def _bad_row_details(bad_rows: pd.DataFrame) -> pd.Series:
+    detail = bad_rows["_malformed"].map({True: "wrong number of fields", False: "image id or diagnosis missing"})
+    if "_why" in bad_rows.columns:
+        detail = bad_rows["_why"].where(bad_rows["_why"].notna() & ~bad_rows["_malformed"], detail)
+    return detail
+
+
+def _label_details(unmatched: pd.DataFrame, conflicts: pd.Series) -> pd.Series:
+    """The label an unknown_label reject had, named, so a typo in a CSV can be found; the
+    diagnoses a conflicting_duplicate's rows disagree on."""
     unknown = unmatched["_reason"] == "unknown_label"
     named = "label " + unmatched["dx"].astype(str).map(repr) + " is in none of the label space's classes"
-    return named.where(unknown, "")
+    conflicting = unmatched["image_id"].map(conflicts)
+    return named.where(unknown, conflicting.where(unmatched["_reason"] == "conflicting_duplicate", ""))
 
 
 def write_rejects(rejects: pd.DataFrame, url: str) -> dict[str, int]:

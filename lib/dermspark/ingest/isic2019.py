@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from dermspark import DermsparkError, storage
 from dermspark.ingest.sources import METADATA_COLUMNS, Archive, file_table, require_layout
 from dermspark.labels import ISIC2019_DIAGNOSES
-from dermspark.metadata import one_hot_diagnosis, read_table, to_number
+from dermspark.metadata import one_hot_diagnosis, one_hot_problem, read_table, to_number
 from dermspark.storage import join
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
@@ -29,6 +29,7 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
 
     truth = read_table(truth_url, ("image", *ISIC2019_DIAGNOSES))
     truth = pd.DataFrame({"image_id": truth["image"], "dx": one_hot_diagnosis(truth, ISIC2019_DIAGNOSES),
+                          "_why": one_hot_problem(truth, ISIC2019_DIAGNOSES),
                           "_malformed": truth["_malformed"], "_row": truth["_row"]})
     extra = read_table(metadata_url, ("image", "age_approx", "anatom_site_general", "lesion_id", "sex"))
     # Extra information only: its first row per image is used; it is not an input of its own.
@@ -39,5 +40,5 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
     }).dropna(subset=["image_id"]).drop_duplicates("image_id")
     metadata = truth.merge(extra, on="image_id", how="left")
     metadata["dx_type"] = None
-    return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=file_table(spark, folders),
+    return Archive(metadata=metadata[[*METADATA_COLUMNS, "_why"]], files=file_table(spark, folders),
                    image_folders=folders, vocabulary="isic2019")

@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable
+from dermspark.commit import mark, prepare_output, staged_output
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
 from dermspark.ingest.folders import read_folders
@@ -25,7 +26,7 @@ from dermspark.report.distributions import write_distributions
 from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
 from dermspark.settings import IngestSettings, require, to_json
-from dermspark.storage import join, prepare_output, staged_output, to_url
+from dermspark.storage import join, to_url
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,16 @@ OUTCOME_COLUMNS = ["image_id", "reason", "detail"]
 
 
 def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
-             schemas: list, row_group_bytes: int, batch_rows: int):
+             schemas: list, row_group_bytes: int, batch_rows: int, root: str | None):
     """A task's function: reads each planned row's `path` (any store), decodes it, and writes each
     decoded image into every size's dataset (ingest.parts), `batch_rows` rows at a time; returns
-    each row's outcome."""
+    each row's outcome. root: the archive's local folder, out of which links are not followed."""
 
     def decode(planned):
         # Runs on executors: imports here keep the closure small and picklable.
         from pyspark import TaskContext
 
-        from dermspark.files import read_local
+        from dermspark.files import OutsideArchive, read_local
         from dermspark.images import ImageRejected, decode_sizes
         from dermspark.ingest.parts import PartWriter
         from dermspark.schema import image_encoder
@@ -65,7 +66,9 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             # Every store read here, by the task that decodes the file: image bytes never cross
             # the JVM nor a shuffle, and the partitions keep the --num-files layout.
             try:
-                return read_local(path) if path.startswith("file:") else storage.read_bytes(path)
+                return read_local(path, root) if path.startswith("file:") else storage.read_bytes(path)
+            except OutsideArchive as error:
+                raise ImageRejected("outside_archive", error.strerror) from None
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
@@ -132,7 +135,8 @@ def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes,
     # wait in memory until it is written, and from remote stores it holds its files' bytes.
     pixels = sum(height * width for height, width in sizes)
     batch_rows = max(16, min(512, 2_000_000 // pixels))
-    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows)
+    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows,
+                       storage.local_path(to_url(settings.input)))
     returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect(),
                          ignore_index=True)
     # collect() keeps the partitions' order and each task its file's, so the outcomes line up
@@ -229,7 +233,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_cluster(spark, 1, what="ingest")
     check_reachable(spark, {"--input": input_url, "--output": output_url})
-    prepare_output(output_url, settings.mode)
+    prepare_output(output_url, settings.mode, "ingest")
 
     with stage("ingest", f"reading the archive's metadata and file list ({settings.source})") as counts:
         archive = READERS[settings.source](spark, input_url)
@@ -252,7 +256,8 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
     num_files = settings.num_files or _auto_num_files(spark, images)
     files = plan_files(candidates, num_files)
 
-    with staged_output(output_url) as staging:
+    with staged_output(output_url, settings.mode) as staging:
+        mark(staging, "ingest")
         urls = [join(staging, dataset_dirname(*size)) for size in sizes]
         schemas = [make_schema(*size, settings.codec) for size in sizes]
         with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "

@@ -25,7 +25,7 @@ METADATA_COLUMNS = ("image_id", "lesion_id", "dx", "age", "sex", "localization",
 class Archive:
     # METADATA_COLUMNS: strings (None when empty), age a float (NaN when missing or not a
     # number), _malformed, and _row (file order, so that "the first row of an image id" is well
-    # defined)
+    # defined); optionally _why, a bad row's reason in words where the layout knows it better
     metadata: pd.DataFrame
     # image_id, path
     files: pd.DataFrame

@@ -115,16 +115,37 @@ def rate_intervals(scores: np.ndarray, positive: np.ndarray, threshold: float, g
             "specificity": percentiles(specificity, level) if specificity else None}
 
 
-def calibrate(validation, test, melanoma: int | None, target: float) -> dict:
+def choose_temperature(validation, mode: str) -> dict:
+    """The temperature scoring applies: fitted on validation by log loss; with mode "auto", kept
+    only if it does not raise validation's expected calibration error (a model trained with
+    label smoothing can come out calibrated already, and the fit then overshoots); "none": 1."""
+    fitted = fit_temperature(validation[0], validation[1]) if validation is not None else 1.0
+    chosen = {"mode": mode, "fitted_temperature": fitted, "temperature": fitted, "chosen": "temperature"}
+    if mode == "none" or validation is None:
+        return {**chosen, "temperature": 1.0, "chosen": "none"}
+    before = reliability(validation[0], validation[1])["ece"]
+    after = reliability(apply_temperature(validation[0], fitted), validation[1])["ece"]
+    if after > before:
+        note = (f"the fitted temperature {fitted:.3f} raised the validation split's ECE from {before:.4f} to "
+                f"{after:.4f}")
+        if mode == "auto":
+            return {**chosen, "temperature": 1.0, "chosen": "none",
+                    "note": note + ": --calibration auto kept the model's own probabilities"}
+        return {**chosen, "note": note + ", and --calibration temperature applies it all the same"}
+    return chosen
+
+
+def calibrate(validation, test, melanoma: int | None, target: float, mode: str = "auto") -> dict:
     """validation and test: (probabilities, labels, lesions), validation possibly None. Returns
-    the temperature (1.0 without a validation split), each split's reliability before and after,
-    and for a model with a melanoma class, the operating point: a threshold chosen on
-    validation for raw and for calibrated probabilities, and its rates on test with intervals."""
+    the temperature (choose_temperature), each split's reliability before and after, and for a
+    model with a melanoma class, the operating point: a threshold chosen on validation for raw
+    and for calibrated probabilities, and its rates on test with intervals."""
     from sklearn.metrics import roc_curve
 
-    temperature = fit_temperature(validation[0], validation[1]) if validation is not None else 1.0
+    chosen = choose_temperature(validation, mode)
+    temperature = chosen["temperature"]
     splits = {"validation": validation, "test": test}
-    result = {"temperature": temperature, "fitted_on": "validation" if validation is not None else None,
+    result = {**chosen, "fitted_on": "validation" if validation is not None else None,
               "ece_bins": ECE_BINS, "reliability": {}}
     for name, split in splits.items():
         if split is not None:

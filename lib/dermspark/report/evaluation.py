@@ -129,10 +129,16 @@ def _calibration_lines(metrics: dict) -> list[str]:
     calibration, point = metrics.get("calibration"), metrics.get("operating_point")
     if not calibration:
         return []
+    chosen = calibration.get("chosen", "temperature")
     lines = ["", "## Calibration", "",
-             f"Temperature {calibration['temperature']:.3f}, fitted on the {calibration['fitted_on'] or 'no'} split "
+             f"Temperature {calibration['temperature']:.3f}"
+             + (f" (fitted {calibration['fitted_temperature']:.3f}; --calibration {calibration['mode']} chose "
+                f"{chosen})" if "fitted_temperature" in calibration else "")
+             + f", fitted on the {calibration['fitted_on'] or 'no'} split "
              "(scoring and serving apply it; no predicted class changes). Expected calibration error "
              f"({calibration['ece_bins']} bins):", "", "| split | before | after |", "|---|---|---|"]
+    if calibration.get("note"):
+        lines[3:3] = [f"**Note:** {calibration['note']}.", ""]
     for split, found in calibration["reliability"].items():
         lines.append(f"| {split} | {fmt(found['before']['ece'])} | {fmt(found['after']['ece'])} |")
     lines += ["", "![reliability diagram](reliability.png)"]

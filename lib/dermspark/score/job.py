@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from dermspark import DermsparkError, storage
 from dermspark.bundle import cache_key, model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
+from dermspark.commit import check_kind
 from dermspark.files import tune_for_images
 from dermspark.report.evaluation import write_evaluation
 from dermspark.runtime import stage
@@ -34,13 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _check(settings: ScoreSettings) -> None:
-    require(settings)
-    if settings.top_k < 1 or settings.batch_size < 1:
-        raise DermsparkError("--top-k and --batch-size must be at least 1")
-    if settings.melanoma_threshold is not None and not 0.0 <= settings.melanoma_threshold <= 1.0:
-        raise DermsparkError(f"--melanoma-threshold must be within 0..1, got {settings.melanoma_threshold}")
-    if settings.review_confidence is not None and not 0.0 <= settings.review_confidence <= 1.0:
-        raise DermsparkError(f"--review-confidence must be within 0..1, got {settings.review_confidence}")
+    require(settings)  # and every setting's limits
     if settings.incremental and settings.mode == "overwrite":
         raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
 
@@ -48,6 +43,7 @@ def _check(settings: ScoreSettings) -> None:
 def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     _check(settings)
     input_url, output_url = to_url(settings.input), to_url(settings.output)
+    check_kind(output_url, "score")
     # A registered model is pinned here to one version, which every worker then fetches.
     bundle_url, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
     manifest = read_manifest(bundle_url, tracking_uri)
@@ -65,7 +61,10 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     # What gives the rows their meaning; the bundle by its whole manifest (bundle.cache_key).
     scored_with = {"bundle": cache_key(manifest), "temperature": temperature, "melanoma_threshold": threshold,
                    "top_k": settings.top_k, "review_confidence": settings.review_confidence}
-    output.check(settings.mode, settings.incremental, scored_with)
+    with output.lock():
+        output.mark()
+        output.repair()
+        output.check(settings.mode, settings.incremental, scored_with)
 
     source = read_input(spark, input_url, settings, input_size)
     truth = None
@@ -87,11 +86,15 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
             inputs = counts["inputs"] = rows.count()
         if inputs == 0:
             raise DermsparkError(f"nothing to score in {input_url} (glob {settings.glob!r})")
-        done = output.scored_hashes() if settings.incremental else None
+        done = None
+        if settings.incremental:
+            with output.lock():
+                done = output.scored_hashes()
         to_score = inputs
         if done is not None:
             with stage("score", f"hashing the inputs to skip what {output.version} scored") as counts:
-                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths)("path", "content"))
+                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths, _root(source, input_url))(
+                    "path", "content"))
                 rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
                 cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
                 to_score = rows.count()
@@ -112,6 +115,11 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     return result
 
 
+def _root(source, input_url: str) -> str | None:
+    """A folder input's local folder: links inside it are followed only to files inside it."""
+    return storage.local_path(input_url) if source.kind == "files" else None
+
+
 def _reviews(written, manifest: dict) -> dict:
     """Scored rows flagged for review, by reason; a bundle without a review flag says so."""
     if not manifest.get("review"):
@@ -126,62 +134,84 @@ def _reviews(written, manifest: dict) -> dict:
 
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
                       skipped: int, source, model, scored_with: dict) -> dict:
+    if inputs > skipped:
+        _stage_rows(spark, settings, output, manifest, rows, inputs - skipped, source, model, scored_with)
+    with output.lock():
+        # Another run may have committed since this one started: checked again, and its rows win.
+        output.repair()
+        output.check(settings.mode, settings.incremental, scored_with, again=True)
+        dropped = output.drop_landed() if settings.incremental else 0
+        written = spark.read.parquet(output.staged_rows) if storage.exists(output.staged_rows) else None
+        summary = _summary(output, manifest, written, source, model, scored_with)
+        if summary["scored"] + summary["errors"] + dropped != inputs - skipped:
+            raise RuntimeError(f"{inputs - skipped} files to score but {summary['scored'] + summary['errors']} "
+                               f"rows written and {dropped} dropped; a dermspark bug")
+        summary.update(inputs=inputs, skipped=skipped + dropped, skipped_at_commit=dropped)
+        _write_record(settings, output, manifest, summary, written, truth, model, scored_with)
+        output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
+    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}
+
+
+def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, count: int, source, model,
+                scored_with: dict) -> None:
     bundle_url, tracking_uri, registered = model
     classes = manifest["classes"]
-    written, by_reason, total, reviews = None, {}, 0, _reviews(None, manifest)
-    temperature, threshold = scored_with["temperature"], scored_with["melanoma_threshold"]
-    if inputs > skipped:
-        # One Arrow batch is one model call; image rows are large, so keep it small.
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
-        # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
-        threads = int(spark.conf.get("spark.task.cpus", "1"))
-        # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
-        explanations = (join(output.staged_record, "explanations"),
-                        join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
-        predict = make_predict_udf(bundle_url, settings.top_k, threshold, source.read_paths,
-                                   threads, tracking_uri if registered else None, temperature,
-                                   settings.review_confidence, explanations)
-        with stage("score", f"predicting {inputs - skipped:,} inputs with {output.version}") as counts:
-            rows.select("path", "image_id", predict("path", "content").alias("r")).select(
-                "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
-                *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
-                "r.top_labels", "r.top_probabilities", "r.melanoma_flag",
-                "r.ood_score", "r.review", "r.review_reason", "r.explanation", "r.error", "r.error_detail",
-                F.lit(manifest["model_name"]).alias("model_name"),
-                F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
-                F.current_timestamp().alias("scored_at"),
-            ).write.parquet(output.staged_rows)
-            # Counted from what was written, so the summary describes the output exactly.
-            written = spark.read.parquet(output.staged_rows)
-            by_reason = {row["error"]: row["count"]
-                         for row in written.filter("error is not null").groupBy("error").count().collect()}
-            total = written.count()
-            reviews = _reviews(written, manifest)
-            counts.update(rows=total, errors=sum(by_reason.values()), reviews=reviews["flagged"])
-    if total != inputs - skipped:
-        raise RuntimeError(f"{inputs - skipped} files to score but {total} rows written; a dermspark bug")
-    summary = {
+    # One Arrow batch is one model call; image rows are large, so keep it small.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+    # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
+    threads = int(spark.conf.get("spark.task.cpus", "1"))
+    # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
+    explanations = (join(output.staged_record, "explanations"),
+                    join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
+    predict = make_predict_udf(bundle_url, settings.top_k, scored_with["melanoma_threshold"], source.read_paths,
+                               threads, tracking_uri if registered else None, scored_with["temperature"],
+                               settings.review_confidence, explanations, _root(source, to_url(settings.input)))
+    with stage("score", f"predicting {count:,} inputs with {output.version}") as counts:
+        rows.select("path", "image_id", predict("path", "content").alias("r")).select(
+            "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
+            *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
+            "r.top_labels", "r.top_probabilities", "r.melanoma_flag",
+            "r.ood_score", "r.review", "r.review_reason", "r.explanation", "r.error", "r.error_detail",
+            F.lit(manifest["model_name"]).alias("model_name"),
+            F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
+            F.current_timestamp().alias("scored_at"),
+        ).write.parquet(output.staged_rows)
+        counts["rows"] = spark.read.parquet(output.staged_rows).count()
+
+
+def _summary(output: ScoringOutput, manifest: dict, written, source, model, scored_with: dict) -> dict:
+    """The run's record, counted from the rows it commits, so it describes the output exactly."""
+    registered = model[2]
+    by_reason = {} if written is None else {
+        row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()}
+    total = 0 if written is None else written.count()
+    return {
         "run_id": output.run_id,
-        "inputs": inputs,
         "scored": total - sum(by_reason.values()),
         "errors": sum(by_reason.values()),
         "by_reason": by_reason,
-        "skipped": skipped,
-        "reviews": reviews,
+        "reviews": _reviews(written, manifest),
         "input_format": source.kind,
         "model_name": manifest["model_name"],
         "model_version": output.version,
         "registered_model": registered.describe() if registered else None,
         "bundle_sha256": manifest["model_sha256"],
-        "calibration": {"temperature": temperature, "melanoma_threshold": threshold},
+        "calibration": {"temperature": scored_with["temperature"],
+                        "melanoma_threshold": scored_with["melanoma_threshold"]},
         "scored_with": scored_with,
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
     }
-    record = output.staged_record
+
+
+def _write_record(settings, output: ScoringOutput, manifest: dict, summary: dict, written, truth, model,
+                  scored_with: dict) -> None:
+    tracking_uri = model[1]
+    record, classes = output.staged_record, manifest["classes"]
     if truth is not None and written is not None:
         with stage("score", "evaluating against the labels") as counts:
-            metrics = evaluate_scores(written, truth, classes, manifest, temperature, threshold)
+            metrics = evaluate_scores(written, truth, classes, manifest, scored_with["temperature"],
+                                      scored_with["melanoma_threshold"])
             counts["evaluated"] = metrics["coverage"]["evaluated"]
         summary["evaluated"] = metrics["coverage"]["evaluated"]
         storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
@@ -193,5 +223,3 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
     resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version,
                 "mlflow_uri": shown(tracking_uri) if tracking_uri else None}
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-    output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
-    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}

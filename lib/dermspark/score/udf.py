@@ -51,20 +51,24 @@ def _bundle(path: str, threads: int, tracking_uri: str | None):
     return _BUNDLES[path]
 
 
-def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool) -> tuple[list, list]:
-    """The bytes of each row and, for a file that could not be read, why."""
+def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool, root: str | None) -> tuple[list, list]:
+    """The bytes of each row and, for a file that could not be read, (reason, detail). root: the
+    input folder, out of which links are not followed."""
     if not read_paths:
         return list(contents), [None] * len(contents)
-    from dermspark.files import read_local
+    from dermspark.files import OutsideArchive, read_local
 
     data, failures = [], []
     for path in paths:
         try:
-            data.append(read_local(path))
+            data.append(read_local(path, root))
             failures.append(None)
+        except OutsideArchive as error:
+            data.append(None)
+            failures.append(("outside_archive", error.strerror))
         except OSError as error:
             data.append(None)
-            failures.append(f"cannot read the file: {error.strerror}")
+            failures.append(("unreadable", f"cannot read the file: {error.strerror}"))
     return data, failures
 
 
@@ -91,11 +95,12 @@ def _explanations(bundle, results, folders: tuple[str, str] | None) -> list[str 
 def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
                      read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None,
                      temperature: float = 1.0, review_confidence: float | None = None,
-                     explanations: tuple[str, str] | None = None):
+                     explanations: tuple[str, str] | None = None, root: str | None = None):
     """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts;
     temperature and melanoma_threshold: as predict.output_settings resolved them on the driver;
     explanations: (the staged folder the heatmaps are written to, the folder they will be in
-    once the run is committed), or None for no heatmaps."""
+    once the run is committed), or None for no heatmaps; root: the input's local folder, out of
+    which links are not followed."""
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -107,11 +112,11 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         bundle = _bundle(bundle_path, threads, tracking_uri)
         steady_worker()  # after the model: TensorFlow's objects are the most Spark's gc would walk
         for paths, contents in batches:
-            data, failures = _contents(paths, contents, read_paths)
+            data, failures = _contents(paths, contents, read_paths, root)
             predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
                                                     if failure is None], temperature, review_confidence))
             results = [
-                next(predicted) if failure is None else Prediction(None, error="unreadable", error_detail=failure)
+                next(predicted) if failure is None else Prediction(None, error=failure[0], error_detail=failure[1])
                 for failure in failures
             ]
             yield pd.DataFrame(
@@ -128,7 +133,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
     return predict
 
 
-def make_hash_udf(read_paths: bool):
+def make_hash_udf(read_paths: bool, root: str | None = None):
     """sha256 of each file's content: what --incremental compares with earlier runs' rows. A file
     that cannot be read hashes to null, so it is tried again on the next run."""
 
@@ -140,7 +145,7 @@ def make_hash_udf(read_paths: bool):
 
         steady_worker()
         for paths, contents in batches:
-            data, failures = _contents(paths, contents, read_paths)
+            data, failures = _contents(paths, contents, read_paths, root)
             yield pd.Series([
                 None if failure is not None else hashlib.sha256(bytes(content or b"")).hexdigest()
                 for content, failure in zip(data, failures, strict=True)

@@ -5,6 +5,7 @@ probabilities, so the service and the job give the same numbers for the same fil
 """
 
 import base64
+import os
 import threading
 from importlib import resources
 from typing import Annotated
@@ -21,7 +22,7 @@ from dermspark.score.predict import describe, output_settings, predict_bytes
 from dermspark.score.predict import explain as explain_predictions
 from dermspark.serve.auth import BearerToken, configured_token
 from dermspark.serve.upload_limit import UploadLimit
-from dermspark.settings import ServeSettings, require
+from dermspark.settings import ServeSettings, check_limits, require
 from dermspark.tracking import registry
 
 NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
@@ -44,17 +45,33 @@ def cors_origins(settings: ServeSettings) -> list[str]:
     return origins
 
 
+def listen_options(settings: ServeSettings) -> dict:
+    """uvicorn.run's host, port and TLS options; the certificate and key are checked here, so a
+    wrong one stops the launcher in one line before it listens."""
+    options = {"host": settings.host, "port": settings.port}
+    files = {"--tls-certfile": settings.tls_certfile, "--tls-keyfile": settings.tls_keyfile}
+    if not any(files.values()):
+        return options
+    if not all(files.values()):
+        raise DermsparkError("--tls-certfile and --tls-keyfile go together: give both, or neither for plain HTTP")
+    import ssl
+
+    for flag, path in files.items():
+        if not os.path.isfile(path):
+            raise DermsparkError(f"{flag} {path} does not exist")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_certfile, settings.tls_keyfile)
+    except (ssl.SSLError, ValueError) as error:
+        raise DermsparkError(f"--tls-certfile and --tls-keyfile are not a usable pair: {error}") from None
+    return {**options, "ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
+
+
 def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     """The app for settings.model (or an already loaded bundle). The bundle is loaded here, not on
     the first request, so a bad bundle stops the launcher before it listens."""
-    if not 1 <= settings.port <= 65535:
-        raise DermsparkError(f"port must be within 1 and 65535, got {settings.port}")
+    check_limits(settings)
     limit = upload_limit_bytes(settings)
     origins = cors_origins(settings)
-    for name in ("melanoma_threshold", "review_confidence"):
-        value = getattr(settings, name)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise DermsparkError(f"{name} must be within 0 and 1, got {value}")
     registered = None
     if bundle is None:
         require(settings)

@@ -15,9 +15,10 @@ import logging
 from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
+from dermspark.commit import locked, mark, prepare_output, sibling_lock
 from dermspark.report.cross_validation import summarize, write_summary
 from dermspark.settings import TrainSettings, to_json
-from dermspark.storage import join, prepare_output
+from dermspark.storage import join
 from dermspark.tracking.run import open_or_fail
 from dermspark.train.driver import Setup, new_run_id, train_model
 
@@ -69,7 +70,12 @@ def _check(settings: TrainSettings, manifest: dict, dataset: str) -> int:
 
 def _claim(output_url: str, settings: TrainSettings) -> dict:
     """cv.json's content (this run's id, folds and settings), once the output is known to be this
-    run's (or is made so)."""
+    run's (or is made so), under the output's lock: of two runs claiming one output, one does."""
+    with locked(sibling_lock(output_url), output_url):
+        return _claim_unlocked(output_url, settings)
+
+
+def _claim_unlocked(output_url: str, settings: TrainSettings) -> dict:
     claim_url = join(output_url, CLAIM)
     wanted = {key: value for key, value in json.loads(to_json(settings)).items() if key not in OPERATIONAL}
     if storage.exists(claim_url):
@@ -88,10 +94,11 @@ def _claim(output_url: str, settings: TrainSettings) -> dict:
                                  f"{claim['run_id']} to continue it, or --mode overwrite to replace it")
         storage.delete(output_url)
     elif storage.exists(output_url):
-        prepare_output(output_url, settings.mode)
+        prepare_output(output_url, settings.mode, "train")
         storage.delete(output_url)
     claim = {"run_id": settings.run_id or new_run_id(), "folds": settings.cv, "settings": wanted}
     storage.write_text(claim_url, json.dumps(claim, indent=2, sort_keys=True))
+    mark(output_url, "train")
     return claim
 
 

@@ -15,7 +15,10 @@ def read_manifest(dataset_url: str) -> dict:
         raise DermsparkError(
             f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
         )
-    return json.loads(storage.read_text(manifest_url))
+    manifest = json.loads(storage.read_text(manifest_url))
+    if "model_name" in manifest:
+        raise DermsparkError(f"{dataset_url} is a model bundle, not an ingested dataset: pass ingest's output")
+    return manifest
 
 
 def pick_size(manifest: dict, input_size: tuple[int, int], model: str) -> str:

@@ -13,12 +13,13 @@ from pyspark.sql import SparkSession
 import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable, rank_threads
+from dermspark.commit import mark, staged_output
 from dermspark.models import get_recipe
 from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
-from dermspark.storage import join, staged_output, to_url
+from dermspark.storage import join, to_url
 from dermspark.tracking.run import open_or_fail
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
 from dermspark.train.dataset import (
@@ -67,13 +68,7 @@ def new_run_id() -> str:
 
 
 def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
-    require(settings)
-    if settings.cycle_time_ms <= 0:
-        raise DermsparkError(f"--cycle-time-ms must be more than 0, got {settings.cycle_time_ms}")
-    if not 0.0 < settings.target_sensitivity <= 1.0:
-        raise DermsparkError(f"--target-sensitivity must be within (0, 1], got {settings.target_sensitivity}")
-    if not 0.0 < settings.review_rate <= 0.5:
-        raise DermsparkError(f"--review-rate must be within (0, 0.5], got {settings.review_rate}")
+    require(settings)  # and every setting's limits
     try:
         recipe = get_recipe(settings.model)
         check_options(settings.model, settings.model_options)
@@ -165,6 +160,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         "plan": plan,
         "seed": settings.seed,
         "target_sensitivity": settings.target_sensitivity,
+        "calibration": settings.calibration,
         "review": {"rate": settings.review_rate, "method": settings.review_method,
                    "ood_check": to_url(settings.ood_check) if settings.ood_check else None},
         "parent": {"weights": setup.parent["weights"], "class_map": setup.parent["class_map"]} if setup.parent else None,
@@ -178,7 +174,8 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
 
     log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
              [stage["epochs"] for stage in plan["stages"]], run_id)
-    with staged_output(output_url) as staging:
+    # A fold's output is new (cv.py skips finished folds): another job's fold stops this one.
+    with staged_output(output_url, "error" if fold else settings.mode) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
         try:
             results = horovod.spark.run(
@@ -210,6 +207,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         _write_report(staging, metrics, classes, settings, dataset_url, run_id, fold,
                       bundle_manifest["test_time_augmentation"])
         storage.copy_tree(tensorboard_url, join(staging, "tensorboard"))
+        mark(staging, "train")
     result = {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id,
               "tensorboard": storage.local_path(tensorboard_url) or tensorboard_url}
     if mlflow_run:

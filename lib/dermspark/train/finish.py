@@ -54,7 +54,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     valid = infer(validation)
     melanoma = melanoma_index(classes)
     calibration = calibrate(valid and valid.for_calibration(), test.for_calibration(), melanoma,
-                            config["target_sensitivity"])
+                            config["target_sensitivity"], config.get("calibration", "auto"))
     temperature = calibration.pop("temperature")
     point = calibration.pop("operating_point")
     metrics = {"test": _measure(config, test, temperature)}
@@ -84,7 +84,8 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
         **config["bundle_manifest"],
         "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
         # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
-        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"]},
+        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"],
+                        **{key: calibration[key] for key in ("mode", "chosen", "fitted_temperature")}},
         "operating_point": None if point is None else {
             "class": classes[melanoma], "target_sensitivity": point["target_sensitivity"],
             "threshold": point["threshold"]},
