@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dermspark import dicom
 from dermspark.settings import COLOR_CONSTANCY
 
 # Pillow's own default; scans of a lesion are far below it, a decompression bomb is far above.
@@ -89,12 +90,30 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))
 
 
-def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loaded: dict) -> Image.Image:
+def _dicom_rgb(content: bytes, options: DecodeOptions, too_large: str, frame: int) -> Image.Image:
+    """A DICOM file's frame (dicom.py), its size checked on the header before it is decoded."""
+    try:
+        dataset = dicom.read(content)
+        pixels = dicom.pixel_count(dataset)
+        if pixels > options.max_pixels:
+            raise ImageRejected("too_large", f"{dataset.Columns}x{dataset.Rows} pixels, {too_large}")
+        return Image.fromarray(dicom.frame_rgb(dataset, frame), "RGB")
+    except dicom.DicomRejected as rejected:
+        raise ImageRejected(rejected.reason, rejected.detail) from None
+
+
+def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loaded: dict,
+              frame: int = 0) -> Image.Image:
     """The RGB image to resize to `size`. `loaded` holds the images already decoded from these
-    bytes, by decoded size, so sizes sharing a JPEG draft scale share one decode."""
+    bytes, by decoded size, so sizes sharing a JPEG draft scale share one decode. A DICOM file
+    (told by its preamble) gives its frame `frame`."""
     if not content:
         raise ImageRejected("unreadable", "empty file")
     too_large = f"over the limit of {options.max_pixels:,} pixels (--max-pixels)"
+    if dicom.is_dicom(content):
+        if "dicom" not in loaded:
+            loaded["dicom"] = _dicom_rgb(content, options, too_large, frame)
+        return loaded["dicom"]
     with warnings.catch_warnings():
         # The limit is --max-pixels, checked below on the header before any pixel is decoded:
         # Pillow's own check (a warning above its default, an error at twice it) would refuse
@@ -188,15 +207,16 @@ def color_constancy(pixels: np.ndarray, power: float) -> np.ndarray:
 
 
 def decode_sizes(
-    content: bytes, sizes: list[tuple[int, int]], options: DecodeOptions = DecodeOptions()
+    content: bytes, sizes: list[tuple[int, int]], options: DecodeOptions = DecodeOptions(), frame: int = 0
 ) -> list[np.ndarray]:
     """Decode once per JPEG draft scale, resize to every size: uint8 RGB arrays of shape
     (height, width, 3), each equal to what decode_image gives for its size alone.
 
     The format is recognised from the content, never the file name; EXIF orientation is applied;
-    every mode (L, P, RGBA, CMYK, I;16 ...) is converted to RGB."""
+    every mode (L, P, RGBA, CMYK, I;16 ...) is converted to RGB. DICOM files give their frame
+    `frame` by the file's own rules (dicom.py)."""
     loaded: dict = {}
-    return [_resize(_open_rgb(content, size, options, loaded), *size, options) for size in sizes]
+    return [_resize(_open_rgb(content, size, options, loaded, frame), *size, options) for size in sizes]
 
 
 def decode_image(
