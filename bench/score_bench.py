@@ -16,6 +16,9 @@ turns --repeats times and the medians of the paired ratios count.
 --flag-costs instead times the job three ways, in turns: the bundle without a review flag, with
 one (fitted here on the first 512 images' features: its cost does not depend on its fit), and
 with one and `--explain` (a Grad-CAM PNG per image). The ratios say what each costs.
+
+--dicom instead times the job on the images and on DICOM copies of them (JPEG baseline, made
+here by dermspark.dicom_archive), in turns: the ratio is DICOM's rate over the JPEG files' rate.
 """
 
 import argparse
@@ -82,6 +85,18 @@ def flag_costs(job, bundle: str, reviewed: str, repeats: int) -> None:
     print(f"cost of the flag: {1 - statistics.median(run[1] / run[0] for run in runs):.1%} of throughput "
           "(target under 10%)")
     print(f"cost of --explain on top: {1 - statistics.median(run[2] / run[1] for run in runs):.1%}")
+
+
+def dicom_cost(job, dicom_folder: str, repeats: int) -> None:
+    """The job on the JPEG files and on their DICOM copies, in turns; medians."""
+    runs = []
+    for repeat in range(repeats):
+        rates = (job(f"jpeg-{repeat}")[0], job(f"dicom-{repeat}", folder=dicom_folder)[0])
+        runs.append(rates)
+        print(f"repeat {repeat + 1}: JPEG files {rates[0]:.1f} img/s, DICOM (JPEG baseline) {rates[1]:.1f}", flush=True)
+    print(f"job on JPEG files                {statistics.median(run[0] for run in runs):8.1f} img/s")
+    print(f"job on DICOM, JPEG baseline      {statistics.median(run[1] for run in runs):8.1f} img/s")
+    print(f"DICOM / JPEG: {statistics.median(run[1] / run[0] for run in runs):.2f} (target at least 0.8)")
 
 
 def plain_keras(bundle_path: str, files: list[str], batch_size: int) -> tuple[float, float]:
@@ -203,6 +218,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the job and of plain Keras; medians")
     parser.add_argument("--flag-costs", action="store_true", help="time the review flag and --explain instead")
+    parser.add_argument("--dicom", action="store_true", help="time DICOM copies of the images against the images")
     args = parser.parse_args()
     source = sorted(glob.glob(os.path.join(args.data, "ham10000-200x150", "*", "*.jpg")))[: args.images]
     if not source:
@@ -227,10 +243,10 @@ def main() -> None:
         )
         spark.sparkContext.setLogLevel("ERROR")
 
-        def job(output: str, model: str = bundle, explain: bool = False) -> tuple[float, float]:
+        def job(output: str, model: str = bundle, explain: bool = False, folder: str = images) -> tuple[float, float]:
             """Images per second and cores used (CPU seconds of the whole process tree, driver,
             JVM and Python workers, over the wall time)."""
-            settings = ScoreSettings(model=model, input=images, output=os.path.join(work, output),
+            settings = ScoreSettings(model=model, input=folder, output=os.path.join(work, output),
                                      batch_size=args.batch_size, explain=explain)
             cpu_before, started = _process_tree_cpu(), time.perf_counter()
             summary = run_score(spark, settings)
@@ -241,6 +257,14 @@ def main() -> None:
             shutil.rmtree(os.path.join(work, output))
             return len(source) / elapsed, cores
 
+        if args.dicom:
+            from dermspark.dicom_archive import write_copy
+
+            write_copy(source, os.path.join(work, "dicom"), "jpeg_baseline")
+            job("warm-up")
+            dicom_cost(job, os.path.join(work, "dicom"), args.repeats)
+            spark.stop()
+            return
         if args.flag_costs:
             reviewed = with_review(bundle, source, work)
             job("warm-up", reviewed, explain=True)

@@ -74,6 +74,43 @@ def identity(dataset, frame: int = 0) -> Identity:
     return Identity(attributes, frame, frame_count(dataset))
 
 
+def allowed_attributes(content: bytes) -> dict:
+    """The allow-listed attributes of a DICOM file's header, read without its pixels; {} when
+    the header cannot be read (the decoder then gives the reason)."""
+    import pydicom
+
+    try:
+        return identity(pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)).attributes
+    except Exception:  # noqa: BLE001 - a hostile header: the decode names what is wrong
+        return {}
+
+
+def frames_of(content: bytes) -> int:
+    """How many frames a file holds: a DICOM file's NumberOfFrames, 1 for anything else (and for
+    a header that cannot be read, whose one row then carries the reason)."""
+    if not is_dicom(content):
+        return 1
+    import pydicom
+
+    try:
+        return frame_count(pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True))
+    except Exception:  # noqa: BLE001 - hostile header: one row, the decode's reason
+        return 1
+
+
+def header_frames(path: str) -> int:
+    """frames_of for a local file, reading its first bytes, and a DICOM file's header only."""
+    import pydicom
+
+    try:
+        with open(path, "rb") as handle:
+            if not is_dicom(handle.read(PREAMBLE_AT + 4)):
+                return 1
+        return frame_count(pydicom.dcmread(path, stop_before_pixels=True))
+    except Exception:  # noqa: BLE001 - unreadable or hostile: one row, whose decode says why
+        return 1
+
+
 def frame_count(dataset) -> int:
     try:
         return max(1, int(dataset.get("NumberOfFrames", 1) or 1))

@@ -31,8 +31,8 @@ class Written:
     series_instance_uid: str
 
 
-def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC",
-             body_part: str = "SKIN", study_uid: str | None = None, series_uid: str | None = None) -> bytes:
+def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC", body_part: str = "SKIN",
+             study_uid: str | None = None, series_uid: str | None = None, patient_id: str | None = None) -> bytes:
     """One RGB image (uint8, height x width x 3) as a DICOM Part 10 file's bytes."""
     import highdicom as hd
     from pydicom.uid import generate_uid
@@ -42,7 +42,7 @@ def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC
         pixel_array=pixels, photometric_interpretation=photometric, bits_allocated=8, coordinate_system="PATIENT",
         study_instance_uid=study_uid or generate_uid(), series_instance_uid=series_uid or generate_uid(),
         series_number=1, sop_instance_uid=generate_uid(), instance_number=1, manufacturer="dermspark test",
-        patient_id=FAKE_PATIENT["id"], patient_name=FAKE_PATIENT["name"],
+        patient_id=patient_id or FAKE_PATIENT["id"], patient_name=FAKE_PATIENT["name"],
         patient_birth_date=FAKE_PATIENT["birth_date"], patient_sex="F", patient_orientation=("L", "F"),
         transfer_syntax_uid=uid)
     image.Modality = modality

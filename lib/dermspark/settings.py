@@ -60,9 +60,10 @@ class IngestSettings:
     input: str | None = setting(None, "archive folder (any path or URL every node reaches)", required=True)
     output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the dataset, manifest "
                                        "and rejects", required=True)
-    source: str = setting("ham10000", "archive layout: ham10000, isic2019, folders (a folder per class), or "
-                                      "labels_csv (labels.csv with image_id and dx, images in images/)",
-                          choices=("ham10000", "isic2019", "folders", "labels_csv"))
+    source: str = setting("ham10000", "archive layout: ham10000, isic2019, folders (a folder per class), "
+                                      "labels_csv (labels.csv with image_id and dx, images in images/), or dicom "
+                                      "(labels.csv keyed by SOP Instance UID, DICOM files anywhere below)",
+                          choices=("ham10000", "isic2019", "folders", "labels_csv", "dicom"))
     label_space: str = setting("ham10000", "classes to train on: ham10000 (7), isic2019 (8), melanoma (2)",
                                choices=("ham10000", "isic2019", "melanoma"))
     sizes: str = setting("75x100", "HEIGHTxWIDTH list, one dataset each from one decode: 75x100 Benbrahim, "
@@ -213,6 +214,9 @@ class ScoreSettings:
     explain: bool = setting(False, "also write a Grad-CAM heatmap of the predicted class per image, a PNG "
                                    "under the run's explanations/ named by its content hash (slower)")
     incremental: bool = setting(False, "skip files whose content this model version already scored")
+    dicom_sr: str | None = setting(None, "also write one DICOM Structured Report per scored DICOM instance into this "
+                                         "folder (TID 1500: class probabilities, predicted class, melanoma and "
+                                         "review flags, the model), for a PACS to import")
     labels: str | None = setting(None, "HAM10000 metadata or ISIC 2019 ground truth CSV: adds a metrics "
                                        "report")
     model_version: str | None = setting(None, "default: NAME/VERSION for a registered model, else the "

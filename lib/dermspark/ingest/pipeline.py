@@ -18,6 +18,7 @@ from dermspark.cluster import check_cluster, check_reachable
 from dermspark.commit import mark, prepare_output, staged_output
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
+from dermspark.ingest.dicom_source import read_dicom
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.ingest.labels_csv import read_labels_csv
@@ -31,7 +32,7 @@ from dermspark.storage import join, to_url
 log = logging.getLogger(__name__)
 
 READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders,
-           "labels_csv": read_labels_csv}
+           "labels_csv": read_labels_csv, "dicom": read_dicom}
 
 # What the decode returns for each candidate: its id and why it was rejected (null when its
 # images were written). The rest of its row is on the driver already, in the plan.

@@ -1,7 +1,8 @@
 """The scoring job: input -> (skip what this model version scored) -> the UDF -> one committed run.
 
 Every input gets exactly one row, a prediction or an error reason, or is counted as skipped:
-inputs = scored + errors + skipped, checked against what was written before the commit.
+inputs + extra_frames = scored + errors + skipped (extra frames: a multi-frame DICOM file's rows beyond its
+first), checked against what was written before the commit.
 """
 
 import json
@@ -20,12 +21,13 @@ from dermspark.commit import check_kind
 from dermspark.files import tune_for_images
 from dermspark.report.evaluation import write_evaluation
 from dermspark.runtime import stage
+from dermspark.score.dicom_sr import write_reports
 from dermspark.score.evaluation import evaluate_scores
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
 from dermspark.score.predict import output_settings
-from dermspark.score.udf import make_hash_udf, make_predict_udf
+from dermspark.score.udf import make_frames_udf, make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings, require, to_json
 from dermspark.storage import join, to_url
 from dermspark.tracking import registry
@@ -107,6 +109,11 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     finally:
         for frame in cached:
             frame.unpersist()
+    if settings.dicom_sr and result["predictions"]:
+        with stage("score", "writing DICOM Structured Reports") as counts:
+            result["dicom_reports"] = write_reports(spark.read.parquet(output.partition_url), to_url(settings.dicom_sr),
+                                                    manifest["classes"], (manifest["model_name"], output.version))
+            counts.update(written=result["dicom_reports"]["written"], failed=result["dicom_reports"]["failed"])
     log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result["scored"], result["errors"],
              result["skipped"])
     reviews = result["reviews"]
@@ -143,10 +150,13 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         dropped = output.drop_landed() if settings.incremental else 0
         written = spark.read.parquet(output.staged_rows) if storage.exists(output.staged_rows) else None
         summary = _summary(output, manifest, written, source, model, scored_with)
-        if summary["scored"] + summary["errors"] + dropped != inputs - skipped:
-            raise RuntimeError(f"{inputs - skipped} files to score but {summary['scored'] + summary['errors']} "
-                               f"rows written and {dropped} dropped; a dermspark bug")
-        summary.update(inputs=inputs, skipped=skipped + dropped, skipped_at_commit=dropped)
+        files = 0 if written is None else written.select("path").distinct().count()
+        if files + dropped != inputs - skipped:
+            raise RuntimeError(f"{inputs - skipped} files to score but {files} written and {dropped} dropped; "
+                               "a dermspark bug")
+        # A multi-frame DICOM file has a row per frame: rows = files + extra_frames.
+        summary.update(inputs=inputs, skipped=skipped + dropped, skipped_at_commit=dropped,
+                       extra_frames=summary["scored"] + summary["errors"] - files)
         _write_record(settings, output, manifest, summary, written, truth, model, scored_with)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
     return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}
@@ -166,17 +176,24 @@ def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, co
     predict = make_predict_udf(bundle_url, settings.top_k, scored_with["melanoma_threshold"], source.read_paths,
                                threads, tracking_uri if registered else None, scored_with["temperature"],
                                settings.review_confidence, explanations, _root(source, to_url(settings.input)))
+    # A row per frame of a multi-frame DICOM file (frame 0 for anything else).
+    rows = rows.withColumn("frame", F.explode(make_frames_udf(source.read_paths)("path", "content")))
     with stage("score", f"predicting {count:,} inputs with {output.version}") as counts:
-        rows.select("path", "image_id", predict("path", "content").alias("r")).select(
-            "path", "image_id", "r.sha256", "r.predicted_label", "r.confidence",
+        rows.select("path", "image_id", predict("path", "content", "frame").alias("r")).select(
+            "path",
+            # A DICOM row's image id is its SOP Instance UID, which labels and records join by.
+            F.coalesce("r.sop_instance_uid", "image_id").alias("image_id"), "r.sha256", "r.predicted_label",
+            "r.confidence",
             *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
             "r.top_labels", "r.top_probabilities", "r.melanoma_flag",
             "r.ood_score", "r.review", "r.review_reason", "r.explanation", "r.error", "r.error_detail",
+            "r.frame", "r.study_instance_uid", "r.series_instance_uid", "r.sop_instance_uid",
             F.lit(manifest["model_name"]).alias("model_name"),
             F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
             F.current_timestamp().alias("scored_at"),
         ).write.parquet(output.staged_rows)
-        counts["rows"] = spark.read.parquet(output.staged_rows).count()
+        staged = spark.read.parquet(output.staged_rows)
+        counts.update(rows=staged.count(), errors=staged.where("error is not null").count())
 
 
 def _summary(output: ScoringOutput, manifest: dict, written, source, model, scored_with: dict) -> dict:

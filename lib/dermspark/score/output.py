@@ -103,13 +103,14 @@ class ScoringOutput:
 
     def drop_landed(self) -> int:
         """Under the lock, at the commit of an incremental run: the staged rows for files that runs
-        committed since this one started have scored are dropped. Returns how many."""
+        committed since this one started have scored are dropped. Returns how many files (a
+        multi-frame DICOM file has a row per frame)."""
         landed = self._hashes(self.runs() - (self.runs_at_start or set()))
         if landed is None or not storage.exists(self.staged_rows):
             return 0
         staged = self.spark.read.parquet(self.staged_rows)
         kept = staged.join(landed, "sha256", "left_anti")
-        before, after = staged.count(), kept.count()
+        before, after = (frame.select("path").distinct().count() for frame in (staged, kept))
         if after < before:
             kept.write.parquet(join(self.staging, "rows-kept"))
             storage.delete(self.staged_rows)

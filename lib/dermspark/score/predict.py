@@ -25,6 +25,9 @@ class Prediction:
     review_reason: str | None = None
     # The decoded pixels the model saw, for explanations; never written out.
     image: np.ndarray | None = None
+    # A DICOM file's frame and its allowed attributes (dicom.ALLOWED: UIDs, never patient data).
+    frame: int | None = None
+    dicom: dict | None = None
 
 
 def melanoma_index(classes: list[str]) -> int | None:
@@ -50,20 +53,25 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
 
 
 def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0,
-                  review_confidence: float | None = None) -> list[Prediction]:
-    """Decode each file, predict the decodable ones in one model call, keep the input order.
-    A file that is not a usable image gets its reject reason and no probabilities. Probabilities
-    are scaled by the temperature; with the bundle's reviewer, each gets its review flag."""
-    from dermspark.images import ImageRejected, decode_image
+                  review_confidence: float | None = None, frames: list[int] | None = None) -> list[Prediction]:
+    """Decode each file (a DICOM file's frame `frames[i]`, else its first), predict the decodable
+    ones in one model call, keep the input order. A file that is not a usable image gets its
+    reject reason and no probabilities. Probabilities are scaled by the temperature; with the
+    bundle's reviewer, each gets its review flag."""
+    from dermspark import dicom
+    from dermspark.images import ImageRejected, decode_sizes
 
     height, width = bundle.input_size
     options = bundle.decode_options
     results, arrays = [], []
-    for content in contents:
+    for index, content in enumerate(contents):
         data = bytes(content or b"")
         result = Prediction(sha256=hashlib.sha256(data).hexdigest())
+        frame = frames[index] if frames is not None else 0
+        if dicom.is_dicom(data):
+            result.frame, result.dicom = frame, dicom.allowed_attributes(data)
         try:
-            result.image = decode_image(data, height, width, options)
+            result.image = decode_sizes(data, [(height, width)], options, frame)[0]
             arrays.append(result.image)
         except ImageRejected as rejected:
             result.error, result.error_detail = rejected.reason, rejected.detail[:300]

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 
 import pandas as pd
 from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import ArrayType, BooleanType, FloatType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    FloatType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 RESULT_TYPE = StructType(
     [
@@ -26,8 +34,15 @@ RESULT_TYPE = StructType(
         StructField("explanation", StringType()),
         StructField("error", StringType()),
         StructField("error_detail", StringType()),
+        # DICOM files only: the frame (one row each) and the UIDs a hospital joins results by.
+        StructField("frame", IntegerType()),
+        StructField("study_instance_uid", StringType()),
+        StructField("series_instance_uid", StringType()),
+        StructField("sop_instance_uid", StringType()),
     ]
 )
+DICOM_COLUMNS = {"study_instance_uid": "StudyInstanceUID", "series_instance_uid": "SeriesInstanceUID",
+                 "sop_instance_uid": "SOPInstanceUID"}
 
 # One loaded bundle per Python worker process, kept across tasks (Spark reuses its workers).
 _BUNDLES: dict = {}
@@ -102,7 +117,7 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
     once the run is committed), or None for no heatmaps; root: the input's local folder, out of
     which links are not followed."""
     @pandas_udf(RESULT_TYPE)
-    def predict(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+    def predict(batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,10 +126,11 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
 
         bundle = _bundle(bundle_path, threads, tracking_uri)
         steady_worker()  # after the model: TensorFlow's objects are the most Spark's gc would walk
-        for paths, contents in batches:
+        for paths, contents, frames in batches:
             data, failures = _contents(paths, contents, read_paths, root)
-            predicted = iter(predict_bytes(bundle, [item for item, failure in zip(data, failures, strict=True)
-                                                    if failure is None], temperature, review_confidence))
+            readable = [index for index, failure in enumerate(failures) if failure is None]
+            predicted = iter(predict_bytes(bundle, [data[index] for index in readable], temperature,
+                                           review_confidence, [int(frames.iloc[index]) for index in readable]))
             results = [
                 next(predicted) if failure is None else Prediction(None, error=failure[0], error_detail=failure[1])
                 for failure in failures
@@ -126,11 +142,31 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
                     "explanation": _explanations(bundle, results, explanations),
                     "error": [result.error for result in results],
                     "error_detail": [result.error_detail for result in results],
+                    "frame": [result.frame for result in results],
+                    **{column: [(result.dicom or {}).get(name) for result in results]
+                       for column, name in DICOM_COLUMNS.items()},
                 },
                 columns=RESULT_TYPE.fieldNames(),
             )
 
     return predict
+
+
+def make_frames_udf(read_paths: bool):
+    """Each file's frame numbers, [0] for anything but a multi-frame DICOM file, so that the
+    scoring job gives every frame a row. Only a DICOM file's header is read for it."""
+
+    @pandas_udf(ArrayType(IntegerType()))
+    def frames(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
+        from dermspark.dicom import frames_of, header_frames
+        from dermspark.files import local_file
+
+        for paths, contents in batches:
+            counts = [header_frames(local_file(path)) if read_paths else frames_of(bytes(content or b""))
+                      for path, content in zip(paths, contents, strict=True)]
+            yield pd.Series([list(range(count)) for count in counts])
+
+    return frames
 
 
 def make_hash_udf(read_paths: bool, root: str | None = None):
