@@ -254,7 +254,7 @@ def main() -> None:
 
                 def ingest(archive: str, output: str = output, size: str = size) -> None:
                     result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size,
-                                                              codec=args.codec))
+                                                              codec=args.codec, links="follow"))
                     if result["written"] != result["inputs"]:
                         sys.exit(f"ingest wrote {result['written']} of {result['inputs']} inputs")
 
@@ -290,7 +290,7 @@ def main() -> None:
 
             def score(archive: str) -> None:
                 summary = run_score(spark, ScoreSettings(model=bundle, input=os.path.join(archive, "images"),
-                                                         output=scores, batch_size=args.batch_size))
+                                                         output=scores, batch_size=args.batch_size, links="follow"))
                 if summary["scored"] != summary["inputs"]:
                     sys.exit(f"scoring scored {summary['scored']} of {summary['inputs']}: {summary['by_reason']}")
 

@@ -247,7 +247,7 @@ def main() -> None:
             """Images per second and cores used (CPU seconds of the whole process tree, driver,
             JVM and Python workers, over the wall time)."""
             settings = ScoreSettings(model=model, input=folder, output=os.path.join(work, output),
-                                     batch_size=args.batch_size, explain=explain)
+                                     batch_size=args.batch_size, explain=explain, links="follow")
             cpu_before, started = _process_tree_cpu(), time.perf_counter()
             summary = run_score(spark, settings)
             elapsed = time.perf_counter() - started

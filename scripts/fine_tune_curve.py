@@ -49,7 +49,8 @@ def archive(folder: Path, rows: list[dict], images: Path) -> Path:
 def ingest(source: Path, output: Path, size: str, decode: list[str], split: str, seed: int) -> None:
     if not (output / "manifest.json").exists():
         submit("ingest", "--source", "labels_csv", "--input", str(source), "--output", str(output),
-               "--sizes", size, "--split", split, "--seed", str(seed), "--mode", "overwrite", *decode)
+               "--sizes", size, "--split", split, "--seed", str(seed), "--mode", "overwrite", "--links", "follow",
+               *decode)
 
 
 def nested_draws(pool: list[dict], sizes: list[int], seed: int) -> dict[int, list[dict]]:

@@ -316,7 +316,8 @@ def test_a_cluster_whose_nodes_share_no_disk(cluster, s3_store, mlflow_server, t
     predictions = shared / "scores"
     job = subprocess.Popen(
         [str(ROOT / "spark-submit.sh"), "score", "--master", master, "--model", "models:/iso/1",
-         "--mlflow-uri", mlflow_server, "--input", str(links), "--glob", "*.jpg", "--output", str(predictions)],
+         "--mlflow-uri", mlflow_server, "--input", str(links), "--glob", "*.jpg", "--links", "follow",
+         "--output", str(predictions)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     # Seen through each worker's own view of the files (/proc/PID/root).

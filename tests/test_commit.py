@@ -86,9 +86,9 @@ def test_an_s3_lease_is_renewed_while_held(s3_store, monkeypatch, tmp_path):
         monkeypatch.setenv(name, value)
     lock = f"s3://dermspark/lease-{tmp_path.name}/_commit.lock"
     with commit.locked(lock, "OUT", lease=0.6):
-        first = json.loads(storage.read_text(lock))["expires"]
+        first = json.loads(storage.read_versioned(lock)[0])["expires"]
         time.sleep(0.9)
-        assert json.loads(storage.read_text(lock))["expires"] > first
+        assert json.loads(storage.read_versioned(lock)[0])["expires"] > first
     assert not storage.exists(lock)
 
 

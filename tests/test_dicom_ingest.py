@@ -65,3 +65,34 @@ def test_dicom_ingest_matches_the_image_archive(spark, real_data, tmp_path):
     written = b"".join(path.read_bytes() for path in (tmp_path / "out-dicom").rglob("*") if path.is_file())
     for value in (*FAKE_PATIENT.values(), FAKE_PATIENT["name"].replace("^", " ")):
         assert value.encode() not in written
+
+
+def test_train_and_score_on_dicom_leave_no_patient_data_anywhere(spark, real_data, mlflow_server, tmp_path, capfd):
+    """The DICOM export ingested, a model trained on it with MLflow tracking, the export scored
+    with Structured Reports: the fake patient's name, id and birth date are in no dataset, bundle,
+    report, predictions table, MLflow artifact or log line (the SRs, which go back to the PACS,
+    carry them by design)."""
+    from dermspark.score.job import run_score
+    from dermspark.settings import ScoreSettings, TrainSettings
+    from dermspark.train.job import run_train
+
+    _archives(real_data, tmp_path)
+    run_ingest(spark, IngestSettings(source="dicom", input=str(tmp_path / "dicom"), output=str(tmp_path / "dataset"),
+                                     num_files=2, split="60/20/20"))
+    trained = run_train(spark, TrainSettings(dataset=str(tmp_path / "dataset"), output=str(tmp_path / "model"),
+                                             epochs=1, batch_size=8, num_proc=2, mlflow_uri=mlflow_server,
+                                             experiment="dicom-privacy"))
+    assert trained["test"]["count"] > 0
+    summary = run_score(spark, ScoreSettings(model=str(tmp_path / "model" / "model"), input=str(tmp_path / "dicom"),
+                                             output=str(tmp_path / "scores"), dicom_sr=str(tmp_path / "sr")))
+    assert summary["scored"] == IMAGES and summary["dicom_reports"]["written"] == IMAGES
+    logged = "".join(capfd.readouterr()).encode()
+    mlflow_files = [path for folder in tmp_path.parent.glob("mlflow*") for path in folder.rglob("*") if path.is_file()]
+    outputs = [path for name in ("dataset", "model", "model.checkpoints", "scores")
+               for path in (tmp_path / name).rglob("*") if path.is_file()]
+    assert outputs and mlflow_files
+    searched = logged + b"".join(path.read_bytes() for path in outputs + mlflow_files)
+    for value in (*FAKE_PATIENT.values(), FAKE_PATIENT["name"].replace("^", " ")):
+        assert value.encode() not in searched, value
+    # The reports do carry the patient, as a PACS needs to file them.
+    assert FAKE_PATIENT["id"].encode() in next((tmp_path / "sr").glob("*.dcm")).read_bytes()

@@ -83,3 +83,7 @@ def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tm
     assert latin["error"] is None and latin["predicted_label"] is not None
     refused = next(row for row in rows if row["error"])
     assert os.path.realpath(_leads_back(refused["path"])).endswith(b"secret.jpg")
+    # --links follow: a folder of links to a selection kept elsewhere is scored whole.
+    followed = run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(hostile_archive),
+                                              output=str(tmp_path / "followed"), glob="*.jpg", links="follow"))
+    assert followed["by_reason"] == {} and followed["scored"] == len(files)

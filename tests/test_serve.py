@@ -94,6 +94,33 @@ def test_a_png_named_jpg_is_judged_by_its_content(client, images):
     assert upload(client, buffer.getvalue(), "really-a-png.jpg").status_code == 200
 
 
+def test_a_dicom_upload_is_answered_as_its_image_with_its_uids(client, images):
+    """The same pixels as DICOM (lossless, any file name): the same answer, plus the UIDs; a
+    DICOM file cut short is a 422 with its reason."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from dermspark.dicom_archive import FAKE_PATIENT, to_dicom
+    from PIL import Image
+
+    # Small, so that the uncompressed-size RLE file stays under the test's upload limit.
+    pixels = np.asarray(Image.open(images[0]).convert("RGB").resize((100, 75)))
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    content = to_dicom(pixels, "rle", "x")
+    as_image, as_dicom = upload(client, png.getvalue()).json(), upload(client, content, "export.bin")
+    assert as_dicom.status_code == 200
+    answer = as_dicom.json()
+    assert answer["probabilities"] == as_image["probabilities"] and as_image["dicom"] is None
+    header = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)
+    assert answer["dicom"] == {"frame": 0, "StudyInstanceUID": header.StudyInstanceUID,
+                               "SeriesInstanceUID": header.SeriesInstanceUID, "SOPInstanceUID": header.SOPInstanceUID}
+    assert all(value not in as_dicom.text for value in FAKE_PATIENT.values())
+    cut = upload(client, content[:len(content) // 2])
+    assert cut.status_code == 422 and cut.json()["detail"]["reason"] == "corrupt"
+
+
 def test_missing_file_field_is_422(client):
     answer = client.post("/predict", data={"image": "x"})
     assert answer.status_code == 422

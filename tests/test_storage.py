@@ -55,10 +55,13 @@ def test_object_store_commits_copy_every_manifest_last(s3_store, monkeypatch, tm
 
 def test_prepare_output_refuses_an_existing_output(root):
     storage.write_text(storage.join(root, "out", "x"), "x")
+    commit.mark(storage.join(root, "out"), "ingest")
     with pytest.raises(DermsparkError, match="already exists"):
-        commit.prepare_output(storage.join(root, "out"), "error")
-    commit.prepare_output(storage.join(root, "out"), "overwrite")
-    commit.prepare_output(storage.join(root, "new"), "error")
+        commit.prepare_output(storage.join(root, "out"), "error", "ingest")
+    commit.prepare_output(storage.join(root, "out"), "overwrite", "ingest")
+    commit.prepare_output(storage.join(root, "new"), "error", "ingest")
+    with pytest.raises(DermsparkError, match="holds an ingested dataset; train writes a training output"):
+        commit.prepare_output(storage.join(root, "out"), "overwrite", "train")
 
 
 def test_an_unknown_protocol_is_one_clear_error():

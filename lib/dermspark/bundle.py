@@ -207,7 +207,7 @@ def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
             raise DermsparkError(f"{url} is a training output, not a model bundle: its bundle is "
                                  f"{storage.join(url, 'model')}") from None
         raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
-    if "model_name" not in manifest:
+    if "datasets" in manifest and "model_sha256" not in manifest:
         raise DermsparkError(f"{url} is an ingested dataset, not a model bundle: pass a training output's model/ "
                              "folder")
     return manifest

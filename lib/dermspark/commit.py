@@ -155,7 +155,7 @@ def kind_of(url: str) -> str | None:
     if storage.exists(join(url, MARKER)):
         return json.loads(storage.read_text(join(url, MARKER)))["written_by"]
     if storage.exists(join(url, "manifest.json")):
-        return "bundle" if "model_name" in json.loads(storage.read_text(join(url, "manifest.json"))) else "ingest"
+        return "bundle" if "model_sha256" in json.loads(storage.read_text(join(url, "manifest.json"))) else "ingest"
     if storage.exists(join(url, "cv.json")) or storage.exists(join(url, "model", "manifest.json")):
         return "train"
     # A scoring run marks its output at its start, under the lock its first files are.

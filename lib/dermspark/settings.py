@@ -23,6 +23,9 @@ from dermspark import DermsparkError
 MODES = ("error", "overwrite")
 CALIBRATIONS = ("temperature", "none")
 TRAIN_CALIBRATIONS = ("auto", "temperature", "none")
+LINKS = ("inside", "follow")
+LINKS_HELP = ("symbolic links in the input: inside follows them to files inside the input only (one leading out "
+              "is rejected as outside_archive); follow follows them anywhere, for a folder of links to a selection")
 TEST_TIME_AUGMENTATIONS = ("none", "flips")
 # none: the pixels as decoded (the papers'); shades_of_gray: each image's channels scaled so that
 # their Minkowski p-means are equal (Finlayson and Trezzi 2004, as ISIC challenge entries did);
@@ -87,13 +90,14 @@ class IngestSettings:
     folds: int = setting(0, "also give every lesion a fold, 0 to K-1, stratified by class (each class's "
                             "images shared out evenly), for cross-validation; 0: no folds", minimum=0)
     mode: str = setting("error", "when the output exists: error, or overwrite it", choices=MODES)
+    links: str = setting("inside", LINKS_HELP, choices=LINKS)
     max_pixels: int = setting(89_478_485, "larger images are rejected before they are decoded "
                                           "(Pillow's decompression-bomb limit)", minimum=1)
     max_reject_fraction: float = setting(1.0, "fail (after writing the rejects) when a larger share of the "
                                               "inputs is rejected; 1.0 is off, partial archives are normal", minimum=0, maximum=1)
     # Several files of small row groups, so every Horovod rank gets a shard of its own.
     num_files: int | None = setting(None, "Parquet files per size; default: about 2,000 images each "
-                                          "(at least 8), a multiple of the task slots", minimum=1)
+                                          "(at least 8), a multiple of the task slots; 0 as the default", minimum=0)
     row_group_size_mb: int = setting(4, "Parquet row group size", minimum=1)
 
 
@@ -214,6 +218,7 @@ class ScoreSettings:
     explain: bool = setting(False, "also write a Grad-CAM heatmap of the predicted class per image, a PNG "
                                    "under the run's explanations/ named by its content hash (slower)")
     incremental: bool = setting(False, "skip files whose content this model version already scored")
+    links: str = setting("inside", LINKS_HELP, choices=LINKS)
     dicom_sr: str | None = setting(None, "also write one DICOM Structured Report per scored DICOM instance into this "
                                          "folder (TID 1500: class probabilities, predicted class, melanoma and "
                                          "review flags, the model), for a PACS to import")

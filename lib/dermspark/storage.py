@@ -235,15 +235,26 @@ def create_exclusive(url: str, data: bytes) -> bool:
 
 
 def read_versioned(url: str) -> tuple[bytes, str] | None:
-    """A small object's bytes and its version (the ETag), or None when it is gone; the version
-    is read first, so the bytes are never older than it."""
+    """A small object's bytes and its version (the ETag), or None when it is gone. s3fs reads the
+    bytes at the version it found, and fails when another writer changed the object between the
+    two calls: then both are read again."""
     fs, path = open_url(url)
-    fs.invalidate_cache(path)
-    try:
-        version = fs.info(path).get("ETag") or ""
-        return fs.cat_file(path), version
-    except FileNotFoundError:
-        return None
+    for _ in range(20):
+        fs.invalidate_cache(path)
+        try:
+            version = fs.info(path).get("ETag") or ""
+            return fs.cat_file(path), version
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if not _changed_meanwhile(error):
+                raise
+    raise DermsparkError(f"{url} kept changing while it was read")
+
+
+def _changed_meanwhile(error: OSError) -> bool:
+    words = str(error).lower()
+    return "pre-condition" in words or "precondition" in words or "no longer exists" in words
 
 
 def replace_if(url: str, data: bytes, version: str) -> bool:
@@ -255,7 +266,7 @@ def replace_if(url: str, data: bytes, version: str) -> bool:
     except FileNotFoundError:
         return False
     except OSError as error:
-        if "pre-condition" in str(error) or "precondition" in str(error).lower():
+        if _changed_meanwhile(error):
             return False
         raise
     return True

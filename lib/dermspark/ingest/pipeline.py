@@ -137,7 +137,7 @@ def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes,
     pixels = sum(height * width for height, width in sizes)
     batch_rows = max(16, min(512, 2_000_000 // pixels))
     decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows,
-                       storage.local_path(to_url(settings.input)))
+                       None if settings.links == "follow" else storage.local_path(to_url(settings.input)))
     returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect(),
                          ignore_index=True)
     # collect() keeps the partitions' order and each task its file's, so the outcomes line up

@@ -95,7 +95,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
         to_score = inputs
         if done is not None:
             with stage("score", f"hashing the inputs to skip what {output.version} scored") as counts:
-                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths, _root(source, input_url))(
+                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths, _root(source, input_url, settings.links))(
                     "path", "content"))
                 rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
                 cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
@@ -122,9 +122,9 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     return result
 
 
-def _root(source, input_url: str) -> str | None:
-    """A folder input's local folder: links inside it are followed only to files inside it."""
-    return storage.local_path(input_url) if source.kind == "files" else None
+def _root(source, input_url: str, links: str) -> str | None:
+    """A folder input's local folder, out of which links are not followed (--links inside)."""
+    return storage.local_path(input_url) if source.kind == "files" and links == "inside" else None
 
 
 def _reviews(written, manifest: dict) -> dict:
@@ -175,7 +175,8 @@ def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, co
                     join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
     predict = make_predict_udf(bundle_url, settings.top_k, scored_with["melanoma_threshold"], source.read_paths,
                                threads, tracking_uri if registered else None, scored_with["temperature"],
-                               settings.review_confidence, explanations, _root(source, to_url(settings.input)))
+                               settings.review_confidence, explanations,
+                               _root(source, to_url(settings.input), settings.links))
     # A row per frame of a multi-frame DICOM file (frame 0 for anything else).
     rows = rows.withColumn("frame", F.explode(make_frames_udf(source.read_paths)("path", "content")))
     with stage("score", f"predicting {count:,} inputs with {output.version}") as counts:

@@ -27,6 +27,7 @@ from dermspark.tracking import registry
 
 NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
           "Show any lesion that worries you to a doctor.")
+DICOM_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 # 415: the bytes are in no image format at all; 422 (the rest): an image that cannot be decoded.
 STATUS_BY_REASON = {"not_an_image": 415}
 
@@ -116,7 +117,7 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
         }
 
     @app.post("/predict")
-    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...)")],
+    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ..., or DICOM)")],
                 explain: bool = False) -> dict:
         # The middleware bounds the request; this bounds the file itself, exactly.
         content = file.file.read(limit + 1)
@@ -145,6 +146,9 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
             # explain=true: Grad-CAM of the predicted class, a PNG layer to lay over the image.
             "heatmap_png": None if heatmap is None else base64.b64encode(heatmap_png(heatmap)).decode("ascii"),
             "sha256": prediction.sha256,
+            # A DICOM upload (its first frame): the UIDs to file the answer by; null otherwise.
+            "dicom": None if prediction.dicom is None else {
+                "frame": prediction.frame, **{name: prediction.dicom.get(name) for name in DICOM_UIDS}},
             **identity,
             "notice": NOTICE,
         }

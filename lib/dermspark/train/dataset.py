@@ -16,7 +16,7 @@ def read_manifest(dataset_url: str) -> dict:
             f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
         )
     manifest = json.loads(storage.read_text(manifest_url))
-    if "model_name" in manifest:
+    if "model_sha256" in manifest:
         raise DermsparkError(f"{dataset_url} is a model bundle, not an ingested dataset: pass ingest's output")
     return manifest
 
