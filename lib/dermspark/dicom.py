@@ -98,15 +98,22 @@ def frames_of(content: bytes) -> int:
         return 1
 
 
-def header_frames(path: str) -> int:
-    """frames_of for a local file, reading its first bytes, and a DICOM file's header only."""
+def read_header(path: str):
+    """A local DICOM file's header alone (its first bytes read to tell, the pixels never);
+    None for any other file."""
     import pydicom
 
+    with open(path, "rb") as handle:
+        if not is_dicom(handle.read(PREAMBLE_AT + 4)):
+            return None
+    return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def header_frames(path: str) -> int:
+    """frames_of for a local file, reading its header only."""
     try:
-        with open(path, "rb") as handle:
-            if not is_dicom(handle.read(PREAMBLE_AT + 4)):
-                return 1
-        return frame_count(pydicom.dcmread(path, stop_before_pixels=True))
+        header = read_header(path)
+        return 1 if header is None else frame_count(header)
     except Exception:  # noqa: BLE001 - unreadable or hostile: one row, whose decode says why
         return 1
 
@@ -201,8 +208,7 @@ def _age_years(value: str) -> str | None:
 
 
 def _kind(dataset) -> str:
-    return str(dataset.get("SOPClassUID", "DICOM object").name if hasattr(dataset.get("SOPClassUID"), "name")
-               else "DICOM object")
+    return getattr(dataset.get("SOPClassUID"), "name", None) or "DICOM object"
 
 
 def _syntax_name(syntax) -> str:

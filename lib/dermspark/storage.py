@@ -208,19 +208,9 @@ def move(source: str, target: str) -> None:
 
 
 def create_exclusive(url: str, data: bytes) -> bool:
-    """Writes a small file only if none is there; False when one is. Atomic on local disks
-    (O_EXCL) and on S3 (a conditional PUT, If-None-Match); other stores check first, which two
-    writers can both pass (docs/score.md says which guarantees hold where)."""
-    path = local_path(url)
-    if path is not None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        return True
+    """Writes a small object only if none is there; False when one is. Atomic on S3 (a
+    conditional PUT, If-None-Match); other stores check first, which two writers can both pass
+    (docs/score.md says which guarantees hold where). Local disks lock with flock instead."""
     fs, path = open_url(url)
     if scheme(url) in ("s3", "s3a"):
         try:

@@ -44,20 +44,23 @@ def _headers(paths):
 
 
 def _header(path: str) -> tuple[dict, str] | None:
-    """(allowed attributes and frame count, Patient ID) of a DICOM file; None for other files and
-    headers that cannot be read (the decode then gives the reason)."""
+    """(allowed attributes and frame count, Patient ID) of a DICOM file, its header alone read;
+    None for other files and headers that cannot be read (the decode then gives the reason)."""
     import io
 
     import pydicom
 
     from dermspark import dicom
-    from dermspark.files import read_local
+    from dermspark.files import local_file
 
     try:
-        content = read_local(path) if path.startswith("file:") else storage.read_bytes(path)
-        if not dicom.is_dicom(content):
+        if path.startswith("file:"):
+            header = dicom.read_header(local_file(path))
+        else:
+            content = storage.read_bytes(path)
+            header = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True) if dicom.is_dicom(content) else None
+        if header is None:
             return None
-        header = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)
         found = dicom.identity(header)
         return {**found.attributes, "_frames": found.frames}, str(header.get("PatientID", "") or "")
     except Exception:  # noqa: BLE001 - unreadable or hostile: no DICOM id
