@@ -5,6 +5,7 @@ patient's id reaching the dataset."""
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 from dermspark.dicom_archive import FAKE_PATIENT, to_dicom
@@ -96,3 +97,52 @@ def test_train_and_score_on_dicom_leave_no_patient_data_anywhere(spark, real_dat
         assert value.encode() not in searched, value
     # The reports do carry the patient, as a PACS needs to file them.
     assert FAKE_PATIENT["id"].encode() in next((tmp_path / "sr").glob("*.dcm")).read_bytes()
+
+
+def _edited(content: bytes, **attributes) -> bytes:
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(content))
+    for name, value in attributes.items():
+        setattr(dataset, name, value)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_labels_from_headers_and_a_frame_per_row(spark, real_data, tmp_path):
+    """No labels.csv: each instance's own diagnosis (words or a code, in Admitting Diagnoses)
+    labels it, free text that names no class is rejected without being copied, a two-frame file
+    gives two rows sharing a patient, and the manifest counts where labels and groups came from."""
+    import pydicom
+    from dermspark.images import DecodeOptions, decode_sizes
+    from pydicom.data import get_testdata_file
+
+    paths = sorted((real_data / "ham10000-200x150" / "images").glob("*.jpg"))[:4]
+    export = tmp_path / "export"
+    export.mkdir()
+    said = ["Melanoma", "nv", "Seborrheic keratosis", "Zzyzx complains of an itch"]
+    for index, (path, text) in enumerate(zip(paths, said, strict=True)):
+        content = to_dicom(np.asarray(Image.open(path).convert("RGB")), "explicit_little", path.stem,
+                           patient_id=f"{FAKE_PATIENT['id']}-{index % 2}")
+        (export / f"{index}.dcm").write_bytes(_edited(content, AdmittingDiagnosesDescription=text))
+    two_frames = _edited(Path(get_testdata_file("SC_rgb_rle_2frame.dcm")).read_bytes(),
+                         AdmittingDiagnosesDescription="basal cell carcinoma", PatientID=f"{FAKE_PATIENT['id']}-1")
+    (export / "frames.dcm").write_bytes(two_frames)
+    uid = str(pydicom.dcmread(io.BytesIO(two_frames)).SOPInstanceUID)
+
+    run_ingest(spark, IngestSettings(source="dicom", input=str(export), output=str(tmp_path / "out"), num_files=1,
+                                     split="60/20/20", max_reject_fraction=0.5))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (manifest["inputs"], manifest["written"], manifest["by_reason"]) == (6, 5, {"unknown_label": 1})
+    assert manifest["dicom"] == {"extra_frames": 1, "labels_from": {"header": 5}, "grouped_by": {"patient": 5}}
+    rows = {row["image_id"]: row for row in
+            spark.read.parquet(str(tmp_path / "out" / "images_75x100")).drop("image").collect()}
+    assert {rows[f"{uid}_frame{number}"]["frame"] for number in (0, 1)} == {0, 1}
+    assert sorted(row["dx"] for row in rows.values()) == ["bcc", "bcc", "bkl", "mel", "nv"]
+    assert len({row["lesion_id"] for row in rows.values()}) == 2
+    second = spark.read.parquet(str(tmp_path / "out" / "images_75x100")).where(f"image_id = '{uid}_frame1'").first()
+    expected = decode_sizes(two_frames, [(75, 100)], DecodeOptions(), frame=1)[0]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(second["image"]))), expected)
+    written = b"".join(path.read_bytes() for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert b"Zzyzx" not in written and b"itch" not in written

@@ -74,6 +74,21 @@ def identity(dataset, frame: int = 0) -> Identity:
     return Identity(attributes, frame, frame_count(dataset))
 
 
+def diagnosis(dataset) -> str | None:
+    """The diagnosis a header carries, as a code labels.diagnosis_code knows (UNRECOGNISED for
+    other text, which is never copied); None when it carries none. Read from Admitting
+    Diagnoses, the Patient Study module's place for it: the code sequence's meaning, then the
+    description."""
+    from dermspark.labels import diagnosis_code
+
+    codes = dataset.get("AdmittingDiagnosesCodeSequence")
+    for item in codes or ():
+        found = diagnosis_code(item.get("CodeMeaning")) or diagnosis_code(item.get("CodeValue"))
+        if found:
+            return found
+    return diagnosis_code(dataset.get("AdmittingDiagnosesDescription"))
+
+
 def allowed_attributes(content: bytes) -> dict:
     """The allow-listed attributes of a DICOM file's header, read without its pixels; {} when
     the header cannot be read (the decoder then gives the reason)."""

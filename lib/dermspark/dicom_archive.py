@@ -26,6 +26,7 @@ FAKE_PATIENT = {"name": "Zzyzx^Quillonia", "id": "PID-7731-QX", "birth_date": "1
 @dataclass(frozen=True)
 class Written:
     path: str
+    image_id: str
     sop_instance_uid: str
     study_instance_uid: str
     series_instance_uid: str
@@ -55,8 +56,9 @@ def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC
     return buffer.getvalue()
 
 
-def write_copy(image_paths: list[str], folder: str, syntax: str) -> list[Written]:
-    """A DICOM copy of each image file under folder/NAME.dcm (the image id kept in the name)."""
+def write_copy(image_paths: list[str], folder: str, syntax: str, patients: dict[str, str] | None = None) -> list[Written]:
+    """A DICOM copy of each image file under folder/NAME.dcm (the image id kept in the name);
+    patients: a fake patient id per image id (FAKE_PATIENT's for the others)."""
     from PIL import Image
     from pydicom import dcmread
 
@@ -66,11 +68,36 @@ def write_copy(image_paths: list[str], folder: str, syntax: str) -> list[Written
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
         image_id = os.path.splitext(os.path.basename(path))[0]
-        content = to_dicom(pixels, syntax, image_id)
+        content = to_dicom(pixels, syntax, image_id, patient_id=(patients or {}).get(image_id))
         target = os.path.join(folder, f"{image_id}.dcm")
         with open(target, "wb") as handle:
             handle.write(content)
         header = dcmread(io.BytesIO(content), stop_before_pixels=True)
-        written.append(Written(target, str(header.SOPInstanceUID), str(header.StudyInstanceUID),
+        written.append(Written(target, image_id, str(header.SOPInstanceUID), str(header.StudyInstanceUID),
                                str(header.SeriesInstanceUID)))
     return written
+
+
+def hostile_copies(pixels: np.ndarray) -> dict[str, bytes]:
+    """Broken DICOM files made from an image's JPEG-baseline copy, each a new instance (its own
+    SOP Instance UID), named by what is wrong: cut in half, its pixel data removed, a wrong image
+    size for its pixel data, a transfer syntax no installed plugin decodes (MPEG-2 declared)."""
+    good = to_dicom(pixels, "jpeg_baseline", "hostile")
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    def edited(change) -> bytes:
+        dataset = dcmread(io.BytesIO(good))
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        change(dataset)
+        buffer = io.BytesIO()
+        dataset.save_as(buffer)
+        return buffer.getvalue()
+
+    return {
+        "truncated": edited(lambda dataset: None)[:len(good) // 2],
+        "no_pixel_data": edited(lambda dataset: delattr(dataset, "PixelData")),
+        "wrong_length": edited(lambda dataset: setattr(dataset, "Rows", int(dataset.Rows) // 3)),
+        "unsupported_syntax": edited(lambda dataset: setattr(dataset.file_meta, "TransferSyntaxUID",
+                                                             "1.2.840.10008.1.2.4.100")),
+    }

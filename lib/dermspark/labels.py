@@ -95,3 +95,25 @@ def label_mapping(source_space: str, label_space: str) -> dict[str, str]:
 def display_name(label: str) -> str:
     """A class's readable name; a class dermspark does not know (a folders archive) keeps its own."""
     return DISPLAY_NAMES.get(label, label)
+
+
+# A diagnosis written out in words (a DICOM header's, the ISIC archive's): the code it names.
+# ISIC 2019's BKL gathers seborrheic keratosis, solar lentigo and lichen planus-like keratosis.
+_WORDS = {
+    **{DISPLAY_NAMES[code].lower(): code for code in (*HAM10000_CLASSES, *ISIC2019_CLASSES)},
+    "nevus": "nv", "melanocytic nevi": "nv", "seborrheic keratosis": "bkl", "solar lentigo": "bkl",
+    "lentigo nos": "bkl", "lichenoid keratosis": "bkl", "lichen planus-like keratosis": "bkl",
+    "benign keratosis": "bkl", "vascular lesions": "vasc", "actinic keratoses": "ak",
+    "melanoma": "mel", "non_melanoma": "non_melanoma",
+}
+UNRECOGNISED = "(not a diagnosis dermspark knows)"
+
+
+def diagnosis_code(text: str | None) -> str | None:
+    """A diagnosis as words or a code -> the code `label_mapping` takes; UNRECOGNISED for any
+    other text (never the text itself: it may be free text a person typed); None when empty."""
+    if text is None or not str(text).strip():
+        return None
+    words = " ".join(str(text).strip().lower().split())
+    known = {*HAM10000_CLASSES, *ISIC2019_CLASSES}
+    return words if words in known else _WORDS.get(words, UNRECOGNISED)

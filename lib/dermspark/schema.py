@@ -33,6 +33,8 @@ def make_schema(height: int, width: int, codec: str = "png") -> Unischema:
             UnischemaField("sex", np.str_, (), ScalarCodec(StringType()), True),
             UnischemaField("localization", np.str_, (), ScalarCodec(StringType()), True),
             UnischemaField("dx_type", np.str_, (), ScalarCodec(StringType()), True),
+            # DICOM: the frame of the instance (0 for a single-frame file); null for other files.
+            UnischemaField("frame", np.int32, (), ScalarCodec(IntegerType()), True),
             UnischemaField("image", np.uint8, (height, width, 3), CODECS[codec](), False),
         ],
     )

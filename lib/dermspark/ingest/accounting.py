@@ -17,7 +17,8 @@ CLAIMED = "_claimed"
 # Kept with every written image; never logged (patient metadata).
 METADATA_COLUMNS = ("age", "sex", "localization", "dx_type")
 REJECT_COLUMNS = ("origin", "image_id", "path", "reason", "detail", "split")
-CANDIDATE_COLUMNS = ("image_id", "lesion_id", "dx", "class_name", "path", *METADATA_COLUMNS)
+# frame: a DICOM file's frame (None for other files)
+CANDIDATE_COLUMNS = ("image_id", "lesion_id", "dx", "class_name", "path", "frame", *METADATA_COLUMNS)
 
 
 def _reject(frame: pd.DataFrame, origin, reason, detail="") -> pd.DataFrame:
@@ -52,7 +53,10 @@ def _outer_join(rows: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
     found = at[hit]
     path = np.full(len(rows), None, dtype=object)
     path[hit] = files["path"].to_numpy()[found]
-    matched = rows.assign(path=path)
+    frame = np.full(len(rows), None, dtype=object)
+    if "frame" in files.columns:
+        frame[hit] = files["frame"].to_numpy()[found]
+    matched = rows.assign(path=path, frame=frame)
     named = np.zeros(len(files), dtype=bool)
     named[found] = True
     if named.all():

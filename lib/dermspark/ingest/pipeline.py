@@ -73,13 +73,13 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             except OSError as error:
                 raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
 
-        def decode_rows(paths):
+        def decode_rows(paths, frames):
             """Each path's reason and detail (None where its images were written), the positions
             written, and their encoded images, one list per size."""
             reasons, details, written, images = [], [], [], [[] for _ in writers]
-            for position, path in enumerate(paths):
+            for position, (path, number) in enumerate(zip(paths, frames, strict=True)):
                 try:
-                    arrays = decode_sizes(read(path), sizes, options)
+                    arrays = decode_sizes(read(path), sizes, options, 0 if pd.isna(number) else int(number))
                 except ImageRejected as rejected:
                     reasons.append(rejected.reason)
                     details.append(rejected.detail[:300])
@@ -96,9 +96,10 @@ def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], da
             for frame in planned:
                 frame = frame.assign(label=frame["class_name"].map(index).astype("int32"))
                 tables = [writer.arrow_rows(frame) for writer in writers]
-                paths, reasons, details = frame["path"].tolist(), [], []
+                paths, frames, reasons, details = frame["path"].tolist(), frame["frame"].tolist(), [], []
                 for start in range(0, len(paths), batch_rows):
-                    batch_reasons, batch_details, written, images = decode_rows(paths[start:start + batch_rows])
+                    batch_reasons, batch_details, written, images = decode_rows(paths[start:start + batch_rows],
+                                                                                frames[start:start + batch_rows])
                     reasons += batch_reasons
                     details += batch_details
                     if written:
@@ -198,6 +199,15 @@ def _finish_datasets(urls: list[str], schemas: list, written: int) -> None:
         write_metadata(url, schema, {name: groups for name, (_, groups) in footers.items()})
 
 
+def _dicom_counts(provenance: dict, written: pd.DataFrame) -> dict:
+    """Of the written images: where their labels came from and what the split grouped them by."""
+    def counted(series: pd.Series) -> dict:
+        return {str(name): int(count) for name, count in series.reindex(written["image_id"]).value_counts().items()}
+
+    return {"extra_frames": provenance["extra_frames"], "labels_from": counted(provenance["labels_from"]),
+            "grouped_by": counted(provenance["grouped_by"])}
+
+
 def _auto_num_files(spark: SparkSession, images: int) -> int:
     """About 2,000 images a file (a task of a few seconds), rounded up to a multiple of the
     cluster's task slots so that no slot idles through the last round. At least 8: training
@@ -292,6 +302,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
             "seed": settings.seed,
             "grouped_by": split.grouping(written),
+            **({"dicom": _dicom_counts(archive.provenance, written)} if archive.provenance else {}),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "dermspark_version": dermspark.__version__,
         }

@@ -33,6 +33,8 @@ class Archive:
     image_folders: list[str]
     # whose diagnosis names `dx` uses: ham10000, isic2019, or "any" (class folders)
     vocabulary: str
+    # DICOM: extra_frames, and per image id where its label and its group came from
+    provenance: dict | None = None
 
 
 def file_table(spark: SparkSession, folders: list[str]) -> pd.DataFrame:
