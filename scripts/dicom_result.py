@@ -9,7 +9,7 @@ Checks and prints: ingest of each copy against ingest of the JPEG archive, image
 299x299, which JPEG decodes at full size; 75x100 is decoded from JPEG at a reduced draft
 scale, so the JPEG archive's pixels there differ from the DICOM copy's, which holds the full
 decode); a model trained on one copy; every copy scored with --dicom-sr, every prediction
-carrying its UIDs and each hostile file its reason; each SR read back with pydicom and parsed by
+carrying its UIDs and each hostile file its reason, and against the same images scored as JPEG; each SR read back with pydicom and parsed by
 highdicom, referencing a scored instance; the fake patient's name, id and birth date searched for
 in every dataset, bundle, predictions file and log line. Steps whose output exists are skipped,
 so a rerun resumes. Writes OUTPUT/dicom_result.json.
@@ -121,6 +121,26 @@ def check_predictions(out: Path) -> dict:
             "sop_uids": set(scored["sop_instance_uid"])}
 
 
+def agreement(out: Path, uids: dict[str, dict[str, str]]) -> dict:
+    """Per syntax: the DICOM copy's predictions against the same images scored as JPEG files."""
+    def table(folder: Path):
+        return ds.dataset(folder / "predictions", format="parquet", partitioning="hive").to_table().to_pandas()
+
+    jpeg = table(out / "jpeg-scores").set_index("image_id")
+    copies = table(out / "scores")
+    copies = copies[copies["error"].isna()]
+    figures = {}
+    for syntax, by_uid in uids.items():
+        rows = copies[copies["sop_instance_uid"].isin(by_uid.keys())]
+        paired = jpeg.loc[rows["sop_instance_uid"].map(by_uid)]
+        figures[syntax] = {
+            "images": len(rows),
+            "same_predicted_class": int((paired["predicted_label"].to_numpy() == rows["predicted_label"].to_numpy()).sum()),
+            "max_confidence_difference": round(float(np.abs(paired["confidence"].to_numpy()
+                                                            - rows["confidence"].to_numpy()).max()), 4)}
+    return figures
+
+
 def check_reports(folder: Path, scored_uids: set) -> dict:
     import highdicom as hd
     import pydicom
@@ -184,6 +204,9 @@ def main(argv=None) -> int:
     if not (out / "scores" / "runs").exists():
         submit(log, "score", "--model", str(out / "model" / "model"), "--input", str(links), "--output",
                str(out / "scores"), "--links", "follow", "--dicom-sr", str(out / "sr"))
+    if not (out / "jpeg-scores" / "runs").exists():
+        submit(log, "score", "--model", str(out / "model" / "model"), "--input", str(archive), "--output",
+               str(out / "jpeg-scores"))
     predictions = check_predictions(out)
     result = {
         "syntaxes": syntaxes,
@@ -191,6 +214,7 @@ def main(argv=None) -> int:
                             "by_reason": manifests[syntax]["by_reason"], "dicom": manifests[syntax].get("dicom"),
                             "against_jpeg": compare(out, syntax, uids[syntax])} for syntax in syntaxes},
         "scoring": {key: value for key, value in predictions.items() if key != "sop_uids"},
+        "against_jpeg_scoring": agreement(out, uids),
         "structured_reports": check_reports(out / "sr", predictions["sop_uids"]),
         "patient_search": patient_search(out),
     }

@@ -65,7 +65,7 @@ class IngestSettings:
                                        "and rejects", required=True)
     source: str = setting("ham10000", "archive layout: ham10000, isic2019, folders (a folder per class), "
                                       "labels_csv (labels.csv with image_id and dx, images in images/), or dicom "
-                                      "(labels.csv keyed by SOP Instance UID, DICOM files anywhere below)",
+                                      "(DICOM files anywhere below, labelled by labels.csv or by their headers)",
                           choices=("ham10000", "isic2019", "folders", "labels_csv", "dicom"))
     label_space: str = setting("ham10000", "classes to train on: ham10000 (7), isic2019 (8), melanoma (2)",
                                choices=("ham10000", "isic2019", "melanoma"))
