@@ -302,7 +302,7 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
             "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
             "seed": settings.seed,
             "grouped_by": split.grouping(written),
-            **({"dicom": _dicom_counts(archive.provenance, written)} if archive.provenance else {}),
+            "dicom": _dicom_counts(archive.provenance, written) if archive.provenance else None,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "dermspark_version": dermspark.__version__,
         }
