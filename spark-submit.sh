@@ -2,7 +2,7 @@
 # The one entry point for every dermspark job:
 #   ./spark-submit.sh JOB [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto]
 #                     [--env-archive URL | --env-dir DIR] [job options]
-# JOB is ingest, train, score or serve. --master and --conf pass through to the real spark-submit;
+# JOB is ingest, train, score, monitor or serve. --master and --conf pass through to the real spark-submit;
 # --profile picks conf/spark/NAME.properties (default: standalone, yarn or k8s by the master, else local).
 # --env-archive URL (or DERMSPARK_ENV_ARCHIVE): executors unpack that environment archive, already
 # on the cluster's storage (scripts/pack_env.py --upload puts it there), instead of one packed and
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-jobs="ingest train score serve"
+jobs="ingest train score monitor serve"
 
 usage() {
     echo "usage: $0 {${jobs// /|}} [--master URL] [--conf KEY=VALUE]... [--profile NAME] [--pack-env yes|no|auto] [--env-archive URL | --env-dir DIR] [job options]" >&2

@@ -26,6 +26,7 @@ def main(argv=None):
             "errors": f"{result['errors']} {result['by_reason']}",
             "skipped": result["skipped"],
             "predictions": result["predictions"] or "(nothing new)",
+            "read them": result["read_with"],
         },
     )
 

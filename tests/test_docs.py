@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from dermspark.cli import flag_table
-from dermspark.settings import IngestSettings, ScoreSettings, ServeSettings, TrainSettings
+from dermspark.settings import IngestSettings, MonitorSettings, ScoreSettings, ServeSettings, TrainSettings
 
 LIB = ROOT / "lib" / "dermspark"
-JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "serve": ServeSettings}
+JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "monitor": MonitorSettings,
+        "serve": ServeSettings}
 
 
 def test_the_module_map_names_every_module_and_only_those():

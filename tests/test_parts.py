@@ -33,7 +33,7 @@ def add(writer: PartWriter, frame: pd.DataFrame) -> None:
 def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
     return {
         "image_id": f"ISIC_{number:07d}", "lesion_id": None, "dx": "nv", "label": 5, "split": "train",
-        "fold": None, "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo",
+        "fold": None, "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo", "frame": None,
         "image": bytes([number % 256]) * image_bytes,
     }
 

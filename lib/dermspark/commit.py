@@ -34,7 +34,7 @@ MODES = ("error", "overwrite")
 # In every output folder: the job that wrote it.
 MARKER = "_dermspark.json"
 KINDS = {"ingest": "an ingested dataset", "train": "a training output", "score": "a predictions table",
-         "bundle": "a model bundle"}
+         "monitor": "a monitoring report", "bundle": "a model bundle"}
 
 
 def sibling_lock(final_url: str) -> str:

@@ -255,6 +255,18 @@ class ServeSettings:
     mlflow_uri: str | None = mlflow_uri_setting()
 
 
+@dataclass
+class MonitorSettings:
+    predictions: str | None = setting(None, "a scoring output (score's --output: predictions/ and runs/)",
+                                      required=True)
+    output: str | None = setting(None, "report folder: monitor.json, report.md, plots; a rerun reads only the "
+                                       "runs scored since the last and replaces the report", required=True)
+    model: str | None = setting(None, "bundle to compare with: its held-out predictions, recorded at training, are "
+                                      "the reference for drift; default: no drift figures")
+    since: str | None = setting(None, "only runs scored on or after this date (YYYY-MM-DD)")
+    mlflow_uri: str | None = mlflow_uri_setting()
+
+
 SettingsT = TypeVar("SettingsT")
 
 

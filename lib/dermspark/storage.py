@@ -84,6 +84,21 @@ def glob(url: str, pattern: str) -> list[str]:
     return sorted(posixpath.basename(found.rstrip("/")) for found in fs.glob(posixpath.join(path, pattern)))
 
 
+def glob_relative(url: str, pattern: str) -> list[str]:
+    """Paths below a folder that match a glob (which may name subfolders), relative to it."""
+    fs, path = open_url(url)
+    base = path.rstrip("/") + "/"
+    return sorted(found[len(base):] if found.startswith(base) else posixpath.relpath(found, path)
+                  for found in fs.glob(posixpath.join(path, pattern)))
+
+
+def files_below(url: str) -> list[str]:
+    """Every file below a folder, relative to it."""
+    fs, path = open_url(url)
+    base = path.rstrip("/") + "/"
+    return sorted(found[len(base):] for found in fs.find(path) if found.startswith(base))
+
+
 def delete(url: str) -> None:
     """Removes a file or a whole folder; nothing to remove is not an error."""
     fs, path = open_url(url)

@@ -159,7 +159,8 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
                        extra_frames=summary["scored"] + summary["errors"] - files)
         _write_record(settings, output, manifest, summary, written, truth, model, scored_with)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
-    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id)}
+    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id),
+            "read_with": read_command(output.url)}
 
 
 def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, count: int, source, model,
@@ -195,6 +196,23 @@ def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, co
         ).write.parquet(output.staged_rows)
         staged = spark.read.parquet(output.staged_rows)
         counts.update(rows=staged.count(), errors=staged.where("error is not null").count())
+
+
+def read_command(output_url: str) -> str:
+    """A line that reads the predictions table without Spark: DuckDB SQL on a local table, pandas
+    (through fsspec) on any other store, where DuckDB would fetch an extension."""
+    import shlex
+
+    table = join(output_url, "predictions")
+    path = storage.local_path(table)
+    if path is None:
+        code = (f"import pandas as pd; rows = pd.read_parquet({table!r}); "
+                "print(rows.groupby(['model_version', 'predicted_label']).size())")
+    else:
+        files = path.replace("'", "''") + "/**/*.parquet"
+        code = ("import duckdb; duckdb.sql(\"SELECT model_version, predicted_label, count(*) AS n FROM "
+                f"read_parquet('{files}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL\").show()")
+    return f".venv/bin/python -c {shlex.quote(code)}"
 
 
 def _summary(output: ScoringOutput, manifest: dict, written, source, model, scored_with: dict) -> dict:

@@ -82,6 +82,8 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     }
     manifest = {
         **config["bundle_manifest"],
+        # What the monitor job compares scoring with: the held-out predictions as scoring gives them.
+        "reference": _reference(config, valid or test, "validation" if valid is not None else "test", temperature),
         "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
         # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
         "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"],
@@ -94,6 +96,13 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     # The output is staged as a whole by the driver.
     save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer)
     return {**metrics, **training}
+
+
+def _reference(config, split: Inferred, name: str, temperature: float) -> dict:
+    from dermspark.report.calibration import apply_temperature
+    from dermspark.report.drift import reference
+
+    return reference(apply_temperature(split.raw, temperature), config["classes"], name)
 
 
 def _measure(config, split: Inferred, temperature: float) -> dict:
