@@ -6,7 +6,13 @@
 from pathlib import Path
 
 from dermspark.cli import flag_table
-from dermspark.settings import IngestSettings, MonitorSettings, ScoreSettings, ServeSettings, TrainSettings
+from dermspark.settings import (
+    IngestSettings,
+    MonitorSettings,
+    ScoreSettings,
+    ServeSettings,
+    TrainSettings,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "monitor": MonitorSettings,

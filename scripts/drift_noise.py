@@ -8,7 +8,6 @@ figures docs/monitor.md gives for its thresholds.
 import argparse
 
 import numpy as np
-
 from dermspark.report.drift import js_distance, psi
 
 MIX = np.array([0.67, 0.11, 0.11, 0.05, 0.03, 0.015, 0.015])

@@ -162,7 +162,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     # fold 0's test images, read back and predicted by its bundle, give its confusion matrix.
     bundle = load_bundle(str(output / "fold-0" / "model"))
     assert bundle.manifest["test_time_augmentation"] == "flips"
-    images, labels, _ = Inputs((folded / "images_75x100").as_uri(), 0, 1, 0, fold_splits(3, 0)).load("test", 64)
+    images, labels, *_ = Inputs((folded / "images_75x100").as_uri(), 0, 1, 0, fold_splits(3, 0)).load("test", 64)
     probabilities = bundle.predict(images)
     assert confusion_matrix(labels, probabilities.argmax(axis=1), labels=range(7)).tolist() == \
         folds[0]["test"]["confusion_matrix"]
@@ -173,7 +173,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert "test-time flips" in (output / "fold-0" / "report.md").read_text()
     # The external dataset, every image of it, predicted by the same bundle (flips, temperature)
     # and flagged at its own threshold.
-    images, labels, _ = Inputs((other_clinic / "images_75x100").as_uri(), 0, 1, 0).load(None, 64)
+    images, labels, *_ = Inputs((other_clinic / "images_75x100").as_uri(), 0, 1, 0).load(None, 64)
     external = folds[0]["external"]["clinic"]
     calibrated = bundle.predict(images, bundle.temperature)
     assert external["count"] == 18 and external["balanced_accuracy_over"] == ["bkl", "mel", "nv"]
@@ -190,6 +190,29 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
         assert summary[key]["mean"] == pytest.approx(np.mean([metrics["test"][key] for metrics in folds]))
     # Every image is tested once: the pooled matrix holds the whole dataset.
     assert summary["pooled"]["count"] == manifest["written"]
+    # The out-of-fold table: every image once, by the model that never trained on it, with its
+    # lesion, fold and metadata; each fold's figures recompute from it.
+    import pandas as pd
+
+    oof = pd.read_parquet(output / "oof_predictions.parquet")
+    assert rest["oof_predictions"].endswith("oof_predictions.parquet")
+    assert len(oof) == manifest["written"] and oof["image_id"].is_unique
+    stored = pd.read_parquet(folded / "images_75x100", columns=["image_id", "lesion_id", "fold", "sex", "localization"])
+    joined = oof.merge(stored, on="image_id", suffixes=("", "_stored"))
+    assert len(joined) == len(oof)
+    for column in ("lesion_id", "fold", "sex", "localization"):
+        assert joined[column].astype(str).tolist() == joined[f"{column}_stored"].astype(str).tolist(), column
+    classes = manifest["classes"]
+    for index, metrics in enumerate(folds):
+        rows = oof[oof["fold"] == index]
+        assert confusion_matrix(rows["true_label"], rows["predicted_label"], labels=classes).tolist() == \
+            metrics["test"]["confusion_matrix"]
+        threshold = json.loads((output / f"fold-{index}" / "model" / "manifest.json").read_text())[
+            "operating_point"]["threshold"]["temperature"]
+        assert (rows["melanoma_flag"] == (rows["prob_mel"].astype(float) >= threshold)).all()
+        assert np.allclose(rows[[f"prob_{name}" for name in classes]].sum(axis=1), 1, atol=1e-5)
+    assert oof["review"].notna().all() and set(oof["review_reason"].dropna()) <= {
+        "not_dermoscopy", "out_of_distribution", "poor_quality", "uncertain"}
     assert "| mean ± sd |" in (output / "cv_report.md").read_text()
     clinic = summary["external"]["clinic"]
     assert [row["balanced_accuracy"] for row in clinic["per_fold"]] == \

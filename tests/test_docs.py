@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from dermspark.cli import flag_table
-from dermspark.settings import IngestSettings, MonitorSettings, ScoreSettings, ServeSettings, TrainSettings
+from dermspark.settings import (
+    IngestSettings,
+    MonitorSettings,
+    ScoreSettings,
+    ServeSettings,
+    TrainSettings,
+)
 
 LIB = ROOT / "lib" / "dermspark"
 JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "monitor": MonitorSettings,

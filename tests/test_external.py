@@ -113,7 +113,7 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     manifest = json.loads((tmp_path / "ext" / "manifest.json").read_text())
     options = DecodeOptions.from_record(manifest["decode"])
     assert options == DecodeOptions(color_constancy="shades_of_gray", color_constancy_power=6.0)
-    stored, _, _ = Inputs((tmp_path / "ext" / "images_75x100").as_uri(), 0, 1, 0).load(None, 64)
+    stored, *_ = Inputs((tmp_path / "ext" / "images_75x100").as_uri(), 0, 1, 0).load(None, 64)
     files = sorted(Path(external.path, "images").glob("EXT_0*.jpg"))  # the written ones
     decoded = np.stack([decode_image(path.read_bytes(), 75, 100, options) for path in files])
     assert sorted(map(bytes, stored)) == sorted(map(bytes, decoded))

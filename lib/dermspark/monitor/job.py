@@ -55,6 +55,15 @@ def _manifest(settings: MonitorSettings) -> dict | None:
     return read_manifest(location, uri)
 
 
+def _input_of(source: str, run_id: str) -> str | None:
+    """The last part of what the run scored (its --input), which names a run better than its id."""
+    settings = join(source, "runs", run_id, "settings.json")
+    if not storage.exists(settings):
+        return None
+    found = str(json.loads(storage.read_text(settings)).get("input") or "").rstrip("/")
+    return found.rsplit("/", 1)[-1] or None
+
+
 def _check_table(table_url: str) -> None:
     if kind_of(table_url) != "score":
         raise DermsparkError(f"--predictions {table_url} is not a scoring output (the folder score's --output "
@@ -79,7 +88,8 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> dict:
         counts.update(runs=len(listed), new=len(new))
     with stage("monitor", f"summing {len(new)} new run(s)"):
         records = [previous[run.run_id] for run in listed if run.run_id in previous]
-        records = sorted(records + aggregate.summarise(spark, table, new),
+        records = sorted(records + [{**record, "input": _input_of(source, record["run_id"])}
+                                    for record in aggregate.summarise(spark, table, new)],
                          key=lambda record: (record["scoring_date"], record["started"] or "", record["run_id"]))
     manifest = _manifest(settings)
     reference, references = _reference(settings, manifest, records)

@@ -76,6 +76,7 @@ def periods(records: list[dict], grain: str, references: dict[str, dict]) -> lis
     entries = []
     for (version, period), members in grouped.items():
         counts = combine(members)
-        entries.append({"model_version": version, "period": period,
+        inputs = sorted({member.get("input") for member in members if member.get("input")})
+        entries.append({"model_version": version, "period": period, "inputs": inputs,
                         **figures(counts, references.get(version))})
     return sorted(entries, key=lambda entry: (entry["start"] or "", entry["period"]))

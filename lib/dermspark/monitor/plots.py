@@ -3,6 +3,7 @@ predicted-class mix as stacked areas, confidence quantiles with the melanoma fla
 rates, and drift against its thresholds; a flagged period's label is red and bold."""
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from dermspark.report import drift
 from dermspark.report.plots import pyplot, save
@@ -19,7 +20,7 @@ def _axes(entries: list[dict], rows: int, title: str):
     axes = axes[:, 0]
     axes[0].set_title(title)
     x = np.arange(len(entries))
-    labels = [entry["period"] if len(entries) <= 40 else "" for entry in entries]
+    labels = [_label(entry) if len(entries) <= 40 else "" for entry in entries]
     axes[-1].set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
     axes[-1].set_xlim(-0.5, len(entries) - 0.5)
     # A flagged period's label in red, on every plot: the stacked areas would hide a shading.
@@ -28,6 +29,13 @@ def _axes(entries: list[dict], rows: int, title: str):
             label.set_color("tab:red")
             label.set_fontweight("bold")
     return figure, axes, x
+
+
+def _label(entry: dict) -> str:
+    """A run by what it scored (its input folder), other periods by their name."""
+    if entry["runs"] == 1 and entry.get("inputs"):
+        return entry["inputs"][0][:28]
+    return entry["period"]
 
 
 def _shade_flagged(axis, entries, x) -> None:
@@ -56,8 +64,9 @@ def _draw_volume(entries: list[dict], title: str, folder: str) -> None:
                 color="tab:gray", label="errors")
     axes[0].set_ylabel("rows")
     axes[0].legend(fontsize=8)
-    axes[1].plot(x, [entry["errors"] / entry["rows"] if entry["rows"] else 0 for entry in entries], "o-",
-                 color="tab:gray")
+    rates = [entry["errors"] / entry["rows"] if entry["rows"] else 0 for entry in entries]
+    axes[1].plot(x, rates, "o-", color="tab:gray")
+    axes[1].set_ylim(0, max(0.05, 1.15 * max(rates, default=0)))
     axes[1].set_ylabel("error rate")
     save(figure, join(folder, FILES["volume"]))
 
@@ -94,14 +103,17 @@ def _draw_drift(entries: list[dict], title: str, folder: str) -> None:
     figure, axes, x = _axes(entries, 2, f"{title}: drift from the bundle's held-out predictions")
     for axis, measure, threshold in ((axes[0], "psi", drift.PSI_SHIFT), (axes[1], "js", drift.JS_SHIFT)):
         for what, marker in (("class_mix", "o-"), ("confidence", "s-")):
-            axis.plot(x, _floats([(entry["drift"] or {}).get(f"{measure}_{what}") for entry in entries]), marker,
-                      label=what.replace("_", " "))
+            values = _floats([(entry["drift"] or {}).get(f"{measure}_{what}") for entry in entries])
+            axis.plot(x, np.maximum(values, 0.005) if measure == "psi" else values, marker, label=what.replace("_", " "))
         axis.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"shift ({threshold})")
         if measure == "psi":
             axis.axhline(drift.PSI_WATCH, color="tab:orange", ls=":", lw=1, label=f"watch ({drift.PSI_WATCH})")
         _shade_flagged(axis, entries, x)
         if measure == "psi":
-            axis.set_yscale("symlog", linthresh=0.1)  # a shift's PSI can be 100 times the threshold
+            # A shift's PSI can be a hundred times the threshold: a log scale keeps both readable.
+            axis.set_yscale("log")
+            axis.set_ylim(bottom=0.005)
+            axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_ylabel("PSI" if measure == "psi" else "Jensen-Shannon distance")
         axis.legend(fontsize=8)
     save(figure, join(folder, FILES["drift"]))

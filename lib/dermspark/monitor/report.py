@@ -39,12 +39,13 @@ def _drift(entry: dict) -> str:
 
 
 def _table(entries: list[dict]) -> list[str]:
-    lines = ["| period | runs | scored | errors | predicted mix (top 3) | confidence median (5th-95th) | "
-             "melanoma flag | review | drift: mix/confidence |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| period | input | runs | scored | errors | predicted mix (top 3) | confidence median (5th-95th) | "
+             "melanoma flag | review | drift: mix/confidence |", "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in entries:
         confidence = entry["confidence"]
         spread = "-" if confidence["p50"] is None else f"{confidence['p50']:.2f} ({confidence['p05']:.2f}-{confidence['p95']:.2f})"
-        lines.append(f"| {entry['period']} | {entry['runs']} | {entry['scored']} | {entry['errors']} | {_mix(entry)} | "
+        inputs = ", ".join(entry["inputs"][:3]) + (", ..." if len(entry["inputs"]) > 3 else "")
+        lines.append(f"| {entry['period']} | {inputs or '-'} | {entry['runs']} | {entry['scored']} | {entry['errors']} | {_mix(entry)} | "
                      f"{spread} | {_percent(entry['melanoma_flag_rate'])} | {_percent(entry['review_rate'])} | "
                      f"{_drift(entry)} |")
     return lines

@@ -21,6 +21,7 @@ from dermspark.settings import TrainSettings, to_json
 from dermspark.storage import join
 from dermspark.tracking.run import open_or_fail
 from dermspark.train.driver import Setup, new_run_id, train_model
+from dermspark.train.predictions import join_folds
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
              "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
              "best epoch), trained on the rest"]
     write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
+    result["oof_predictions"] = join_folds(output_url, folds)
     if parent:
         parent.summarize_cv(output_url, summary)
         result["mlflow_run_id"] = parent.run_id

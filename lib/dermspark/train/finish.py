@@ -20,6 +20,7 @@ class Inferred:
     features: np.ndarray
     labels: np.ndarray
     lesions: np.ndarray
+    ids: np.ndarray
 
     def for_calibration(self) -> tuple:
         return self.raw, self.labels, self.lesions
@@ -29,10 +30,10 @@ def inferrer(bundle, batch_size: int):
     def infer(split_data) -> Inferred | None:
         if split_data is None:
             return None
-        images, labels, lesions = split_data
+        images, labels, lesions, ids = split_data
         outputs = [bundle.infer(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
         return Inferred(images, np.concatenate([raw for raw, _ in outputs]),
-                        np.concatenate([features for _, features in outputs]), labels, lesions)
+                        np.concatenate([features for _, features in outputs]), labels, lesions, ids)
 
     return infer
 
@@ -43,6 +44,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     from dermspark.bundle import Bundle, save_bundle
     from dermspark.report.calibration import calibrate
     from dermspark.score.predict import melanoma_index
+    from dermspark.train.predictions import write_predictions
 
     batch_size = config["plan"]["batch_size"]
     classes = config["classes"]
@@ -95,6 +97,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     }
     # The output is staged as a whole by the driver.
     save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer)
+    write_predictions(config, test, temperature, threshold, reviewer)
     return {**metrics, **training}
 
 

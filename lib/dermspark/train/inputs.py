@@ -26,15 +26,16 @@ class Inputs:
         self.members = {name: set(values) for name, values in folds.items()} if folds else None
         # Field objects, not names: Petastorm reads names as regular expressions.
         self.fields = [schema.fields["image"], schema.fields["label"], schema.fields[self.column]]
-        self.lesion_field = schema.fields["lesion_id"]
+        self.lesion_field, self.id_field = schema.fields["lesion_id"], schema.fields["image_id"]
         self.url, self.rank, self.size, self.seed = dataset_url, rank, size, seed
 
     def reader(self, split: str | None, sharded: bool, epochs, with_lesions: bool = False):
-        """split None: every row (an external dataset is all test)."""
+        """split None: every row (an external dataset is all test). with_lesions: the lesion and
+        image ids too."""
         wanted = self.members[split] if self.members else {split}
         return make_reader(
             self.url,
-            schema_fields=[*self.fields, self.lesion_field] if with_lesions else self.fields,
+            schema_fields=[*self.fields, self.lesion_field, self.id_field] if with_lesions else self.fields,
             predicate=None if split is None else in_lambda([self.column], lambda value, wanted=wanted: value in wanted),
             cur_shard=self.rank if sharded else None,
             shard_count=self.size if sharded else None,
@@ -74,21 +75,24 @@ class Inputs:
         return dataset.shuffle(shuffle_buffer).batch(batch_size).prefetch(2)
 
     def load(self, split: str | None, batch_size: int):
-        """The whole split in memory, as (images, labels, lesion ids) numpy arrays, read once.
-        Validation then sees exactly its images every epoch, which an endless reader cut into a
-        fixed number of steps would not; lesion ids group images for the bootstrap intervals."""
+        """The whole split in memory, as (images, labels, lesion ids, image ids) numpy arrays,
+        read once. Validation then sees exactly its images every epoch, which an endless reader
+        cut into a fixed number of steps would not; lesion ids group images for the bootstrap
+        intervals; image ids name the rows of the test predictions table."""
         import numpy as np
 
-        images, labels, lesions = [], [], []
+        images, labels, lesions, ids = [], [], [], []
         with self.reader(split, sharded=False, epochs=1, with_lesions=True) as petastorm_reader:
-            rows = make_petastorm_dataset(petastorm_reader).map(lambda row: (row.image, row.label, row.lesion_id))
-            for image_batch, label_batch, lesion_batch in rows.batch(batch_size):
+            rows = make_petastorm_dataset(petastorm_reader).map(
+                lambda row: (row.image, row.label, row.lesion_id, row.image_id))
+            for image_batch, label_batch, lesion_batch, id_batch in rows.batch(batch_size):
                 images.append(image_batch.numpy())
                 labels.append(label_batch.numpy())
                 lesions.append(lesion_batch.numpy())
+                ids.append(id_batch.numpy())
         if not images:
             return None
-        return np.concatenate(images), np.concatenate(labels), np.concatenate(lesions)
+        return np.concatenate(images), np.concatenate(labels), np.concatenate(lesions), np.concatenate(ids)
 
 
 class EpochTimer(tf.keras.callbacks.Callback):
