@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--work")
     parser.add_argument("--runs", type=int, default=8)
     args = parser.parse_args()
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from dermspark.monitor.job import run_monitor
     from dermspark.score.job import run_score

@@ -245,3 +245,40 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
         [metrics["review"]["splits"]["test"]["share"] for metrics in folds]
     assert review["test_flagged"]["mean"] == pytest.approx(np.mean([row["test_flagged"] for row in review["per_fold"]]))
     assert "## Review flag" in (output / "cv_report.md").read_text()
+
+
+def test_subgroup_figures_recompute_from_a_predictions_table():
+    """report.subgroups on a table made for it: a group under the floor is not judged, and a
+    judged group's figures are what its rows give, computed another way (scikit-learn)."""
+    import pandas as pd
+    from dermspark.report.subgroups import MIN_LESIONS, age_band, subgroups
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(4)
+    rows = 400
+    classes = ["bkl", "mel", "nv"]
+    truth = rng.choice(3, rows, p=[0.2, 0.2, 0.6])
+    probabilities = rng.dirichlet([1, 1, 1], rows) * 0.5
+    probabilities[np.arange(rows), truth] += 0.5 * (rng.random(rows) < 0.7)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame({"true_label": np.asarray(classes)[truth], "lesion_id": [f"L{i // 2}" for i in range(rows)],
+                          **{f"prob_{name}": probabilities[:, i] for i, name in enumerate(classes)},
+                          "melanoma_flag": probabilities[:, 1] >= 0.3,
+                          "sex": np.where(np.arange(rows) < 40, "female", "male"),
+                          "age": np.where(np.arange(rows) % 2, 35.0, np.nan), "localization": "back", "dx_type": "histo"})
+    found = subgroups(frame, classes, 1, draws=50)
+    female, male = found["by"]["sex"]["female"], found["by"]["sex"]["male"]
+    assert female["lesions"] == 20 < MIN_LESIONS and not female["judged"] and "balanced_accuracy" not in female
+    men = frame[frame["sex"] == "male"]
+    assert male["judged"] and male["images"] == len(men) and male["lesions"] == men["lesion_id"].nunique()
+    predicted = men[[f"prob_{name}" for name in classes]].to_numpy().argmax(axis=1)
+    assert male["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(
+        men["true_label"].map(classes.index), predicted))
+    melanomas = men[men["true_label"] == "mel"]
+    assert male["melanoma_sensitivity"] == pytest.approx(melanomas["melanoma_flag"].mean())
+    assert male["melanoma_sensitivity_per_lesion"] == pytest.approx(
+        melanomas.groupby("lesion_id")["melanoma_flag"].any().mean())
+    assert male["melanoma_specificity"] == pytest.approx(1 - men[men["true_label"] != "mel"]["melanoma_flag"].mean())
+    low, high = male["intervals"]["balanced_accuracy"]
+    assert low <= male["balanced_accuracy"] <= high
+    assert set(found["by"]["age_band"]) == {"20-39", "unknown"} and age_band(85) == "80+" and age_band(19.9) == "0-19"

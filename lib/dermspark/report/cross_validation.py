@@ -7,6 +7,7 @@ import numpy as np
 from dermspark import storage
 from dermspark.report import plots
 from dermspark.report.evaluation import fmt
+from dermspark.report.subgroups import markdown_lines as subgroup_lines
 from dermspark.storage import join
 
 SPREAD = ("accuracy", "balanced_accuracy", "macro_auc")
@@ -162,6 +163,8 @@ def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) ->
                   f"{fmt(point['sensitivity'])}, specificity {fmt(point['specificity'])}."]
     lines += _external_lines(summary.get("external", {}))
     lines += _review_lines(summary.get("review"))
+    if summary.get("subgroups"):
+        lines += subgroup_lines(summary["subgroups"], "Out-of-fold predictions by subgroup (oof_predictions.parquet)")
     lines += ["", "Mean ± sd: over the folds' test splits (sd with K-1 in its denominator). Each fold's own "
               "report.md, bundle and learning curves are in its fold-i folder.", ""]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ training run (test and validation splits) and a scoring run with labels (the lab
 from dermspark import storage
 from dermspark.report import plots
 from dermspark.report.review import markdown_lines as review_lines
+from dermspark.report.subgroups import markdown_lines as subgroup_lines
 from dermspark.storage import join
 
 # Training reports test and validation splits; scoring with --labels reports the labeled images.
@@ -65,6 +66,8 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
         lines += ["", "## Learning curves", "", "![loss and accuracy per epoch](curves.png)"]
     lines += _calibration_lines(metrics)
     lines += review_lines(metrics.get("review"))
+    if metrics.get("subgroups"):
+        lines += subgroup_lines(metrics["subgroups"], "Test split by subgroup")
     if any("interval" in metrics.get(name, {}) for name in SECTIONS):
         lines += ["", "Intervals: balanced accuracy's percentiles over 1,000 resamples of the split's lesions",
                   "(all of a lesion's images together), how far the figure could move on another split of",

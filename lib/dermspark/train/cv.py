@@ -17,11 +17,13 @@ from pyspark.sql import SparkSession
 from dermspark import DermsparkError, storage
 from dermspark.commit import locked, mark, prepare_output, sibling_lock
 from dermspark.report.cross_validation import summarize, write_summary
+from dermspark.report.subgroups import subgroups
+from dermspark.score.predict import melanoma_index
 from dermspark.settings import TrainSettings, to_json
 from dermspark.storage import join
 from dermspark.tracking.run import open_or_fail
 from dermspark.train.driver import Setup, new_run_id, train_model
-from dermspark.train.predictions import join_folds
+from dermspark.train.predictions import join_folds, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +142,11 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
              "class shared out evenly; no lesion in two folds",
              "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
              "best epoch), trained on the rest"]
-    write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
     result["oof_predictions"] = join_folds(output_url, folds)
+    if result["oof_predictions"]:
+        summary["subgroups"] = subgroups(read_frame(result["oof_predictions"]), list(classes),
+                                         melanoma_index(classes))
+    write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
     if parent:
         parent.summarize_cv(output_url, summary)
         result["mlflow_run_id"] = parent.run_id

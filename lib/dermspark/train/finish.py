@@ -43,6 +43,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
 
     from dermspark.bundle import Bundle, save_bundle
     from dermspark.report.calibration import calibrate
+    from dermspark.report.subgroups import subgroups
     from dermspark.score.predict import melanoma_index
     from dermspark.train.predictions import write_predictions
 
@@ -97,7 +98,8 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     }
     # The output is staged as a whole by the driver.
     save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer)
-    write_predictions(config, test, temperature, threshold, reviewer)
+    tested = write_predictions(config, test, temperature, threshold, reviewer)
+    metrics["subgroups"] = subgroups(tested, list(classes), melanoma)
     return {**metrics, **training}
 
 

@@ -60,9 +60,10 @@ def _metadata(dataset_url: str, ids: pd.Series) -> pd.DataFrame:
     return wanted.drop_duplicates("image_id")
 
 
-def write_predictions(config: dict, split, temperature: float, threshold: float | None, reviewer) -> None:
+def write_predictions(config: dict, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
     frame = table(config, split, temperature, threshold, reviewer)
     storage.write_parquet(pa_table(frame), storage.join(config["output_url"], FILE))
+    return frame
 
 
 def pa_table(frame: pd.DataFrame):
@@ -71,13 +72,17 @@ def pa_table(frame: pd.DataFrame):
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
+def read_frame(url: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(storage.read_bytes(url)))
+
+
 def join_folds(output_url: str, folds: int) -> str | None:
     """The folds' test predictions as one table, OUTPUT/oof_predictions.parquet; None when a fold
     was trained before dermspark wrote them."""
     parts = [storage.join(output_url, f"fold-{index}", FILE) for index in range(folds)]
     if not all(storage.exists(part) for part in parts):
         return None
-    frame = pd.concat([pd.read_parquet(io.BytesIO(storage.read_bytes(part))) for part in parts], ignore_index=True)
+    frame = pd.concat([read_frame(part) for part in parts], ignore_index=True)
     url = storage.join(output_url, OOF_FILE)
     storage.write_parquet(pa_table(frame), url)
     return url
