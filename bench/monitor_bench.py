@@ -24,8 +24,9 @@ def add_reference(bundle: str, scores: str) -> None:
     import numpy as np
     import pandas as pd
     from dermspark.report.drift import reference
+    from dermspark.storage import local_path
 
-    manifest_path = os.path.join(bundle, "manifest.json")
+    manifest_path = os.path.join(local_path(bundle), "manifest.json")
     with open(manifest_path) as handle:
         manifest = json.load(handle)
     rows = pd.read_parquet(os.path.join(scores, "predictions"))
