@@ -1,5 +1,6 @@
 """The monitor job on the scale bench's largest table: the real 200x150 HAM10000 set linked four
 times (40,060 images, scale_bench.build_archive) scored in eight runs of 5,007 or 5,008 images
+(a model version each: the copies share their content, which an incremental run would skip)
 by an untrained benbrahim_cnn bundle (score_bench.make_bundle; the figures are not the point),
 given as its reference the first run's predictions, then the monitor:
 its first run (every run read), a rerun with nothing new, and a rerun after a ninth run. Prints
@@ -72,8 +73,10 @@ def main() -> None:
                 os.symlink(os.path.join(archive, "images", name), os.path.join(folder, name))
     for number in range(args.runs):
         if not os.path.exists(os.path.join(work, f"scored-{number}")):
+            # A version per run: the archive's copies share their content, which an incremental
+            # run of one version would skip.
             run_score(spark, ScoreSettings(model=bundle, input=os.path.join(work, f"run-{number}"), output=scores,
-                                           links="follow", incremental=number > 0, mode="overwrite" if not number else "error"))
+                                           links="follow", mode="overwrite", model_version=f"bench-{number}"))
             open(os.path.join(work, f"scored-{number}"), "w").close()
     add_reference(bundle, scores)
     report = os.path.join(work, "report")
