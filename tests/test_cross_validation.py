@@ -282,3 +282,6 @@ def test_subgroup_figures_recompute_from_a_predictions_table():
     low, high = male["intervals"]["balanced_accuracy"]
     assert low <= male["balanced_accuracy"] <= high
     assert set(found["by"]["age_band"]) == {"20-39", "unknown"} and age_band(85) == "80+" and age_band(19.9) == "0-19"
+    assert male["melanoma_lesions"] == melanomas["lesion_id"].nunique() >= 10
+    few = frame[~((frame["true_label"] == "mel") & (frame.index >= 60))]  # 20 melanoma images are left: < 10 lesions
+    assert subgroups(few, classes, 1, draws=5)["by"]["sex"]["male"]["melanoma_sensitivity"] is None

@@ -6,7 +6,7 @@ Per group: images, lesions, balanced accuracy over the classes present, expected
 error, melanoma sensitivity per image and per lesion (a melanoma lesion counts as found when any
 of its images is flagged) and specificity per image, each with a 95% interval over resamples of
 the group's lesions. A group of fewer than MIN_LESIONS lesions is "too few to judge": its counts
-are shown, no figure. pandas does the grouping; fairlearn's MetricFrame would too, but its
+are shown, no figure; melanoma sensitivity needs MIN_MELANOMA_LESIONS melanoma lesions. pandas does the grouping; fairlearn's MetricFrame would too, but its
 bootstrap resamples images, and a lesion's images must stand or fall together.
 """
 
@@ -17,6 +17,8 @@ from dermspark.report.calibration import reliability
 from dermspark.report.metrics import group_resamples, percentiles
 
 MIN_LESIONS = 30
+# Sensitivity on a handful of melanomas is a coin toss: below this many melanoma lesions it is not given.
+MIN_MELANOMA_LESIONS = 10
 DRAWS = 200
 ATTRIBUTES = ("localization", "sex", "age_band", "dx_type")
 FIGURES = ("balanced_accuracy", "ece", "melanoma_sensitivity", "melanoma_sensitivity_per_lesion",
@@ -59,6 +61,10 @@ def _group(rows: pd.DataFrame, classes: list[str], melanoma: int | None, draws: 
     probabilities = rows[[f"prob_{name}" for name in classes]].to_numpy(dtype=np.float64)
     flags = rows["melanoma_flag"].to_numpy(dtype=bool) if rows["melanoma_flag"].notna().all() else None
     entry.update(_figures(labels, probabilities, flags, lesions, melanoma))
+    entry["melanoma_lesions"] = int(len(set(lesions[labels == melanoma]))) if melanoma is not None else 0
+    few = entry["melanoma_lesions"] < MIN_MELANOMA_LESIONS
+    if few:
+        entry["melanoma_sensitivity"] = entry["melanoma_sensitivity_per_lesion"] = None
     samples: dict[str, list[float]] = {name: [] for name in FIGURES}
     for resample in group_resamples(lesions, draws, seed):
         drawn = _figures(labels[resample], probabilities[resample], None if flags is None else flags[resample],
@@ -69,6 +75,12 @@ def _group(rows: pd.DataFrame, classes: list[str], melanoma: int | None, draws: 
     entry["intervals"] = {name: percentiles(values) if values and entry[name] is not None else None
                           for name, values in samples.items()}
     return entry
+
+
+def _sensitivity_cell(entry: dict, name: str) -> str:
+    if entry["melanoma_lesions"] and entry["melanoma_lesions"] < MIN_MELANOMA_LESIONS:
+        return f"too few melanomas ({entry['melanoma_lesions']})"
+    return _cell(entry, name)
 
 
 def subgroups(frame: pd.DataFrame, classes: list[str], melanoma: int | None, draws: int = DRAWS,
@@ -96,8 +108,9 @@ def markdown_lines(found: dict, title: str = "Subgroups") -> list[str]:
     """The report section: a table per attribute."""
     lines = ["", f"## {title}", "",
              f"95% intervals over {found['draws']} resamples of each group's lesions; a group of fewer than "
-             f"{found['min_lesions']} lesions is too few to judge. Sensitivity per lesion: a melanoma lesion "
-             "counts as found when any of its images is flagged."]
+             f"{found['min_lesions']} lesions is too few to judge, and melanoma sensitivity needs "
+             f"{MIN_MELANOMA_LESIONS} melanoma lesions. Sensitivity per lesion: a melanoma lesion counts as "
+             "found when any of its images is flagged."]
     for attribute, groups in found["by"].items():
         lines += ["", f"### By {attribute.replace('_', ' ')}", "",
                   "| group | images | lesions | balanced accuracy | ECE | melanoma sensitivity | per lesion | "
@@ -107,5 +120,6 @@ def markdown_lines(found: dict, title: str = "Subgroups") -> list[str]:
                 lines.append(f"| {value} | {entry['images']} | {entry['lesions']} | too few to judge | | | | |")
                 continue
             lines.append(f"| {value} | {entry['images']} | {entry['lesions']} | "
-                         + " | ".join(_cell(entry, name) for name in FIGURES) + " |")
+                         + " | ".join(_sensitivity_cell(entry, name) if "sensitivity" in name else _cell(entry, name)
+                                      for name in FIGURES) + " |")
     return lines
