@@ -211,6 +211,11 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
             "operating_point"]["threshold"]["temperature"]
         assert (rows["melanoma_flag"] == (rows["prob_mel"].astype(float) >= threshold)).all()
         assert np.allclose(rows[[f"prob_{name}" for name in classes]].sum(axis=1), 1, atol=1e-5)
+    # Each fold's model card, rewritten with every fold's summary once they were all done.
+    card = (output / "fold-0" / "model" / "MODEL_CARD.md").read_text()
+    assert "**Not a diagnosis.**" in card and "Cross-validation over 3 folds" in card
+    assert f"balanced accuracy {summary['balanced_accuracy']['mean']:.3f}" in card
+    assert "`clinic`: 18 images" in card and "## Test split by subgroup" in card
     assert oof["review"].notna().all() and set(oof["review_reason"].dropna()) <= {
         "not_dermoscopy", "out_of_distribution", "poor_quality", "uncertain"}
     assert "| mean ± sd |" in (output / "cv_report.md").read_text()

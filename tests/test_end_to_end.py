@@ -61,6 +61,24 @@ def test_metrics_have_test_and_validation_sections(pipeline):
     assert "| test |" in (pipeline / "model" / "report.md").read_text()
 
 
+def test_the_bundle_carries_its_model_card_and_the_test_predictions_recompute_its_figures(pipeline):
+    import pandas as pd
+    from sklearn.metrics import confusion_matrix
+
+    metrics = json.loads((pipeline / "model" / "metrics.json").read_text())
+    card = (pipeline / "model" / "model" / "MODEL_CARD.md").read_text()
+    assert "# Model card: benbrahim_cnn" in card and "No external evaluation was run" in card
+    assert f"| test | {metrics['test']['count']} |" in card and "Fitzpatrick" in card
+    tested = pd.read_parquet(pipeline / "model" / "test_predictions.parquet")
+    classes = json.loads((pipeline / "dataset" / "manifest.json").read_text())["classes"]
+    assert len(tested) == metrics["test"]["count"] and tested["fold"].isna().all()
+    assert confusion_matrix(tested["true_label"], tested["predicted_label"], labels=classes).tolist() == \
+        metrics["test"]["confusion_matrix"]
+    assert set(metrics["subgroups"]["by"]) == {"localization", "sex", "age_band", "dx_type"}
+    sizes = {value: entry["images"] for value, entry in metrics["subgroups"]["by"]["sex"].items()}
+    assert sizes == tested["sex"].fillna("unknown").value_counts().to_dict()
+
+
 def test_checkpoints_went_to_the_s3_store(pipeline, s3_store):
     fs = s3_filesystem(s3_store)
     with fs.open("dermspark/e2e/pipeline/state.json") as handle:

@@ -25,6 +25,7 @@ from dermspark.tracking import registry
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+CARD_FILE = "MODEL_CARD.md"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -163,12 +164,17 @@ def cache_root() -> str:
     return os.environ.get("DERMSPARK_BUNDLE_CACHE") or os.path.join(tempfile.gettempdir(), "dermspark-bundles")
 
 
-def save_bundle(url: str, model, manifest: dict, staged: bool = True, reviewer=None) -> str:
+def save_bundle(url: str, model, manifest: dict, staged: bool = True, reviewer=None,
+                texts: dict[str, str] | None = None) -> str:
     """Saves to a local folder first, then puts it at url through the storage layer: staged and
     committed whole (staged=False: url is inside an output that is itself staged). A reviewer
-    (dermspark.review) goes beside the model, its record and hash in the manifest's `review`."""
+    (dermspark.review) goes beside the model, its record and hash in the manifest's `review`;
+    texts: other files by name (the model card)."""
     with tempfile.TemporaryDirectory(prefix="dermspark-bundle-") as local:
         model.save(os.path.join(local, MODEL_FILE))
+        for name, text in (texts or {}).items():
+            with open(os.path.join(local, name), "w") as handle:
+                handle.write(text)
         manifest = {**manifest, "model_sha256": _sha256(os.path.join(local, MODEL_FILE))}
         manifest.pop("review", None)  # a bundle saved without a reviewer has none
         if reviewer is not None:

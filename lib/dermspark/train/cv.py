@@ -15,8 +15,10 @@ import logging
 from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
+from dermspark.bundle import CARD_FILE
 from dermspark.commit import locked, mark, prepare_output, sibling_lock
 from dermspark.report.cross_validation import summarize, write_summary
+from dermspark.report.model_card import model_card
 from dermspark.report.subgroups import subgroups
 from dermspark.score.predict import melanoma_index
 from dermspark.settings import TrainSettings, to_json
@@ -105,6 +107,15 @@ def _claim_unlocked(output_url: str, settings: TrainSettings) -> dict:
     return claim
 
 
+def _fold_cards(output_url: str, folds: int, summary: dict) -> None:
+    """Each fold's model card again, with the summary of every fold beside its own figures."""
+    for index in range(folds):
+        bundle = join(output_url, f"fold-{index}", "model")
+        manifest = json.loads(storage.read_text(join(bundle, "manifest.json")))
+        metrics = json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json")))
+        storage.write_text(join(bundle, CARD_FILE), model_card(manifest, metrics, summary))
+
+
 def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
     manifest, output_url = setup.dataset_manifest, setup.output_url
     folds = _check(settings, manifest, setup.dataset_root)
@@ -147,6 +158,7 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
         summary["subgroups"] = subgroups(read_frame(result["oof_predictions"]), list(classes),
                                          melanoma_index(classes))
     write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
+    _fold_cards(output_url, folds, summary)
     if parent:
         parent.summarize_cv(output_url, summary)
         result["mlflow_run_id"] = parent.run_id

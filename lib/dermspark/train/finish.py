@@ -41,8 +41,9 @@ def inferrer(bundle, batch_size: int):
 def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
     import os
 
-    from dermspark.bundle import Bundle, save_bundle
+    from dermspark.bundle import CARD_FILE, Bundle, save_bundle
     from dermspark.report.calibration import calibrate
+    from dermspark.report.model_card import model_card
     from dermspark.report.subgroups import subgroups
     from dermspark.score.predict import melanoma_index
     from dermspark.train.predictions import write_predictions
@@ -96,10 +97,12 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
             "threshold": point["threshold"]},
         "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
     }
-    # The output is staged as a whole by the driver.
-    save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer)
     tested = write_predictions(config, test, temperature, threshold, reviewer)
     metrics["subgroups"] = subgroups(tested, list(classes), melanoma)
+    card = model_card(manifest, metrics)
+    # The output is staged as a whole by the driver.
+    save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer,
+                texts={CARD_FILE: card})
     return {**metrics, **training}
 
 
