@@ -151,6 +151,13 @@ def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data,
     assert metrics["labeled"]["interval"]["groups"] == len(lesions) < 250
     assert "| labeled | 250 |" in (run / "report.md").read_text()
     assert (run / "confusion_matrix_labeled.png").stat().st_size > 0
+    # Subgroups by the metadata the labels carry: every labeled image in one group per attribute.
+    with open(archive / "HAM10000_metadata.csv") as handle:
+        sex_of = {row["image_id"]: row["sex"] for row in csv.DictReader(handle)}
+    by_sex = {value: entry["images"] for value, entry in metrics["subgroups"]["by"]["sex"].items()}
+    scored = [sex_of[path.stem] or "unknown" for path in archive.rglob("*.jpg")]
+    assert by_sex == {value: scored.count(value) for value in set(scored)}
+    assert "## Labeled images by subgroup" in (run / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

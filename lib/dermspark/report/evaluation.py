@@ -67,7 +67,8 @@ def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = (
     lines += _calibration_lines(metrics)
     lines += review_lines(metrics.get("review"))
     if metrics.get("subgroups"):
-        lines += subgroup_lines(metrics["subgroups"], "Test split by subgroup")
+        lines += subgroup_lines(metrics["subgroups"], "Test split by subgroup" if "test" in metrics
+                                else "Labeled images by subgroup")
     if any("interval" in metrics.get(name, {}) for name in SECTIONS):
         lines += ["", "Intervals: balanced accuracy's percentiles over 1,000 resamples of the split's lesions",
                   "(all of a lesion's images together), how far the figure could move on another split of",

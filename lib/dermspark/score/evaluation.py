@@ -6,6 +6,7 @@ from pyspark.sql import functions as F
 
 from dermspark.report.calibration import apply_temperature
 from dermspark.report.external import evaluate_heldout
+from dermspark.score.ground_truth import METADATA
 from dermspark.score.predict import melanoma_index
 
 
@@ -35,7 +36,8 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
     usable = joined.filter(F.col("true_label").isNotNull() & F.col("error").isNull())
     # Small: one label and one probability per class per labeled image, no pixels.
     rows = usable.select("true_label", F.coalesce("lesion_id", "image_id").alias("group"),
-                         F.array(*[f"prob_{name}" for name in classes]).alias("p")).collect()
+                         F.array(*[f"prob_{name}" for name in classes]).alias("p"), "melanoma_flag",
+                         *METADATA).collect()
     coverage = {key: int(value or 0) for key, value in coverage.items()} | {"evaluated": len(rows)}
     if not rows:
         return {"coverage": coverage}
@@ -47,5 +49,19 @@ def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], ma
                                positive if positive in classes and len(classes) == 2 else None,
                                melanoma_index(classes), threshold,
                                uncalibrated=apply_temperature(probabilities, 1 / temperature) if temperature != 1.0 else None)
-    return {"labeled": section, "coverage": coverage}
+    return {"labeled": section, "coverage": coverage, "subgroups": _subgroups(rows, probabilities, classes)}
+
+
+def _subgroups(rows, probabilities: np.ndarray, classes: list[str]) -> dict:
+    import pandas as pd
+
+    from dermspark.report.subgroups import subgroups
+
+    frame = pd.DataFrame({"true_label": [row["true_label"] for row in rows],
+                          "lesion_id": [row["group"] for row in rows],
+                          "melanoma_flag": [row["melanoma_flag"] for row in rows],
+                          **{f"prob_{name}": probabilities[:, index] for index, name in enumerate(classes)},
+                          **{name: [row[name] for row in rows] for name in METADATA}})
+    frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
+    return subgroups(frame, classes, melanoma_index(classes))
 

@@ -11,6 +11,8 @@ from dermspark import DermsparkError
 from dermspark.labels import ISIC2019_DIAGNOSES, label_mapping, space_of
 from dermspark.metadata import one_hot_diagnosis, read_table
 
+METADATA = ("age", "sex", "localization", "dx_type")
+
 
 def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
     """image_id, dx (lowercased, in the file's vocabulary), lesion_id (HAM10000's; null for ISIC
@@ -31,9 +33,13 @@ def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
             f"{url} is neither HAM10000 metadata (image_id, dx) nor ISIC 2019 ground truth "
             f"(image, {', '.join(ISIC2019_DIAGNOSES)})"
         )
+    # The subgroups' columns, where the file has them (HAM10000's metadata does).
+    for name in METADATA:
+        labels[name] = table[name] if name in header else None
     labels = labels[~table["_malformed"]].astype(object)
     labels = labels.where(pd.notna(labels), None)
-    return spark.createDataFrame(labels, "image_id string, dx string, lesion_id string"), vocabulary
+    schema = "image_id string, dx string, lesion_id string, " + ", ".join(f"{name} string" for name in METADATA)
+    return spark.createDataFrame(labels, schema), vocabulary
 
 
 def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> DataFrame:
@@ -49,5 +55,7 @@ def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> Data
     return (
         labels.withColumn("_row", F.monotonically_increasing_id())
         .withColumn("_n", F.row_number().over(first)).filter("_n = 1")
-        .select("image_id", lookup[F.col("dx")].alias("true_label"), "lesion_id")
+        .select("image_id", lookup[F.col("dx")].alias("true_label"), "lesion_id",
+                *[(F.col(name) if name in labels.columns else F.lit(None)).cast("string").alias(name)
+                  for name in METADATA])
     )

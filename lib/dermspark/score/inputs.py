@@ -93,7 +93,9 @@ def _petastorm(spark, url: str, settings: ScoreSettings, input_size) -> ScoreInp
     # The dataset keeps image ids, not source paths: a row's path names the dataset and the id.
     rows = table.select(F.concat(F.lit(dataset + "#"), "image_id").alias("path"), "image_id",
                         F.col("image").alias("content"))
-    labels = table.select("image_id", "dx", "lesion_id") if source in VOCABULARIES else None
+    # With the metadata the subgroups need; an imputed age is not the patient's.
+    metadata = [F.when(~F.col("age_imputed"), F.col("age")).alias("age"), "sex", "localization", "dx_type"]
+    labels = table.select("image_id", "dx", "lesion_id", *metadata) if source in VOCABULARIES else None
     return ScoreInput(rows, False, "petastorm", labels, VOCABULARIES.get(source))
 
 
