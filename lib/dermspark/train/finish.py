@@ -167,6 +167,7 @@ def fit_review(bundle, infer, train: Inferred, held_out: dict, temperature: floa
     ood = None
     if ood_check:
         images = review.read_folder(ood_check, bundle.input_size, bundle.decode_options)
-        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)))))
+        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)),
+                           np.zeros(len(images)))))
     return reviewer, detection(reviewer, {name: views(split) for name, split in held_out.items() if split is not None},
                                ood)
