@@ -40,9 +40,11 @@ def test_secrets_are_names_spark_redacts():
 
     redacted = re.compile(r"(?i)secret|password|token|access[.]key")
     conf = s3_conf({**ENV, "AWS_SESSION_TOKEN": "t"})
-    for key, value in conf.items():
-        if value in ("s3cr3t", "t"):
-            assert redacted.search(key), key
+    holding = [key for key, value in conf.items() if value in ("s3cr3t", "t")]
+    # The secret and the token, each for the executors and for S3A.
+    assert len(holding) == 4, holding
+    for key in holding:
+        assert redacted.search(key), key
 
 
 def test_credentials_given_only_to_s3a_are_one_clear_error():

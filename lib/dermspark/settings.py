@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import yaml
 
 from dermspark import DermsparkError
+from dermspark.commit import MODES  # defined once, beside the commits that obey it
 
-MODES = ("error", "overwrite")
 CALIBRATIONS = ("temperature", "none")
 TRAIN_CALIBRATIONS = ("auto", "temperature", "none")
 LINKS = ("inside", "follow")
