@@ -203,15 +203,16 @@ def read_command(output_url: str) -> str:
     (through fsspec) on any other store, where DuckDB would fetch an extension."""
     import shlex
 
+    # Double quotes only inside, so that the shell's single quotes around it stay plain.
     table = join(output_url, "predictions")
     path = storage.local_path(table)
     if path is None:
-        code = (f"import pandas as pd; rows = pd.read_parquet({table!r}); "
-                "print(rows.groupby(['model_version', 'predicted_label']).size())")
+        code = (f"import pandas as pd; rows = pd.read_parquet({json.dumps(table)}); "
+                'print(rows.groupby(["model_version", "predicted_label"]).size())')
     else:
-        files = path.replace("'", "''") + "/**/*.parquet"
-        code = ("import duckdb; duckdb.sql(\"SELECT model_version, predicted_label, count(*) AS n FROM "
-                f"read_parquet('{files}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL\").show()")
+        code = ('import duckdb; print(duckdb.execute("SELECT model_version, predicted_label, count(*) AS n FROM '
+                'read_parquet(?, hive_partitioning = true) GROUP BY ALL ORDER BY ALL", '
+                f"[{json.dumps(path + '/**/*.parquet')}]).df())")
     return f".venv/bin/python -c {shlex.quote(code)}"
 
 
