@@ -19,8 +19,8 @@ import warnings
 
 from dermspark import storage
 from dermspark.bundle import load_bundle
+from dermspark.labels import melanoma_index
 from dermspark.report.subgroups import markdown_lines, subgroups
-from dermspark.score.predict import melanoma_index
 from dermspark.train.cv import fold_splits
 from dermspark.train.dataset import pick_size, read_manifest
 from dermspark.train.finish import inferrer

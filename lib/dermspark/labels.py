@@ -117,3 +117,15 @@ def diagnosis_code(text: str | None) -> str | None:
     words = " ".join(str(text).strip().lower().split())
     known = {*HAM10000_CLASSES, *ISIC2019_CLASSES}
     return words if words in known else _WORDS.get(words, UNRECOGNISED)
+
+
+# The class whose probability the melanoma flag reads, in any label space.
+MELANOMA_NAMES = ("mel", "melanoma")
+
+
+def melanoma_index(classes) -> int | None:
+    """Where the melanoma probability is, for the flag; None for a model without that class."""
+    for index, name in enumerate(classes):
+        if name.lower() in MELANOMA_NAMES:
+            return index
+    return None

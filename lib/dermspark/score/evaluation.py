@@ -4,10 +4,10 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from dermspark.labels import melanoma_index
 from dermspark.report.calibration import apply_temperature
 from dermspark.report.external import evaluate_heldout
 from dermspark.score.ground_truth import METADATA
-from dermspark.score.predict import melanoma_index
 
 
 def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:

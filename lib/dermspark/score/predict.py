@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MELANOMA_CLASSES = ("mel", "melanoma")
+from dermspark.labels import melanoma_index
 
 
 @dataclass
@@ -28,14 +28,6 @@ class Prediction:
     # A DICOM file's frame and its allowed attributes (dicom.ALLOWED: UIDs, never patient data).
     frame: int | None = None
     dicom: dict | None = None
-
-
-def melanoma_index(classes: list[str]) -> int | None:
-    """Where the melanoma probability is, for the flag; None for a model without that class."""
-    for index, name in enumerate(classes):
-        if name.lower() in MELANOMA_CLASSES:
-            return index
-    return None
 
 
 def output_settings(manifest: dict, calibration: str, threshold: float | None) -> tuple[float, float]:

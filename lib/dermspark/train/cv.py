@@ -17,10 +17,10 @@ from pyspark.sql import SparkSession
 from dermspark import DermsparkError, storage
 from dermspark.bundle import CARD_FILE
 from dermspark.commit import locked, mark, prepare_output, sibling_lock
+from dermspark.labels import melanoma_index
 from dermspark.report.cross_validation import summarize, write_summary
 from dermspark.report.model_card import model_card
 from dermspark.report.subgroups import subgroups
-from dermspark.score.predict import melanoma_index
 from dermspark.settings import TrainSettings, to_json
 from dermspark.storage import join
 from dermspark.tracking.run import open_or_fail

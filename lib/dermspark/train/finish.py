@@ -42,10 +42,10 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     import os
 
     from dermspark.bundle import CARD_FILE, Bundle, save_bundle
+    from dermspark.labels import melanoma_index
     from dermspark.report.calibration import calibrate
     from dermspark.report.model_card import model_card
     from dermspark.report.subgroups import subgroups
-    from dermspark.score.predict import melanoma_index
     from dermspark.train.predictions import write_predictions
 
     batch_size = config["plan"]["batch_size"]

@@ -23,8 +23,8 @@ def _text(values: np.ndarray) -> list[str]:
 
 def table(config: dict, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
     """split: finish.Inferred of the test split; threshold: the melanoma flag's, None without."""
+    from dermspark.labels import melanoma_index
     from dermspark.report.calibration import apply_temperature
-    from dermspark.score.predict import melanoma_index
 
     classes = list(config["classes"])
     probabilities = apply_temperature(split.raw, temperature).astype(np.float32)
