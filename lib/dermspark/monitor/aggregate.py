@@ -16,7 +16,6 @@ from pyspark.sql import SparkSession
 from dermspark import storage
 from dermspark.report.drift import HISTOGRAM_BINS
 
-KEYS = ("model_version", "scoring_date", "run_id")
 # Read when the table has them; a table from before the review flag has no review columns.
 OPTIONAL = {"melanoma_flag": "boolean", "review": "boolean", "review_reason": "string"}
 
@@ -66,7 +65,9 @@ def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> lis
                .agg(F.count(F.lit(1)).alias("rows"), F.min("scored_at").alias("first"))
                .toPandas())
     has_review = "review" in columns
-    return [_run_record(run, grouped[grouped["run_id"] == run.run_id], has_review) for run in runs]
+    # Split once: a mask per run would scan every run's rows again for each run.
+    by_run = dict(tuple(grouped.groupby("run_id", sort=False)))
+    return [_run_record(run, by_run.get(run.run_id, grouped.iloc[:0]), has_review) for run in runs]
 
 
 def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> dict:
