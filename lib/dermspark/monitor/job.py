@@ -111,7 +111,7 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> dict:
         storage.write_text(join(staging, "settings.json"), to_json(settings))
     uri = tracking_uri(settings.mlflow_uri)
     if uri:
-        from dermspark.tracking.monitor import log_report
+        from dermspark.monitor.mlflow_report import log_report
 
         trained_by = ((manifest or {}).get("training_settings") or {}).get("run_id")
         result["mlflow_run_id"] = log_report(uri, output_url, trained_by, f"monitor {source}")

@@ -17,7 +17,7 @@ from dermspark.tracking.server import mlflow_client, quiet_mlflow, shown
 log = logging.getLogger(__name__)
 
 PREFIX = "models:/"
-# Where the bundle sits inside a logged model (tracking.model names its folder "bundle").
+# Where the bundle sits inside a logged model (logged_model names its folder "bundle").
 BUNDLE_PATH = "artifacts/bundle"
 # Artifact locations only MLflow can read; every other location goes through dermspark.storage.
 MLFLOW_SCHEMES = ("mlflow-artifacts", "runs", "models", "dbfs")

@@ -18,6 +18,7 @@ from dermspark import DermsparkError
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
          "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 NAME = re.compile(r"[A-Za-z0-9._-]+")
+RUN_TAG = "dermspark.run_id"  # each MLflow run's dermspark run id: how a run is found again
 
 
 def quiet_mlflow() -> None:
@@ -66,6 +67,12 @@ def mlflow_client(tracking_uri: str):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def tagged_run(client, experiment_ids: list[str], dermspark_run: str) -> str | None:
+    """The MLflow run a dermspark run id was logged to (its RUN_TAG), or None."""
+    found = client.search_runs(experiment_ids, filter_string=f"tags.`{RUN_TAG}` = '{dermspark_run}'", max_results=1)
+    return found[0].info.run_id if found else None
 
 
 def check_name(name: str, what: str) -> str:

@@ -23,8 +23,8 @@ from dermspark.report.model_card import model_card
 from dermspark.report.subgroups import subgroups
 from dermspark.settings import TrainSettings, to_json
 from dermspark.storage import join
-from dermspark.tracking.run import open_or_fail
 from dermspark.train.driver import Setup, new_run_id, train_model
+from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.predictions import join_folds, read_frame
 
 log = logging.getLogger(__name__)

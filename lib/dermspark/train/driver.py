@@ -20,7 +20,6 @@ from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
 from dermspark.settings import TrainSettings, require, to_json
 from dermspark.storage import join, to_url
-from dermspark.tracking.run import open_or_fail
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
 from dermspark.train.dataset import (
     check_shards,
@@ -30,6 +29,7 @@ from dermspark.train.dataset import (
     pick_size,
     read_manifest,
 )
+from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.parent import resolve_parent
 from dermspark.train.plan import cache_training, make_plan
 

@@ -51,9 +51,9 @@ def train(config: dict) -> dict | None:
     from dermspark.models import create_model
     from dermspark.models.inception import unfreeze_last
     from dermspark.models.weights import local_weights
-    from dermspark.tracking.epochs import EpochLog
     from dermspark.train.averaging import WeightAverage
     from dermspark.train.checkpoints import CheckpointStore
+    from dermspark.train.epoch_log import EpochLog
     from dermspark.train.inputs import EpochTimer, Inputs
     from dermspark.train.keras_metrics import BalancedAccuracy
     from dermspark.train.optimization import make_loss, make_optimizer, warmup_epochs

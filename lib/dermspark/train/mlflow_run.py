@@ -2,7 +2,7 @@
 
 The driver opens the run before training (a resumed dermspark run finds its MLflow run again by
 the `dermspark.run_id` tag and continues it), logs the settings and the plan as parameters,
-and hands the run's id to Horovod's rank 0, which logs each epoch as it ends (tracking.epochs).
+and hands the run's id to Horovod's rank 0, which logs each epoch as it ends (train/epoch_log.py).
 After training it logs the final metrics, the report and the bundle as a model, and registers
 it when asked. Epochs that rank 0 could not log (a lost connection, a process killed between
 its checkpoint and its log call) are logged from the saved history, so the series is whole.
@@ -15,11 +15,10 @@ import tempfile
 import time
 
 from dermspark import DermsparkError, storage
-from dermspark.tracking.server import mlflow_client, shown
+from dermspark.tracking.server import RUN_TAG, mlflow_client, shown, tagged_run
 
 log = logging.getLogger(__name__)
 
-RUN_TAG = "dermspark.run_id"
 ARTIFACTS = ("report.md", "metrics.json", "settings.json")
 MAX_PARAM = 6000  # MLflow's limit on a parameter's value
 
@@ -87,10 +86,8 @@ class TrainingRun:
         client = mlflow_client(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-        earlier = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{dermspark_run}'",
-                                     max_results=1)
+        earlier = run_id = tagged_run(client, [experiment_id], dermspark_run)
         if earlier:
-            run_id = earlier[0].info.run_id
             client.update_run(run_id, status="RUNNING")
         else:
             run_id = client.create_run(experiment_id, run_name=dermspark_run,
@@ -132,7 +129,7 @@ class TrainingRun:
         import mlflow
         from mlflow.entities import Metric
 
-        from dermspark.tracking.model import log_bundle
+        from dermspark.logged_model import log_bundle
 
         client = mlflow_client(self.tracking_uri)
         now = int(time.time() * 1000)

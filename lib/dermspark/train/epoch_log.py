@@ -58,7 +58,7 @@ class EpochLog:
 
     def _log_mlflow(self, values: dict, step: int) -> None:
         """Best effort: an epoch that cannot be logged now is logged by the driver at the end
-        (tracking.run.TrainingRun.fill_history); training goes on either way."""
+        (train.mlflow_run.TrainingRun.fill_history); training goes on either way."""
         try:
             from mlflow.entities import Metric
 

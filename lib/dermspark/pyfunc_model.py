@@ -7,7 +7,7 @@ import mlflow.pyfunc
 from mlflow.models import set_model
 
 BUNDLE = "bundle"  # the artifact key and folder name (tracking.registry.BUNDLE_PATH)
-IMAGE = "image"  # the signature's one input (tracking.model.IMAGE)
+IMAGE = "image"  # the signature's one input (logged_model.IMAGE)
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):

@@ -1,5 +1,5 @@
 """A bundle as an MLflow model: the bundle folder itself (model.keras and manifest.json) under
-the model's artifacts/bundle, a python_function flavour that loads it (tracking.pyfunc_model),
+the model's artifacts/bundle, a python_function flavour that loads it (pyfunc_model.py),
 and a tensor signature.
 
 Nothing of the bundle is translated: scoring and serving fetch the same two files from the

@@ -7,8 +7,7 @@ import os
 import tempfile
 
 from dermspark import storage
-from dermspark.tracking.run import RUN_TAG
-from dermspark.tracking.server import check_server, mlflow_client, shown
+from dermspark.tracking.server import check_server, mlflow_client, shown, tagged_run
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "dermspark-monitor"
@@ -18,8 +17,7 @@ def _training_run(client, dermspark_run: str | None) -> str | None:
     if not dermspark_run:
         return None
     experiments = [experiment.experiment_id for experiment in client.search_experiments()]
-    found = client.search_runs(experiments, filter_string=f"tags.`{RUN_TAG}` = '{dermspark_run}'", max_results=1)
-    return found[0].info.run_id if found else None
+    return tagged_run(client, experiments, dermspark_run)
 
 
 def _own_run(client, name: str) -> str:
