@@ -60,7 +60,7 @@ def job(spark, archive: str, size: str, work: str, codec: str = "png") -> tuple[
     result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size, codec=codec))
     elapsed = time.perf_counter() - started
     shutil.rmtree(output)
-    return result["written"] / elapsed, result["written"]
+    return result.manifest.written / elapsed, result.manifest.written
 
 
 def petastorm_pattern(spark, archive: str, size: str, work: str, codec: str = "png") -> float:

@@ -86,8 +86,8 @@ def main() -> None:
     def timed(what: str) -> None:
         started = time.perf_counter()
         result = run_monitor(spark, settings)
-        rows = sum(entry["rows"] for entry in result["periods"]["run"])
-        print(f"{what}: {time.perf_counter() - started:.1f} s, {result['runs']} runs ({result['new_runs']} read), "
+        rows = sum(entry["rows"] for entry in result.report["periods"]["run"])
+        print(f"{what}: {time.perf_counter() - started:.1f} s, {result.report['runs']} runs ({result.report['new_runs']} read), "
               f"{rows:,} rows", flush=True)
 
     timed("first monitor run")

@@ -255,8 +255,8 @@ def main() -> None:
                 def ingest(archive: str, output: str = output, size: str = size) -> None:
                     result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size,
                                                               codec=args.codec, links="follow"))
-                    if result["written"] != result["inputs"]:
-                        sys.exit(f"ingest wrote {result['written']} of {result['inputs']} inputs")
+                    if result.manifest.written != result.manifest.inputs:
+                        sys.exit(f"ingest wrote {result.manifest.written} of {result.manifest.inputs} inputs")
 
                 shutil.rmtree(output, ignore_errors=True)
                 before = spark_jobs(spark)
@@ -291,8 +291,8 @@ def main() -> None:
             def score(archive: str) -> None:
                 summary = run_score(spark, ScoreSettings(model=bundle, input=os.path.join(archive, "images"),
                                                          output=scores, batch_size=args.batch_size, links="follow"))
-                if summary["scored"] != summary["inputs"]:
-                    sys.exit(f"scoring scored {summary['scored']} of {summary['inputs']}: {summary['by_reason']}")
+                if summary.scored != summary.inputs:
+                    sys.exit(f"scoring scored {summary.scored} of {summary.inputs}: {summary.by_reason}")
 
             def peer(archive: str) -> float:
                 return predict_batch_udf_pattern(spark, bundle, os.path.join(archive, "images"),

@@ -252,8 +252,8 @@ def main() -> None:
             summary = run_score(spark, settings)
             elapsed = time.perf_counter() - started
             cores = cpu_seconds_between(cpu_before, _process_tree_cpu()) / elapsed
-            if summary["scored"] != len(source):
-                sys.exit(f"the job scored {summary['scored']} of {len(source)} images: {summary['by_reason']}")
+            if summary.scored != len(source):
+                sys.exit(f"the job scored {summary.scored} of {len(source)} images: {summary.by_reason}")
             shutil.rmtree(os.path.join(work, output))
             return len(source) / elapsed, cores
 

@@ -144,7 +144,7 @@ def main() -> None:
         label_space = "melanoma" if recipe.positive_class == "melanoma" else "ham10000"
         manifest = run_ingest(spark, IngestSettings(input=os.path.join(work, "archive"),
                                                     output=os.path.join(work, "dataset"), sizes=size,
-                                                    label_space=label_space))
+                                                    label_space=label_space)).manifest
         dataset_url = "file://" + os.path.join(work, "dataset", f"images_{size}")
         # This machine's speed drifts between minutes, so the two sides take turns and each
         # repeat's ratio compares runs made moments apart.
@@ -159,13 +159,13 @@ def main() -> None:
             ))
             job_seconds = time.perf_counter() - started
             steps_images = _images_per_epoch(os.path.join(output, "settings.json"))
-            horovod_rates.append(steps_images / statistics.median(result["history"]["train_seconds"][1:]))
-            keras_rate, train_images = plain_keras(dataset_url, args.model, len(manifest["classes"]), batch_size,
+            horovod_rates.append(steps_images / statistics.median(result.metrics["history"]["train_seconds"][1:]))
+            keras_rate, train_images = plain_keras(dataset_url, args.model, len(manifest.classes), batch_size,
                                                    args.epochs, recipe.stages[0].learning_rate)
             keras_rates.append(keras_rate)
             if not args.no_estimator:
                 estimator_rates.append(horovod_estimator(
-                    spark, dataset_url, args.model, len(manifest["classes"]), batch_size, args.epochs,
+                    spark, dataset_url, args.model, len(manifest.classes), batch_size, args.epochs,
                     recipe.stages[0].learning_rate, args.num_proc, args.cache_mb > 0, work))
             print(f"repeat {repeat + 1}: Horovod {horovod_rates[-1]:.1f} img/s (whole job {job_seconds:.1f} s), "
                   f"plain Keras {keras_rate:.1f} img/s"

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import warnings
+from types import SimpleNamespace
 
 from dermspark import storage
 from dermspark.bundle import load_bundle
@@ -37,8 +38,9 @@ def fold_table(cv: str, dataset: str, folds: int, index: int, output: str):
     test = inferrer(bundle, 64)(Inputs(url, 0, 1, 0, splits).load("test", 64))
     point = bundle.manifest.get("operating_point") or {}
     threshold = (point.get("threshold") or {}).get("temperature")
-    config = {"classes": bundle.classes, "folds": splits, "dataset_url": url,
-              "output_url": storage.join(output, f"fold-{index}")}
+    # The four fields of a rank's WorkerConfig that the predictions table reads.
+    config = SimpleNamespace(classes=bundle.classes, folds=splits, dataset_url=url,
+                             output_url=storage.join(output, f"fold-{index}"))
     return write_predictions(config, test, bundle.temperature, threshold, bundle.reviewer), bundle.classes
 
 

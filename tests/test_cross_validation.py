@@ -88,14 +88,16 @@ def other_clinic(spark, tmp_path_factory):
 
 
 def test_an_external_dataset_must_share_classes_and_pixels(tmp_path):
+    from dermspark.manifests import DatasetManifest
     from dermspark.train.dataset import external_datasets
 
-    training = {"classes": ["a", "b"], "decode": {"resample": "lanczos", "aspect": "stretch"},
-                "datasets": {"75x100": "images_75x100"}, "written": 5}
+    values = {"classes": ["a", "b"], "decode": {"resample": "lanczos", "aspect": "stretch"},
+              "datasets": {"75x100": "images_75x100"}, "written": 5}
+    training = DatasetManifest.from_dict(values)
     for name, changes in (("same", {}), ("classes", {"classes": ["melanoma", "non_melanoma"]}),
                           ("pixels", {"decode": {"aspect": "crop"}}), ("size", {"datasets": {"90x120": "x"}})):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "manifest.json").write_text(json.dumps({**training, **changes}))
+        (tmp_path / name / "manifest.json").write_text(json.dumps({**values, **changes}))
     [same] = external_datasets(str(tmp_path / "same"), training, (75, 100), "m")
     assert same["name"] == "same" and same["url"].endswith("same/images_75x100")
     with pytest.raises(DermsparkError, match="has classes .* ingest it with the same --label-space"):
@@ -138,7 +140,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
                 "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test",
                 "tta": "flips", "external": str(other_clinic)}
     alone = run_train(spark, TrainSettings(**settings, fold=1))
-    assert alone["trained"] == [1] and alone["waiting_for"] == [0, 2]
+    assert alone.trained == [1] and alone.waiting_for == [0, 2]
     assert not (output / "cv_metrics.json").exists()
     # The output is this run's: another run id, or other settings under this one, is refused.
     with pytest.raises(DermsparkError, match="holds cross-validation run cv-test: pass --run-id cv-test"):
@@ -148,7 +150,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     first = json.loads((output / "fold-1" / "metrics.json").read_text())
 
     rest = run_train(spark, TrainSettings(**settings))
-    assert rest["trained"] == [0, 2]
+    assert rest.trained == [0, 2]
     # Fold 1 was kept as it was, not trained again.
     assert json.loads((output / "fold-1" / "metrics.json").read_text()) == first
     manifest = json.loads((folded / "manifest.json").read_text())
@@ -185,7 +187,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert reliability(calibrated, labels)["ece"] == pytest.approx(external["ece"], abs=1e-6)
     assert "## External datasets" in (output / "fold-0" / "report.md").read_text()
     summary = json.loads((output / "cv_metrics.json").read_text())
-    assert summary == rest["summary"] and summary["folds"] == 3
+    assert summary == rest.summary_figures and summary["folds"] == 3
     for key in ("accuracy", "balanced_accuracy"):
         assert summary[key]["mean"] == pytest.approx(np.mean([metrics["test"][key] for metrics in folds]))
     # Every image is tested once: the pooled matrix holds the whole dataset.
@@ -195,7 +197,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     import pandas as pd
 
     oof = pd.read_parquet(output / "oof_predictions.parquet")
-    assert rest["oof_predictions"].endswith("oof_predictions.parquet")
+    assert rest.oof_predictions.endswith("oof_predictions.parquet")
     assert len(oof) == manifest["written"] and oof["image_id"].is_unique
     stored = pd.read_parquet(folded / "images_75x100", columns=["image_id", "lesion_id", "fold", "sex", "localization"])
     joined = oof.merge(stored, on="image_id", suffixes=("", "_stored"))
@@ -232,7 +234,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("cv-test").experiment_id
     [parent] = client.search_runs([experiment], "tags.`dermspark.run_id` = 'cv-test'")
-    assert parent.info.status == "FINISHED" and rest["mlflow_run_id"] == parent.info.run_id
+    assert parent.info.status == "FINISHED" and rest.mlflow_run_id == parent.info.run_id
     assert parent.data.metrics["cv_balanced_accuracy_mean"] == pytest.approx(summary["balanced_accuracy"]["mean"])
     assert parent.data.metrics["cv_pooled_accuracy"] == pytest.approx(summary["pooled"]["accuracy"])
     assert parent.data.metrics["cv_external_clinic_balanced_accuracy_mean"] == \

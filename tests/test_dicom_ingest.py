@@ -83,10 +83,10 @@ def test_train_and_score_on_dicom_leave_no_patient_data_anywhere(spark, real_dat
     trained = run_train(spark, TrainSettings(dataset=str(tmp_path / "dataset"), output=str(tmp_path / "model"),
                                              epochs=1, batch_size=8, num_proc=2, mlflow_uri=mlflow_server,
                                              experiment="dicom-privacy"))
-    assert trained["test"]["count"] > 0
+    assert trained.metrics["test"]["count"] > 0
     summary = run_score(spark, ScoreSettings(model=str(tmp_path / "model" / "model"), input=str(tmp_path / "dicom"),
                                              output=str(tmp_path / "scores"), dicom_sr=str(tmp_path / "sr")))
-    assert summary["scored"] == IMAGES and summary["dicom_reports"]["written"] == IMAGES
+    assert summary.scored == IMAGES and summary.dicom_reports["written"] == IMAGES
     logged = "".join(capfd.readouterr()).encode()
     mlflow_files = [path for folder in tmp_path.parent.glob("mlflow*") for path in folder.rglob("*") if path.is_file()]
     outputs = [path for name in ("dataset", "model", "model.checkpoints", "scores")

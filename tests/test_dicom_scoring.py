@@ -42,8 +42,8 @@ def test_scoring_a_folder_of_dicom(spark, pipeline, real_data, tmp_path, capfd):
     rows = {(Path(row["path"]).name, row["frame"]): row
             for row in spark.read.parquet(str(output / "predictions")).collect()}
     files = len(uids) + 3
-    assert summary["inputs"] == files and summary["extra_frames"] == 1
-    assert summary["inputs"] + summary["extra_frames"] == summary["scored"] + summary["errors"] + summary["skipped"]
+    assert summary.inputs == files and summary.record["extra_frames"] == 1
+    assert summary.inputs + summary.record["extra_frames"] == summary.scored + summary.errors + summary.skipped
     assert len(rows) == files + 1
     for name, uid in uids.items():
         row = rows[(name, 0)]
@@ -65,7 +65,7 @@ def test_scoring_a_folder_of_dicom(spark, pipeline, real_data, tmp_path, capfd):
         assert value.replace("^", " ").encode() not in written
 
 
-def _check_reports(folder: Path, rows: dict, summary: dict) -> None:
+def _check_reports(folder: Path, rows: dict, summary) -> None:
     """One SR per scored instance, which pydicom reads and highdicom parses back, referencing its
     source by UID and holding the row's predicted class and probabilities."""
     import highdicom as hd
@@ -74,8 +74,8 @@ def _check_reports(folder: Path, rows: dict, summary: dict) -> None:
     scored = [row for row in rows.values() if row["sop_instance_uid"] and row["error"] is None]
     instances = {row["sop_instance_uid"]: [other for other in scored if other["sop_instance_uid"] == row["sop_instance_uid"]]
                  for row in scored}
-    assert summary["dicom_reports"]["written"] == len(instances) == len(list(folder.glob("*.dcm")))
-    assert summary["dicom_reports"]["failed"] == 0
+    assert summary.dicom_reports["written"] == len(instances) == len(list(folder.glob("*.dcm")))
+    assert summary.dicom_reports["failed"] == 0
     for uid, frames in instances.items():
         dataset = pydicom.dcmread(folder / f"{uid}.dcm")
         assert dataset.Modality == "SR"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from dermspark.images import DecodeOptions, decode_image
 from dermspark.ingest.pipeline import run_ingest
+from dermspark.manifests import DatasetManifest
 from dermspark.report.external import evaluate_heldout, own_groups
 from dermspark.settings import IngestSettings
 from dermspark.synthetic import make_synthetic_external
@@ -61,9 +62,10 @@ def test_a_labels_csv_archive_is_ingested_with_every_input_accounted_for(spark, 
     result = run_ingest(spark, IngestSettings(input=external.path, output=str(tmp_path / "ext"),
                                               source="labels_csv", num_files=2))
     # 24 good rows, one row whose diagnosis is no class, one image without a row.
-    assert (result["inputs"], result["written"], result["rejected"]) == (26, 24, 2)
-    assert result["by_reason"] == {"unknown_label": 1, "no_metadata": 1}
-    assert result["grouped_by"] == {"lesion": 0, "image": 24}
+    assert (result.manifest.inputs, result.manifest.written, result.manifest.rejected) == (26, 24, 2)
+    assert result.manifest.by_reason == {"unknown_label": 1, "no_metadata": 1}
+    assert result.manifest.grouped_by == {"lesion": 0, "image": 24}
+    assert DatasetManifest.from_json((tmp_path / "ext" / "manifest.json").read_text()) == result.manifest
     manifest = json.loads((tmp_path / "ext" / "manifest.json").read_text())
     # Upper-case diagnoses are read as their classes.
     assert sum(manifest["per_split"][split].get("mel", 0) for split in manifest["per_split"]) == 8
@@ -137,11 +139,11 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
         answer = service.post("/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")}).json()
         np.testing.assert_allclose([answer["probabilities"][name] for name in classes], wanted, atol=1e-5)
 
-    record = tmp_path / "out" / "runs" / summary["run_id"]
+    record = tmp_path / "out" / "runs" / summary.run_id
     labeled = json.loads((record / "metrics.json").read_text())["labeled"]
     assert labeled["count"] == 24 and labeled["balanced_accuracy_over"] == ["bkl", "mel", "nv"]
     melanoma = labeled["melanoma"]
-    assert melanoma["threshold"] == summary["calibration"]["melanoma_threshold"]
+    assert melanoma["threshold"] == summary.record["calibration"]["melanoma_threshold"]
     assert melanoma["positives"] == 8 and melanoma["auc_interval"] is not None
     assert "ece" in labeled and "ece_before" in labeled
     assert "mel AUC" in (record / "report.md").read_text()

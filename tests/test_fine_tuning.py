@@ -87,7 +87,7 @@ def test_a_bundle_is_fine_tuned_on_a_hospitals_images(spark, pipeline, clinic, m
     assert len(json.loads((tmp_path / "all" / "metrics.json").read_text())["stage_ends"]) == 2
     from mlflow import MlflowClient
 
-    run = MlflowClient(mlflow_server).get_run(every["mlflow_run_id"])
+    run = MlflowClient(mlflow_server).get_run(every.mlflow_run_id)
     assert run.data.tags["dermspark.parent"] == parent_url
 
     with pytest.raises(DermsparkError, match="no class of the bundle .* maps to the dataset's ak, scc"):

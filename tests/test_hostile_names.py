@@ -75,8 +75,8 @@ def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tm
     rows = spark.read.parquet(str(tmp_path / "out" / "predictions")).collect()
     # Every .jpg entry: the link inside the archive (to spare/) is scored, the one out of it is not.
     files = [path for path in hostile_archive.rglob("*") if path.name.endswith(".jpg")]
-    assert summary["inputs"] == len(rows) == len(files)
-    assert summary["by_reason"] == {"outside_archive": 1}
+    assert summary.inputs == len(rows) == len(files)
+    assert summary.by_reason == {"outside_archive": 1}
     for row in rows:
         assert os.path.lexists(_leads_back(row["path"])), row["path"]
     latin = next(row for row in rows if "%E9" in row["path"])
@@ -86,4 +86,4 @@ def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tm
     # --links follow: a folder of links to a selection kept elsewhere is scored whole.
     followed = run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(hostile_archive),
                                               output=str(tmp_path / "followed"), glob="*.jpg", links="follow"))
-    assert followed["by_reason"] == {} and followed["scored"] == len(files)
+    assert followed.by_reason == {} and followed.scored == len(files)

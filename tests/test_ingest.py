@@ -138,10 +138,11 @@ def test_report_counts_match_the_manifest(ingested):
 
 
 def test_training_names_the_missing_size():
+    from dermspark.manifests import DatasetManifest
     from dermspark.train.dataset import pick_size
 
     with pytest.raises(DermsparkError, match="needs 299x299.*--sizes 299x299"):
-        pick_size({"datasets": {"75x100": "images_75x100"}}, (299, 299), "some_model")
+        pick_size(DatasetManifest(datasets={"75x100": "images_75x100"}), (299, 299), "some_model")
 
 
 def test_finite_reads_are_never_cut_short(ingested):
@@ -254,7 +255,7 @@ def test_an_output_on_s3_needs_no_spark_connector(spark, synthetic_archive, s3_s
     s3 = s3_filesystem(s3_store)
     prefix = output[len("s3://"):]
     manifest = json.loads(s3.cat(f"{prefix}/manifest.json"))
-    assert manifest["written"] == result["written"] and manifest["inputs"] == result["inputs"]
+    assert manifest["written"] == result.manifest.written and manifest["inputs"] == result.manifest.inputs
     with s3.open(f"{prefix}/rejects.parquet", "rb") as handle:
         assert pq.read_table(handle).num_rows == manifest["rejected"]
     assert s3.exists(f"{prefix}/report/distributions.json")

@@ -7,6 +7,7 @@ import pytest
 from dermspark import DermsparkError
 from dermspark.ingest import pipeline
 from dermspark.ingest.pipeline import run_ingest
+from dermspark.results import IngestResult
 from dermspark.settings import IngestSettings
 from messy import add_rows, make_messy_archive
 
@@ -60,7 +61,7 @@ def test_an_archive_with_no_usable_image_gives_an_empty_readable_dataset(spark, 
     (tmp_path / "images" / "ISIC_1.jpg").write_text("not a picture")
     (tmp_path / "images" / "ISIC_2.jpg").write_bytes(b"")
     result = run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
-    assert (result["inputs"], result["written"], result["rejected"]) == (2, 0, 2)
+    assert (result.manifest.inputs, result.manifest.written, result.manifest.rejected) == (2, 0, 2)
     with make_reader(f"file://{tmp_path}/o/images_75x100", num_epochs=1) as reader:
         assert list(reader) == []
 
@@ -107,7 +108,7 @@ def test_two_ingests_at_once_into_one_output_leave_one_whole_dataset(spark, synt
         thread.join()
     errors = [result for result in results if isinstance(result, DermsparkError)]
     assert len(errors) == 1 and "another job wrote" in str(errors[0]), results
-    winner = next(result for result in results if isinstance(result, dict))
+    winner = next(result for result in results if isinstance(result, IngestResult))
     manifest = json.loads((output / "manifest.json").read_text())
-    assert manifest["seed"] == results.index(winner) and manifest["written"] == winner["written"]
+    assert manifest["seed"] == results.index(winner) and manifest["written"] == winner.manifest.written
     assert sorted(path.name for path in tmp_path.iterdir()) == ["dataset"]

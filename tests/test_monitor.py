@@ -99,13 +99,13 @@ def test_the_report_flags_the_shifted_runs_and_a_rerun_reads_only_new_ones(spark
     settings = MonitorSettings(predictions=str(tmp_path / "scores"), output=str(tmp_path / "report"),
                                model=_bundle(tmp_path / "bundle"))
     result = run_monitor(spark, settings)
-    by_run = {entry["period"]: entry for entry in result["periods"]["run"]}
+    by_run = {entry["period"]: entry for entry in result.report["periods"]["run"]}
     assert {run for run, entry in by_run.items() if entry["drift"]["flagged"]} == {"r3", "r4"}
     assert "psi_class_mix" in by_run["r3"]["drift"]["over"] and "psi_confidence" in by_run["r4"]["drift"]["over"]
     assert not by_run["r5"]["drift"]["judged"]  # 60 predictions: too few
     assert by_run["r1"]["rows"] == 400 and by_run["r1"]["errors"] + by_run["r1"]["scored"] == 400
     assert by_run["r1"]["review_rate_by_reason"].keys() == {"uncertain"}
-    assert result["reference"]["matched"] and result["new_runs"] == 5
+    assert result.report["reference"]["matched"] and result.report["new_runs"] == 5
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| run-a/1234 | run | r3 |" in report and "| run-a/1234 | run | r1 |" not in report
     for image in ("volume", "class_mix", "confidence", "drift"):
@@ -114,19 +114,19 @@ def test_the_report_flags_the_shifted_runs_and_a_rerun_reads_only_new_ones(spark
 
     _table(spark, tmp_path / "scores", [("2026-11-09", "r6", shifted, 300, (6, 2))])
     again = run_monitor(spark, settings)
-    assert (again["new_runs"], again["runs"]) == (1, 6)
-    assert [entry["period"] for entry in again["periods"]["run"] if entry["drift"]["flagged"]] == ["r3", "r4", "r6"]
-    weeks = {entry["period"]: entry["runs"] for entry in again["periods"]["week"]}
+    assert (again.report["new_runs"], again.report["runs"]) == (1, 6)
+    assert [entry["period"] for entry in again.report["periods"]["run"] if entry["drift"]["flagged"]] == ["r3", "r4", "r6"]
+    weeks = {entry["period"]: entry["runs"] for entry in again.report["periods"]["week"]}
     assert weeks == {"2026-W45": 5, "2026-W46": 1}
     since = run_monitor(spark, MonitorSettings(predictions=settings.predictions, output=str(tmp_path / "recent"),
                                                since="2026-11-05"))
-    assert since["runs"] == 3 and since["reference"] is None and since["flagged"] == 0
+    assert since.report["runs"] == 3 and since.report["reference"] is None and since.report["flagged"] == 0
     with pytest.raises(DermsparkError, match="is not a scoring output"):
         run_monitor(spark, MonitorSettings(predictions=str(tmp_path / "report"), output=str(tmp_path / "x")))
     with pytest.raises(DermsparkError, match="YYYY-MM-DD"):
         run_monitor(spark, MonitorSettings(predictions=settings.predictions, output=str(tmp_path / "x"),
                                            since="5 Nov"))
-    assert datetime.fromisoformat(again["written_at"])
+    assert datetime.fromisoformat(again.report["written_at"])
 
 
 def test_the_monitor_job_on_a_real_scoring_run_logs_to_the_training_run(pipeline, mlflow_server, tmp_path):

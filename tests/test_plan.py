@@ -3,7 +3,8 @@
 import pytest
 from dermspark import DermsparkError
 from dermspark.models import get_recipe
-from dermspark.settings import TrainSettings, resolve
+from dermspark.settings import TrainSettings
+from dermspark.settings_core import resolve
 from dermspark.train.plan import (
     cache_training,
     class_weights,
@@ -18,7 +19,7 @@ PER_SPLIT = {"train": {"a": 900, "b": 300, "c": 60}, "validation": {"a": 100, "b
 
 def plan(model="benbrahim_cnn", num_proc=2, **settings):
     # Through resolve, as the job's flags and YAML go, so the settings' own checks apply.
-    return make_plan(get_recipe(model), resolve(TrainSettings, None, {"model": model, **settings}),
+    return make_plan(get_recipe(model), resolve(TrainSettings, None, {"model": model, "dataset": "d", "output": "o", **settings}),
                      CLASSES, PER_SPLIT, num_proc)
 
 

@@ -55,12 +55,12 @@ def test_other_kinds_of_images_are_flagged_and_every_path_gives_the_same_flag(sp
     rows = _rows(spark, tmp_path / "out")
     flagged = [row["review"] for row in rows.values()]
     assert len(flagged) == 36 and np.mean(flagged) >= 0.9
-    assert summary["reviews"]["flagged"] == sum(flagged)
-    assert sum(summary["reviews"]["by_reason"].values()) == sum(flagged)
+    assert summary.record["reviews"]["flagged"] == sum(flagged)
+    assert sum(summary.record["reviews"]["by_reason"].values()) == sum(flagged)
     assert all(row["review_reason"] is not None for row in rows.values() if row["review"])
     # The service and the MLflow model's code path give the same score and flag for the same file.
     bundle = load_bundle(str(bundle_path))
-    service = TestClient(make_app(ServeSettings(), bundle=bundle))
+    service = TestClient(make_app(ServeSettings(model="(loaded)"), bundle=bundle))
     for path in sorted(ood.rglob("*.*"))[::5]:
         answer = service.post("/predict", files={"file": (path.name, path.read_bytes(), "image/png")}).json()
         row = rows[path.name]
@@ -83,8 +83,8 @@ def test_a_bundle_from_before_the_flag_still_scores_and_serves(spark, pipeline, 
     files.mkdir()
     shutil.copy(archive_jpegs[0], files / archive_jpegs[0].name)
     summary = _score(spark, old, files, tmp_path / "out")
-    assert summary["scored"] == 1 and summary["reviews"]["flagged"] is None
-    assert "no review flag" in summary["reviews"]["note"]
+    assert summary.scored == 1 and summary.record["reviews"]["flagged"] is None
+    assert "no review flag" in summary.record["reviews"]["note"]
     [row] = _rows(spark, tmp_path / "out").values()
     assert (row["ood_score"], row["review"], row["review_reason"]) == (None, None, None)
     answer = TestClient(make_app(ServeSettings(model=str(old)))).post(
@@ -108,9 +108,9 @@ def test_explanations_are_written_by_content_hash_and_served(spark, pipeline, ar
     for path in archive_jpegs[:3]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         written = Path(rows[path.name]["explanation"].removeprefix("file://"))
-        assert written == tmp_path / "out" / "runs" / summary["run_id"] / "explanations" / f"{digest}.png"
+        assert written == tmp_path / "out" / "runs" / summary.run_id / "explanations" / f"{digest}.png"
         assert cv2.imread(str(written)).shape == (75, 100, 3)
-    service = TestClient(make_app(ServeSettings(), bundle=load_bundle(str(pipeline / "model" / "model"))))
+    service = TestClient(make_app(ServeSettings(model="(loaded)"), bundle=load_bundle(str(pipeline / "model" / "model"))))
     answer = service.post("/predict", params={"explain": "true"},
                           files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")}).json()
     layer = cv2.imdecode(np.frombuffer(base64.b64decode(answer["heatmap_png"]), np.uint8), cv2.IMREAD_UNCHANGED)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dermspark import DermsparkError
+from dermspark.results import ScoreResult
 from dermspark.score.job import run_score
 from dermspark.settings import ScoreSettings
 
@@ -59,21 +60,21 @@ def test_two_incremental_runs_at_once_leave_one_row_a_file(spark, pipeline, two_
     settings = {"model": str(pipeline / "model" / "model"), "input": str(two_hundred), "output": str(output),
                 "incremental": True}
     results = _together([settings, settings], delays)
-    assert all(isinstance(result, dict) for result in results), results
+    assert all(isinstance(result, ScoreResult) for result in results), results
     rows = _rows(spark, output)
     assert rows.count() == IMAGES and rows.select("sha256").distinct().count() == IMAGES
     for result in results:
-        assert result["inputs"] == IMAGES == result["scored"] + result["errors"] + result["skipped"]
-        recorded = json.loads((output / "runs" / result["run_id"] / "summary.json").read_text())
-        assert recorded["skipped"] == result["skipped"]
+        assert result.inputs == IMAGES == result.scored + result.errors + result.skipped
+        recorded = json.loads((output / "runs" / result.run_id / "summary.json").read_text())
+        assert recorded["skipped"] == result.skipped
     # What each run committed is what its record says it scored.
     per_run = {row["run_id"]: row["count"] for row in rows.groupBy("run_id").count().collect()}
-    assert {result["run_id"]: result["scored"] + result["errors"] for result in results
-            if result["scored"] + result["errors"]} == per_run
+    assert {result.run_id: result.scored + result.errors for result in results
+            if result.scored + result.errors} == per_run
     assert not list((output / "_staging").glob("*"))
     if delays == [0, 0]:
         # Both read an empty table at their start, so the later commit had to drop its rows.
-        assert sorted(result["skipped_at_commit"] for result in results) == [0, IMAGES]
+        assert sorted(result.record["skipped_at_commit"] for result in results) == [0, IMAGES]
 
 
 def test_of_two_first_runs_of_a_version_at_once_the_later_writes_nothing(spark, pipeline, two_hundred, tmp_path):
@@ -83,8 +84,8 @@ def test_of_two_first_runs_of_a_version_at_once_the_later_writes_nothing(spark, 
     errors = [result for result in results if isinstance(result, DermsparkError)]
     assert len(errors) == 1, results
     assert "committed rows of model version" in str(errors[0]) and "this one wrote nothing" in str(errors[0])
-    winner = next(result for result in results if isinstance(result, dict))
-    assert [path.name for path in (output / "runs").iterdir()] == [winner["run_id"]]
+    winner = next(result for result in results if isinstance(result, ScoreResult))
+    assert [path.name for path in (output / "runs").iterdir()] == [winner.run_id]
     assert _rows(spark, output).count() == IMAGES
 
 

@@ -43,8 +43,8 @@ def table(spark, output: Path):
 
 def test_broken_files_get_error_rows_and_the_job_succeeds(spark, bundle, lake, tmp_path):
     summary = score(spark, bundle, lake, tmp_path / "out")
-    assert (summary["inputs"], summary["scored"], summary["errors"], summary["skipped"]) == (15, 12, 3, 0)
-    assert summary["by_reason"] == {"unreadable": 1, "not_an_image": 1, "truncated": 1}
+    assert (summary.inputs, summary.scored, summary.errors, summary.skipped) == (15, 12, 3, 0)
+    assert summary.by_reason == {"unreadable": 1, "not_an_image": 1, "truncated": 1}
     rows = {Path(row["path"]).name: row for row in table(spark, tmp_path / "out").collect()}
     assert {name: rows[name]["error"] for name in ("empty.jpg", "notes.jpg", "cut.jpg")} == {
         "empty.jpg": "unreadable", "notes.jpg": "not_an_image", "cut.jpg": "truncated"}
@@ -52,7 +52,7 @@ def test_broken_files_get_error_rows_and_the_job_succeeds(spark, bundle, lake, t
     for name, row in rows.items():
         content = next(lake.rglob(name)).read_bytes()
         assert row["sha256"] == hashlib.sha256(content).hexdigest()
-    recorded = json.loads((tmp_path / "out" / "runs" / summary["run_id"] / "summary.json").read_text())
+    recorded = json.loads((tmp_path / "out" / "runs" / summary.run_id / "summary.json").read_text())
     assert recorded["inputs"] == recorded["scored"] + recorded["errors"] + recorded["skipped"]
 
 
@@ -64,8 +64,8 @@ def test_incremental_run_scores_only_new_files(spark, bundle, lake, pipeline, tm
         shutil.copy(path, lake / "day1" / path.name)
     summary = score(spark, bundle, lake, output, incremental=True)
     # The empty file had a row too (error rows count as scored): only the three new ones run.
-    assert (summary["inputs"], summary["scored"], summary["errors"], summary["skipped"]) == (18, 3, 0, 15)
-    latest = table(spark, output).filter(f"run_id = '{summary['run_id']}'").collect()
+    assert (summary.inputs, summary.scored, summary.errors, summary.skipped) == (18, 3, 0, 15)
+    latest = table(spark, output).filter(f"run_id = '{summary.run_id}'").collect()
     assert sorted(Path(row["path"]).name for row in latest) == sorted(path.name for path in new)
     assert table(spark, output).count() == 18
 
@@ -74,13 +74,13 @@ def test_rerun_without_new_files_adds_no_rows(spark, bundle, lake, tmp_path):
     output = tmp_path / "out"
     first = score(spark, bundle, lake, output)
     again = score(spark, bundle, lake, output, incremental=True)
-    assert (again["scored"], again["errors"], again["skipped"], again["predictions"]) == (0, 0, 15, None)
+    assert (again.scored, again.errors, again.skipped, again.predictions) == (0, 0, 15, None)
     assert table(spark, output).count() == 15
     with pytest.raises(DermsparkError, match="already has predictions of model version"):
         score(spark, bundle, lake, output)
     replaced = score(spark, bundle, lake, output, mode="overwrite")
     runs = {row["run_id"] for row in table(spark, output).select("run_id").distinct().collect()}
-    assert runs == {replaced["run_id"]} != {first["run_id"]}
+    assert runs == {replaced.run_id} != {first.run_id}
     assert table(spark, output).count() == 15
 
 
@@ -88,7 +88,7 @@ def test_an_incremental_run_that_would_score_otherwise_is_refused(spark, bundle,
     """Skipped files keep their earlier rows, so new rows of the version must be made alike."""
     output = tmp_path / "out"
     first = score(spark, bundle, lake, output)
-    assert first["scored_with"]["temperature"] != 1.0
+    assert first.record["scored_with"]["temperature"] != 1.0
     for other, key in (({"calibration": "none"}, "temperature"), ({"melanoma_threshold": 0.9}, "melanoma_threshold"),
                        ({"top_k": 2}, "top_k")):
         with pytest.raises(DermsparkError, match=f"has rows scored with .*{key} .*--model-version"):
@@ -97,7 +97,7 @@ def test_an_incremental_run_that_would_score_otherwise_is_refused(spark, bundle,
     # Once overwritten, the version's rows are the new run's alone, and those set what is alike.
     score(spark, bundle, lake, output, mode="overwrite", calibration="none")
     again = score(spark, bundle, lake, output, incremental=True, calibration="none")
-    assert (again["skipped"], again["scored_with"]["temperature"]) == (15, 1.0)
+    assert (again.skipped, again.record["scored_with"]["temperature"]) == (15, 1.0)
     with pytest.raises(DermsparkError, match=r"scored with .*temperature 1\.0 \(now"):
         score(spark, bundle, lake, output, incremental=True)
 
@@ -108,7 +108,7 @@ def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, 
     spark.createDataFrame(paths, "path string, image binary").write.parquet(str(tmp_path / "table.parquet"))
     by_path = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-path")
     by_bytes = score(spark, bundle, tmp_path / "table.parquet", tmp_path / "by-bytes", content_column="image")
-    assert by_path["input_format"] == by_bytes["input_format"] == "parquet"
+    assert by_path.record["input_format"] == by_bytes.record["input_format"] == "parquet"
 
     def rows(output):
         return sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect())
@@ -119,16 +119,16 @@ def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, 
         assert [row[:2] for row in got] == [row[:2] for row in expected]
         # Batches are made up differently, and oneDNN's sums then differ in the last bits.
         assert [row[2] for row in got] == pytest.approx([row[2] for row in expected], abs=1e-5)
-    assert files["inputs"] == by_path["inputs"] == by_bytes["inputs"] == 15
+    assert files.inputs == by_path.inputs == by_bytes.inputs == 15
 
 
 def test_ingested_test_split_matches_the_training_evaluation(spark, bundle, pipeline, tmp_path):
     """Scoring the dataset's test split reproduces the metrics training reported for it."""
     summary = score(spark, bundle, pipeline / "dataset", tmp_path / "out", split="test")
-    assert summary["input_format"] == "petastorm"
-    metrics = json.loads((tmp_path / "out" / "runs" / summary["run_id"] / "metrics.json").read_text())
+    assert summary.record["input_format"] == "petastorm"
+    metrics = json.loads((tmp_path / "out" / "runs" / summary.run_id / "metrics.json").read_text())
     trained = json.loads((pipeline / "model" / "metrics.json").read_text())["test"]
-    assert metrics["labeled"]["count"] == trained["count"] == summary["inputs"]
+    assert metrics["labeled"]["count"] == trained["count"] == summary.inputs
     assert metrics["labeled"]["confusion_matrix"] == trained["confusion_matrix"]
     assert metrics["labeled"]["accuracy"] == pytest.approx(trained["accuracy"])
     # Grouped by the same lesions, drawn the same way.
@@ -139,8 +139,8 @@ def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data,
     archive = real_data / "ham10000-600x450"
     summary = score(spark, bundle, archive, tmp_path / "out", glob="*.jpg",
                     labels=str(archive / "HAM10000_metadata.csv"))
-    assert (summary["inputs"], summary["scored"], summary["evaluated"]) == (250, 250, 250)
-    run = tmp_path / "out" / "runs" / summary["run_id"]
+    assert (summary.inputs, summary.scored, summary.record["evaluated"]) == (250, 250, 250)
+    run = tmp_path / "out" / "runs" / summary.run_id
     metrics = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, metrics["labeled"]["confusion_matrix"])) == 250
     assert metrics["labeled"]["per_class"]["mel"]["support"] == 24
@@ -189,7 +189,7 @@ def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     kill_when(job, lambda: list(output.glob("_staging/*/rows")), "started writing")
-    assert [run.name for run in (output / "runs").iterdir()] == [first["run_id"]]
+    assert [run.name for run in (output / "runs").iterdir()] == [first.run_id]
     assert table(spark, output).count() == 15
 
 
@@ -215,7 +215,7 @@ def test_a_flips_bundle_scores_and_serves_the_mean_over_the_four_flips(spark, pi
     for path in archive_jpegs:
         shutil.copy(path, files / path.name)
     summary = score(spark, flips, files, tmp_path / "out")
-    assert summary["calibration"]["temperature"] == 1.7
+    assert summary.record["calibration"]["temperature"] == 1.7
     rows = {Path(row["path"]).name: row for row in table(spark, tmp_path / "out").collect()}
     service = TestClient(make_app(ServeSettings(model=str(flips))))
     classes = trained.classes

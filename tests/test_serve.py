@@ -24,7 +24,7 @@ def bundle(pipeline):
 
 @pytest.fixture(scope="module")
 def client(bundle):
-    return TestClient(make_app(ServeSettings(max_upload_mb=LIMIT_MB), bundle=bundle))
+    return TestClient(make_app(ServeSettings(model="(loaded)", max_upload_mb=LIMIT_MB), bundle=bundle))
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
     preflight = {**origin, "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in client.options("/predict", headers=preflight).headers
 
-    opened = TestClient(make_app(ServeSettings(cors_origins="https://clinic.example"), bundle=bundle))
+    opened = TestClient(make_app(ServeSettings(model="(loaded)", cors_origins="https://clinic.example"), bundle=bundle))
     assert opened.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://clinic.example"
     assert opened.options("/predict", headers=preflight).status_code == 200
     other = {"Origin": "https://elsewhere.example"}
@@ -166,7 +166,7 @@ def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    (ServeSettings(), "--model"),
+    (ServeSettings(model=""), "--model"),
     (ServeSettings(model="/nonexistent/bundle"), "not a model bundle"),
     (ServeSettings(model="unused", max_upload_mb=0), "--max-upload-mb must be above 0, got 0"),
     (ServeSettings(model="unused", cors_origins="*"), "any web page"),
@@ -199,7 +199,7 @@ def test_the_service_takes_a_bundle_on_s3(pipeline, s3_store, monkeypatch, tmp_p
 def test_a_token_guards_every_request_but_health_and_the_page(bundle, images, tmp_path, monkeypatch):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
-    guarded = TestClient(make_app(ServeSettings(auth_token_file=str(token_file)), bundle=bundle))
+    guarded = TestClient(make_app(ServeSettings(model="(loaded)", auth_token_file=str(token_file)), bundle=bundle))
     content = images[0].read_bytes()
     assert guarded.get("/health").json()["auth_required"] is True
     assert guarded.get("/").status_code == 200
@@ -212,15 +212,15 @@ def test_a_token_guards_every_request_but_health_and_the_page(bundle, images, tm
     assert answered.status_code == 200 and answered.json()["predicted_class"] in bundle.classes
     # From the environment too; an empty file is one clear error.
     monkeypatch.setenv("DERMSPARK_API_TOKEN", "from-env")
-    assert TestClient(make_app(ServeSettings(), bundle=bundle)).post(
+    assert TestClient(make_app(ServeSettings(model="(loaded)"), bundle=bundle)).post(
         "/predict", files={"file": ("a.jpg", content, "image/jpeg")}).status_code == 401
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(DermsparkError, match="is empty"):
-        make_app(ServeSettings(auth_token_file=str(tmp_path / "empty")), bundle=bundle)
+        make_app(ServeSettings(model="(loaded)", auth_token_file=str(tmp_path / "empty")), bundle=bundle)
 
 
 def test_api_pages_are_off_unless_asked_for(bundle, client):
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code == 404
-    documented = TestClient(make_app(ServeSettings(api_docs=True), bundle=bundle))
+    documented = TestClient(make_app(ServeSettings(model="(loaded)", api_docs=True), bundle=bundle))
     assert documented.get("/docs").status_code == 200 and "/predict" in documented.get("/openapi.json").json()["paths"]

@@ -7,19 +7,20 @@ from dermspark import DermsparkError
 from dermspark.cli import parse
 from dermspark.settings import (
     IngestSettings,
+    MonitorSettings,
     ScoreSettings,
     ServeSettings,
     TrainSettings,
-    require,
-    resolve,
 )
+from dermspark.settings_core import require, resolve
 
 
 def test_flags_override_yaml_override_defaults(tmp_path):
     conf = tmp_path / "ingest.yaml"
-    conf.write_text("sizes: 90x120\nseed: 7\n")
+    conf.write_text("sizes: 90x120\nseed: 7\noutput: out\n")
     settings = resolve(IngestSettings, str(conf), {"seed": 9, "input": "in", "output": None})
     assert (settings.sizes, settings.seed, settings.input, settings.split) == ("90x120", 9, "in", "80/10/10")
+    assert settings.output == "out"  # a flag not given leaves the file's value
 
 
 def test_unknown_keys_are_errors(tmp_path):
@@ -68,7 +69,8 @@ def test_conf_yaml_holds_only_valid_settings_that_differ_from_the_defaults(job):
     path = os.path.join(os.path.dirname(__file__), "..", "conf", f"{job}.yaml")
     with open(path) as handle:
         values = yaml.safe_load(handle) or {}
-    resolve(JOBS[job], path, {})  # every key known, every value valid
+    required = {field.name: "given" for field in dataclasses.fields(JOBS[job]) if field.metadata["required"]}
+    resolve(JOBS[job], path, required)  # every key known, every value valid
     defaults = {field.name: field.default for field in dataclasses.fields(JOBS[job])}
     assert not [key for key, value in values.items() if defaults[key] == value]
 
@@ -82,7 +84,9 @@ def test_values_outside_the_choices_are_errors_from_yaml_too(tmp_path):
 
 def test_required_settings_are_named_as_flags():
     with pytest.raises(DermsparkError, match="missing required setting.*--dataset, --output"):
-        require(TrainSettings())
+        resolve(TrainSettings, None, {})
+    with pytest.raises(DermsparkError, match="missing required setting.*--output"):
+        require(TrainSettings(dataset="d", output=""))
     require(TrainSettings(dataset="d", output="o"))
 
 
@@ -127,3 +131,22 @@ def test_a_negative_epoch_count_stops_the_job_before_spark_starts(tmp_path):
     assert done.returncode != 0
     assert f"epochs (in {conf}) must be at least 1, got -3" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr and "SparkContext" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(("cls", "values", "message"), [
+    (IngestSettings, {"folds": 1}, "--folds needs at least 2 folds"),
+    (TrainSettings, {"fold": 1}, "--fold needs --cv K"),
+    (TrainSettings, {"cv": 2}, "--cv needs at least 3 folds"),
+    (TrainSettings, {"cv": 3, "fold": 3}, "--fold must be within 0 to 2, got 3"),
+    (TrainSettings, {"cv": 3, "register": "lesions"}, "--register takes one model"),
+    (ScoreSettings, {"incremental": True, "mode": "overwrite"}, "pick one"),
+    (ServeSettings, {"tls_certfile": "cert.pem"}, "--tls-certfile and --tls-keyfile go together"),
+    (MonitorSettings, {"since": "5 Nov"}, "--since must be a date, YYYY-MM-DD"),
+])
+def test_rules_between_settings_are_checked_when_they_are_resolved(cls, values, message):
+    """Before any Spark session: resolve() alone, as the job runner calls it first."""
+    given = {"input": "i", "output": "o", "dataset": "d", "model": "m", "predictions": "p"}
+    given = {key: value for key, value in given.items() if key in {f.name for f in dataclasses.fields(cls)}}
+    with pytest.raises(DermsparkError, match=message):
+        resolve(cls, None, {**given, **values})
+    resolve(cls, None, given)

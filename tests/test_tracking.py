@@ -143,7 +143,7 @@ def test_scoring_by_registry_uri_gives_the_bundles_probabilities(spark, pipeline
                         ("alias", champion)):
         result = run_score(spark, ScoreSettings(model=model, input=str(images), output=str(tmp_path / name),
                                                 mlflow_uri=mlflow_server))
-        assert result["scored"] == len(archive_jpegs)
+        assert result.scored == len(archive_jpegs)
         found[name] = _scores(spark, tmp_path / name)
     assert found["version"][0] == found["alias"][0]
     for path, row in found["folder"][0].items():

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from dermspark.settings import kinds
+from dermspark.settings_core import kinds
 
 
 def flag(name: str) -> str:

@@ -137,8 +137,6 @@ def _lease(url: str, what: str, wait: float, lease: float):
 def prepare_output(url: str, mode: str, job: str) -> None:
     """Checked before any work, so a job that would not be allowed to commit fails at once; the
     commit checks again (staged_output)."""
-    if mode not in MODES:
-        raise DermsparkError(f"--mode must be 'error' or 'overwrite', got {mode!r}")
     check_kind(url, job)
     if mode == "error" and storage.exists(url):
         raise DermsparkError(f"output {url} already exists; pass --mode overwrite to replace it")

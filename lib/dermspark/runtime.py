@@ -1,4 +1,5 @@
-"""What every job entry point shares: readable logs and one clear message per user error."""
+"""What every job entry point shares: the job runner (flags to settings, a Spark session, one
+library call, the closing lines), readable logs, and one clear message per user error."""
 
 import contextlib
 import logging
@@ -32,6 +33,33 @@ def job_errors(job: str):
     except DermsparkError as error:
         print(f"[dermspark] {job} failed: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_job(entry_point: str, settings_class: type, function, description: str, argv: list[str] | None = None,
+            spark: bool = True):
+    """What each jobs/JOB.py does: its flags and conf/JOB.yaml into settings checked before
+    anything starts, `function(spark, settings)` (or `function(settings)` for a job without
+    Spark), a user error as one line, and the result's closing lines. Returns the result."""
+    from dermspark.cli import parse
+    from dermspark.settings_core import resolve
+
+    job = os.path.splitext(os.path.basename(entry_point))[0]
+    settings_file, overrides = parse(settings_class, entry_point, description, argv)
+    configure_logging()
+    with job_errors(job):
+        settings = resolve(settings_class, settings_file, overrides)
+        if not spark:
+            return function(settings)
+        from dermspark.session import spark_session
+
+        session = spark_session(f"dermspark-{job}")
+        quiet_spark(session)
+        try:
+            result = function(session, settings)
+        finally:
+            session.stop()
+    print_lines(*result.summary())
+    return result
 
 
 def quiet_spark(spark) -> None:

@@ -8,18 +8,13 @@ outside a setting's choices are errors, so a typo never passes silently. None al
 resolved object is saved next to every dataset, model and scoring run.
 """
 
-import dataclasses
-import json
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 from dermspark import DermsparkError
 from dermspark.commit import MODES  # defined once, beside the commits that obey it
+from dermspark.settings_core import required, setting
 
 CALIBRATIONS = ("temperature", "none")
 TRAIN_CALIBRATIONS = ("auto", "temperature", "none")
@@ -40,29 +35,17 @@ THRESHOLD_HELP = ("melanoma probability at or above which melanoma_flag is set; 
                   "operating point (chosen on validation for train's --target-sensitivity), else 0.5")
 
 
-def setting(default: Any, help: str, *, choices: tuple = (), required: bool = False,
-            minimum: float | None = None, maximum: float | None = None, above: float | None = None,
-            below: float | None = None) -> Any:
-    """A dataclass field that carries its flag's help text, choices and limits (minimum and
-    maximum inclusive, above and below exclusive), which resolve() and require() check."""
-    metadata = {"help": help, "choices": tuple(choices), "required": required,
-                "limits": (minimum, maximum, above, below)}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 def mlflow_uri_setting() -> Any:
     """The one tracking-server setting, shared by train, score and serve."""
     return setting(None, "MLflow tracking server (e.g. http://127.0.0.1:5000); default: "
                          "MLFLOW_TRACKING_URI; none: no tracking, and no models:/ URIs")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class IngestSettings:
-    input: str | None = setting(None, "archive folder (any path or URL every node reaches)", required=True)
-    output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the dataset, manifest "
-                                       "and rejects", required=True)
+    input: str = required("archive folder (any path or URL every node reaches)")
+    output: str = required("output folder or URL (s3://, hdfs://) for the dataset, manifest "
+                           "and rejects")
     source: str = setting("ham10000", "archive layout: ham10000, isic2019, folders (a folder per class), "
                                       "labels_csv (labels.csv with image_id and dx, images in images/), or dicom "
                                       "(DICOM files anywhere below, labelled by labels.csv or by their headers)",
@@ -100,12 +83,16 @@ class IngestSettings:
                                           "(at least 8), a multiple of the task slots; 0 as the default", minimum=0)
     row_group_size_mb: int = setting(4, "Parquet row group size", minimum=1)
 
+    def rules(self) -> None:
+        if self.folds == 1:
+            raise DermsparkError(f"--folds needs at least 2 folds (or 0 for none), got {self.folds}")
 
-@dataclass
+
+@dataclass(kw_only=True)
 class TrainSettings:
-    dataset: str | None = setting(None, "output folder or URL of the ingest job", required=True)
-    output: str | None = setting(None, "output folder or URL (s3://, hdfs://) for the bundle, metrics "
-                                       "and report", required=True)
+    dataset: str = required("output folder or URL of the ingest job")
+    output: str = required("output folder or URL (s3://, hdfs://) for the bundle, metrics "
+                           "and report")
     model: str = setting("benbrahim_cnn", "registered model name (docs/train.md lists them)")
     epochs: int | None = setting(None, "epochs of the first stage; default: the recipe's (the paper's)", minimum=1)
     fine_tune_epochs: int | None = setting(None, "epochs of the second stage of two-stage recipes; "
@@ -190,14 +177,24 @@ class TrainSettings:
                                                 "default: the run's checkpoint folder. The output gets a "
                                                 "copy either way")
 
+    def rules(self) -> None:
+        if not self.cv and self.fold is not None:
+            raise DermsparkError("--fold needs --cv K, the number of folds")
+        if self.cv and self.cv < 3:
+            raise DermsparkError(f"--cv needs at least 3 folds (test, validation and one to train on), got {self.cv}")
+        if self.cv and self.fold is not None and self.fold >= self.cv:
+            raise DermsparkError(f"--fold must be within 0 to {self.cv - 1}, got {self.fold}")
+        if self.cv and self.register:
+            raise DermsparkError("--register takes one model, and cross-validation trains one per fold: train "
+                                 "without --cv on the dataset's own split to register a model")
 
-@dataclass
+
+@dataclass(kw_only=True)
 class ScoreSettings:
-    model: str | None = setting(None, "bundle written by the train job: a folder, a URL, or a registered "
-                                      "model (models:/NAME/VERSION, models:/NAME@ALIAS)", required=True)
-    input: str | None = setting(None, "image folder (recursive), Parquet table, or ingested dataset",
-                                required=True)
-    output: str | None = setting(None, "predictions table and run records; grows run by run", required=True)
+    model: str = required("bundle written by the train job: a folder, a URL, or a registered "
+                          "model (models:/NAME/VERSION, models:/NAME@ALIAS)")
+    input: str = required("image folder (recursive), Parquet table, or ingested dataset")
+    output: str = required("predictions table and run records; grows run by run")
     input_format: str = setting("auto", "files: a folder tree of images; parquet: a table with a path "
                                         "(or bytes) column; petastorm: a dataset made by ingest; auto: "
                                         "told apart by what the input holds",
@@ -230,11 +227,15 @@ class ScoreSettings:
                                  "overwrite: replace its rows", choices=MODES)
     mlflow_uri: str | None = mlflow_uri_setting()
 
+    def rules(self) -> None:
+        if self.incremental and self.mode == "overwrite":
+            raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
 
-@dataclass
+
+@dataclass(kw_only=True)
 class ServeSettings:
-    model: str | None = setting(None, "bundle written by the train job: a folder, a URL, or a registered "
-                                      "model (models:/NAME/VERSION, models:/NAME@ALIAS)", required=True)
+    model: str = required("bundle written by the train job: a folder, a URL, or a registered "
+                          "model (models:/NAME/VERSION, models:/NAME@ALIAS)")
     # Loopback by default: serving to a network is a choice made with --host.
     host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 serves every interface")
     port: int = setting(8000, "port to listen on", minimum=1, maximum=65535)
@@ -254,126 +255,26 @@ class ServeSettings:
     tls_keyfile: str | None = setting(None, "PEM private key of --tls-certfile")
     mlflow_uri: str | None = mlflow_uri_setting()
 
+    def rules(self) -> None:
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise DermsparkError("--tls-certfile and --tls-keyfile go together: give both, or neither for plain HTTP")
 
-@dataclass
+
+@dataclass(kw_only=True)
 class MonitorSettings:
-    predictions: str | None = setting(None, "a scoring output (score's --output: predictions/ and runs/)",
-                                      required=True)
-    output: str | None = setting(None, "report folder: monitor.json, report.md, plots; a rerun reads only the "
-                                       "runs scored since the last and replaces the report", required=True)
+    predictions: str = required("a scoring output (score's --output: predictions/ and runs/)")
+    output: str = required("report folder: monitor.json, report.md, plots; a rerun reads only the "
+                           "runs scored since the last and replaces the report")
     model: str | None = setting(None, "bundle to compare with: its held-out predictions, recorded at training, are "
                                       "the reference for drift; default: no drift figures")
     since: str | None = setting(None, "only runs scored on or after this date (YYYY-MM-DD)")
     mlflow_uri: str | None = mlflow_uri_setting()
 
-
-SettingsT = TypeVar("SettingsT")
-
-
-def kinds(cls: type) -> dict[str, type]:
-    """Each field's type without its `| None`."""
-    result = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        if isinstance(hint, types.UnionType):
-            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-        result[name] = hint
-    return result
+    def rules(self) -> None:
+        try:
+            if self.since is not None:
+                date.fromisoformat(self.since)
+        except ValueError:
+            raise DermsparkError(f"--since must be a date, YYYY-MM-DD, got {self.since!r}") from None
 
 
-def _coerce(name: str, value: Any, kind: type, choices: tuple) -> Any:
-    if value is None:
-        return None
-    if kind is dict:
-        if not isinstance(value, dict):
-            raise DermsparkError(f"setting {name!r} must be a mapping, got {value!r}")
-        return value
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false"):
-            return str(value).lower() == "true"
-        raise DermsparkError(f"setting {name!r} must be true or false, got {value!r}")
-    if kind is int and isinstance(value, bool):
-        raise DermsparkError(f"setting {name!r} must be an integer, got {value!r}")
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise DermsparkError(f"setting {name!r} must be {kind.__name__}, got {value!r}") from None
-    if choices and value not in choices:
-        raise DermsparkError(f"setting {name!r} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _load_yaml(yaml_path: str) -> dict:
-    path = Path(yaml_path)
-    if not path.is_file():
-        raise DermsparkError(f"settings file {yaml_path} does not exist")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise DermsparkError(f"settings file {yaml_path}{where}: {problem}") from None
-    if not isinstance(loaded, dict):
-        raise DermsparkError(f"settings file {yaml_path} must hold a mapping of key: value")
-    return loaded
-
-
-def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> SettingsT:
-    """Defaults <- YAML file <- overrides (flags whose value is not None), each value checked
-    against its setting's type, choices and limits, and named by where it came from."""
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    if yaml_path:
-        values.update(_load_yaml(yaml_path))
-        sources.update({key: f"{key} (in {yaml_path})" for key in values})
-    given = {key: value for key, value in overrides.items() if value is not None}
-    values.update(given)
-    sources.update({key: "--" + key.replace("_", "-") for key in given})
-
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise DermsparkError(
-            f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
-            f"known: {', '.join(fields)}"
-        )
-    types_ = kinds(cls)
-    settings = cls(**{name: _coerce(name, value, types_[name], fields[name].metadata["choices"])
-                      for name, value in values.items()})
-    check_limits(settings, sources)
-    return settings
-
-
-def check_limits(settings: Any, sources: dict[str, str] | None = None) -> None:
-    """Every numeric setting within its declared limits; sources name where a value came from
-    (a flag, or a key in a settings file)."""
-    for item in dataclasses.fields(settings):
-        value = getattr(settings, item.name)
-        minimum, maximum, above, below = item.metadata.get("limits", (None,) * 4)
-        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        where = (sources or {}).get(item.name, "--" + item.name.replace("_", "-"))
-        if minimum is not None and value < minimum:
-            raise DermsparkError(f"{where} must be at least {minimum:g}, got {value:g}")
-        if maximum is not None and value > maximum:
-            raise DermsparkError(f"{where} must be at most {maximum:g}, got {value:g}")
-        if above is not None and value <= above:
-            raise DermsparkError(f"{where} must be above {above:g}, got {value:g}")
-        if below is not None and value >= below:
-            raise DermsparkError(f"{where} must be below {below:g}, got {value:g}")
-
-
-def require(settings: Any) -> None:
-    """Every setting declared required has a value."""
-    missing = [f.name for f in dataclasses.fields(settings)
-               if f.metadata.get("required") and not getattr(settings, f.name)]
-    if missing:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
-        raise DermsparkError(f"missing required setting(s): {flags}")
-    check_limits(settings)
-
-
-def to_json(settings: Any) -> str:
-    return json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True)

@@ -4,7 +4,6 @@ Everything is written under a hidden staging folder beside the output and moved 
 when complete, so a killed job leaves no half dataset and a rerun gives the same rows and split.
 """
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -23,10 +22,13 @@ from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
 from dermspark.ingest.labels_csv import read_labels_csv
 from dermspark.labels import class_list, label_mapping
+from dermspark.manifests import DatasetManifest
 from dermspark.report.distributions import write_distributions
+from dermspark.results import IngestResult
 from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
-from dermspark.settings import IngestSettings, require, to_json
+from dermspark.settings import IngestSettings
+from dermspark.settings_core import require, to_json
 from dermspark.storage import join, to_url
 
 log = logging.getLogger(__name__)
@@ -227,12 +229,8 @@ def _over_reject_limit(counts: dict, limit: float) -> str | None:
     )
 
 
-def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
+def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
     require(settings)
-    if settings.source not in READERS:
-        raise DermsparkError(f"unknown --source {settings.source!r}; known: {', '.join(READERS)}")
-    if settings.folds == 1 or settings.folds < 0:
-        raise DermsparkError(f"--folds needs at least 2 folds (or 0 for none), got {settings.folds}")
     try:
         sizes = parse_sizes(settings.sizes)
         options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
@@ -289,28 +287,28 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> dict:
                 storage.delete(url)  # the rejects and the manifest say why there is no dataset
             else:
                 datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
-        result = {
+        manifest = DatasetManifest(
             **counts,
-            **({"failed": failure} if failure else {}),
-            "source": settings.source,
-            "label_space": settings.label_space,
-            "classes": list(classes),
-            "datasets": datasets,
-            "decode": options.recorded(),
-            "codec": settings.codec,
-            "split_ratios": dict(zip(split.SPLITS, ratios, strict=True)),
-            "age": {"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
-            "seed": settings.seed,
-            "grouped_by": split.grouping(written),
-            "dicom": _dicom_counts(archive.provenance, written) if archive.provenance else None,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "dermspark_version": dermspark.__version__,
-        }
+            failed=failure,
+            source=settings.source,
+            label_space=settings.label_space,
+            classes=list(classes),
+            datasets=datasets,
+            decode=options.recorded(),
+            codec=settings.codec,
+            split_ratios=dict(zip(split.SPLITS, ratios, strict=True)),
+            age={"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
+            seed=settings.seed,
+            grouped_by=split.grouping(written),
+            dicom=_dicom_counts(archive.provenance, written) if archive.provenance else None,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            dermspark_version=dermspark.__version__,
+        )
         if not failure:
             with stage("ingest", "writing the report"):
                 write_distributions(written, join(staging, "report"))
         storage.write_text(join(staging, "settings.json"), to_json(settings))
-        storage.write_text(join(staging, "manifest.json"), json.dumps(result, indent=2))
+        storage.write_text(join(staging, "manifest.json"), manifest.to_json())
     if failure:
         raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
-    return {**result, "output": output_url}
+    return IngestResult(output_url, manifest)

@@ -4,7 +4,7 @@ drift from the bundle's reference, monitor.json, report.md and the plots, writte
 folder that replaces the last report whole."""
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
@@ -12,8 +12,10 @@ from dermspark import DermsparkError, storage
 from dermspark.commit import kind_of, mark, prepare_output, staged_output
 from dermspark.monitor import aggregate, periods, plots
 from dermspark.monitor.report import folder_name, grain_for, write_markdown
+from dermspark.results import MonitorResult
 from dermspark.runtime import stage
-from dermspark.settings import MonitorSettings, require, to_json
+from dermspark.settings import MonitorSettings
+from dermspark.settings_core import require, to_json
 from dermspark.storage import join, to_url
 from dermspark.tracking.server import tracking_uri
 
@@ -70,13 +72,8 @@ def _check_table(table_url: str) -> None:
                              "names, holding predictions/ and runs/)")
 
 
-def run_monitor(spark: SparkSession, settings: MonitorSettings) -> dict:
+def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult:
     require(settings)
-    try:
-        if settings.since is not None:
-            date.fromisoformat(settings.since)
-    except ValueError:
-        raise DermsparkError(f"--since must be a date, YYYY-MM-DD, got {settings.since!r}") from None
     source, output_url = to_url(settings.predictions), to_url(settings.output)
     _check_table(source)
     prepare_output(output_url, "overwrite", "monitor")
@@ -109,13 +106,13 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> dict:
         storage.write_text(join(staging, "monitor.json"), json.dumps(result, indent=2))
         storage.write_text(join(staging, "report.md"), write_markdown(result, drawn))
         storage.write_text(join(staging, "settings.json"), to_json(settings))
-    uri = tracking_uri(settings.mlflow_uri)
+    uri, logged = tracking_uri(settings.mlflow_uri), None
     if uri:
         from dermspark.monitor.mlflow_report import log_report
 
         trained_by = ((manifest or {}).get("training_settings") or {}).get("run_id")
-        result["mlflow_run_id"] = log_report(uri, output_url, trained_by, f"monitor {source}")
-    return {**result, "output": output_url}
+        logged = log_report(uri, output_url, trained_by, f"monitor {source}")
+    return MonitorResult(output_url, result, logged)
 
 
 def _draw(result: dict, staging: str) -> dict:

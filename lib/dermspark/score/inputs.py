@@ -2,7 +2,6 @@
 made by ingest. Each becomes rows of `path`, `image_id` and `content` (null where the worker
 reads a local file itself), so the rest of the job does not care where images came from."""
 
-import json
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +15,7 @@ from dermspark.files import (
     list_files,
     with_contents,
 )
+from dermspark.manifests import DatasetManifest
 from dermspark.schema import dataset_dirname
 from dermspark.settings import ScoreSettings
 from dermspark.storage import join
@@ -86,7 +86,7 @@ def _petastorm(spark, url: str, settings: ScoreSettings, input_size) -> ScoreInp
             f"rerun ingest with --sizes {input_size[0]}x{input_size[1]}"
         )
     manifest_url = join(root, "manifest.json")
-    source = json.loads(storage.read_text(manifest_url))["source"] if storage.exists(manifest_url) else None
+    source = DatasetManifest.from_json(storage.read_text(manifest_url)).source if storage.exists(manifest_url) else None
     table = spark.read.parquet(dataset)
     if settings.split:
         table = table.filter(F.col("split") == settings.split)

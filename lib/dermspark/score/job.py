@@ -5,6 +5,7 @@ inputs + extra_frames = scored + errors + skipped (extra frames: a multi-frame D
 first), checked against what was written before the commit.
 """
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -20,6 +21,7 @@ from dermspark.cluster import check_cluster, check_reachable
 from dermspark.commit import check_kind
 from dermspark.files import tune_for_images
 from dermspark.report.evaluation import write_evaluation
+from dermspark.results import ScoreResult
 from dermspark.runtime import stage
 from dermspark.score.dicom_sr import write_reports
 from dermspark.score.evaluation import evaluate_scores
@@ -28,7 +30,8 @@ from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
 from dermspark.score.predict import output_settings
 from dermspark.score.udf import make_frames_udf, make_hash_udf, make_predict_udf
-from dermspark.settings import ScoreSettings, require, to_json
+from dermspark.settings import ScoreSettings
+from dermspark.settings_core import require, to_dict
 from dermspark.storage import join, to_url
 from dermspark.tracking import registry
 from dermspark.tracking.server import shown
@@ -37,12 +40,10 @@ log = logging.getLogger(__name__)
 
 
 def _check(settings: ScoreSettings) -> None:
-    require(settings)  # and every setting's limits
-    if settings.incremental and settings.mode == "overwrite":
-        raise DermsparkError("--incremental keeps earlier rows and --mode overwrite replaces them: pick one")
+    require(settings)  # its limits, choices and rules
 
 
-def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
+def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
     _check(settings)
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_kind(output_url, "score")
@@ -109,14 +110,15 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> dict:
     finally:
         for frame in cached:
             frame.unpersist()
-    if settings.dicom_sr and result["predictions"]:
+    if settings.dicom_sr and result.predictions:
         with stage("score", "writing DICOM Structured Reports") as counts:
-            result["dicom_reports"] = write_reports(spark.read.parquet(output.partition_url), to_url(settings.dicom_sr),
-                                                    manifest["classes"], (manifest["model_name"], output.version))
-            counts.update(written=result["dicom_reports"]["written"], failed=result["dicom_reports"]["failed"])
-    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result["scored"], result["errors"],
-             result["skipped"])
-    reviews = result["reviews"]
+            reports = write_reports(spark.read.parquet(output.partition_url), to_url(settings.dicom_sr),
+                                    manifest["classes"], (manifest["model_name"], output.version))
+            counts.update(written=reports["written"], failed=reports["failed"])
+        result = dataclasses.replace(result, dicom_reports=reports)
+    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors,
+             result.skipped)
+    reviews = result.record["reviews"]
     log.info("score: %s", reviews["note"] if "note" in reviews else
              f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True))
     return result
@@ -140,7 +142,7 @@ def _reviews(written, manifest: dict) -> dict:
 
 
 def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
-                      skipped: int, source, model, scored_with: dict) -> dict:
+                      skipped: int, source, model, scored_with: dict) -> ScoreResult:
     if inputs > skipped:
         _stage_rows(spark, settings, output, manifest, rows, inputs - skipped, source, model, scored_with)
     with output.lock():
@@ -159,8 +161,8 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
                        extra_frames=summary["scored"] + summary["errors"] - files)
         _write_record(settings, output, manifest, summary, written, truth, model, scored_with)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
-    return {**summary, "output": output.url, "run": join(output.url, "runs", output.run_id),
-            "read_with": read_command(output.url)}
+    return ScoreResult.from_record(summary, output.url, join(output.url, "runs", output.run_id),
+                                   read_command(output.url))
 
 
 def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, count: int, source, model,
@@ -257,6 +259,6 @@ def _write_record(settings, output: ScoringOutput, manifest: dict, summary: dict
                      f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
             write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
-    resolved = {**json.loads(to_json(settings)), "run_id": output.run_id, "model_version": output.version,
+    resolved = {**to_dict(settings), "run_id": output.run_id, "model_version": output.version,
                 "mlflow_uri": shown(tracking_uri) if tracking_uri else None}
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))

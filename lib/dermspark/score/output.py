@@ -20,7 +20,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError, commit, storage
-from dermspark.commit import MODES
 from dermspark.storage import join
 
 log = logging.getLogger(__name__)
@@ -52,8 +51,6 @@ class ScoringOutput:
         """Before any work, and again under the lock at the commit (again=True): a rerun must never
         duplicate rows of this model version, nor add rows that mean something else than the
         version's earlier rows. Call under the lock."""
-        if mode not in MODES:
-            raise DermsparkError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode == "error" and not incremental and storage.exists(self.version_url):
             if again:
                 raise DermsparkError(

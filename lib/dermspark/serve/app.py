@@ -22,7 +22,8 @@ from dermspark.score.predict import describe, output_settings, predict_bytes
 from dermspark.score.predict import explain as explain_predictions
 from dermspark.serve.auth import BearerToken, configured_token
 from dermspark.serve.upload_limit import UploadLimit
-from dermspark.settings import ServeSettings, check_limits, require
+from dermspark.settings import ServeSettings
+from dermspark.settings_core import require
 from dermspark.tracking import registry
 
 NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
@@ -53,8 +54,6 @@ def listen_options(settings: ServeSettings) -> dict:
     files = {"--tls-certfile": settings.tls_certfile, "--tls-keyfile": settings.tls_keyfile}
     if not any(files.values()):
         return options
-    if not all(files.values()):
-        raise DermsparkError("--tls-certfile and --tls-keyfile go together: give both, or neither for plain HTTP")
     import ssl
 
     for flag, path in files.items():
@@ -67,15 +66,26 @@ def listen_options(settings: ServeSettings) -> dict:
     return {**options, "ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
 
 
+def serve(settings: ServeSettings) -> None:
+    """The bundle loaded and TLS checked (a problem is one line before anything listens), then
+    the app served until stopped."""
+    app, options = make_app(settings), listen_options(settings)
+    import uvicorn
+
+    scheme = "https" if "ssl_certfile" in options else "http"
+    print(f"[dermspark] serving {settings.model} at {scheme}://{settings.host}:{settings.port}/", flush=True)
+    # One process: the model is loaded once and calls into it are serialised anyway.
+    uvicorn.run(app, log_level="warning", **options)
+
+
 def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     """The app for settings.model (or an already loaded bundle). The bundle is loaded here, not on
     the first request, so a bad bundle stops the launcher before it listens."""
-    check_limits(settings)
+    require(settings)
     limit = upload_limit_bytes(settings)
     origins = cors_origins(settings)
     registered = None
     if bundle is None:
-        require(settings)
         location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
         bundle = load_bundle(location, tracking_uri)
     classes = list(bundle.classes)

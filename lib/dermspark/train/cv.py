@@ -18,12 +18,15 @@ from dermspark import DermsparkError, storage
 from dermspark.bundle import CARD_FILE
 from dermspark.commit import locked, mark, prepare_output, sibling_lock
 from dermspark.labels import melanoma_index
+from dermspark.manifests import DatasetManifest
 from dermspark.report.cross_validation import summarize, write_summary
 from dermspark.report.model_card import model_card
 from dermspark.report.subgroups import subgroups
-from dermspark.settings import TrainSettings, to_json
+from dermspark.results import CVResult
+from dermspark.settings import TrainSettings
+from dermspark.settings_core import defaults, to_dict
 from dermspark.storage import join
-from dermspark.train.driver import Setup, new_run_id, train_model
+from dermspark.train.driver import Setup, Target, new_run_id, train_model
 from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.predictions import join_folds, read_frame
 
@@ -55,21 +58,12 @@ def per_split_of(per_fold: dict, splits: dict[str, list[int]]) -> dict[str, dict
     return result
 
 
-def _check(settings: TrainSettings, manifest: dict, dataset: str) -> int:
-    folds = settings.cv
-    if not folds:
-        raise DermsparkError("--fold needs --cv K, the number of folds")
-    if folds < 3:
-        raise DermsparkError(f"--cv needs at least 3 folds (test, validation and one to train on), got {folds}")
-    have = manifest.get("folds") or 0
+def _check(settings: TrainSettings, manifest: DatasetManifest, dataset: str) -> int:
+    folds = settings.cv  # its range and --fold's are the settings' rules
+    have = manifest.folds or 0
     if have != folds:
         raise DermsparkError(f"--cv {folds} needs a dataset ingested with --folds {folds}; {dataset} has "
                              f"{have or 'no'} folds")
-    if settings.fold is not None and not 0 <= settings.fold < folds:
-        raise DermsparkError(f"--fold must be within 0 to {folds - 1}, got {settings.fold}")
-    if settings.register:
-        raise DermsparkError("--register takes one model, and cross-validation trains one per fold: train "
-                             "without --cv on the dataset's own split to register a model")
     return folds
 
 
@@ -82,12 +76,12 @@ def _claim(output_url: str, settings: TrainSettings) -> dict:
 
 def _claim_unlocked(output_url: str, settings: TrainSettings) -> dict:
     claim_url = join(output_url, CLAIM)
-    wanted = {key: value for key, value in json.loads(to_json(settings)).items() if key not in OPERATIONAL}
+    wanted = {key: value for key, value in to_dict(settings).items() if key not in OPERATIONAL}
     if storage.exists(claim_url):
         claim = json.loads(storage.read_text(claim_url))
         if settings.run_id == claim["run_id"]:
             # A setting a later version added is not in an older claim: there it had its default.
-            claimed = {**json.loads(to_json(TrainSettings())), **claim["settings"]}
+            claimed = {**defaults(TrainSettings), **claim["settings"]}
             differ = sorted(key for key in wanted.keys() | claim["settings"].keys()
                             if wanted.get(key) != claimed.get(key))
             if differ:
@@ -116,7 +110,7 @@ def _fold_cards(output_url: str, folds: int, summary: dict) -> None:
         storage.write_text(join(bundle, CARD_FILE), model_card(manifest, metrics, summary))
 
 
-def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
+def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResult:
     manifest, output_url = setup.dataset_manifest, setup.output_url
     folds = _check(settings, manifest, setup.dataset_root)
     claim = _claim(output_url, settings)
@@ -136,16 +130,15 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
                  splits["validation"][0])
         fold = {"index": index, "of": folds, "splits": splits, "run_id": run_id,
                 "mlflow_parent": parent.run_id if parent else None}
-        train_model(spark, settings, setup, f"{run_id}-fold{index}", join(output_url, f"fold-{index}"),
-                    join(setup.store_root, run_id, f"fold-{index}"), per_split_of(manifest["per_fold"], splits),
-                    fold)
+        train_model(spark, settings, setup, Target(f"{run_id}-fold{index}", join(output_url, f"fold-{index}"),
+                                                   join(setup.store_root, run_id, f"fold-{index}"),
+                                                   per_split_of(manifest.per_fold, splits), fold))
         trained.append(index)
-    result = {"output": output_url, "run_id": run_id, "folds": folds, "trained": trained}
     # Another application may have finished the others meanwhile.
     done = [index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))]
     if len(done) < folds:
-        return {**result, "waiting_for": sorted(set(range(folds)) - set(done))}
-    classes = manifest["classes"]
+        return CVResult(output_url, run_id, folds, trained, waiting_for=sorted(set(range(folds)) - set(done)))
+    classes = manifest.classes
     summary = summarize([json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json")))
                          for index in range(folds)], classes)
     notes = [f"model `{settings.model}`, cross-validation run `{run_id}`, {settings.num_proc} Horovod processes "
@@ -153,13 +146,12 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> dict:
              "class shared out evenly; no lesion in two folds",
              "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
              "best epoch), trained on the rest"]
-    result["oof_predictions"] = join_folds(output_url, folds)
-    if result["oof_predictions"]:
-        summary["subgroups"] = subgroups(read_frame(result["oof_predictions"]), list(classes),
-                                         melanoma_index(classes))
+    oof_predictions = join_folds(output_url, folds)
+    if oof_predictions:
+        summary["subgroups"] = subgroups(read_frame(oof_predictions), list(classes), melanoma_index(classes))
     write_summary(output_url, summary, classes, f"{settings.model}: {folds}-fold cross-validation", notes)
     _fold_cards(output_url, folds, summary)
     if parent:
         parent.summarize_cv(output_url, summary)
-        result["mlflow_run_id"] = parent.run_id
-    return {**result, "summary": summary}
+    return CVResult(output_url, run_id, folds, trained, summary_figures=summary, oof_predictions=oof_predictions,
+                    mlflow_run_id=parent.run_id if parent else None)

@@ -6,29 +6,30 @@ import json
 import re
 
 from dermspark import DermsparkError, storage
+from dermspark.manifests import DatasetManifest
 from dermspark.storage import join
 
 
-def read_manifest(dataset_url: str) -> dict:
+def read_manifest(dataset_url: str) -> DatasetManifest:
     manifest_url = join(dataset_url, "manifest.json")
     if not storage.exists(manifest_url):
         raise DermsparkError(
             f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
         )
-    manifest = json.loads(storage.read_text(manifest_url))
-    if "model_sha256" in manifest:
+    stored = json.loads(storage.read_text(manifest_url))
+    if "model_sha256" in stored:
         raise DermsparkError(f"{dataset_url} is a model bundle, not an ingested dataset: pass ingest's output")
-    return manifest
+    return DatasetManifest.from_dict(stored)
 
 
-def pick_size(manifest: dict, input_size: tuple[int, int], model: str) -> str:
+def pick_size(manifest: DatasetManifest, input_size: tuple[int, int], model: str) -> str:
     wanted = f"{input_size[0]}x{input_size[1]}"
-    if wanted not in manifest["datasets"]:
+    if wanted not in manifest.datasets:
         raise DermsparkError(
             f"model {model} needs {wanted} images but the dataset has only "
-            f"{', '.join(manifest['datasets'])}: rerun ingest with --sizes {wanted}"
+            f"{', '.join(manifest.datasets)}: rerun ingest with --sizes {wanted}"
         )
-    return manifest["datasets"][wanted]
+    return manifest.datasets[wanted]
 
 
 def check_shards(dataset_url: str, num_proc: int, folds: dict | None = None) -> list[int]:
@@ -66,23 +67,22 @@ def check_shards(dataset_url: str, num_proc: int, folds: dict | None = None) -> 
     return per_shard
 
 
-def dataset_fingerprint(root: str, url: str, manifest: dict) -> dict:
+def dataset_fingerprint(root: str, url: str, manifest: DatasetManifest) -> dict:
     """Which dataset, and which version of it: the manifest's content without its timestamp
     (a rerun of ingest on the same input gives the same rows and the same fingerprint)."""
-    content = {key: value for key, value in manifest.items() if key not in ("created_at", "output")}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.get("created_at"),
-            "per_split": manifest["per_split"]}
+    digest = hashlib.sha256(json.dumps(manifest.content(), sort_keys=True).encode()).hexdigest()
+    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.created_at,
+            "per_split": manifest.per_split}
 
 
-def decode_of(manifest: dict) -> dict:
+def decode_of(manifest: DatasetManifest) -> dict:
     """How a dataset's pixels were made; datasets from before a setting had its default."""
     from dermspark.images import DecodeOptions
 
-    return DecodeOptions.from_record(manifest.get("decode", {})).recorded()
+    return DecodeOptions.from_record(manifest.decode).recorded()
 
 
-def external_datasets(spec: str | None, training: dict, input_size: tuple[int, int], model: str) -> list[dict]:
+def external_datasets(spec: str | None, training: DatasetManifest, input_size: tuple[int, int], model: str) -> list[dict]:
     """--external's datasets, each {name, root, url (the model's size), images}, checked before
     anything slow: their classes and pixels must be the training data's, or the figures would
     not be what scoring the same images gives."""
@@ -90,13 +90,13 @@ def external_datasets(spec: str | None, training: dict, input_size: tuple[int, i
     found, names = [], set()
     for root in map(storage.to_url, roots):
         manifest = read_manifest(root)
-        if manifest["classes"] != training["classes"]:
-            raise DermsparkError(f"--external {root} has classes {manifest['classes']}, the training data "
-                                 f"{training['classes']}: ingest it with the same --label-space")
+        if manifest.classes != training.classes:
+            raise DermsparkError(f"--external {root} has classes {manifest.classes}, the training data "
+                                 f"{training.classes}: ingest it with the same --label-space")
         if decode_of(manifest) != decode_of(training):
             raise DermsparkError(f"--external {root} was decoded with {decode_of(manifest)}, the training data with "
                                  f"{decode_of(training)}: ingest it with the same settings, as scoring would decode")
-        if not manifest.get("written"):
+        if not manifest.written:
             raise DermsparkError(f"--external {root} holds no image")
         # A file name and an MLflow metric key.
         name = re.sub(r"[^A-Za-z0-9._-]", "_", root.rstrip("/").rsplit("/", 1)[-1]) or "external"
@@ -104,5 +104,5 @@ def external_datasets(spec: str | None, training: dict, input_size: tuple[int, i
             name += "_"
         names.add(name)
         found.append({"name": name, "root": root, "url": join(root, pick_size(manifest, input_size, model)),
-                      "images": manifest["written"]})
+                      "images": manifest.written})
     return found

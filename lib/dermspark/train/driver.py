@@ -1,5 +1,6 @@
 """Training one model: settings -> checks -> horovod.spark.run -> metrics and bundle."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,11 +15,14 @@ import dermspark
 from dermspark import DermsparkError, storage
 from dermspark.cluster import check_cluster, check_reachable, rank_threads
 from dermspark.commit import mark, staged_output
+from dermspark.manifests import DatasetManifest
 from dermspark.models import get_recipe
 from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
 from dermspark.report.evaluation import write_evaluation
-from dermspark.settings import TrainSettings, require, to_json
+from dermspark.results import TrainResult
+from dermspark.settings import TrainSettings
+from dermspark.settings_core import require, to_dict
 from dermspark.storage import join, to_url
 from dermspark.tracking.server import QUIET, check_name, check_server, shown, tracking_uri
 from dermspark.train.dataset import (
@@ -32,6 +36,7 @@ from dermspark.train.dataset import (
 from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.parent import resolve_parent
 from dermspark.train.plan import cache_training, make_plan
+from dermspark.train.worker_config import WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ class Setup:
     mlflow_uri: str | None
     dataset_root: str
     dataset_url: str
-    dataset_manifest: dict
+    dataset_manifest: DatasetManifest
     output_url: str
     store_root: str
     externals: list  # train.dataset.external_datasets
@@ -68,7 +73,7 @@ def new_run_id() -> str:
 
 
 def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
-    require(settings)  # and every setting's limits
+    require(settings)  # its limits, choices and rules
     try:
         recipe = get_recipe(settings.model)
         check_options(settings.model, settings.model_options)
@@ -85,7 +90,7 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     if weights_option.get("weights", "none") != "none":
         weights_option["weights"] = ship_weights(spark, weights_option["weights"])
     dataset_manifest = read_manifest(dataset_root)
-    parent = resolve_parent(spark, settings, dataset_manifest["classes"])
+    parent = resolve_parent(spark, settings, dataset_manifest.classes)
     dataset_url = join(dataset_root, pick_size(dataset_manifest, recipe.input_size, settings.model))
     externals = external_datasets(settings.external, dataset_manifest, recipe.input_size, settings.model)
     check_reachable(spark, {f"--external {external['name']}": external["root"] for external in externals})
@@ -95,34 +100,65 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
                  store_root, externals, parent)
 
 
-def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_id: str, output_url: str,
-                store_url: str, per_split: dict, fold: dict | None = None) -> dict:
-    """One model, trained on Horovod into output_url (staged: all of it or nothing). per_split:
-    {split: {class: images}} of what it trains, validates and tests on. fold: a cross-validation
-    fold's {"index", "of", "splits": {split: [folds]}}; None: the dataset's own split."""
-    recipe, dataset_manifest, dataset_url = setup.recipe, setup.dataset_manifest, setup.dataset_url
-    split_counts = {split: sum(counts.values()) for split, counts in per_split.items()}
+@dataclass(frozen=True)
+class Target:
+    """One model to train: its run id, where it goes, and what it trains, validates and tests on."""
+    run_id: str
+    output_url: str
+    store_url: str  # its checkpoint store
+    per_split: dict  # {split: {class: images}}
+    # A cross-validation fold's {"index", "of", "splits": {split: [folds]}, "run_id", "mlflow_parent"};
+    # None: the dataset's own split.
+    fold: dict | None = None
+
+
+def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> TrainResult:
+    """One model, trained on Horovod into target.output_url (staged: all of it or nothing)."""
+    plan = _plan(spark, settings, setup, target)
+    mlflow_uri = setup.mlflow_uri
+    resolved = {**to_dict(settings), "run_id": target.run_id, "store": target.store_url,
+                "plan": plan, "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
+                "fold": target.fold}
+    mlflow_run = _open_run(settings, setup, target, resolved) if mlflow_uri else None
+    config = _worker_config(settings, setup, target, plan, _bundle_manifest(settings, setup, resolved), mlflow_run)
+    log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
+             [stage["epochs"] for stage in plan["stages"]], target.run_id)
+    # A fold's output is new (cv.py skips finished folds): another job's fold stops this one.
+    with staged_output(target.output_url, "error" if target.fold else settings.mode) as staging:
+        # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
+        metrics = _run_ranks(spark, settings, dataclasses.replace(config, output_url=staging), mlflow_run,
+                             target.fold["run_id"] if target.fold else target.run_id)
+        storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
+        storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
+        _write_report(staging, metrics, settings, setup, target, config.bundle_manifest["test_time_augmentation"])
+        storage.copy_tree(config.tensorboard_url, join(staging, "tensorboard"))
+        mark(staging, "train")
+    logged = mlflow_run.complete(target.output_url, metrics, settings.register) if mlflow_run else {}
+    return TrainResult(target.output_url, join(target.output_url, "model"), target.run_id,
+                       storage.local_path(config.tensorboard_url) or config.tensorboard_url, metrics, **logged)
+
+
+def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> dict:
+    """The checks on the splits and shards, then the plan the ranks follow."""
+    split_counts = {split: sum(counts.values()) for split, counts in target.per_split.items()}
     for needed in ("train", "test"):
         if not split_counts.get(needed):
             raise DermsparkError(f"the dataset's {needed} split is empty: ingest more images")
-    per_shard = check_shards(dataset_url, settings.num_proc, fold and fold["splits"])
+    per_shard = check_shards(setup.dataset_url, settings.num_proc, target.fold and target.fold["splits"])
     log.info("train: training rows per process %s", per_shard)
-
-    classes = dataset_manifest["classes"]
-    train_counts = per_split["train"]
-    majority = max(train_counts, key=train_counts.get)
-    plan = make_plan(recipe, settings, classes, per_split, settings.num_proc)
+    plan = make_plan(setup.recipe, settings, setup.dataset_manifest.classes, target.per_split, settings.num_proc)
     plan["rows_per_shard"] = per_shard
-    plan["cache_training"] = cache_training(per_shard, recipe.input_size, settings.cache_mb)
+    plan["cache_training"] = cache_training(per_shard, setup.recipe.input_size, settings.cache_mb)
     plan["threads_per_rank"] = rank_threads(spark, settings.num_proc)
-    mlflow_uri = setup.mlflow_uri
-    resolved = {**json.loads(to_json(settings)), "run_id": run_id, "store": store_url, "plan": plan,
-                # The server used, without any password in its URI.
-                "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None, "fold": fold}
-    model_options = {"num_classes": len(classes), **setup.weights_option, **settings.model_options}
-    bundle_manifest = {
+    return plan
+
+
+def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> dict:
+    """The bundle's manifest as far as the driver knows it; rank 0 adds what training finds."""
+    recipe, dataset_manifest = setup.recipe, setup.dataset_manifest
+    return {
         "model_name": settings.model,
-        "classes": classes,
+        "classes": dataset_manifest.classes,
         "input_size": list(recipe.input_size),
         # How the training pixels were made; scoring decodes new images the same way.
         "preprocessing": {
@@ -134,85 +170,81 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, run_
         # Fine-tuned from (--init-from): which bundle, and which of its classes each class began as.
         "parent": {key: value for key, value in setup.parent.items() if key != "weights"} if setup.parent else None,
         "training_settings": resolved,
-        "dataset": dataset_fingerprint(setup.dataset_root, dataset_url, dataset_manifest),
+        "dataset": dataset_fingerprint(setup.dataset_root, setup.dataset_url, dataset_manifest),
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    tensorboard_url = (join(to_url(settings.tensorboard_dir), run_id) if settings.tensorboard_dir
-                       else join(store_url, "tensorboard"))
-    mlflow_run = None
-    if mlflow_uri:
-        tags = {"dermspark.model": settings.model, "dermspark.dataset": dataset_url,
-                **({"dermspark.parent": setup.parent["url"]} if setup.parent else {})}
-        if fold:
-            tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
-            if fold.get("mlflow_parent"):  # MLflow's own nesting: the folds under the cross-validation
-                tags["mlflow.parentRunId"] = fold["mlflow_parent"]
-        mlflow_run = open_or_fail(mlflow_uri, settings.experiment or settings.model, run_id, resolved, tags)
-    config = {
-        "dataset_url": dataset_url,
-        "folds": fold and fold["splits"],
-        "model": settings.model,
-        "model_options": model_options,
-        "classes": classes,
-        "majority_label": classes.index(majority),
-        "positive_class": recipe.positive_class if recipe.positive_class in classes else None,
-        "plan": plan,
-        "seed": settings.seed,
-        "target_sensitivity": settings.target_sensitivity,
-        "calibration": settings.calibration,
-        "review": {"rate": settings.review_rate, "method": settings.review_method,
-                   "ood_check": to_url(settings.ood_check) if settings.ood_check else None},
-        "parent": {"weights": setup.parent["weights"], "class_map": setup.parent["class_map"]} if setup.parent else None,
-        "externals": [{"name": external["name"], "url": external["url"]} for external in setup.externals],
-        "store_url": store_url,
-        "bundle_manifest": bundle_manifest,
-        "tensorboard_url": tensorboard_url,
-        "mlflow": mlflow_run.for_ranks() if mlflow_run else None,
-    }
+
+
+def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: dict):
+    tags = {"dermspark.model": settings.model, "dermspark.dataset": setup.dataset_url,
+            **({"dermspark.parent": setup.parent["url"]} if setup.parent else {})}
+    fold = target.fold
+    if fold:
+        tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
+        if fold.get("mlflow_parent"):  # MLflow's own nesting: the folds under the cross-validation
+            tags["mlflow.parentRunId"] = fold["mlflow_parent"]
+    return open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, target.run_id, resolved, tags)
+
+
+def _worker_config(settings: TrainSettings, setup: Setup, target: Target, plan: dict, bundle_manifest: dict,
+                   mlflow_run) -> WorkerConfig:
+    classes = setup.dataset_manifest.classes
+    train_counts = target.per_split["train"]
+    recipe, parent = setup.recipe, setup.parent
+    return WorkerConfig(
+        dataset_url=setup.dataset_url,
+        folds=target.fold and target.fold["splits"],
+        model=settings.model,
+        model_options={"num_classes": len(classes), **setup.weights_option, **settings.model_options},
+        classes=classes,
+        majority_label=classes.index(max(train_counts, key=train_counts.get)),
+        positive_class=recipe.positive_class if recipe.positive_class in classes else None,
+        plan=plan,
+        seed=settings.seed,
+        target_sensitivity=settings.target_sensitivity,
+        calibration=settings.calibration,
+        review={"rate": settings.review_rate, "method": settings.review_method,
+                "ood_check": to_url(settings.ood_check) if settings.ood_check else None},
+        parent={"weights": parent["weights"], "class_map": parent["class_map"]} if parent else None,
+        externals=[{"name": external["name"], "url": external["url"]} for external in setup.externals],
+        store_url=target.store_url,
+        bundle_manifest=bundle_manifest,
+        tensorboard_url=(join(to_url(settings.tensorboard_dir), target.run_id) if settings.tensorboard_dir
+                         else join(target.store_url, "tensorboard")),
+        mlflow=mlflow_run.for_ranks() if mlflow_run else None,
+    )
+
+
+def _run_ranks(spark: SparkSession, settings: TrainSettings, config: WorkerConfig, mlflow_run,
+               resume_with: str) -> dict:
+    """horovod.spark.run over the ranks; rank 0's metrics. A rank that ends early is one line
+    saying how to resume (`--run-id resume_with`)."""
     import horovod.spark
 
-    log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
-             [stage["epochs"] for stage in plan["stages"]], run_id)
-    # A fold's output is new (cv.py skips finished folds): another job's fold stops this one.
-    with staged_output(output_url, "error" if fold else settings.mode) as staging:
-        # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
-        try:
-            results = horovod.spark.run(
-                _entry_point(),
-                args=({**config, "output_url": staging},),
-                num_proc=settings.num_proc,
-                start_timeout=settings.start_timeout,
-                use_gloo=True,
-                verbose=0,
-                env=_rank_environment(settings),
-                # Workers start on executors: with a shipped environment, its Python, not the driver's.
-                executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
-            )
-        except BaseException as error:
-            if mlflow_run:
-                mlflow_run.fail()
-            # Horovod ends every rank when one exits: a lost worker or executor, or a failure whose
-            # traceback the ranks' output above shows. The checkpoints stay; say how to go on.
-            if not isinstance(error, RuntimeError) or "exited with non-zero status" not in str(error):
-                raise
-            again = fold["run_id"] if fold else run_id
-            raise DermsparkError(
-                f"a training process ended before training did (a worker or executor lost, or an error in "
-                f"the output above); rerun with --run-id {again} to resume from the last checkpoint"
-            ) from None
-        metrics = results[0]
-        storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
-        storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        _write_report(staging, metrics, classes, settings, dataset_url, run_id, fold,
-                      bundle_manifest["test_time_augmentation"])
-        storage.copy_tree(tensorboard_url, join(staging, "tensorboard"))
-        mark(staging, "train")
-    result = {**metrics, "output": output_url, "bundle": join(output_url, "model"), "run_id": run_id,
-              "tensorboard": storage.local_path(tensorboard_url) or tensorboard_url}
-    if mlflow_run:
-        result.update(mlflow_run.complete(output_url, metrics, settings.register))
-    return result
+    try:
+        return horovod.spark.run(
+            _entry_point(),
+            args=(config,),
+            num_proc=settings.num_proc,
+            start_timeout=settings.start_timeout,
+            use_gloo=True,
+            verbose=0,
+            env=_rank_environment(settings),
+            # Workers start on executors: with a shipped environment, its Python, not the driver's.
+            executable=spark.sparkContext.getConf().get("spark.pyspark.python", None),
+        )[0]
+    except BaseException as error:
+        if mlflow_run:
+            mlflow_run.fail()
+        # Horovod ends every rank when one exits: a lost worker or executor, or a failure whose
+        # traceback the ranks' output above shows. The checkpoints stay; say how to go on.
+        if not isinstance(error, RuntimeError) or "exited with non-zero status" not in str(error):
+            raise
+        raise DermsparkError(
+            f"a training process ended before training did (a worker or executor lost, or an error in "
+            f"the output above); rerun with --run-id {resume_with} to resume from the last checkpoint"
+        ) from None
 
 
 def _tracking(settings: TrainSettings) -> str | None:
@@ -251,10 +283,11 @@ def _weights_option(recipe, settings: TrainSettings) -> dict:
     return {"weights": resolve_weights(wanted, recipe.pretrained) or "none"}
 
 
-def _write_report(staging: str, metrics: dict, classes: list[str], settings: TrainSettings,
-                  dataset_url: str, run_id: str, fold: dict | None, tta: str) -> None:
-    notes = [f"model `{settings.model}`, run `{run_id}`, {settings.num_proc} Horovod processes",
-             f"dataset `{dataset_url}`; split by lesion, so no lesion is in two splits"]
+def _write_report(staging: str, metrics: dict, settings: TrainSettings, setup: Setup, target: Target,
+                  tta: str) -> None:
+    fold = target.fold
+    notes = [f"model `{settings.model}`, run `{target.run_id}`, {settings.num_proc} Horovod processes",
+             f"dataset `{setup.dataset_url}`; split by lesion, so no lesion is in two splits"]
     if fold:
         notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
                      f"validation fold {fold['splits']['validation'][0]}, training the other folds")
@@ -267,7 +300,8 @@ def _write_report(staging: str, metrics: dict, classes: list[str], settings: Tra
         notes.append(f"stage {stop['stage'] + 1} stopped early after epoch {stop['epoch']}")
     for end in metrics.get("ended_on", []):
         notes.append(f"stage {end['stage'] + 1} kept epoch {end['epoch']} ({end['by']}); the figures are that epoch's")
-    write_evaluation(staging, metrics, classes, settings.model, notes, metrics.get("stage_ends", [])[:-1])
+    write_evaluation(staging, metrics, setup.dataset_manifest.classes, settings.model, notes,
+                     metrics.get("stage_ends", [])[:-1])
 
 
 def _entry_point():

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dermspark.train.worker_config import WorkerConfig
+
 
 @dataclass
 class Inferred:
@@ -38,7 +40,7 @@ def inferrer(bundle, batch_size: int):
     return infer
 
 
-def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) -> dict:
+def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, resumed_from) -> dict:
     import os
 
     from dermspark.bundle import CARD_FILE, Bundle, save_bundle
@@ -48,17 +50,17 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     from dermspark.report.subgroups import subgroups
     from dermspark.train.predictions import write_predictions
 
-    batch_size = config["plan"]["batch_size"]
-    classes = config["classes"]
+    batch_size = config.plan["batch_size"]
+    classes = config.classes
     # Scoring's compiled function, traced once for every batch size: Keras' predict traced its
     # step again for a split's partial last batch (3 s for Inception-ResNet-v2).
-    bundle = Bundle(model, config["bundle_manifest"], config["output_url"] + "/model")
+    bundle = Bundle(model, config.bundle_manifest, config.output_url + "/model")
     infer = inferrer(bundle, batch_size)
     test = infer(inputs.load("test", batch_size))
     valid = infer(validation)
     melanoma = melanoma_index(classes)
     calibration = calibrate(valid and valid.for_calibration(), test.for_calibration(), melanoma,
-                            config["target_sensitivity"], config.get("calibration", "auto"))
+                            config.target_sensitivity, config.calibration)
     temperature = calibration.pop("temperature")
     point = calibration.pop("operating_point")
     metrics = {"test": _measure(config, test, temperature)}
@@ -66,7 +68,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
         metrics["validation"] = _measure(config, valid, temperature)
     threshold = None if point is None else point["threshold"]["temperature"]
     external_splits = {external["name"]: infer(_external(config, external["url"]))
-                       for external in config.get("externals", [])}
+                       for external in config.externals}
     if external_splits:
         metrics["external"] = {name: _evaluate_external(config, split, temperature, melanoma, threshold)
                                for name, split in external_splits.items()}
@@ -80,12 +82,12 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
         "stopped_early": state.stopped_early,
         "ended_on": state.ended_on,
         "resumed_from": resumed_from,
-        "checkpoints": config["store_url"],
+        "checkpoints": config.store_url,
         # As the ranks ran it, so a rate measured from this history says what it was.
         "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
     }
     manifest = {
-        **config["bundle_manifest"],
+        **config.bundle_manifest,
         # What the monitor job compares scoring with: the held-out predictions as scoring gives them.
         "reference": _reference(config, valid or test, "validation" if valid is not None else "test", temperature),
         "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
@@ -101,7 +103,7 @@ def evaluate_and_bundle(config, model, inputs, validation, state, resumed_from) 
     metrics["subgroups"] = subgroups(tested, list(classes), melanoma)
     card = model_card(manifest, metrics)
     # The output is staged as a whole by the driver.
-    save_bundle(config["output_url"] + "/model", model, manifest, staged=False, reviewer=reviewer,
+    save_bundle(config.output_url + "/model", model, manifest, staged=False, reviewer=reviewer,
                 texts={CARD_FILE: card})
     return {**metrics, **training}
 
@@ -110,21 +112,21 @@ def _reference(config, split: Inferred, name: str, temperature: float) -> dict:
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.drift import reference
 
-    return reference(apply_temperature(split.raw, temperature), config["classes"], name)
+    return reference(apply_temperature(split.raw, temperature), config.classes, name)
 
 
 def _measure(config, split: Inferred, temperature: float) -> dict:
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.metrics import classification_metrics
 
-    return classification_metrics(split.labels, apply_temperature(split.raw, temperature), config["classes"],
-                                  config["majority_label"], config["positive_class"], groups=split.lesions)
+    return classification_metrics(split.labels, apply_temperature(split.raw, temperature), config.classes,
+                                  config.majority_label, config.positive_class, groups=split.lesions)
 
 
 def _external(config, url):
     from dermspark.train.inputs import Inputs
 
-    return Inputs(url, 0, 1, config["seed"]).load(None, config["plan"]["batch_size"])
+    return Inputs(url, 0, 1, config.seed).load(None, config.plan["batch_size"])
 
 
 def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold) -> dict:
@@ -134,13 +136,13 @@ def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold
     from dermspark.report.external import evaluate_heldout
 
     return evaluate_heldout(split.labels, apply_temperature(split.raw, temperature), split.lesions,
-                            config["classes"], config["majority_label"], config["positive_class"], melanoma,
+                            config.classes, config.majority_label, config.positive_class, melanoma,
                             threshold, uncalibrated=split.raw)
 
 
 def _review(config, bundle, infer, inputs, held_out: dict, temperature):
-    settings = config["review"]
-    train = infer(inputs.load("train", config["plan"]["batch_size"]))
+    settings = config.review
+    train = infer(inputs.load("train", config.plan["batch_size"]))
     return fit_review(bundle, infer, train, held_out, temperature, settings["method"], settings["rate"],
                       settings.get("ood_check"))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dermspark import storage
+from dermspark.train.worker_config import WorkerConfig
 
 FILE = "test_predictions.parquet"
 OOF_FILE = "oof_predictions.parquet"
@@ -21,17 +22,17 @@ def _text(values: np.ndarray) -> list[str]:
     return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
 
 
-def table(config: dict, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
+def table(config: WorkerConfig, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
     """split: finish.Inferred of the test split; threshold: the melanoma flag's, None without."""
     from dermspark.labels import melanoma_index
     from dermspark.report.calibration import apply_temperature
 
-    classes = list(config["classes"])
+    classes = list(config.classes)
     probabilities = apply_temperature(split.raw, temperature).astype(np.float32)
     melanoma = melanoma_index(classes)
     frame = pd.DataFrame({
         "image_id": _text(split.ids), "lesion_id": _text(split.lesions),
-        "fold": (config["folds"] or {}).get("test", [None])[0],
+        "fold": (config.folds or {}).get("test", [None])[0],
         "true_label": np.asarray(classes, dtype=object)[split.labels],
         "predicted_label": np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)],
         "confidence": probabilities.max(axis=1),
@@ -45,7 +46,7 @@ def table(config: dict, split, temperature: float, threshold: float | None, revi
         frame["ood_score"], frame["review"], frame["review_reason"] = scores.astype(np.float32), flags, reasons
     else:
         frame["ood_score"], frame["review"], frame["review_reason"] = None, None, None
-    return frame.merge(_metadata(config["dataset_url"], frame["image_id"]), on="image_id", how="left")
+    return frame.merge(_metadata(config.dataset_url, frame["image_id"]), on="image_id", how="left")
 
 
 def _metadata(dataset_url: str, ids: pd.Series) -> pd.DataFrame:
@@ -60,9 +61,9 @@ def _metadata(dataset_url: str, ids: pd.Series) -> pd.DataFrame:
     return wanted.drop_duplicates("image_id")
 
 
-def write_predictions(config: dict, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
+def write_predictions(config: WorkerConfig, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
     frame = table(config, split, temperature, threshold, reviewer)
-    storage.write_parquet(pa_table(frame), storage.join(config["output_url"], FILE))
+    storage.write_parquet(pa_table(frame), storage.join(config.output_url, FILE))
     return frame
 
 

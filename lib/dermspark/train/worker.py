@@ -5,6 +5,12 @@ hvd.init() first, and side effects (checkpoints, evaluation, bundle) on rank 0 o
 plan's stages in order, resuming from the checkpoint store when a run with this id got there.
 """
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dermspark.train.worker_config import WorkerConfig
+
 
 def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None, average=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
@@ -36,7 +42,22 @@ def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=No
     return EpochEnd()
 
 
-def train(config: dict) -> dict | None:
+@dataclass
+class RankRun:
+    """What each phase of one rank's training shares."""
+    config: "WorkerConfig"
+    rank: int
+    size: int
+    store: object  # train.checkpoints.CheckpointStore
+    state: object  # train.state.TrainingState, the same on every rank
+    resumed_from: dict | None
+    inputs: object  # train.inputs.Inputs
+    validation: tuple | None
+    model: object
+    epoch_log: object | None  # rank 0's train.epoch_log.EpochLog
+
+
+def train(config: "WorkerConfig") -> dict | None:
     import horovod.tensorflow.keras as hvd
 
     hvd.init()
@@ -47,129 +68,159 @@ def train(config: dict) -> dict | None:
     import tensorflow as tf
 
     from dermspark import petastorm_compat
-    from dermspark.bundle import load_keras
-    from dermspark.models import create_model
-    from dermspark.models.inception import unfreeze_last
-    from dermspark.models.weights import local_weights
-    from dermspark.train.averaging import WeightAverage
-    from dermspark.train.checkpoints import CheckpointStore
-    from dermspark.train.epoch_log import EpochLog
-    from dermspark.train.inputs import EpochTimer, Inputs
-    from dermspark.train.keras_metrics import BalancedAccuracy
-    from dermspark.train.optimization import make_loss, make_optimizer, warmup_epochs
-    from dermspark.train.parent import carry_weights, set_trainable
-    from dermspark.train.state import TrainingState
 
     # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
-    rank, size = hvd.rank(), hvd.size()
-
-    def barrier(name: str) -> None:
-        hvd.allreduce(tf.constant(0.0), name=name)
-
-    # The cores Spark gave this rank's task (dermspark.cluster.rank_threads); more threads than
-    # that only contend with the other tasks on the machine.
-    tf.config.threading.set_intra_op_parallelism_threads(config["plan"]["threads_per_rank"])
-    tf.keras.utils.set_random_seed(config["seed"] + rank)
-    plan = config["plan"]
-    batch_size = plan["batch_size"]
-    store = CheckpointStore(config["store_url"])
-    epoch_log = EpochLog(config["tensorboard_url"], config.get("mlflow")) if rank == 0 else None
-    # One state for every rank, the one rank 0 wrote and reads: ranks on different machines
-    # must not each decide from what their own view of the store says.
-    from horovod.tensorflow import broadcast_object
-
-    saved = broadcast_object(store.state() if rank == 0 else None, root_rank=0, name="checkpoint_state")
-    state = TrainingState.from_dict(saved)
-    resumed_from = {"stage": state.stage, "epoch": state.epoch, "finished": state.finished} if saved else None
-
-    inputs = Inputs(config["dataset_url"], rank, size, config["seed"], config.get("folds"))
-    validation = inputs.load("validation", batch_size)
-    validation_data = (
-        tf.data.Dataset.from_tensor_slices(validation[:2]).batch(batch_size) if validation is not None else None
-    )
-    model = create_model(config["model"], **config["model_options"])
-    if config.get("parent"):  # before any checkpoint's weights, which take precedence
-        carry_weights(model, load_keras(local_weights(config["parent"]["weights"], "")), config["parent"]["class_map"])
-
-    for index, stage in enumerate(plan["stages"]):
-        if stage["unfreeze_last"]:
-            unfreeze_last(model, stage["unfreeze_last"])
-        set_trainable(model, stage.get("trainable"))
-        if index < state.stage or state.finished:
-            continue
-        warmup = warmup_epochs(index, stage)
-        model.compile(
-            optimizer=hvd.DistributedOptimizer(make_optimizer(stage, size, plan["steps_per_epoch"], warmup)),
-            loss=make_loss(plan.get("label_smoothing", 0.0), len(config["classes"])),
-            metrics=["accuracy", BalancedAccuracy(len(config["classes"]))],
-        )
-        # A new average for each stage, from the weights it starts with.
-        average = WeightAverage(model, stage["ema"]) if stage["ema"] else None
-        if state.epoch > 0:
-            # Mid-stage: the model and the optimizer (moments, step count) as they were.
-            model.optimizer.build(model.trainable_variables)
-            extra = {"weight_average": average.slots} if average else {}
-            store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer, **extra))
-            if average:
-                average.resumed()
-        elif state.start_from:
-            # A new stage starts from the previous stage's chosen weights, with a new optimizer.
-            store.restore(state.start_from, tf.train.Checkpoint(model=model))
-        if not state.stage_done(stage):
-            callbacks = [
-                hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-                # Before checkpointing: every rank then sees the same validation figures and
-                # makes the same early-stopping decision.
-                hvd.callbacks.MetricAverageCallback(),
-            ]
-            # A constant rate's warmup (a cosine schedule has its own): Horovod's callback sets
-            # the rate before every batch. Momentum correction is off because it writes to
-            # optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
-            if state.epoch < warmup and not stage["cosine"]:
-                callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
-                    initial_lr=stage["learning_rate"] * size, warmup_epochs=warmup,
-                    steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
-                ))
-            callbacks.append(EpochTimer(state.history))
-            before, after = average.callbacks() if average else ([], [])
-            callbacks += [*before, epoch_end_callback(state, stage, store, model, rank, epoch_log, average), *after]
-            cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
-            with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
-                model.fit(
-                    inputs.training(train_reader, batch_size, plan["sampling_rates"], cached_rows),
-                    steps_per_epoch=plan["steps_per_epoch"],
-                    initial_epoch=state.epoch,
-                    epochs=stage["epochs"],
-                    validation_data=validation_data,
-                    class_weight=plan["class_weights"],
-                    callbacks=callbacks,
-                    verbose=2 if rank == 0 else 0,
-                )
-        # Rank 0 may still be writing its last checkpoint when another rank leaves fit.
-        barrier(f"stage{index}_fitted")
-        # With an average, the model holds the training weights here, and every checkpoint's
-        # model the average: the last epoch's too.
-        if state.chosen(stage) != state.last or average:
-            store.restore(state.chosen(stage), tf.train.Checkpoint(model=model))
-        barrier(f"stage{index}_restored")
-        # What this stage started from and did not choose is no longer needed by any resume.
-        stale = state.end_stage(stage, len(plan["stages"]))
-        if rank == 0:
-            store.write_state(state.to_dict())
-            for tag in stale:
-                store.delete(tag)
-    if resumed_from and resumed_from["finished"]:
+    run = _start(config, hvd.rank(), hvd.size())
+    for index, stage in enumerate(config.plan["stages"]):
+        _train_stage(run, index, stage)
+    if run.resumed_from and run.resumed_from["finished"]:
         # A rerun of a finished run: the same final weights, evaluated and bundled again.
-        store.restore(state.start_from, tf.train.Checkpoint(model=model))
+        run.store.restore(run.state.start_from, tf.train.Checkpoint(model=run.model))
 
-    if rank != 0:
-        store.close()
+    if run.rank != 0:
+        run.store.close()
         return None
     from dermspark.train.finish import evaluate_and_bundle
 
     try:
-        return evaluate_and_bundle(config, model, inputs, validation, state, resumed_from)
+        return evaluate_and_bundle(config, run.model, run.inputs, run.validation, run.state, run.resumed_from)
     finally:
-        epoch_log.close()
-        store.close()
+        run.epoch_log.close()
+        run.store.close()
+
+
+def _start(config: "WorkerConfig", rank: int, size: int) -> RankRun:
+    """The rank's threads and seed, the state every rank shares, its inputs and its model."""
+    import tensorflow as tf
+    from horovod.tensorflow import broadcast_object
+
+    from dermspark.bundle import load_keras
+    from dermspark.models import create_model
+    from dermspark.models.weights import local_weights
+    from dermspark.train.checkpoints import CheckpointStore
+    from dermspark.train.epoch_log import EpochLog
+    from dermspark.train.inputs import Inputs
+    from dermspark.train.parent import carry_weights
+    from dermspark.train.state import TrainingState
+
+    # The cores Spark gave this rank's task (dermspark.cluster.rank_threads); more threads than
+    # that only contend with the other tasks on the machine.
+    tf.config.threading.set_intra_op_parallelism_threads(config.plan["threads_per_rank"])
+    tf.keras.utils.set_random_seed(config.seed + rank)
+    store = CheckpointStore(config.store_url)
+    epoch_log = EpochLog(config.tensorboard_url, config.mlflow) if rank == 0 else None
+    # One state for every rank, the one rank 0 wrote and reads: ranks on different machines
+    # must not each decide from what their own view of the store says.
+    saved = broadcast_object(store.state() if rank == 0 else None, root_rank=0, name="checkpoint_state")
+    state = TrainingState.from_dict(saved)
+    resumed_from = {"stage": state.stage, "epoch": state.epoch, "finished": state.finished} if saved else None
+    inputs = Inputs(config.dataset_url, rank, size, config.seed, config.folds)
+    validation = inputs.load("validation", config.plan["batch_size"])
+    model = create_model(config.model, **config.model_options)
+    if config.parent:  # before any checkpoint's weights, which take precedence
+        carry_weights(model, load_keras(local_weights(config.parent["weights"], "")), config.parent["class_map"])
+    return RankRun(config, rank, size, store, state, resumed_from, inputs, validation, model, epoch_log)
+
+
+def _train_stage(run: RankRun, index: int, stage: dict) -> None:
+    """One stage of the plan: its layers set trainable, compiled, resumed where a checkpoint
+    says, fitted unless done, and the epoch it chose restored on every rank."""
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from dermspark.models.inception import unfreeze_last
+    from dermspark.train.averaging import WeightAverage
+    from dermspark.train.keras_metrics import BalancedAccuracy
+    from dermspark.train.optimization import make_loss, make_optimizer, warmup_epochs
+    from dermspark.train.parent import set_trainable
+
+    model, state, store, plan = run.model, run.state, run.store, run.config.plan
+    if stage["unfreeze_last"]:
+        unfreeze_last(model, stage["unfreeze_last"])
+    set_trainable(model, stage.get("trainable"))
+    if index < state.stage or state.finished:
+        return
+    warmup = warmup_epochs(index, stage)
+    classes = len(run.config.classes)
+    model.compile(
+        optimizer=hvd.DistributedOptimizer(make_optimizer(stage, run.size, plan["steps_per_epoch"], warmup)),
+        loss=make_loss(plan.get("label_smoothing", 0.0), classes),
+        metrics=["accuracy", BalancedAccuracy(classes)],
+    )
+    # A new average for each stage, from the weights it starts with.
+    average = WeightAverage(model, stage["ema"]) if stage["ema"] else None
+    if state.epoch > 0:
+        # Mid-stage: the model and the optimizer (moments, step count) as they were.
+        model.optimizer.build(model.trainable_variables)
+        extra = {"weight_average": average.slots} if average else {}
+        store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer, **extra))
+        if average:
+            average.resumed()
+    elif state.start_from:
+        # A new stage starts from the previous stage's chosen weights, with a new optimizer.
+        store.restore(state.start_from, tf.train.Checkpoint(model=model))
+    if not state.stage_done(stage):
+        _fit(run, stage, warmup, average)
+    # Rank 0 may still be writing its last checkpoint when another rank leaves fit.
+    _barrier(f"stage{index}_fitted")
+    # With an average, the model holds the training weights here, and every checkpoint's
+    # model the average: the last epoch's too.
+    if state.chosen(stage) != state.last or average:
+        store.restore(state.chosen(stage), tf.train.Checkpoint(model=model))
+    _barrier(f"stage{index}_restored")
+    # What this stage started from and did not choose is no longer needed by any resume.
+    stale = state.end_stage(stage, len(plan["stages"]))
+    if run.rank == 0:
+        store.write_state(state.to_dict())
+        for tag in stale:
+            store.delete(tag)
+
+
+def _fit(run: RankRun, stage: dict, warmup: int, average) -> None:
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from dermspark.train.inputs import EpochTimer
+
+    plan, state, rank, inputs = run.config.plan, run.state, run.rank, run.inputs
+    callbacks = [
+        hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+        # Before checkpointing: every rank then sees the same validation figures and
+        # makes the same early-stopping decision.
+        hvd.callbacks.MetricAverageCallback(),
+    ]
+    # A constant rate's warmup (a cosine schedule has its own): Horovod's callback sets
+    # the rate before every batch. Momentum correction is off because it writes to
+    # optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
+    if state.epoch < warmup and not stage["cosine"]:
+        callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
+            initial_lr=stage["learning_rate"] * run.size, warmup_epochs=warmup,
+            steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
+        ))
+    callbacks.append(EpochTimer(state.history))
+    before, after = average.callbacks() if average else ([], [])
+    callbacks += [*before, epoch_end_callback(state, stage, run.store, run.model, rank, run.epoch_log, average),
+                  *after]
+    batch_size = plan["batch_size"]
+    validation_data = (tf.data.Dataset.from_tensor_slices(run.validation[:2]).batch(batch_size)
+                       if run.validation is not None else None)
+    cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
+    with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
+        run.model.fit(
+            inputs.training(train_reader, batch_size, plan["sampling_rates"], cached_rows),
+            steps_per_epoch=plan["steps_per_epoch"],
+            initial_epoch=state.epoch,
+            epochs=stage["epochs"],
+            validation_data=validation_data,
+            class_weight=plan["class_weights"],
+            callbacks=callbacks,
+            verbose=2 if rank == 0 else 0,
+        )
+
+
+def _barrier(name: str) -> None:
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    hvd.allreduce(tf.constant(0.0), name=name)
