@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="distinct images uploaded in turn")
     args = parser.parse_args()
 
+    from dermspark.serve.load import free_port, run_load, wait_until_healthy
     from score_bench import make_bundle
-    from serve_load import free_port, run_load, wait_until_healthy
 
     files = sorted(glob.glob(os.path.join(args.data, "ham10000-200x150", "**", "*.jpg"), recursive=True))
     if not files:

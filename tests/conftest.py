@@ -62,8 +62,8 @@ def s3_store() -> dict:
     """An S3 endpoint on 127.0.0.1 (moto's server, in this process) with one bucket, for stores
     that go through fsspec: the environment a job needs to reach it, which Horovod hands to every
     rank. No network: the endpoint is loopback and the credentials are moto's fakes."""
+    from dermspark.serve.load import free_port
     from moto.server import ThreadedMotoServer
-    from serve_load import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -117,7 +117,7 @@ def ok(result: subprocess.CompletedProcess) -> str:
 def mlflow_server(tmp_path_factory) -> str:
     """A real MLflow tracking server and registry on 127.0.0.1 (SQLite, an artifact folder),
     started and stopped by scripts/mlflow.sh as a user would."""
-    from serve_load import free_port
+    from dermspark.serve.load import free_port
 
     env = {**os.environ, "DERMSPARK_MLFLOW_DIR": str(tmp_path_factory.mktemp("mlflow")),
            "DERMSPARK_MLFLOW_PORT": str(free_port())}

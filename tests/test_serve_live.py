@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from conftest import SPARK_SUBMIT
-from serve_load import free_port, run_load, wait_until_healthy
+from dermspark.serve.load import free_port, run_load, wait_until_healthy
 
 CHROMIUM = os.environ.get("DERMSPARK_CHROMIUM", "/usr/bin/chromium")
 # As root and on a closed network, Chromium needs no sandbox and none of its background fetches.

@@ -176,9 +176,9 @@ def test_serving_by_alias_names_the_registered_version(mlflow_server, champion, 
 def test_tracking_mistakes_are_one_clear_error_before_training(spark, pipeline, tmp_path, monkeypatch,
                                                                settings, message):
     from dermspark import DermsparkError
+    from dermspark.serve.load import free_port
     from dermspark.settings import TrainSettings
     from dermspark.train.job import run_train
-    from serve_load import free_port
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     values = {key: value.format(port=free_port()) for key, value in settings.items()}

@@ -1,6 +1,6 @@
 """A bounded load test of a running service: a fixed number of POST /predict requests from a few
-concurrent clients, each on its own kept-alive connection. Used by bench/serve_bench.py and the
-tests (pytest puts bench/ on the path); standard library and numpy only.
+concurrent clients, each on its own kept-alive connection: for a deployment's own checks, and
+used by bench/serve_bench.py and the tests. Standard library and numpy only.
 """
 
 import http.client
@@ -12,6 +12,7 @@ import urllib.parse
 import uuid
 
 import numpy as np
+
 from dermspark import DermsparkError
 
 
