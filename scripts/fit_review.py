@@ -63,8 +63,8 @@ def _fit(args):
     recorded = reference(apply_temperature(held_out.raw, bundle.temperature), bundle.classes, "validation")
     if args.reference_only:
         return bundle.reviewer, {"reference": recorded}, bundle
-    reviewer, figures = fit_review(bundle, infer, splits.pop("train"), splits, bundle.temperature, args.method,
-                                   args.rate, args.ood_check)
+    reviewer, figures = fit_review(bundle, infer, splits.pop("train"), splits, bundle.temperature,
+                                   {"method": args.method, "rate": args.rate, "ood_check": args.ood_check})
     return reviewer, {**figures, "reference": recorded}, bundle
 
 

@@ -31,18 +31,14 @@ def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_
 def test_a_lost_outcome_stops_the_job_before_anything_is_committed(spark, messy_archive, tmp_path, monkeypatch):
     """The driver lines the decode's outcomes up with the rows it planned, without a join: a task
     that returned one outcome too few (a bug) is caught, and no output is committed."""
-    real = pipeline._decoder
+    from dermspark.ingest.decode_task import DecodeTask
 
-    def losing(*args, **kwargs):
-        decode = real(*args, **kwargs)
-
-        def lose_one(planned):
-            for outcomes in decode(planned):
+    class Losing(DecodeTask):
+        def __call__(self, planned):
+            for outcomes in DecodeTask.__call__(self, planned):
                 yield outcomes.iloc[1:]
 
-        return lose_one
-
-    monkeypatch.setattr(pipeline, "_decoder", losing)
+    monkeypatch.setattr(pipeline, "DecodeTask", Losing)
     output = tmp_path / "lost"
     with pytest.raises(RuntimeError, match="not one each in the planned order; this is a dermspark bug"):
         run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=2))

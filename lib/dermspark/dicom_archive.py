@@ -32,7 +32,8 @@ class Written:
     series_instance_uid: str
 
 
-def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC", body_part: str = "SKIN",
+# PLR0913: a header's attributes, each with a default, named by the caller
+def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC", body_part: str = "SKIN",  # noqa: PLR0913
              study_uid: str | None = None, series_uid: str | None = None, patient_id: str | None = None) -> bytes:
     """One RGB image (uint8, height x width x 3) as a DICOM Part 10 file's bytes."""
     import highdicom as hd

@@ -136,7 +136,7 @@ def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loa
             if image.size not in loaded:
                 image.load()
                 # In place: without an orientation to apply, exif_transpose and a convert to the
-                # mode the image already has each return a copy (together 6% of a 75x100 decode).
+                # mode the image already has each return a copy (docs/benchmarks.md, the code's figures).
                 ImageOps.exif_transpose(image, in_place=True)
                 loaded[image.size] = to_rgb(image)
             return loaded[image.size]

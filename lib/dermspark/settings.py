@@ -148,8 +148,8 @@ class TrainSettings:
                                       "instead of hanging when the cluster cannot host num_proc tasks", minimum=1)
     cache_mb: int = setting(2048, "a rank whose training shard fits in this many MiB of decoded pixels "
                                   "reads it once and trains later epochs from memory; 0 always streams", minimum=0)
-    # Every look is a message exchange between the ranks: at Horovod's 1 ms it took about a tenth
-    # of a 2-core machine's training rate; much longer delays each step's allreduce (bench/).
+    # Every look is a message exchange between the ranks: Horovod's 1 ms costs training rate on
+    # small machines, much longer delays each step's allreduce (docs/benchmarks.md).
     cycle_time_ms: float = setting(10.0, "how often Horovod's background thread looks for gradients to "
                                          "reduce, in ms", above=0)
     model_options: dict = setting({}, "JSON overrides for the model builder, e.g. '{\"dropout\": 0.3}'")

@@ -18,7 +18,8 @@ import yaml
 from dermspark import DermsparkError
 
 
-def setting(default: Any, help: str, *, choices: tuple = (), minimum: float | None = None,
+# PLR0913: a declaration: the help, then keyword-only choices and limits
+def setting(default: Any, help: str, *, choices: tuple = (), minimum: float | None = None,  # noqa: PLR0913
             maximum: float | None = None, above: float | None = None, below: float | None = None) -> Any:
     """A dataclass field that carries its flag's help text, choices and limits (minimum and
     maximum inclusive, above and below exclusive), which resolve() and require() check."""

@@ -104,15 +104,15 @@ class PartWriter:
         if self._writer is None:
             self._fs.makedirs(self._folder, exist_ok=True)
             self._handle = self._fs.open(self._staged, "wb")
-            # PNG is compressed already: snappy over it cost 1 ms an image and saved nothing;
-            # a dictionary or min/max statistics of image bytes serve no reader either.
+            # PNG is compressed already: snappy over it costs time and saves nothing; a dictionary
+            # or min/max statistics of image bytes serve no reader either.
             others = [name for name in self._schema.names if name != "image"]
             self._writer = pq.ParquetWriter(
                 self._handle, self._schema, compression={name: "SNAPPY" for name in others} | {"image": "NONE"},
                 use_dictionary=others, write_statistics=others,
             )
-        # Chunks as they came, sliced without a copy: combining them first copied every image
-        # once more into fresh memory, 80 us an image at 299x299 (/work/scratch/overhead.py).
+        # Chunks as they came, sliced without a copy: combining them first would copy every
+        # image once more into fresh memory.
         pending = pa.concat_tables(self._pending)
         count = pending.num_rows if count is None else count
         self._writer.write_table(pending.slice(0, count), row_group_size=count)

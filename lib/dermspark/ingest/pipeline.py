@@ -5,6 +5,7 @@ when complete, so a killed job leaves no half dataset and a rerun gives the same
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -17,6 +18,7 @@ from dermspark.cluster import check_cluster, check_reachable
 from dermspark.commit import mark, prepare_output, staged_output
 from dermspark.images import DecodeOptions, parse_sizes
 from dermspark.ingest import accounting, sources, split
+from dermspark.ingest.decode_task import DecodeTask
 from dermspark.ingest.dicom_source import read_dicom
 from dermspark.ingest.folders import read_folders
 from dermspark.ingest.isic2019 import read_isic2019
@@ -36,94 +38,8 @@ log = logging.getLogger(__name__)
 READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders,
            "labels_csv": read_labels_csv, "dicom": read_dicom}
 
-# What the decode returns for each candidate: its id and why it was rejected (null when its
-# images were written). The rest of its row is on the driver already, in the plan.
-OUTCOME_COLUMNS = ["image_id", "reason", "detail"]
-
-
-def _decoder(sizes: list[tuple[int, int]], options, classes: tuple[str, ...], dataset_urls: list[str],
-             schemas: list, row_group_bytes: int, batch_rows: int, root: str | None):
-    """A task's function: reads each planned row's `path` (any store), decodes it, and writes each
-    decoded image into every size's dataset (ingest.parts), `batch_rows` rows at a time; returns
-    each row's outcome. root: the archive's local folder, out of which links are not followed."""
-
-    def decode(planned):
-        # Runs on executors: imports here keep the closure small and picklable.
-        from pyspark import TaskContext
-
-        from dermspark.files import OutsideArchive, read_local
-        from dermspark.images import ImageRejected, decode_sizes
-        from dermspark.ingest.parts import PartWriter
-        from dermspark.schema import image_encoder
-        from dermspark.workers import steady_worker
-
-        steady_worker()
-        encoders = [image_encoder(schema) for schema in schemas]
-        part = TaskContext.get().partitionId()
-        planned = list(planned)  # the task's one frame, its file's rows: their count sizes the row groups
-        writers = [PartWriter(url, part, schema, row_group_bytes, sum(len(frame) for frame in planned))
-                   for url, schema in zip(dataset_urls, schemas, strict=True)]
-        index = {name: position for position, name in enumerate(classes)}
-
-        def read(path):
-            # Every store read here, by the task that decodes the file: image bytes never cross
-            # the JVM nor a shuffle, and the partitions keep the --num-files layout.
-            try:
-                return read_local(path, root) if path.startswith("file:") else storage.read_bytes(path)
-            except OutsideArchive as error:
-                raise ImageRejected("outside_archive", error.strerror) from None
-            except OSError as error:
-                raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
-
-        def decode_rows(paths, frames):
-            """Each path's reason and detail (None where its images were written), the positions
-            written, and their encoded images, one list per size."""
-            reasons, details, written, images = [], [], [], [[] for _ in writers]
-            for position, (path, number) in enumerate(zip(paths, frames, strict=True)):
-                try:
-                    arrays = decode_sizes(read(path), sizes, options, 0 if pd.isna(number) else int(number))
-                except ImageRejected as rejected:
-                    reasons.append(rejected.reason)
-                    details.append(rejected.detail[:300])
-                    continue
-                for encoded, encode, array in zip(images, encoders, arrays, strict=True):
-                    encoded.append(encode(array))
-                written.append(position)
-                reasons.append(None)
-                details.append(None)
-            return reasons, details, written, images
-
-        outcomes = []
-        try:
-            for frame in planned:
-                frame = frame.assign(label=frame["class_name"].map(index).astype("int32"))
-                tables = [writer.arrow_rows(frame) for writer in writers]
-                paths, frames, reasons, details = frame["path"].tolist(), frame["frame"].tolist(), [], []
-                for start in range(0, len(paths), batch_rows):
-                    batch_reasons, batch_details, written, images = decode_rows(paths[start:start + batch_rows],
-                                                                                frames[start:start + batch_rows])
-                    reasons += batch_reasons
-                    details += batch_details
-                    if written:
-                        rows = [start + position for position in written]
-                        for writer, table, encoded in zip(writers, tables, images, strict=True):
-                            writer.add(table.take(rows), encoded)
-                outcomes.append(pd.DataFrame({"image_id": frame["image_id"].to_numpy(), "reason": reasons,
-                                              "detail": details}, columns=OUTCOME_COLUMNS))
-            for writer in writers:
-                writer.commit()
-        except BaseException:
-            for writer in writers:
-                writer.abort()
-            raise
-        # One frame a task, not one a batch: the driver joins a few dozen frames, not thousands.
-        yield pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=OUTCOME_COLUMNS)
-
-    return decode
-
-
-def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes, urls: list[str],
-                      schemas: list, settings: IngestSettings) -> pd.DataFrame:
+def _decode_and_write(spark, files: list[pd.DataFrame], parsed: "Parsed", urls: list[str], schemas: list,
+                      settings: IngestSettings) -> pd.DataFrame:
     """Runs the decode once, one task per output file: every image goes into its datasets, and
     each candidate's outcome (no image) comes back to the driver, in the same job, for the
     rejects, the counts and the report: the planned rows with `reason` and `detail`.
@@ -137,15 +53,16 @@ def _decode_and_write(spark, files: list[pd.DataFrame], sizes, options, classes,
 
     # A few hundred small images a batch or a few dozen large ones: a batch's encoded images
     # wait in memory until it is written, and from remote stores it holds its files' bytes.
+    sizes = parsed.sizes
     pixels = sum(height * width for height, width in sizes)
     batch_rows = max(16, min(512, 2_000_000 // pixels))
-    decoder = _decoder(sizes, options, classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows,
-                       None if settings.links == "follow" else storage.local_path(to_url(settings.input)))
-    returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(decoder).collect(),
+    task = DecodeTask(sizes, parsed.options, parsed.classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows,
+                      None if settings.links == "follow" else storage.local_path(to_url(settings.input)))
+    returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(task).collect(),
                          ignore_index=True)
     # collect() keeps the partitions' order and each task its file's, so the outcomes line up
-    # with the planned files row by row: checked, then set beside them without a join (an
-    # outer merge on the ids cost 0.08 s of the driver's time at 40,000 images, this 0.01 s).
+    # with the planned files row by row: checked, then set beside them without a join, which
+    # is the driver's time growing with the archive.
     planned = pd.concat(files, ignore_index=True)
     if len(returned) != len(planned) or not np.array_equal(returned["image_id"].to_numpy(),
                                                            planned["image_id"].to_numpy()):
@@ -168,8 +85,8 @@ def plan_files(candidates: pd.DataFrame, num_files: int) -> list[pd.DataFrame]:
     columns = [*accounting.CANDIDATE_COLUMNS, "split", "fold", "age_imputed"]
     ids = candidates["image_id"].to_numpy()
     file_of = pd.util.hash_pandas_object(candidates["image_id"], index=False).to_numpy() % num_files
-    # Sorted as fixed-width text, compared in C: as objects every comparison is a Python call
-    # (0.04 s at 40,000 ids). The same order but for ids ending in NUL characters, which numpy
+    # Sorted as fixed-width text, compared in C: as objects every comparison is a Python call.
+    # The same order but for ids ending in NUL characters, which numpy
     # drops and no file name holds. Then by file, keeping that order: one take of the rows,
     # each file a slice of it, not a mask or a copy per file.
     by_id = np.argsort(ids.astype(str), kind="stable")
@@ -229,21 +146,62 @@ def _over_reject_limit(counts: dict, limit: float) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """The settings that need parsing, parsed once, before anything starts."""
+    sizes: list[tuple[int, int]]
+    options: DecodeOptions
+    ratios: tuple[float, float, float]
+    classes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: IngestSettings) -> "Parsed":
+        try:
+            return cls(parse_sizes(settings.sizes),
+                       DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
+                                     settings.color_constancy_power),
+                       split.parse_ratios(split.recipe_ratios(settings.split)),
+                       tuple(class_list(settings.label_space)))
+        except ValueError as error:
+            raise DermsparkError(str(error)) from None
+
+
 def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
     require(settings)
-    try:
-        sizes = parse_sizes(settings.sizes)
-        options = DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
-                                settings.color_constancy_power)
-        ratios = split.parse_ratios(split.recipe_ratios(settings.split))
-        classes = class_list(settings.label_space)
-    except ValueError as error:
-        raise DermsparkError(str(error)) from None
+    parsed = Parsed.of(settings)
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_cluster(spark, 1, what="ingest")
     check_reachable(spark, {"--input": input_url, "--output": output_url})
     prepare_output(output_url, settings.mode, "ingest")
+    archive, candidates, rejects, inputs = _read(spark, settings, input_url)
+    train_mean_age = _split(candidates, parsed.ratios, settings)
+    files = plan_files(candidates, settings.num_files or _auto_num_files(spark, len(candidates)))
+    with staged_output(output_url, settings.mode) as staging:
+        mark(staging, "ingest")
+        written, rejects, urls = _write(spark, settings, parsed, files, rejects, staging)
+        with stage("ingest", "accounting: rejects, counts and parts") as shown:
+            by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
+            counts = accounting.manifest(inputs, written, by_reason, settings.folds)
+            _finish_datasets(urls, [make_schema(*size, settings.codec) for size in parsed.sizes], counts["written"])
+            shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
+        failure = _over_reject_limit(counts, settings.max_reject_fraction)
+        if failure:
+            for url in urls:
+                storage.delete(url)  # the rejects and the manifest say why there is no dataset
+        manifest = _manifest(settings, parsed, {**counts, "failed": failure}, written, train_mean_age,
+                             archive.provenance)
+        if not failure:
+            with stage("ingest", "writing the report"):
+                write_distributions(written, join(staging, "report"))
+        storage.write_text(join(staging, "settings.json"), to_json(settings))
+        storage.write_text(join(staging, "manifest.json"), manifest.to_json())
+    if failure:
+        raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
+    return IngestResult(output_url, manifest)
 
+
+def _read(spark: SparkSession, settings: IngestSettings, input_url: str):
+    """The archive's metadata and file list matched: (archive, candidates, rejects, inputs)."""
     with stage("ingest", f"reading the archive's metadata and file list ({settings.source})") as counts:
         archive = READERS[settings.source](spark, input_url)
         try:
@@ -254,61 +212,52 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
         counts["inputs"] = inputs
     if inputs == 0:
         raise DermsparkError(f"{input_url} is empty: no metadata rows and no image files")
+    return archive, candidates, rejects, inputs
 
+
+def _split(candidates: pd.DataFrame, ratios: tuple[float, float, float], settings: IngestSettings) -> float:
+    """Split, folds and imputed ages set in place (match() made the frame for this job alone);
+    returns the training split's mean age, which imputes the missing ones."""
     with stage("ingest", "splitting by lesion") as counts:
-        # In place: match() made the frame for this job alone.
         candidates["split"] = split.lesion_splits(candidates, ratios, settings.seed)
         candidates["fold"] = split.lesion_folds(candidates, settings.folds, settings.seed) if settings.folds else None
         train_mean_age = split.training_mean_age(candidates)
         candidates["age"], candidates["age_imputed"] = split.impute_age(candidates["age"], train_mean_age)
-        counts["images to decode"] = images = len(candidates)
-    num_files = settings.num_files or _auto_num_files(spark, images)
-    files = plan_files(candidates, num_files)
+        counts["images to decode"] = len(candidates)
+    return train_mean_age
 
-    with staged_output(output_url, settings.mode) as staging:
-        mark(staging, "ingest")
-        urls = [join(staging, dataset_dirname(*size)) for size in sizes]
-        schemas = [make_schema(*size, settings.codec) for size in sizes]
-        with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
-                             f"in {num_files} files"):
-            outcomes = _decode_and_write(spark, files, sizes, options, classes, urls, schemas, settings)
-        written = outcomes[outcomes["reason"].isna()]
-        decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
-        rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
-        with stage("ingest", "accounting: rejects, counts and parts") as shown:
-            by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
-            counts = accounting.manifest(inputs, written, by_reason, settings.folds)
-            _finish_datasets(urls, schemas, counts["written"])
-            shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
-        failure = _over_reject_limit(counts, settings.max_reject_fraction)
-        datasets = {}
-        for size, url in zip(sizes, urls, strict=True):
-            if failure:
-                storage.delete(url)  # the rejects and the manifest say why there is no dataset
-            else:
-                datasets[f"{size[0]}x{size[1]}"] = dataset_dirname(*size)
-        manifest = DatasetManifest(
-            **counts,
-            failed=failure,
-            source=settings.source,
-            label_space=settings.label_space,
-            classes=list(classes),
-            datasets=datasets,
-            decode=options.recorded(),
-            codec=settings.codec,
-            split_ratios=dict(zip(split.SPLITS, ratios, strict=True)),
-            age={"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
-            seed=settings.seed,
-            grouped_by=split.grouping(written),
-            dicom=_dicom_counts(archive.provenance, written) if archive.provenance else None,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            dermspark_version=dermspark.__version__,
-        )
-        if not failure:
-            with stage("ingest", "writing the report"):
-                write_distributions(written, join(staging, "report"))
-        storage.write_text(join(staging, "settings.json"), to_json(settings))
-        storage.write_text(join(staging, "manifest.json"), manifest.to_json())
-    if failure:
-        raise DermsparkError(f"{failure}; see {join(output_url, 'rejects.parquet')} (no dataset written)")
-    return IngestResult(output_url, manifest)
+
+def _write(spark: SparkSession, settings: IngestSettings, parsed: Parsed, files: list[pd.DataFrame],
+           rejects: pd.DataFrame, staging: str):
+    """Every size's dataset written into staging: (the written rows, every reject, the datasets' URLs)."""
+    sizes = parsed.sizes
+    urls = [join(staging, dataset_dirname(*size)) for size in sizes]
+    schemas = [make_schema(*size, settings.codec) for size in sizes]
+    with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
+                         f"in {len(files)} files"):
+        outcomes = _decode_and_write(spark, files, parsed, urls, schemas, settings)
+    written = outcomes[outcomes["reason"].isna()]
+    decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
+    rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
+    return written, rejects, urls
+
+
+def _manifest(settings: IngestSettings, parsed: Parsed, counts: dict, written: pd.DataFrame, train_mean_age: float,
+              provenance: dict | None) -> DatasetManifest:
+    """counts: accounting's, and `failed` (why no dataset was written, or None)."""
+    return DatasetManifest(
+        **counts,
+        source=settings.source,
+        label_space=settings.label_space,
+        classes=list(parsed.classes),
+        datasets={} if counts["failed"] else {f"{h}x{w}": dataset_dirname(h, w) for h, w in parsed.sizes},
+        decode=parsed.options.recorded(),
+        codec=settings.codec,
+        split_ratios=dict(zip(split.SPLITS, parsed.ratios, strict=True)),
+        age={"train_mean": train_mean_age, "imputed": int(written["age_imputed"].sum())},
+        seed=settings.seed,
+        grouped_by=split.grouping(written),
+        dicom=_dicom_counts(provenance, written) if provenance else None,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        dermspark_version=dermspark.__version__,
+    )

@@ -49,7 +49,8 @@ def own_groups(groups) -> np.ndarray:
                     dtype=object)
 
 
-def evaluate_heldout(labels, probabilities, groups, classes: list[str], majority_label: int,
+# PLR0913: the optional figures (binary, melanoma, threshold, before calibration) each switched on by one argument
+def evaluate_heldout(labels, probabilities, groups, classes: list[str], majority_label: int,  # noqa: PLR0913
                      positive_class: str | None = None, melanoma: int | None = None,
                      threshold: float | None = None, uncalibrated=None) -> dict:
     """probabilities: as the bundle predicts them (calibrated, unless told otherwise);

@@ -100,49 +100,20 @@ def classification_metrics(
     if probabilities.shape != (labels.size, len(classes)):
         raise ValueError(f"probabilities have shape {probabilities.shape}, expected {(labels.size, len(classes))}")
     predicted = probabilities.argmax(axis=1)
-    indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=indices, zero_division=0
-    )
-    counts = confusion_matrix(labels, predicted, labels=indices)
-    # Specificity of class i: of the images that are not i, the share not predicted as i.
-    negatives = counts.sum() - counts.sum(axis=1)
-    false_positives = counts.sum(axis=0) - np.diag(counts)
-    specificity = np.divide(
-        negatives - false_positives, negatives, out=np.zeros(len(classes)), where=negatives > 0
-    )
-    aucs = [_auc(labels == index, probabilities[:, index]) for index in indices]
-    predicted_counts = counts.sum(axis=0)
-
-    def defined(values, where) -> list[float | None]:
-        """A class's figure where it means something, None (n/a) where it does not: recall and F1
-        of a class with no image in the split, precision of a class never predicted."""
-        return [float(value) if ok else None for value, ok in zip(values, where, strict=True)]
-
-    recall_of, f1_of = defined(recall, support > 0), defined(f1, support > 0)
-    precision_of = defined(precision, predicted_counts > 0)
-    defined = [auc for auc in aucs if auc is not None]
+    counts = confusion_matrix(labels, predicted, labels=list(range(len(classes))))
+    per_class = _per_class(labels, probabilities, predicted, counts, classes)
+    defined = [figures["auc"] for figures in per_class.values() if figures["auc"] is not None]
     row_totals = counts.sum(axis=1, keepdims=True)
     result = {
         "count": int(labels.size),
         "accuracy": float(accuracy_score(labels, predicted)),
         # scikit-learn averages recall over the classes present in `labels`, as ISIC does.
         "balanced_accuracy": _balanced_accuracy(labels, predicted),
-        "balanced_accuracy_over": [classes[index] for index in indices if support[index] > 0],
+        "balanced_accuracy_over": [name for name, figures in per_class.items() if figures["support"] > 0],
         # Mean of the one-vs-rest AUCs that are defined (classes present in this split).
         "macro_auc": float(np.mean(defined)) if defined else None,
         "baseline_accuracy": float(np.mean(labels == majority_label)),
-        "per_class": {
-            name: {
-                "precision": precision_of[i],
-                "recall": recall_of[i],
-                "f1": f1_of[i],
-                "specificity": float(specificity[i]),
-                "auc": aucs[i],
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(classes)
-        },
+        "per_class": per_class,
         "confusion_matrix": counts.tolist(),
         "confusion_matrix_normalized": np.divide(
             counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0
@@ -153,11 +124,36 @@ def classification_metrics(
     if positive_class is not None:
         if len(classes) != 2 or positive_class not in classes:
             raise ValueError(f"positive class {positive_class!r} needs a two-class model, got {classes}")
-        positive = classes.index(positive_class)
-        result["binary"] = {
-            "positive_class": positive_class,
-            "threshold": 0.5,
-            "sensitivity": recall_of[positive],
-            "specificity": float(specificity[positive]),
-        }
+        figures = per_class[positive_class]
+        result["binary"] = {"positive_class": positive_class, "threshold": 0.5,
+                            "sensitivity": figures["recall"], "specificity": figures["specificity"]}
     return result
+
+
+def _per_class(labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray, counts: np.ndarray,
+               classes: list[str]) -> dict:
+    """Each class's precision, recall, F1, specificity, one-vs-rest AUC and support; a figure is
+    None (n/a) where it means nothing: recall and F1 of a class with no image in the split,
+    precision of a class never predicted."""
+    indices = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=indices, zero_division=0
+    )
+    # Specificity of class i: of the images that are not i, the share not predicted as i.
+    negatives = counts.sum() - counts.sum(axis=1)
+    false_positives = counts.sum(axis=0) - np.diag(counts)
+    specificity = np.divide(
+        negatives - false_positives, negatives, out=np.zeros(len(classes)), where=negatives > 0
+    )
+    predicted_counts = counts.sum(axis=0)
+    return {
+        name: {
+            "precision": float(precision[i]) if predicted_counts[i] > 0 else None,
+            "recall": float(recall[i]) if support[i] > 0 else None,
+            "f1": float(f1[i]) if support[i] > 0 else None,
+            "specificity": float(specificity[i]),
+            "auc": _auc(labels == i, probabilities[:, i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    }

@@ -21,9 +21,8 @@ def pyplot():
 def save(figure, url: str) -> None:
     from threadpoolctl import threadpool_limits
 
-    # Drawing multiplies many tiny matrices; OpenBLAS wakes its threads for them, and they spin:
-    # the five plots of an ingest report took 1.3-1.5 CPU s for 0.7-0.9 s of wall time, and
-    # 0.5-0.8 CPU s (and no more wall time) with one thread.
+    # Drawing multiplies many tiny matrices; OpenBLAS wakes its threads for them, and they spin
+    # on CPU the jobs' tasks need (docs/benchmarks.md, the code's figures).
     with threadpool_limits(1, user_api="blas"):
         figure.tight_layout()
         buffer = io.BytesIO()

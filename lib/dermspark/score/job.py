@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark import StorageLevel
@@ -39,12 +40,57 @@ from dermspark.tracking.server import shown
 log = logging.getLogger(__name__)
 
 
-def _check(settings: ScoreSettings) -> None:
-    require(settings)  # its limits, choices and rules
+@dataclass
+class ScoreRun:
+    """One scoring run as its phases share it: the settings, the pinned model, the output, and
+    what gives the rows their meaning; the input once it is read."""
+    settings: ScoreSettings
+    input_url: str
+    bundle_url: str
+    tracking_uri: str | None
+    registered: object | None  # tracking.registry.Registered, for a models:/ URI
+    manifest: dict  # the bundle's
+    output: ScoringOutput
+    # The bundle by its whole manifest (bundle.cache_key), the temperature, the threshold...
+    scored_with: dict
+    source: object = None  # score.inputs.ScoreInput
+    truth: object = None  # the labels' DataFrame, or None
 
 
 def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
-    _check(settings)
+    require(settings)  # its limits, choices and rules
+    run = _open(spark, settings)
+    run.source = read_input(spark, run.input_url, settings, tuple(run.manifest["input_size"]))
+    run.truth = _truth(spark, run)
+    tune_for_images(spark)
+    rows = run.source.rows
+    if run.source.read_paths:
+        # Rows are only paths here, cheap to shuffle: four tasks a slot, so that a slot whose
+        # task ends early takes another instead of idling; workers keep their loaded bundle.
+        rows = rows.repartition(4 * spark.sparkContext.defaultParallelism)
+    cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
+    try:
+        inputs, rows = _count(run, cached[0])
+        rows, to_score = _skip_scored(run, rows, inputs, cached)
+        result = _score_and_commit(spark, run, rows, inputs, inputs - to_score)
+    except BaseException:
+        run.output.abandon()
+        raise
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    if settings.dicom_sr and result.predictions:
+        result = _dicom_reports(spark, run, result)
+    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors,
+             result.skipped)
+    reviews = result.record["reviews"]
+    log.info("score: %s", reviews["note"] if "note" in reviews else
+             f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True))
+    return result
+
+
+def _open(spark: SparkSession, settings: ScoreSettings) -> ScoreRun:
+    """The model pinned and checked, the output claimed for this run: before anything is read."""
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_kind(output_url, "score")
     # A registered model is pinned here to one version, which every worker then fetches.
@@ -54,74 +100,62 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
     # A local bundle is read by every worker, so it is probed too.
     check_reachable(spark, {"--model": None if registered else bundle_url, "--input": input_url,
                             "--output": output_url, "--labels": settings.labels or None})
-    classes, input_size = manifest["classes"], tuple(manifest["input_size"])
     started = datetime.now(UTC)
     run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     version = model_version(manifest, settings.model_version or (registered.label if registered else ""))
-    output = ScoringOutput(spark, output_url, version,
-                           started.date().isoformat(), run_id)
+    output = ScoringOutput(spark, output_url, version, started.date().isoformat(), run_id)
     temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
-    # What gives the rows their meaning; the bundle by its whole manifest (bundle.cache_key).
     scored_with = {"bundle": cache_key(manifest), "temperature": temperature, "melanoma_threshold": threshold,
                    "top_k": settings.top_k, "review_confidence": settings.review_confidence}
     with output.lock():
         output.mark()
         output.repair()
         output.check(settings.mode, settings.incremental, scored_with)
+    return ScoreRun(settings, input_url, bundle_url, tracking_uri, registered, manifest, output, scored_with)
 
-    source = read_input(spark, input_url, settings, input_size)
-    truth = None
-    if settings.labels:
-        truth = true_classes(*read_label_file(spark, to_url(settings.labels)), classes)
-    elif source.labels is not None:
-        truth = true_classes(source.labels, source.vocabulary, classes)
-    tune_for_images(spark)
-    rows = source.rows
-    if source.read_paths:
-        # Rows are only paths here, cheap to shuffle: four tasks a slot, so that a slot whose
-        # task ends early takes another instead of idling (14.7 s against 18.3 s for 10,015
-        # images on local[2]). Workers and their loaded bundle are reused across tasks.
-        rows = rows.repartition(4 * spark.sparkContext.defaultParallelism)
-    cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
-    rows = cached[0]
-    try:
-        with stage("score", f"listing the inputs ({source.kind})") as counts:
-            inputs = counts["inputs"] = rows.count()
-        if inputs == 0:
-            raise DermsparkError(f"nothing to score in {input_url} (glob {settings.glob!r})")
-        done = None
-        if settings.incremental:
-            with output.lock():
-                done = output.scored_hashes()
-        to_score = inputs
-        if done is not None:
-            with stage("score", f"hashing the inputs to skip what {output.version} scored") as counts:
-                hashed = rows.withColumn("_sha", make_hash_udf(source.read_paths, _root(source, input_url, settings.links))(
-                    "path", "content"))
-                rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
-                cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
-                to_score = rows.count()
-                counts.update(skipped=inputs - to_score, new=to_score)
-        result = _score_and_commit(spark, settings, output, manifest, rows, truth, inputs, inputs - to_score,
-                                   source, (bundle_url, tracking_uri, registered), scored_with)
-    except BaseException:
-        output.abandon()
-        raise
-    finally:
-        for frame in cached:
-            frame.unpersist()
-    if settings.dicom_sr and result.predictions:
-        with stage("score", "writing DICOM Structured Reports") as counts:
-            reports = write_reports(spark.read.parquet(output.partition_url), to_url(settings.dicom_sr),
-                                    manifest["classes"], (manifest["model_name"], output.version))
-            counts.update(written=reports["written"], failed=reports["failed"])
-        result = dataclasses.replace(result, dicom_reports=reports)
-    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors,
-             result.skipped)
-    reviews = result.record["reviews"]
-    log.info("score: %s", reviews["note"] if "note" in reviews else
-             f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True))
-    return result
+
+def _truth(spark: SparkSession, run: ScoreRun):
+    classes = run.manifest["classes"]
+    if run.settings.labels:
+        return true_classes(*read_label_file(spark, to_url(run.settings.labels)), classes)
+    if run.source.labels is not None:
+        return true_classes(run.source.labels, run.source.vocabulary, classes)
+    return None
+
+
+def _count(run: ScoreRun, rows) -> tuple[int, object]:
+    with stage("score", f"listing the inputs ({run.source.kind})") as counts:
+        inputs = counts["inputs"] = rows.count()
+    if inputs == 0:
+        raise DermsparkError(f"nothing to score in {run.input_url} (glob {run.settings.glob!r})")
+    return inputs, rows
+
+
+def _skip_scored(run: ScoreRun, rows, inputs: int, cached: list):
+    """--incremental: the rows whose content this model version has not scored, and their count."""
+    if not run.settings.incremental:
+        return rows, inputs
+    with run.output.lock():
+        done = run.output.scored_hashes()
+    if done is None:
+        return rows, inputs
+    with stage("score", f"hashing the inputs to skip what {run.output.version} scored") as counts:
+        hashes = make_hash_udf(run.source.read_paths, _root(run.source, run.input_url, run.settings.links))
+        hashed = rows.withColumn("_sha", hashes("path", "content"))
+        rows = hashed.join(done.withColumnRenamed("sha256", "_sha"), "_sha", "left_anti").drop("_sha")
+        cached.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
+        to_score = rows.count()
+        counts.update(skipped=inputs - to_score, new=to_score)
+    return cached[-1], to_score
+
+
+def _dicom_reports(spark: SparkSession, run: ScoreRun, result: ScoreResult) -> ScoreResult:
+    manifest, output = run.manifest, run.output
+    with stage("score", "writing DICOM Structured Reports") as counts:
+        reports = write_reports(spark.read.parquet(output.partition_url), to_url(run.settings.dicom_sr),
+                                manifest["classes"], (manifest["model_name"], output.version))
+        counts.update(written=reports["written"], failed=reports["failed"])
+    return dataclasses.replace(result, dicom_reports=reports)
 
 
 def _root(source, input_url: str, links: str) -> str | None:
@@ -141,17 +175,17 @@ def _reviews(written, manifest: dict) -> dict:
     return {"flagged": sum(by_reason.values()), "by_reason": by_reason}
 
 
-def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, rows, truth, inputs: int,
-                      skipped: int, source, model, scored_with: dict) -> ScoreResult:
+def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, skipped: int) -> ScoreResult:
+    settings, output = run.settings, run.output
     if inputs > skipped:
-        _stage_rows(spark, settings, output, manifest, rows, inputs - skipped, source, model, scored_with)
+        _stage_rows(spark, run, rows, inputs - skipped)
     with output.lock():
         # Another run may have committed since this one started: checked again, and its rows win.
         output.repair()
-        output.check(settings.mode, settings.incremental, scored_with, again=True)
+        output.check(settings.mode, settings.incremental, run.scored_with, again=True)
         dropped = output.drop_landed() if settings.incremental else 0
         written = spark.read.parquet(output.staged_rows) if storage.exists(output.staged_rows) else None
-        summary = _summary(output, manifest, written, source, model, scored_with)
+        summary = _summary(run, written)
         files = 0 if written is None else written.select("path").distinct().count()
         if files + dropped != inputs - skipped:
             raise RuntimeError(f"{inputs - skipped} files to score but {files} written and {dropped} dropped; "
@@ -159,15 +193,14 @@ def _score_and_commit(spark, settings, output: ScoringOutput, manifest: dict, ro
         # A multi-frame DICOM file has a row per frame: rows = files + extra_frames.
         summary.update(inputs=inputs, skipped=skipped + dropped, skipped_at_commit=dropped,
                        extra_frames=summary["scored"] + summary["errors"] - files)
-        _write_record(settings, output, manifest, summary, written, truth, model, scored_with)
+        _write_record(run, summary, written)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
     return ScoreResult.from_record(summary, output.url, join(output.url, "runs", output.run_id),
                                    read_command(output.url))
 
 
-def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, count: int, source, model,
-                scored_with: dict) -> None:
-    bundle_url, tracking_uri, registered = model
+def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
+    settings, output, manifest, source = run.settings, run.output, run.manifest, run.source
     classes = manifest["classes"]
     # One Arrow batch is one model call; image rows are large, so keep it small.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
@@ -176,9 +209,9 @@ def _stage_rows(spark, settings, output: ScoringOutput, manifest: dict, rows, co
     # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
     explanations = (join(output.staged_record, "explanations"),
                     join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
-    predict = make_predict_udf(bundle_url, settings.top_k, scored_with["melanoma_threshold"], source.read_paths,
-                               threads, tracking_uri if registered else None, scored_with["temperature"],
-                               settings.review_confidence, explanations,
+    predict = make_predict_udf(run.bundle_url, settings.top_k, run.scored_with["melanoma_threshold"],
+                               source.read_paths, threads, run.tracking_uri if run.registered else None,
+                               run.scored_with["temperature"], settings.review_confidence, explanations,
                                _root(source, to_url(settings.input), settings.links))
     # A row per frame of a multi-frame DICOM file (frame 0 for anything else).
     rows = rows.withColumn("frame", F.explode(make_frames_udf(source.read_paths)("path", "content")))
@@ -218,9 +251,9 @@ def read_command(output_url: str) -> str:
     return f".venv/bin/python -c {shlex.quote(code)}"
 
 
-def _summary(output: ScoringOutput, manifest: dict, written, source, model, scored_with: dict) -> dict:
+def _summary(run: ScoreRun, written) -> dict:
     """The run's record, counted from the rows it commits, so it describes the output exactly."""
-    registered = model[2]
+    output, manifest, scored_with = run.output, run.manifest, run.scored_with
     by_reason = {} if written is None else {
         row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()}
     total = 0 if written is None else written.count()
@@ -230,10 +263,10 @@ def _summary(output: ScoringOutput, manifest: dict, written, source, model, scor
         "errors": sum(by_reason.values()),
         "by_reason": by_reason,
         "reviews": _reviews(written, manifest),
-        "input_format": source.kind,
+        "input_format": run.source.kind,
         "model_name": manifest["model_name"],
         "model_version": output.version,
-        "registered_model": registered.describe() if registered else None,
+        "registered_model": run.registered.describe() if run.registered else None,
         "bundle_sha256": manifest["model_sha256"],
         "calibration": {"temperature": scored_with["temperature"],
                         "melanoma_threshold": scored_with["melanoma_threshold"]},
@@ -243,13 +276,12 @@ def _summary(output: ScoringOutput, manifest: dict, written, source, model, scor
     }
 
 
-def _write_record(settings, output: ScoringOutput, manifest: dict, summary: dict, written, truth, model,
-                  scored_with: dict) -> None:
-    tracking_uri = model[1]
+def _write_record(run: ScoreRun, summary: dict, written) -> None:
+    output, manifest, scored_with = run.output, run.manifest, run.scored_with
     record, classes = output.staged_record, manifest["classes"]
-    if truth is not None and written is not None:
+    if run.truth is not None and written is not None:
         with stage("score", "evaluating against the labels") as counts:
-            metrics = evaluate_scores(written, truth, classes, manifest, scored_with["temperature"],
+            metrics = evaluate_scores(written, run.truth, classes, manifest, scored_with["temperature"],
                                       scored_with["melanoma_threshold"])
             counts["evaluated"] = metrics["coverage"]["evaluated"]
         summary["evaluated"] = metrics["coverage"]["evaluated"]
@@ -259,6 +291,6 @@ def _write_record(settings, output: ScoringOutput, manifest: dict, summary: dict
                      f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
             write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
-    resolved = {**to_dict(settings), "run_id": output.run_id, "model_version": output.version,
-                "mlflow_uri": shown(tracking_uri) if tracking_uri else None}
+    resolved = {**to_dict(run.settings), "run_id": output.run_id, "model_version": output.version,
+                "mlflow_uri": shown(run.tracking_uri) if run.tracking_uri else None}
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))

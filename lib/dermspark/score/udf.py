@@ -107,7 +107,8 @@ def _explanations(bundle, results, folders: tuple[str, str] | None) -> list[str 
     return names
 
 
-def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,
+# PLR0913: the options the UDF closes over and ships to executors, each with its default
+def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,  # noqa: PLR0913
                      read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None,
                      temperature: float = 1.0, review_confidence: float | None = None,
                      explanations: tuple[str, str] | None = None, root: str | None = None):

@@ -7,6 +7,7 @@ probabilities, so the service and the job give the same numbers for the same fil
 import base64
 import os
 import threading
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated
 
@@ -78,90 +79,42 @@ def serve(settings: ServeSettings) -> None:
     uvicorn.run(app, log_level="warning", **options)
 
 
+@dataclass
+class Served:
+    """What every request reads: the bundle and how its answers are made."""
+    bundle: object  # bundle.Bundle
+    temperature: float
+    threshold: float | None
+    review_confidence: float | None
+    identity: dict  # the model's name and version, as /health and every answer say
+    registered: dict | None  # the registry's name and version (and the alias asked by)
+    limit: int  # upload bytes
+    token: str | None
+    # One model call at a time: Keras models are not documented as safe to call from several
+    # threads, and on a CPU one call already uses the cores TensorFlow was given.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.bundle.classes)
+
+
 def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
     """The app for settings.model (or an already loaded bundle). The bundle is loaded here, not on
     the first request, so a bad bundle stops the launcher before it listens."""
     require(settings)
-    limit = upload_limit_bytes(settings)
-    origins = cors_origins(settings)
-    registered = None
-    if bundle is None:
-        location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
-        bundle = load_bundle(location, tracking_uri)
-    classes = list(bundle.classes)
-    temperature, threshold = output_settings(bundle.manifest, settings.calibration, settings.melanoma_threshold)
-    identity = {"model": bundle.manifest["model_name"],
-                "version": model_version(bundle.manifest, registered.label if registered else "")}
-    # The registry's name and version (and the alias it was asked by), for a registered model.
-    registry_identity = {"registered_model": registered.describe() if registered else None}
-    # One model call at a time: Keras models are not documented as safe to call from several
-    # threads, and on a CPU one call already uses the cores TensorFlow was given.
-    model_lock = threading.Lock()
+    served = _served(settings, bundle)
     page = resources.files("dermspark.serve").joinpath("page.html").read_text(encoding="utf-8")
-
-    token = configured_token(settings.auth_token_file)
-    # The generated API pages announce every endpoint: off unless asked for.
-    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image", **docs)
-    app.add_middleware(UploadLimit, limit_bytes=limit)
-    if token:
-        app.add_middleware(BearerToken, token=token)
-    if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"])
+    app = _app(settings, served)
 
     @app.get("/health")
     def health() -> dict:
-        return {
-            "status": "ok",
-            **identity,
-            **registry_identity,
-            "classes": classes,
-            "class_names": {label: display_name(label) for label in classes},
-            "input_size": list(bundle.input_size),
-            "temperature": temperature,
-            "melanoma_threshold": threshold,
-            "review_flag": bundle.reviewer is not None,
-            "auth_required": token is not None,
-            "max_upload_bytes": limit,
-            "notice": NOTICE,
-        }
+        return _health(served)
 
     @app.post("/predict")
     def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ..., or DICOM)")],
                 explain: bool = False) -> dict:
-        # The middleware bounds the request; this bounds the file itself, exactly.
-        content = file.file.read(limit + 1)
-        if len(content) > limit:
-            raise HTTPException(413, {"reason": "too_large", "message": f"the image is over {limit} bytes"})
-        with model_lock:
-            [prediction] = predict_bytes(bundle, [content], temperature, settings.review_confidence)
-            heatmap = explain_predictions(bundle, [prediction])[0] if explain else None
-        if prediction.error is not None:
-            raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
-                "reason": prediction.error,
-                "message": f"not a usable image ({prediction.error}): {prediction.error_detail}"})
-        columns = describe([prediction], classes, top_k=len(classes), melanoma_threshold=threshold)
-        label = columns["predicted_label"][0]
-        return {
-            "predicted_class": label,
-            "predicted_name": display_name(label),
-            "confidence": columns["confidence"][0],
-            "probabilities": {name: float(value) for name, value in zip(classes, prediction.probabilities, strict=True)},
-            "melanoma_flag": columns["melanoma_flag"][0],
-            "melanoma_threshold": threshold,
-            # null for a bundle trained before the review flag
-            "ood_score": prediction.ood_score,
-            "review": prediction.review,
-            "review_reason": prediction.review_reason,
-            # explain=true: Grad-CAM of the predicted class, a PNG layer to lay over the image.
-            "heatmap_png": None if heatmap is None else base64.b64encode(heatmap_png(heatmap)).decode("ascii"),
-            "sha256": prediction.sha256,
-            # A DICOM upload (its first frame): the UIDs to file the answer by; null otherwise.
-            "dicom": None if prediction.dicom is None else {
-                "frame": prediction.frame, **{name: prediction.dicom.get(name) for name in DICOM_UIDS}},
-            **identity,
-            "notice": NOTICE,
-        }
+        return _predict(served, file, explain)
 
     @app.get("/", response_class=HTMLResponse)
     def upload_page() -> str:
@@ -169,3 +122,87 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
 
     return app
 
+
+def _served(settings: ServeSettings, bundle) -> Served:
+    limit, registered = upload_limit_bytes(settings), None
+    cors_origins(settings)  # checked before the bundle loads
+    if bundle is None:
+        location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
+        bundle = load_bundle(location, tracking_uri)
+    temperature, threshold = output_settings(bundle.manifest, settings.calibration, settings.melanoma_threshold)
+    identity = {"model": bundle.manifest["model_name"],
+                "version": model_version(bundle.manifest, registered.label if registered else "")}
+    return Served(bundle, temperature, threshold, settings.review_confidence, identity,
+                  registered.describe() if registered else None, limit, configured_token(settings.auth_token_file))
+
+
+def _app(settings: ServeSettings, served: Served) -> FastAPI:
+    # The generated API pages announce every endpoint: off unless asked for.
+    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image", **docs)
+    app.add_middleware(UploadLimit, limit_bytes=served.limit)
+    if served.token:
+        app.add_middleware(BearerToken, token=served.token)
+    origins = cors_origins(settings)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"])
+    return app
+
+
+def _health(served: Served) -> dict:
+    bundle = served.bundle
+    return {
+        "status": "ok",
+        **served.identity,
+        "registered_model": served.registered,
+        "classes": served.classes,
+        "class_names": {label: display_name(label) for label in served.classes},
+        "input_size": list(bundle.input_size),
+        "temperature": served.temperature,
+        "melanoma_threshold": served.threshold,
+        "review_flag": bundle.reviewer is not None,
+        "auth_required": served.token is not None,
+        "max_upload_bytes": served.limit,
+        "notice": NOTICE,
+    }
+
+
+def _predict(served: Served, file: UploadFile, explain: bool) -> dict:
+    # The middleware bounds the request; this bounds the file itself, exactly.
+    content = file.file.read(served.limit + 1)
+    if len(content) > served.limit:
+        raise HTTPException(413, {"reason": "too_large", "message": f"the image is over {served.limit} bytes"})
+    with served.lock:
+        [prediction] = predict_bytes(served.bundle, [content], served.temperature, served.review_confidence)
+        heatmap = explain_predictions(served.bundle, [prediction])[0] if explain else None
+    if prediction.error is not None:
+        raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
+            "reason": prediction.error,
+            "message": f"not a usable image ({prediction.error}): {prediction.error_detail}"})
+    return _answer(served, prediction, heatmap)
+
+
+def _answer(served: Served, prediction, heatmap) -> dict:
+    classes = served.classes
+    columns = describe([prediction], classes, top_k=len(classes), melanoma_threshold=served.threshold)
+    label = columns["predicted_label"][0]
+    return {
+        "predicted_class": label,
+        "predicted_name": display_name(label),
+        "confidence": columns["confidence"][0],
+        "probabilities": {name: float(value) for name, value in zip(classes, prediction.probabilities, strict=True)},
+        "melanoma_flag": columns["melanoma_flag"][0],
+        "melanoma_threshold": served.threshold,
+        # null for a bundle trained before the review flag
+        "ood_score": prediction.ood_score,
+        "review": prediction.review,
+        "review_reason": prediction.review_reason,
+        # explain=true: Grad-CAM of the predicted class, a PNG layer to lay over the image.
+        "heatmap_png": None if heatmap is None else base64.b64encode(heatmap_png(heatmap)).decode("ascii"),
+        "sha256": prediction.sha256,
+        # A DICOM upload (its first frame): the UIDs to file the answer by; null otherwise.
+        "dicom": None if prediction.dicom is None else {
+            "frame": prediction.frame, **{name: prediction.dicom.get(name) for name in DICOM_UIDS}},
+        **served.identity,
+        "notice": NOTICE,
+    }

@@ -41,8 +41,6 @@ def inferrer(bundle, batch_size: int):
 
 
 def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, resumed_from) -> dict:
-    import os
-
     from dermspark.bundle import CARD_FILE, Bundle, save_bundle
     from dermspark.labels import melanoma_index
     from dermspark.report.calibration import calibrate
@@ -52,8 +50,8 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
 
     batch_size = config.plan["batch_size"]
     classes = config.classes
-    # Scoring's compiled function, traced once for every batch size: Keras' predict traced its
-    # step again for a split's partial last batch (3 s for Inception-ResNet-v2).
+    # Scoring's compiled function, traced once for every batch size: Keras' predict traces its
+    # step again for a split's partial last batch.
     bundle = Bundle(model, config.bundle_manifest, config.output_url + "/model")
     infer = inferrer(bundle, batch_size)
     test = infer(inputs.load("test", batch_size))
@@ -76,16 +74,7 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
                                                                          **external_splits}, temperature)
     metrics["calibration"] = {"temperature": temperature, **calibration}
     metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
-    training = {
-        "history": state.history,
-        "stage_ends": state.stage_ends,
-        "stopped_early": state.stopped_early,
-        "ended_on": state.ended_on,
-        "resumed_from": resumed_from,
-        "checkpoints": config.store_url,
-        # As the ranks ran it, so a rate measured from this history says what it was.
-        "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
-    }
+    training = _training(config, state, resumed_from)
     manifest = {
         **config.bundle_manifest,
         # What the monitor job compares scoring with: the held-out predictions as scoring gives them.
@@ -106,6 +95,22 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
     save_bundle(config.output_url + "/model", model, manifest, staged=False, reviewer=reviewer,
                 texts={CARD_FILE: card})
     return {**metrics, **training}
+
+
+def _training(config: WorkerConfig, state, resumed_from: dict | None) -> dict:
+    """How training went, as metrics.json records it."""
+    import os
+
+    return {
+        "history": state.history,
+        "stage_ends": state.stage_ends,
+        "stopped_early": state.stopped_early,
+        "ended_on": state.ended_on,
+        "resumed_from": resumed_from,
+        "checkpoints": config.store_url,
+        # As the ranks ran it, so a rate measured from this history says what it was.
+        "horovod_cycle_time_ms": float(os.environ["HOROVOD_CYCLE_TIME"]),
+    }
 
 
 def _reference(config, split: Inferred, name: str, temperature: float) -> dict:
@@ -143,14 +148,14 @@ def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold
 def _review(config, bundle, infer, inputs, held_out: dict, temperature):
     settings = config.review
     train = infer(inputs.load("train", config.plan["batch_size"]))
-    return fit_review(bundle, infer, train, held_out, temperature, settings["method"], settings["rate"],
-                      settings.get("ood_check"))
+    return fit_review(bundle, infer, train, held_out, temperature, settings)
 
 
-def fit_review(bundle, infer, train: Inferred, held_out: dict, temperature: float, method: str, rate: float,
-               ood_check: str | None = None):
+def fit_review(bundle, infer, train: Inferred, held_out: dict, temperature: float, settings: dict):
     """The review flag fitted on the training split, thresholded on validation, and its figures
-    on every held-out split (external datasets too) and on the ood_check folder's images."""
+    on every held-out split (external datasets too) and on the ood_check folder's images.
+    settings: the detector's `method`, the `rate` it flags, the `ood_check` folder or None."""
+    method, rate, ood_check = settings["method"], settings["rate"], settings.get("ood_check")
     from dermspark import review
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.review import detection

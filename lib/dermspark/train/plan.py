@@ -75,7 +75,8 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
 
 
 
-def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int | None = None,
+# C901, PLR0913: one override per training setting, each None for the recipe's, applied in turn
+def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int | None = None,  # noqa: C901, PLR0913
                learning_rate: float | None = None, stage_end: str | None = None, lr_schedule: str | None = None,
                monitor: str | None = None, ema: float = 0.0) -> list[dict]:
     """None is the recipe's, for every argument. stage_end: 'best' ends every stage on its best

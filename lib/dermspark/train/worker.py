@@ -12,12 +12,14 @@ if TYPE_CHECKING:
     from dermspark.train.worker_config import WorkerConfig
 
 
-def epoch_end_callback(state, stage: dict, store, model, rank: int, epoch_log=None, average=None):
+def epoch_end_callback(run: "RankRun", stage: dict, average=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
     saves what it decided, then logs the epoch to TensorBoard and MLflow), and training stops
     where early stopping says. Every rank decides the same way: validation figures are averaged
     across ranks before this runs."""
     import tensorflow as tf
+
+    state, store, model, rank, epoch_log = run.state, run.store, run.model, run.rank, run.epoch_log
 
     class EpochEnd(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -200,8 +202,7 @@ def _fit(run: RankRun, stage: dict, warmup: int, average) -> None:
         ))
     callbacks.append(EpochTimer(state.history))
     before, after = average.callbacks() if average else ([], [])
-    callbacks += [*before, epoch_end_callback(state, stage, run.store, run.model, rank, run.epoch_log, average),
-                  *after]
+    callbacks += [*before, epoch_end_callback(run, stage, average), *after]
     batch_size = plan["batch_size"]
     validation_data = (tf.data.Dataset.from_tensor_slices(run.validation[:2]).batch(batch_size)
                        if run.validation is not None else None)
