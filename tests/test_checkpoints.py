@@ -1,10 +1,13 @@
 """Early stopping and best-epoch bookkeeping, and the checkpoint store round trip."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from dermspark.train.checkpoints import CheckpointStore
 from dermspark.train.state import TrainingState
+from dermspark.train.worker_config import StagePlan
 
 
 def tiny_model():
@@ -14,7 +17,7 @@ def tiny_model():
 
 def test_early_stopping_waits_patience_epochs_after_the_best():
     state = TrainingState()
-    stage = {"epochs": 10, "early_stopping_patience": 2, "restore_best": True}
+    stage = StagePlan(epochs=10, early_stopping_patience=2, restore_best=True)
     outcomes = [state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
                 for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85])]
     # Best at epoch 2, then 2 epochs worse: stop after the 4th.
@@ -24,7 +27,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     assert state.stopped_early == [{"stage": 0, "epoch": 4}]
     assert state.history["val_loss"] == [1.0, 0.8, 0.9, 0.85]
     assert state.stage_done(stage)
-    assert not TrainingState(epoch=4, best_value=0.8, wait=2).stage_done({**stage, "early_stopping_patience": 0})
+    assert not TrainingState(epoch=4, best_value=0.8, wait=2).stage_done(dataclasses.replace(stage, early_stopping_patience=0))
     # What each epoch made stale: the previous last epoch, and a best that was beaten.
     assert [outcome.stale for outcome in outcomes] == [
         [], ["stage0-epoch1", "best-stage0-epoch1"], ["stage0-epoch2"], ["stage0-epoch3"]]
@@ -32,7 +35,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
 
 def test_a_stage_that_runs_its_epochs_out_did_not_stop_early():
     state = TrainingState()
-    stage = {"epochs": 3, "early_stopping_patience": 2, "restore_best": False}
+    stage = StagePlan(epochs=3, early_stopping_patience=2, restore_best=False)
     outcomes = [state.end_epoch(epoch, {"val_loss": loss}, stage) for epoch, loss in enumerate([1.0, 1.1, 1.2])]
     assert not any(outcome.stop for outcome in outcomes) and state.stopped_early == []
     assert state.stage_done(stage) and state.best is None and state.chosen(stage) == "stage0-epoch3"
@@ -40,7 +43,7 @@ def test_a_stage_that_runs_its_epochs_out_did_not_stop_early():
 
 def test_balanced_accuracy_is_monitored_upwards():
     state = TrainingState()
-    stage = {"epochs": 10, "early_stopping_patience": 2, "restore_best": True, "monitor": "val_balanced_accuracy"}
+    stage = StagePlan(epochs=10, early_stopping_patience=2, restore_best=True, monitor="val_balanced_accuracy")
     # The loss falls throughout; balanced accuracy peaks at epoch 2, which is what counts here.
     for epoch, (loss, balanced) in enumerate([(1.0, 0.5), (0.9, 0.7), (0.8, 0.6), (0.7, 0.7)]):
         outcome = state.end_epoch(epoch, {"val_loss": loss, "val_balanced_accuracy": balanced}, stage)
@@ -50,7 +53,7 @@ def test_balanced_accuracy_is_monitored_upwards():
 
 def test_a_stage_ends_on_its_chosen_epoch_and_the_next_starts_from_it():
     state = TrainingState(start_from=None)
-    stage = {"epochs": 3, "early_stopping_patience": 0, "restore_best": True, "monitor": "val_loss"}
+    stage = StagePlan(epochs=3, early_stopping_patience=0, restore_best=True, monitor="val_loss")
     for epoch, loss in enumerate([1.0, 0.7, 0.9]):
         state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
     stale = state.end_stage(stage, stages=2)
@@ -152,7 +155,7 @@ def test_store_round_trip_and_state_written_last(scheme, tmp_path, request, monk
 def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_stages_last_step():
     from dermspark.train.optimization import learning_rate
 
-    stage = {"learning_rate": 1e-3, "decay_steps": 0, "cosine": True, "epochs": 25}
+    stage = StagePlan(learning_rate=1e-3, decay_steps=0, cosine=True, epochs=25)
     # 2 processes, 10 steps an epoch, 3 warmup epochs: from 1e-3 to 2e-3 over 30 steps, then
     # half a cosine over the 220 steps left.
     rate = learning_rate(stage, processes=2, steps_per_epoch=10, warmup=3)
@@ -160,6 +163,6 @@ def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_stages_last_step():
     for step, value in expected.items():
         assert float(rate(step)) == pytest.approx(value, rel=1e-5, abs=1e-12), step
     # A later stage has no warmup: the cosine starts at once from the scaled rate.
-    later = learning_rate({**stage, "epochs": 4}, processes=2, steps_per_epoch=10, warmup=0)
+    later = learning_rate(dataclasses.replace(stage, epochs=4), processes=2, steps_per_epoch=10, warmup=0)
     assert [float(later(step)) for step in (0, 20, 40)] == pytest.approx([2e-3, 1e-3, 0.0], rel=1e-5, abs=1e-12)
-    assert learning_rate({**stage, "cosine": False}, processes=2, steps_per_epoch=10) == pytest.approx(2e-3)
+    assert learning_rate(dataclasses.replace(stage, cosine=False), processes=2, steps_per_epoch=10) == pytest.approx(2e-3)

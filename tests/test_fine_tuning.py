@@ -13,6 +13,7 @@ from dermspark.settings import IngestSettings, TrainSettings
 from dermspark.synthetic import make_synthetic_external
 from dermspark.train.job import run_train
 from dermspark.train.parent import carry_weights, class_map, fine_tune_stages
+from dermspark.train.worker_config import StagePlan
 
 HAM = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -43,13 +44,13 @@ def test_weights_are_carried_and_a_merged_class_starts_with_its_parts_probabilit
 
 
 def test_fine_tuning_trains_the_head_then_everything_at_a_tenth_of_the_rate():
-    stages = [{"epochs": 25, "learning_rate": 1e-3, "unfreeze_last": 0, "trainable": None}]
+    stages = [StagePlan(epochs=25, learning_rate=1e-3)]
     head, every = fine_tune_stages(stages, TrainSettings(dataset="d", output="o", init_from="b"))
-    assert (head["trainable"], head["epochs"], head["learning_rate"]) == ("head", 5, 1e-3)
-    assert (every["trainable"], every["epochs"], every["learning_rate"]) == ("all", 10, pytest.approx(1e-4))
+    assert (head.trainable, head.epochs, head.learning_rate) == ("head", 5, 1e-3)
+    assert (every.trainable, every.epochs, every.learning_rate) == ("all", 10, pytest.approx(1e-4))
     only_head = fine_tune_stages(stages, TrainSettings(dataset="d", output="o", init_from="b", epochs=2,
                                                        fine_tune_epochs=0))
-    assert [stage["trainable"] for stage in only_head] == ["head"]
+    assert [stage.trainable for stage in only_head] == ["head"]
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@ import io
 
 import numpy as np
 import pytest
+from dermspark import DermsparkError
 from dermspark.images import DecodeOptions, ImageRejected, decode_image, decode_sizes, parse_size
 from PIL import Image
 
@@ -144,5 +145,5 @@ def test_unknown_filter_is_refused():
 
 def test_parse_size_is_height_by_width():
     assert parse_size("75x100") == (75, 100)
-    with pytest.raises(ValueError):
+    with pytest.raises(DermsparkError, match="HEIGHTxWIDTH"):
         parse_size("75")

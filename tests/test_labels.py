@@ -1,4 +1,5 @@
 import pytest
+from dermspark import DermsparkError
 from dermspark.labels import class_list, label_mapping
 
 
@@ -38,5 +39,5 @@ def test_every_mapping_exists_and_lands_in_its_space(source, space):
 
 
 def test_unknown_space_names_the_known_ones():
-    with pytest.raises(ValueError, match="ham10000"):
+    with pytest.raises(DermsparkError, match="ham10000"):
         class_list("imagenet")

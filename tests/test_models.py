@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from dermspark import DermsparkError
 from dermspark.models import create_model, get_recipe, list_models
 
 # Benbrahim et al. (2020), Table 6.1: (layer, output shape, parameters). The table's first row
@@ -100,7 +101,7 @@ def test_a_saved_model_with_dermspark_layers_loads_through_the_bundle(tmp_path):
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(ValueError, match="benbrahim_cnn"):
+    with pytest.raises(DermsparkError, match="benbrahim_cnn"):
         create_model("resnet_from_nowhere")
     assert "benbrahim_cnn" in list_models()
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.settings import IngestSettings
 from PIL import Image
@@ -113,7 +114,7 @@ def test_a_recipe_split_is_its_papers():
 
     assert parse_ratios(recipe_ratios("recipe:huber_cnn")) == pytest.approx((0.7, 0.1, 0.2))
     assert recipe_ratios("80/20") == "80/20"
-    with pytest.raises(ValueError, match="unknown model 'nope'"):
+    with pytest.raises(DermsparkError, match="unknown model 'nope'"):
         recipe_ratios("recipe:nope")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dermspark import dicom
+from dermspark import DermsparkError, dicom
 from dermspark.settings import COLOR_CONSTANCY
 
 # Pillow's own default; scans of a lesion are far below it, a decompression bomb is far above.
@@ -77,16 +77,16 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 75x100") from None
+        raise DermsparkError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 75x100") from None
     if height <= 0 or width <= 0:
-        raise ValueError(f"size {text!r} must be positive")
+        raise DermsparkError(f"size {text!r} must be positive")
     return height, width
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     sizes = [parse_size(part.strip()) for part in text.split(",") if part.strip()]
     if not sizes:
-        raise ValueError("at least one size is needed, e.g. 75x100")
+        raise DermsparkError("at least one size is needed, e.g. 75x100")
     return list(dict.fromkeys(sizes))
 
 

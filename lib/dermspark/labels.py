@@ -11,6 +11,8 @@ Mapping (diagnosis as the archive writes it, lowercased -> class):
 - ISIC 2019's UNK (unknown) maps to nothing in any space and is rejected (unknown_label).
 """
 
+from dermspark import DermsparkError
+
 HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 ISIC2019_CLASSES = ("ak", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc")
 # The Hitta thesis' names, in the alphabetical order Keras gives class folders.
@@ -62,7 +64,7 @@ def class_list(label_space: str) -> tuple[str, ...]:
     try:
         return LABEL_SPACES[label_space]
     except KeyError:
-        raise ValueError(
+        raise DermsparkError(
             f"unknown label space {label_space!r}; known: {', '.join(sorted(LABEL_SPACES))}"
         ) from None
 
@@ -72,7 +74,7 @@ def space_of(classes) -> str:
     for name, known in LABEL_SPACES.items():
         if tuple(classes) == known:
             return name
-    raise ValueError(f"classes {list(classes)} are not one of the label spaces {', '.join(LABEL_SPACES)}")
+    raise DermsparkError(f"classes {list(classes)} are not one of the label spaces {', '.join(LABEL_SPACES)}")
 
 
 def label_mapping(source_space: str, label_space: str) -> dict[str, str]:
@@ -89,7 +91,7 @@ def label_mapping(source_space: str, label_space: str) -> dict[str, str]:
     try:
         return dict(_MAPPINGS[(source_space, label_space)])
     except KeyError:
-        raise ValueError(f"no mapping from {source_space!r} diagnoses to {label_space!r}") from None
+        raise DermsparkError(f"no mapping from {source_space!r} diagnoses to {label_space!r}") from None
 
 
 def display_name(label: str) -> str:

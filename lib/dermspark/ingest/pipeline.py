@@ -156,14 +156,11 @@ class Parsed:
 
     @classmethod
     def of(cls, settings: IngestSettings) -> "Parsed":
-        try:
-            return cls(parse_sizes(settings.sizes),
-                       DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
-                                     settings.color_constancy_power),
-                       split.parse_ratios(split.recipe_ratios(settings.split)),
-                       tuple(class_list(settings.label_space)))
-        except ValueError as error:
-            raise DermsparkError(str(error)) from None
+        return cls(parse_sizes(settings.sizes),
+                   DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
+                                 settings.color_constancy_power),
+                   split.parse_ratios(split.recipe_ratios(settings.split)),
+                   tuple(class_list(settings.label_space)))
 
 
 def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
@@ -204,10 +201,7 @@ def _read(spark: SparkSession, settings: IngestSettings, input_url: str):
     """The archive's metadata and file list matched: (archive, candidates, rejects, inputs)."""
     with stage("ingest", f"reading the archive's metadata and file list ({settings.source})") as counts:
         archive = READERS[settings.source](spark, input_url)
-        try:
-            mapping = label_mapping(archive.vocabulary, settings.label_space)
-        except ValueError as error:
-            raise DermsparkError(str(error)) from None
+        mapping = label_mapping(archive.vocabulary, settings.label_space)
         candidates, rejects, inputs = accounting.match(archive, mapping)
         counts["inputs"] = inputs
     if inputs == 0:

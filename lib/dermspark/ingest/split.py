@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import xxhash
 
+from dermspark import DermsparkError
+
 SPLITS = ("train", "validation", "test")
 PRESETS = {"80/10/10": (0.8, 0.1, 0.1), "80/20": (0.8, 0.0, 0.2), "70/10/20": (0.7, 0.1, 0.2)}
 
@@ -22,7 +24,7 @@ def recipe_ratios(text: str) -> str:
         return text
     from dermspark.models import get_recipe
 
-    return get_recipe(text.split(":", 1)[1]).split  # ValueError names the known models
+    return get_recipe(text.split(":", 1)[1]).split  # an unknown one's error names the known models
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
@@ -32,11 +34,11 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     try:
         parts = [float(part) for part in text.split("/")]
     except ValueError:
-        raise ValueError(f"split {text!r} is not like 80/10/10") from None
+        raise DermsparkError(f"split {text!r} is not like 80/10/10") from None
     if len(parts) == 2:
         parts = [parts[0], 0.0, parts[1]]
     if len(parts) != 3 or any(part < 0 for part in parts) or sum(parts) <= 0:
-        raise ValueError(f"split {text!r} needs three non-negative parts, e.g. 80/10/10")
+        raise DermsparkError(f"split {text!r} needs three non-negative parts, e.g. 80/10/10")
     total = sum(parts)
     return tuple(part / total for part in parts)
 

@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dermspark import DermsparkError
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -81,7 +83,7 @@ def _entry(name: str) -> Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+        raise DermsparkError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
 
 
 def get_recipe(name: str) -> Recipe:
@@ -96,7 +98,7 @@ def check_options(name: str, options: dict) -> None:
     known = set(inspect.signature(_entry(name).builder).parameters) - {"input_size"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(sorted(known))}")
+        raise DermsparkError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(sorted(known))}")
 
 
 def create_model(name: str, **overrides):

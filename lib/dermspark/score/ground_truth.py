@@ -46,10 +46,7 @@ def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> Data
     """image_id, true_label: the class in the bundle's space (null when the diagnosis has none
     there, e.g. HAM's akiec for an ISIC 2019 model), and lesion_id. The first row of an image id
     counts."""
-    try:
-        mapping = label_mapping(vocabulary, space_of(classes))
-    except ValueError as error:
-        raise DermsparkError(str(error)) from None
+    mapping = label_mapping(vocabulary, space_of(classes))
     lookup = F.create_map(*[F.lit(value) for value in chain.from_iterable(mapping.items())])
     first = Window.partitionBy("image_id").orderBy("_row")
     return (

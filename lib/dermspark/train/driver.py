@@ -36,7 +36,7 @@ from dermspark.train.dataset import (
 from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.parent import resolve_parent
 from dermspark.train.plan import cache_training, make_plan
-from dermspark.train.worker_config import WorkerConfig
+from dermspark.train.worker_config import TrainPlan, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,8 @@ def new_run_id() -> str:
 
 def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     require(settings)  # its limits, choices and rules
-    try:
-        recipe = get_recipe(settings.model)
-        check_options(settings.model, settings.model_options)
-    except ValueError as error:
-        raise DermsparkError(str(error)) from None
+    recipe = get_recipe(settings.model)
+    check_options(settings.model, settings.model_options)
     # Before anything slow: a missing weights file or a silent tracking server is one clear error.
     weights_option = _weights_option(recipe, settings)
     mlflow_uri = _tracking(settings)
@@ -117,12 +114,12 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
     plan = _plan(spark, settings, setup, target)
     mlflow_uri = setup.mlflow_uri
     resolved = {**to_dict(settings), "run_id": target.run_id, "store": target.store_url,
-                "plan": plan, "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
+                "plan": plan.to_dict(), "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
                 "fold": target.fold}
     mlflow_run = _open_run(settings, setup, target, resolved) if mlflow_uri else None
     config = _worker_config(settings, setup, target, plan, _bundle_manifest(settings, setup, resolved), mlflow_run)
     log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
-             [stage["epochs"] for stage in plan["stages"]], target.run_id)
+             [stage.epochs for stage in plan.stages], target.run_id)
     # A fold's output is new (cv.py skips finished folds): another job's fold stops this one.
     with staged_output(target.output_url, "error" if target.fold else settings.mode) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
@@ -138,7 +135,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
                        storage.local_path(config.tensorboard_url) or config.tensorboard_url, metrics, **logged)
 
 
-def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> dict:
+def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> TrainPlan:
     """The checks on the splits and shards, then the plan the ranks follow."""
     split_counts = {split: sum(counts.values()) for split, counts in target.per_split.items()}
     for needed in ("train", "test"):
@@ -147,10 +144,9 @@ def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Ta
     per_shard = check_shards(setup.dataset_url, settings.num_proc, target.fold and target.fold["splits"])
     log.info("train: training rows per process %s", per_shard)
     plan = make_plan(setup.recipe, settings, setup.dataset_manifest.classes, target.per_split, settings.num_proc)
-    plan["rows_per_shard"] = per_shard
-    plan["cache_training"] = cache_training(per_shard, setup.recipe.input_size, settings.cache_mb)
-    plan["threads_per_rank"] = rank_threads(spark, settings.num_proc)
-    return plan
+    return dataclasses.replace(plan, rows_per_shard=per_shard,
+                               cache_training=cache_training(per_shard, setup.recipe.input_size, settings.cache_mb),
+                               threads_per_rank=rank_threads(spark, settings.num_proc))
 
 
 def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> dict:

@@ -48,7 +48,7 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
     from dermspark.report.subgroups import subgroups
     from dermspark.train.predictions import write_predictions
 
-    batch_size = config.plan["batch_size"]
+    batch_size = config.plan.batch_size
     classes = config.classes
     # Scoring's compiled function, traced once for every batch size: Keras' predict traces its
     # step again for a split's partial last batch.
@@ -131,7 +131,7 @@ def _measure(config, split: Inferred, temperature: float) -> dict:
 def _external(config, url):
     from dermspark.train.inputs import Inputs
 
-    return Inputs(url, 0, 1, config.seed).load(None, config.plan["batch_size"])
+    return Inputs(url, 0, 1, config.seed).load(None, config.plan.batch_size)
 
 
 def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold) -> dict:
@@ -147,7 +147,7 @@ def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold
 
 def _review(config, bundle, infer, inputs, held_out: dict, temperature):
     settings = config.review
-    train = infer(inputs.load("train", config.plan["batch_size"]))
+    train = infer(inputs.load("train", config.plan.batch_size))
     return fit_review(bundle, infer, train, held_out, temperature, settings)
 
 

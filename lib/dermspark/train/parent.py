@@ -3,10 +3,12 @@ labeled images). On the driver, the parent is found, its classes mapped to the d
 its weights shipped to the ranks (`resolve_parent`); its stages replace the recipe's
 (`fine_tune_stages`); each rank then carries the weights over (`carry_weights`)."""
 
+import dataclasses
 import logging
 
 from dermspark import DermsparkError
 from dermspark.labels import label_mapping, space_of
+from dermspark.train.worker_config import StagePlan
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,7 @@ def class_map(parent: list[str], classes: list[str]) -> list[list[int]] | None:
         return None
     try:
         mapping = label_mapping(space_of(parent), space_of(classes))
-    except ValueError:
+    except DermsparkError:
         raise DermsparkError(f"--init-from: the bundle's classes {list(parent)} cannot be mapped to the dataset's "
                              f"{list(classes)}") from None
     sources = [[index for index, name in enumerate(parent) if mapping.get(name) == wanted] for wanted in classes]
@@ -55,16 +57,17 @@ def resolve_parent(spark, settings, classes: list[str]) -> dict | None:
             "weights": ship_weights(spark, os.path.join(folder, MODEL_FILE))}
 
 
-def fine_tune_stages(stages: list[dict], settings) -> list[dict]:
+def fine_tune_stages(stages: list[StagePlan], settings) -> list[StagePlan]:
     """The recipe's first stage twice: the head alone at its rate (--epochs, default 5), then
     every layer but batch normalisation at a tenth of it (--fine-tune-epochs, default 10), as
     transfer learning does (the Hitta thesis' two stages)."""
     first = stages[0]
-    head = {**first, "trainable": "head", "unfreeze_last": 0,
-            "epochs": settings.epochs if settings.epochs is not None else HEAD_EPOCHS}
-    every = {**first, "trainable": "all", "unfreeze_last": 0, "learning_rate": first["learning_rate"] / 10,
-             "epochs": settings.fine_tune_epochs if settings.fine_tune_epochs is not None else ALL_EPOCHS}
-    return [stage for stage in (head, every) if stage["epochs"] > 0]
+    head = dataclasses.replace(first, trainable="head", unfreeze_last=0,
+                               epochs=settings.epochs if settings.epochs is not None else HEAD_EPOCHS)
+    every = dataclasses.replace(first, trainable="all", unfreeze_last=0, learning_rate=first.learning_rate / 10,
+                                epochs=settings.fine_tune_epochs if settings.fine_tune_epochs is not None
+                                else ALL_EPOCHS)
+    return [stage for stage in (head, every) if stage.epochs > 0]
 
 
 def carry_weights(model, parent, mapped: list[list[int]] | None) -> None:

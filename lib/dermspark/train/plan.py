@@ -10,6 +10,7 @@ import math
 from dermspark import DermsparkError
 from dermspark.models.registry import Recipe
 from dermspark.train.parent import fine_tune_stages
+from dermspark.train.worker_config import StagePlan, TrainPlan
 
 IMBALANCE_CHOICES = ("class_weights", "cap", "oversample")
 DEFAULT_CAP = 450  # Benedetti et al.
@@ -78,7 +79,7 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
 # C901, PLR0913: one override per training setting, each None for the recipe's, applied in turn
 def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int | None = None,  # noqa: C901, PLR0913
                learning_rate: float | None = None, stage_end: str | None = None, lr_schedule: str | None = None,
-               monitor: str | None = None, ema: float = 0.0) -> list[dict]:
+               monitor: str | None = None, ema: float = 0.0) -> list[StagePlan]:
     """None is the recipe's, for every argument. stage_end: 'best' ends every stage on its best
     monitored epoch, 'last' on its last epoch. lr_schedule: 'constant' (no decay) or 'cosine'
     (after the warmup, down to 0 at the stage's last epoch) for every stage. monitor:
@@ -86,30 +87,29 @@ def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int 
     momentum of every stage's weight average, 0 for none."""
     if not 0 <= ema < 1:
         raise DermsparkError(f"--ema must be at least 0 and below 1 (0.99 to 0.999 are usual), not {ema}")
-    stages = [dataclasses.asdict(stage) for stage in recipe.stages]
-    for stage in stages:
-        stage["ema"] = ema
-        stage["trainable"] = None  # as built; fine-tuning (train.parent) names "head" or "all"
+    stages = []
+    for stage in recipe.stages:
+        changes: dict = {"ema": ema}
         if lr_schedule:
-            stage["cosine"] = lr_schedule == "cosine"
             # Either choice replaces the recipe's own decay.
-            stage["decay_steps"], stage["decay_rate"] = 0, 1.0
+            changes.update(cosine=lr_schedule == "cosine", decay_steps=0, decay_rate=1.0)
         if stage_end:
-            stage["restore_best"] = stage_end == "best"
+            changes["restore_best"] = stage_end == "best"
         if monitor:
-            stage["monitor"] = monitor
+            changes["monitor"] = monitor
+        stages.append(StagePlan(**{**dataclasses.asdict(stage), **changes}))
     if epochs is not None:
-        stages[0]["epochs"] = epochs
+        stages[0] = dataclasses.replace(stages[0], epochs=epochs)
     if learning_rate is not None:
         if learning_rate <= 0:
             raise DermsparkError(f"--learning-rate must be above 0, not {learning_rate}")
-        stages[0]["learning_rate"] = learning_rate
+        stages[0] = dataclasses.replace(stages[0], learning_rate=learning_rate)
     if len(stages) > 1 and fine_tune_epochs is not None:
-        stages[1]["epochs"] = fine_tune_epochs
+        stages[1] = dataclasses.replace(stages[1], epochs=fine_tune_epochs)
     for stage in stages:
-        if stage["optimizer"] not in OPTIMIZERS:
-            raise DermsparkError(f"unknown optimizer {stage['optimizer']!r}; known: {', '.join(OPTIMIZERS)}")
-    stages = [stage for stage in stages if stage["epochs"] > 0]
+        if stage.optimizer not in OPTIMIZERS:
+            raise DermsparkError(f"unknown optimizer {stage.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    stages = [stage for stage in stages if stage.epochs > 0]
     if not stages:
         raise DermsparkError("no epochs to train: --epochs must be at least 1")
     return stages
@@ -131,7 +131,7 @@ def cache_training(rows_per_shard: list[int], input_size: tuple[int, int], cache
     return cache_mb > 0 and max(rows_per_shard) * height * width * 3 <= cache_mb * 2**20
 
 
-def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num_proc: int) -> dict:
+def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num_proc: int) -> TrainPlan:
     """per_split: the dataset manifest's {split: {class: count}}."""
     train = per_split.get("train", {})
     train_counts = [train.get(name, 0) for name in classes]
@@ -142,14 +142,14 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     validation = sum(per_split.get("validation", {}).values())
     stages = stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
                         settings.stage_end, settings.lr_schedule, settings.monitor, settings.ema)
-    return {
-        "batch_size": batch_size,
-        "stages": fine_tune_stages(stages, settings) if settings.init_from else stages,
-        "imbalance": imbalance,
-        "sampling_rates": rates,
-        "class_weights": class_weights(effective) if imbalance["class_weights"] else None,
+    return TrainPlan(
+        batch_size=batch_size,
+        stages=tuple(fine_tune_stages(stages, settings) if settings.init_from else stages),
+        imbalance=imbalance,
+        sampling_rates=rates,
+        class_weights=class_weights(effective) if imbalance["class_weights"] else None,
         # Every rank runs the same number of steps, so no rank waits at an epoch's end.
-        "steps_per_epoch": max(1, math.ceil(sum(effective) / (batch_size * num_proc))),
-        "label_smoothing": label_smoothing(settings.label_smoothing, recipe),
-        "validation_steps": math.ceil(validation / batch_size),
-    }
+        steps_per_epoch=max(1, math.ceil(sum(effective) / (batch_size * num_proc))),
+        label_smoothing=label_smoothing(settings.label_smoothing, recipe),
+        validation_steps=math.ceil(validation / batch_size),
+    )

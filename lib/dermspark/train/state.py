@@ -10,6 +10,10 @@ best epoch's model, kept while a stage that ends on its best epoch runs.
 import dataclasses
 import operator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dermspark.train.worker_config import StagePlan
 
 # What early stopping and a stage's best epoch go by, and when a value beats the best so far.
 MONITORS = {"val_loss": operator.lt, "val_balanced_accuracy": operator.gt}
@@ -45,45 +49,45 @@ class TrainingState:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def stage_done(self, stage: dict) -> bool:
+    def stage_done(self, stage: "StagePlan") -> bool:
         """Every epoch run, or early stopping's test met: no improvement for `patience` epochs."""
-        patience = stage["early_stopping_patience"]
+        patience = stage.early_stopping_patience
         stopped = bool(patience) and self.best_value is not None and self.wait >= patience
-        return self.epoch >= stage["epochs"] or stopped
+        return self.epoch >= stage.epochs or stopped
 
-    def end_epoch(self, epoch: int, logs: dict, stage: dict) -> EpochOutcome:
+    def end_epoch(self, epoch: int, logs: dict, stage: "StagePlan") -> EpochOutcome:
         """Records epoch (0-based within the stage) and decides what to keep and whether to stop."""
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         previous = [self.last, self.best]
         self.epoch = epoch + 1
         self.last = f"stage{self.stage}-epoch{self.epoch}"
-        monitor = stage.get("monitor", "val_loss")
+        monitor = stage.monitor
         value = logs.get(monitor)
         improved = value is not None and (self.best_value is None or MONITORS[monitor](value, self.best_value))
         self.wait = 0 if improved else self.wait + 1
         if improved:
             self.best_value = float(value)
-            if stage["restore_best"]:
+            if stage.restore_best:
                 self.best = f"best-stage{self.stage}-epoch{self.epoch}"
-        stop = self.epoch < stage["epochs"] and self.stage_done(stage)
+        stop = self.epoch < stage.epochs and self.stage_done(stage)
         if stop:
             self.stopped_early.append({"stage": self.stage, "epoch": self.epoch})
         keep = {self.last, self.best, self.start_from}
         return EpochOutcome(improved, stop, [tag for tag in previous if tag and tag not in keep])
 
-    def chosen(self, stage: dict) -> str:
+    def chosen(self, stage: "StagePlan") -> str:
         """The weights a finished stage keeps: its best epoch's, or its last."""
-        return self.best if stage["restore_best"] and self.best else self.last
+        return self.best if stage.restore_best and self.best else self.last
 
-    def end_stage(self, stage: dict, stages: int) -> list[str]:
+    def end_stage(self, stage: "StagePlan", stages: int) -> list[str]:
         """Moves on to the next stage from this one's chosen weights; returns the stale tags."""
         chosen = self.chosen(stage)
         stale = sorted({self.last, self.best, self.start_from} - {chosen, None})
         self.stage_ends.append(len(self.history.get("loss", [])))
         self.ended_on.append({
             "stage": self.stage, "epoch": int(chosen.rsplit("epoch", 1)[1]),
-            "by": f"best {stage.get('monitor', 'val_loss')}" if chosen == self.best else "last epoch",
+            "by": f"best {stage.monitor}" if chosen == self.best else "last epoch",
         })
         self.stage, self.epoch, self.start_from = self.stage + 1, 0, chosen
         self.last, self.best, self.best_value, self.wait = None, None, None, 0

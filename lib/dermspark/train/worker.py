@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dermspark.train.worker_config import WorkerConfig
+    from dermspark.train.worker_config import StagePlan, WorkerConfig
 
 
-def epoch_end_callback(run: "RankRun", stage: dict, average=None):
+def epoch_end_callback(run: "RankRun", stage: "StagePlan", average=None):
     """The loop's own step after every epoch: the state records the epoch and decides (rank 0
     saves what it decided, then logs the epoch to TensorBoard and MLflow), and training stops
     where early stopping says. Every rank decides the same way: validation figures are averaged
@@ -74,7 +74,7 @@ def train(config: "WorkerConfig") -> dict | None:
     # Without it, finite reads (validation, test) can end early (see the module).
     petastorm_compat.apply()
     run = _start(config, hvd.rank(), hvd.size())
-    for index, stage in enumerate(config.plan["stages"]):
+    for index, stage in enumerate(config.plan.stages):
         _train_stage(run, index, stage)
     if run.resumed_from and run.resumed_from["finished"]:
         # A rerun of a finished run: the same final weights, evaluated and bundled again.
@@ -108,7 +108,7 @@ def _start(config: "WorkerConfig", rank: int, size: int) -> RankRun:
 
     # The cores Spark gave this rank's task (dermspark.cluster.rank_threads); more threads than
     # that only contend with the other tasks on the machine.
-    tf.config.threading.set_intra_op_parallelism_threads(config.plan["threads_per_rank"])
+    tf.config.threading.set_intra_op_parallelism_threads(config.plan.threads_per_rank)
     tf.keras.utils.set_random_seed(config.seed + rank)
     store = CheckpointStore(config.store_url)
     epoch_log = EpochLog(config.tensorboard_url, config.mlflow) if rank == 0 else None
@@ -118,14 +118,14 @@ def _start(config: "WorkerConfig", rank: int, size: int) -> RankRun:
     state = TrainingState.from_dict(saved)
     resumed_from = {"stage": state.stage, "epoch": state.epoch, "finished": state.finished} if saved else None
     inputs = Inputs(config.dataset_url, rank, size, config.seed, config.folds)
-    validation = inputs.load("validation", config.plan["batch_size"])
+    validation = inputs.load("validation", config.plan.batch_size)
     model = create_model(config.model, **config.model_options)
     if config.parent:  # before any checkpoint's weights, which take precedence
         carry_weights(model, load_keras(local_weights(config.parent["weights"], "")), config.parent["class_map"])
     return RankRun(config, rank, size, store, state, resumed_from, inputs, validation, model, epoch_log)
 
 
-def _train_stage(run: RankRun, index: int, stage: dict) -> None:
+def _train_stage(run: RankRun, index: int, stage: "StagePlan") -> None:
     """One stage of the plan: its layers set trainable, compiled, resumed where a checkpoint
     says, fitted unless done, and the epoch it chose restored on every rank."""
     import horovod.tensorflow.keras as hvd
@@ -138,20 +138,20 @@ def _train_stage(run: RankRun, index: int, stage: dict) -> None:
     from dermspark.train.parent import set_trainable
 
     model, state, store, plan = run.model, run.state, run.store, run.config.plan
-    if stage["unfreeze_last"]:
-        unfreeze_last(model, stage["unfreeze_last"])
-    set_trainable(model, stage.get("trainable"))
+    if stage.unfreeze_last:
+        unfreeze_last(model, stage.unfreeze_last)
+    set_trainable(model, stage.trainable)
     if index < state.stage or state.finished:
         return
     warmup = warmup_epochs(index, stage)
     classes = len(run.config.classes)
     model.compile(
-        optimizer=hvd.DistributedOptimizer(make_optimizer(stage, run.size, plan["steps_per_epoch"], warmup)),
-        loss=make_loss(plan.get("label_smoothing", 0.0), classes),
+        optimizer=hvd.DistributedOptimizer(make_optimizer(stage, run.size, plan.steps_per_epoch, warmup)),
+        loss=make_loss(plan.label_smoothing, classes),
         metrics=["accuracy", BalancedAccuracy(classes)],
     )
     # A new average for each stage, from the weights it starts with.
-    average = WeightAverage(model, stage["ema"]) if stage["ema"] else None
+    average = WeightAverage(model, stage.ema) if stage.ema else None
     if state.epoch > 0:
         # Mid-stage: the model and the optimizer (moments, step count) as they were.
         model.optimizer.build(model.trainable_variables)
@@ -172,14 +172,14 @@ def _train_stage(run: RankRun, index: int, stage: dict) -> None:
         store.restore(state.chosen(stage), tf.train.Checkpoint(model=model))
     _barrier(f"stage{index}_restored")
     # What this stage started from and did not choose is no longer needed by any resume.
-    stale = state.end_stage(stage, len(plan["stages"]))
+    stale = state.end_stage(stage, len(plan.stages))
     if run.rank == 0:
         store.write_state(state.to_dict())
         for tag in stale:
             store.delete(tag)
 
 
-def _fit(run: RankRun, stage: dict, warmup: int, average) -> None:
+def _fit(run: RankRun, stage: "StagePlan", warmup: int, average) -> None:
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
@@ -195,26 +195,26 @@ def _fit(run: RankRun, stage: dict, warmup: int, average) -> None:
     # A constant rate's warmup (a cosine schedule has its own): Horovod's callback sets
     # the rate before every batch. Momentum correction is off because it writes to
     # optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
-    if state.epoch < warmup and not stage["cosine"]:
+    if state.epoch < warmup and not stage.cosine:
         callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
-            initial_lr=stage["learning_rate"] * run.size, warmup_epochs=warmup,
-            steps_per_epoch=plan["steps_per_epoch"], verbose=0, momentum_correction=False,
+            initial_lr=stage.learning_rate * run.size, warmup_epochs=warmup,
+            steps_per_epoch=plan.steps_per_epoch, verbose=0, momentum_correction=False,
         ))
     callbacks.append(EpochTimer(state.history))
     before, after = average.callbacks() if average else ([], [])
     callbacks += [*before, epoch_end_callback(run, stage, average), *after]
-    batch_size = plan["batch_size"]
+    batch_size = plan.batch_size
     validation_data = (tf.data.Dataset.from_tensor_slices(run.validation[:2]).batch(batch_size)
                        if run.validation is not None else None)
-    cached_rows = plan["rows_per_shard"][rank] if plan["cache_training"] else 0
+    cached_rows = plan.rows_per_shard[rank] if plan.cache_training else 0
     with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
         run.model.fit(
-            inputs.training(train_reader, batch_size, plan["sampling_rates"], cached_rows),
-            steps_per_epoch=plan["steps_per_epoch"],
+            inputs.training(train_reader, batch_size, plan.sampling_rates, cached_rows),
+            steps_per_epoch=plan.steps_per_epoch,
             initial_epoch=state.epoch,
-            epochs=stage["epochs"],
+            epochs=stage.epochs,
             validation_data=validation_data,
-            class_weight=plan["class_weights"],
+            class_weight=plan.class_weights,
             callbacks=callbacks,
             verbose=2 if rank == 0 else 0,
         )

@@ -1,7 +1,39 @@
-"""What crosses from the driver to every Horovod rank: one frozen record, pickled with the
-function each rank runs. The ranks import dermspark themselves, so this module is on both sides."""
+"""What crosses from the driver to every Horovod rank: frozen records, pickled with the
+function each rank runs (the ranks import dermspark themselves, so this module is on both
+sides): the plan of its stages, and the config that carries it.
+"""
 
+import dataclasses
 from dataclasses import dataclass, field
+
+from dermspark.models.registry import Stage
+
+
+@dataclass(frozen=True)
+class StagePlan(Stage):
+    """A recipe's stage as this run trains it: the settings' overrides applied."""
+    ema: float = 0.0  # momentum of the stage's weight average; 0: none
+    trainable: str | None = None  # as built; fine-tuning (train.parent) names "head" or "all"
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What every rank does, decided once on the driver and saved with the run (settings.json)."""
+    batch_size: int  # per process
+    stages: tuple[StagePlan, ...]
+    imbalance: dict  # class_weights, cap_per_class, oversample
+    sampling_rates: list[float]  # expected copies per epoch of a training image, by class
+    class_weights: dict[int, float] | None
+    steps_per_epoch: int  # the same on every rank, so no rank waits at an epoch's end
+    label_smoothing: float
+    validation_steps: int
+    # The driver's, once it has looked at the dataset's shards and the cluster:
+    rows_per_shard: list[int] = field(default_factory=list)
+    cache_training: bool = False  # every rank's training shard fits in --cache-mb
+    threads_per_rank: int = 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,7 +45,7 @@ class WorkerConfig:
     classes: list[str]
     majority_label: int  # the training split's most common class: the baseline's prediction
     positive_class: str | None  # the recipe's positive class when it is one of the classes
-    plan: dict  # train.plan's stages, steps and sampling, with the shards' rows
+    plan: TrainPlan
     seed: int
     target_sensitivity: float  # the melanoma operating point's
     calibration: str
