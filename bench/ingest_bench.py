@@ -88,17 +88,29 @@ def petastorm_pattern(spark, archive: str, size: str, work: str, codec: str = "p
         with open(path, "rb") as handle:
             image = decode_image(handle.read(), height, width)
         age = float(row["age"]) if row["age"] else None
-        return dict_to_spark_row(schema, {
-            "image_id": row["image_id"], "lesion_id": row["lesion_id"], "dx": row["dx"],
-            "label": HAM10000_CLASSES.index(row["dx"]), "split": "train", "fold": None, "age": age,
-            "age_imputed": False, "sex": row["sex"], "localization": row["localization"],
-            "dx_type": row["dx_type"], "image": image})
+        return dict_to_spark_row(
+            schema,
+            {
+                "image_id": row["image_id"],
+                "lesion_id": row["lesion_id"],
+                "dx": row["dx"],
+                "label": HAM10000_CLASSES.index(row["dx"]),
+                "split": "train",
+                "fold": None,
+                "age": age,
+                "age_imputed": False,
+                "sex": row["sex"],
+                "localization": row["localization"],
+                "dx_type": row["dx_type"],
+                "image": image,
+            },
+        )
 
     with materialize_dataset(spark, output, schema, row_group_size_mb=64):
         rdd = spark.sparkContext.parallelize(records, 2 * spark.sparkContext.defaultParallelism).map(to_row)
         spark.createDataFrame(rdd, schema.as_spark_schema()).write.mode("overwrite").parquet(output)
     elapsed = time.perf_counter() - started
-    shutil.rmtree(output[len("file://"):])
+    shutil.rmtree(output[len("file://") :])
     return len(records) / elapsed
 
 
@@ -117,9 +129,13 @@ def main() -> None:
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (
-        SparkSession.builder.master("local[2]").appName("ingest-bench")
-        .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
-        .config("spark.sql.shuffle.partitions", "8").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+        SparkSession.builder.master("local[2]")
+        .appName("ingest-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     archives = {
@@ -141,19 +157,37 @@ def main() -> None:
                     peer_rate = petastorm_pattern(spark, archive, size, work, args.codec)
                     loop_rate = len(files) / loop(files, parse_size(size), args.codec)
                     turns.append((job_rate, peer_rate, loop_rate))
-                    print(f"{name} {size} repeat {repeat + 1}: job {job_rate:.1f} img/s, Petastorm pattern "
-                          f"{peer_rate:.1f} img/s, loop {loop_rate:.1f} img/s ({written} written)", flush=True)
+                    print(
+                        f"{name} {size} repeat {repeat + 1}: job {job_rate:.1f} img/s, Petastorm pattern "
+                        f"{peer_rate:.1f} img/s, loop {loop_rate:.1f} img/s ({written} written)",
+                        flush=True,
+                    )
                 medians = [statistics.median(turn[index] for turn in turns) for index in range(3)]
                 ceiling = two_loops(pool, files, parse_size(size), args.codec) / medians[2]
-                rows.append((name, size, *medians, statistics.median(turn[0] / turn[1] for turn in turns),
-                             statistics.median(turn[0] / turn[2] for turn in turns), ceiling))
+                rows.append(
+                    (
+                        name,
+                        size,
+                        *medians,
+                        statistics.median(turn[0] / turn[1] for turn in turns),
+                        statistics.median(turn[0] / turn[2] for turn in turns),
+                        ceiling,
+                    )
+                )
     spark.stop()
-    print(f"\n--codec {args.codec}, medians of {args.repeats} turns; target on the 10,015 images: job / Petastorm pattern at least 1.0")
-    print(f"{'archive':36} {'size':>8} {'job img/s':>10} {'peer img/s':>11} {'loop img/s':>11} {'job/peer':>9} "
-          f"{'job/loop':>9} {'2 loops/loop':>13}")
+    print(
+        f"\n--codec {args.codec}, medians of {args.repeats} turns; "
+        "target on the 10,015 images: job / Petastorm pattern at least 1.0"
+    )
+    print(
+        f"{'archive':36} {'size':>8} {'job img/s':>10} {'peer img/s':>11} {'loop img/s':>11} {'job/peer':>9} "
+        f"{'job/loop':>9} {'2 loops/loop':>13}"
+    )
     for name, size, job_rate, peer_rate, loop_rate, to_peer, to_loop, ceiling in rows:
-        print(f"{name:36} {size:>8} {job_rate:10.1f} {peer_rate:11.1f} {loop_rate:11.1f} {to_peer:9.2f} "
-              f"{to_loop:9.2f} {ceiling:13.2f}")
+        print(
+            f"{name:36} {size:>8} {job_rate:10.1f} {peer_rate:11.1f} {loop_rate:11.1f} {to_peer:9.2f} "
+            f"{to_loop:9.2f} {ceiling:13.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,14 @@ def main() -> None:
     if not os.path.isdir(archive):
         build_archive(os.path.join(args.data, "ham10000-200x150"), archive, 4)
     images = sorted(os.listdir(os.path.join(archive, "images")))
-    spark = (SparkSession.builder.master("local[2]").appName("monitor-bench").config("spark.ui.enabled", "false")
-             .config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("monitor-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     bundle, scores = make_bundle(work, "benbrahim_cnn"), os.path.join(work, "scores")
     chunk = -(-len(images) // args.runs)
@@ -69,14 +75,23 @@ def main() -> None:
             chunk, number = 500, 0  # the ninth run: 500 images again, scored after the first monitor
         if not os.path.isdir(folder):
             os.makedirs(folder)
-            for name in images[number * chunk:(number + 1) * chunk]:
+            for name in images[number * chunk : (number + 1) * chunk]:
                 os.symlink(os.path.join(archive, "images", name), os.path.join(folder, name))
     for number in range(args.runs):
         if not os.path.exists(os.path.join(work, f"scored-{number}")):
             # A version per run: the archive's copies share their content, which an incremental
             # run of one version would skip.
-            run_score(spark, ScoreSettings(model=bundle, input=os.path.join(work, f"run-{number}"), output=scores,
-                                           links="follow", mode="overwrite", model_version=f"bench-{number}"))
+            run_score(
+                spark,
+                ScoreSettings(
+                    model=bundle,
+                    input=os.path.join(work, f"run-{number}"),
+                    output=scores,
+                    links="follow",
+                    mode="overwrite",
+                    model_version=f"bench-{number}",
+                ),
+            )
             open(os.path.join(work, f"scored-{number}"), "w").close()
     add_reference(bundle, scores)
     report = os.path.join(work, "report")
@@ -87,13 +102,26 @@ def main() -> None:
         started = time.perf_counter()
         result = run_monitor(spark, settings)
         rows = sum(entry["rows"] for entry in result.report["periods"]["run"])
-        print(f"{what}: {time.perf_counter() - started:.1f} s, {result.report['runs']} runs ({result.report['new_runs']} read), "
-              f"{rows:,} rows", flush=True)
+        print(
+            f"{what}: {time.perf_counter() - started:.1f} s, "
+            f"{result.report['runs']} runs ({result.report['new_runs']} read), "
+            f"{rows:,} rows",
+            flush=True,
+        )
 
     timed("first monitor run")
     timed("rerun, nothing new")
-    run_score(spark, ScoreSettings(model=bundle, input=os.path.join(work, f"run-{args.runs}"), output=scores,
-                                   links="follow", mode="overwrite", model_version="second-version"))
+    run_score(
+        spark,
+        ScoreSettings(
+            model=bundle,
+            input=os.path.join(work, f"run-{args.runs}"),
+            output=scores,
+            links="follow",
+            mode="overwrite",
+            model_version="second-version",
+        ),
+    )
     timed("rerun after one more run")
     spark.stop()
 

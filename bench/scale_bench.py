@@ -70,7 +70,10 @@ def build_archive(source: str, folder: str, copies: int) -> int:
         for row in rows:
             prefix = "" if copy == 0 else str(copy)
             image_id = row["image_id"].replace("ISIC_", "ISIC_" + prefix)
-            link, target = os.path.join(images, image_id + ".jpg"), os.path.join(source, "images", row["image_id"] + ".jpg")
+            link, target = (
+                os.path.join(images, image_id + ".jpg"),
+                os.path.join(source, "images", row["image_id"] + ".jpg"),
+            )
             _link(target, link)
             out.append({**row, "image_id": image_id, "lesion_id": row["lesion_id"].replace("HAM_", "HAM_" + prefix)})
     with open(os.path.join(folder, "HAM10000_metadata.csv"), "w", newline="") as handle:
@@ -150,40 +153,60 @@ def timed(run, spark) -> tuple[float, float, PeakMemory]:
     return elapsed, cpu, memory
 
 
-def report(title: str, counts: list[int], job: list[tuple[float, float, PeakMemory]], peer: list[float],
-           peer_name: str, reference: tuple[float, float], reference_name: str,
-           turns: list[float] | None = None) -> None:
+def report(
+    title: str,
+    counts: list[int],
+    job: list[tuple[float, float, PeakMemory]],
+    peer: list[float],
+    peer_name: str,
+    reference: tuple[float, float],
+    reference_name: str,
+    turns: list[float] | None = None,
+) -> None:
     """reference: images per second and per CPU second of the single-process way; turns: its
     rate in the turn beside each run, where it took one."""
     rate, fixed = fit(counts, [seconds for seconds, _, _ in job])
     per_core, _ = fit(counts, [cpu for _, cpu, _ in job])
     peer_rate, peer_fixed = fit(counts, peer)
     print(f"\n{title}")
-    print(f"{'images':>8} {'job s':>8} {'job img/s':>10} {'job CPU s':>10} {'peer s':>8} {'driver MB':>10} "
-          f"{'JVM MB':>8} {'JVM live MB':>12} {'workers MB':>11}")
+    print(
+        f"{'images':>8} {'job s':>8} {'job img/s':>10} {'job CPU s':>10} {'peer s':>8} {'driver MB':>10} "
+        f"{'JVM MB':>8} {'JVM live MB':>12} {'workers MB':>11}"
+    )
     for count, (seconds, cpu, memory), peer_seconds in zip(counts, job, peer, strict=True):
-        print(f"{count:8d} {seconds:8.1f} {count / seconds:10.1f} {cpu:10.1f} {peer_seconds:8.1f} "
-              f"{memory.driver / 2**20:10.0f} {memory.jvm / 2**20:8.0f} {memory.jvm_live / 2**20:12.0f} "
-              f"{memory.workers / 2**20:11.0f}")
+        print(
+            f"{count:8d} {seconds:8.1f} {count / seconds:10.1f} {cpu:10.1f} {peer_seconds:8.1f} "
+            f"{memory.driver / 2**20:10.0f} {memory.jvm / 2**20:8.0f} {memory.jvm_live / 2**20:12.0f} "
+            f"{memory.workers / 2**20:11.0f}"
+        )
     print(f"job: marginal rate {rate:.1f} img/s, fixed cost {fixed:.1f} s, marginal {per_core:.1f} img per CPU second")
     print(f"{peer_name}: marginal rate {peer_rate:.1f} img/s, fixed cost {peer_fixed:.1f} s")
     print(f"{reference_name}: {reference[0]:.1f} img/s, {reference[1]:.1f} img per CPU second")
-    largest = [peer_seconds / seconds for count, (seconds, _, _), peer_seconds in zip(counts, job, peer, strict=True)
-               if count == max(counts)]
-    print(f"job marginal / peer marginal {rate / peer_rate:.2f}; job / peer at {max(counts)} images "
-          f"{statistics.median(largest):.2f} (median of {len(largest)})")
-    print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second "
-          f"{per_core / reference[1]:.2f}")
+    largest = [
+        peer_seconds / seconds
+        for count, (seconds, _, _), peer_seconds in zip(counts, job, peer, strict=True)
+        if count == max(counts)
+    ]
+    print(
+        f"job marginal / peer marginal {rate / peer_rate:.2f}; job / peer at {max(counts)} images "
+        f"{statistics.median(largest):.2f} (median of {len(largest)})"
+    )
+    print(f"job marginal / {reference_name} {rate / reference[0]:.2f}; per CPU second {per_core / reference[1]:.2f}")
     if turns:
         # Each run's time counted in images the reference did in its turn beside it: the
         # machine's drift from minute to minute cancels, and the slope is the ratio itself.
         ratio, fixed_images = fit(counts, [seconds * turn for (seconds, _, _), turn in zip(job, turns, strict=True)])
-        print(f"job marginal / {reference_name}, each run in its neighbouring turn's images: {ratio:.2f} "
-              f"(fixed cost {fixed_images / statistics.median(turns):.1f} s at the median turn)")
+        print(
+            f"job marginal / {reference_name}, each run in its neighbouring turn's images: {ratio:.2f} "
+            f"(fixed cost {fixed_images / statistics.median(turns):.1f} s at the median turn)"
+        )
     first, last = job[0][2], job[-1][2]
-    print(f"peak memory at {counts[-1]} over at {counts[0]} images: driver {last.driver / first.driver:.2f}, "
-          f"JVM {last.jvm / first.jvm:.2f} (its live heap after the run {last.jvm_live / first.jvm_live:.2f}), "
-          f"workers {last.workers / first.workers:.2f}", flush=True)
+    print(
+        f"peak memory at {counts[-1]} over at {counts[0]} images: driver {last.driver / first.driver:.2f}, "
+        f"JVM {last.jvm / first.jvm:.2f} (its live heap after the run {last.jvm_live / first.jvm_live:.2f}), "
+        f"workers {last.workers / first.workers:.2f}",
+        flush=True,
+    )
 
 
 def spark_jobs(spark) -> int:
@@ -209,9 +232,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip", choices=["ingest", "score"], help="time only the other job")
     parser.add_argument("--codec", default="png", choices=["png", "raw"], help="ingest --codec, for its peers too")
-    parser.add_argument("--driver-memory", default="4g",
-                        help="spark.driver.memory: the JVM's heap grows towards it before collecting; a small "
-                             "one shows what the job needs")
+    parser.add_argument(
+        "--driver-memory",
+        default="4g",
+        help="spark.driver.memory: the JVM's heap grows towards it before collecting; a small "
+        "one shows what the job needs",
+    )
     args = parser.parse_args()
     source = os.path.join(os.path.abspath(args.data), "ham10000-200x150")
     if not os.path.isfile(os.path.join(source, "HAM10000_metadata.csv")):
@@ -241,9 +267,13 @@ def main() -> None:
     sizes = [copies for _ in range(args.rounds) for copies in args.copies]
     rounds = [counts[args.copies.index(copies)] for copies in sizes]
     spark = (
-        SparkSession.builder.master("local[2]").appName("scale-bench")
-        .config("spark.ui.enabled", "false").config("spark.driver.memory", args.driver_memory)
-        .config("spark.sql.shuffle.partitions", "8").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+        SparkSession.builder.master("local[2]")
+        .appName("scale-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", args.driver_memory)
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     files = sorted(os.path.join(source, "images", name) for name in os.listdir(os.path.join(source, "images")))
@@ -253,8 +283,10 @@ def main() -> None:
                 output = os.path.join(work, "ingested")
 
                 def ingest(archive: str, output: str = output, size: str = size) -> None:
-                    result = run_ingest(spark, IngestSettings(input=archive, output=output, sizes=size,
-                                                              codec=args.codec, links="follow"))
+                    result = run_ingest(
+                        spark,
+                        IngestSettings(input=archive, output=output, sizes=size, codec=args.codec, links="follow"),
+                    )
                     if result.manifest.written != result.manifest.inputs:
                         sys.exit(f"ingest wrote {result.manifest.written} of {result.manifest.inputs} inputs")
 
@@ -279,9 +311,16 @@ def main() -> None:
                     loops.append((len(files) / seconds, len(files) / (time.process_time() - cpu)))
                 # The machine's speed drifts within minutes: the loop's median turn.
                 print(f"single-process loop, each turn: {', '.join(f'{rate:.0f}' for rate, _ in loops)} img/s")
-                report(f"ingest at {size}, --codec {args.codec}", rounds, job, peer, "Petastorm pattern",
-                       tuple(statistics.median(values) for values in zip(*loops, strict=True)), "single-process loop",
-                       [rate for rate, _ in loops])
+                report(
+                    f"ingest at {size}, --codec {args.codec}",
+                    rounds,
+                    job,
+                    peer,
+                    "Petastorm pattern",
+                    tuple(statistics.median(values) for values in zip(*loops, strict=True)),
+                    "single-process loop",
+                    [rate for rate, _ in loops],
+                )
         if args.skip != "score":
             bundle = make_bundle(work, args.model)
 
@@ -289,14 +328,23 @@ def main() -> None:
             shutil.rmtree(scores, ignore_errors=True)
 
             def score(archive: str) -> None:
-                summary = run_score(spark, ScoreSettings(model=bundle, input=os.path.join(archive, "images"),
-                                                         output=scores, batch_size=args.batch_size, links="follow"))
+                summary = run_score(
+                    spark,
+                    ScoreSettings(
+                        model=bundle,
+                        input=os.path.join(archive, "images"),
+                        output=scores,
+                        batch_size=args.batch_size,
+                        links="follow",
+                    ),
+                )
                 if summary.scored != summary.inputs:
                     sys.exit(f"scoring scored {summary.scored} of {summary.inputs}: {summary.by_reason}")
 
             def peer(archive: str) -> float:
-                return predict_batch_udf_pattern(spark, bundle, os.path.join(archive, "images"),
-                                                 os.path.join(work, "peer-scores"), args.batch_size)
+                return predict_batch_udf_pattern(
+                    spark, bundle, os.path.join(archive, "images"), os.path.join(work, "peer-scores"), args.batch_size
+                )
 
             score(archives[args.copies[0]])  # warm-up
             shutil.rmtree(scores)
@@ -307,8 +355,15 @@ def main() -> None:
                 shutil.rmtree(scores)  # untimed, as the peer's
                 peers.append(_seconds(peer, archives[copies]))
             plain_rate, plain_cores = plain_keras(bundle, files, args.batch_size)
-            report(f"scoring with {args.model}", rounds, job, peers, "predict_batch_udf pattern",
-                   (plain_rate, plain_rate / plain_cores), "plain Keras predict_on_batch")
+            report(
+                f"scoring with {args.model}",
+                rounds,
+                job,
+                peers,
+                "predict_batch_udf pattern",
+                (plain_rate, plain_rate / plain_cores),
+                "plain Keras predict_on_batch",
+            )
     finally:
         spark.stop()
         if not args.work:

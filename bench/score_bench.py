@@ -45,9 +45,13 @@ def make_bundle(folder: str, model_name: str) -> str:
     options = {"num_classes": len(HAM10000_CLASSES)}
     if recipe.pretrained:
         options["weights"] = "none"
-    manifest = {"model_name": model_name, "classes": list(HAM10000_CLASSES), "input_size": list(recipe.input_size),
-                "preprocessing": {"resample": "lanczos", "aspect": "stretch"},
-                "training_settings": {"run_id": "bench"}}
+    manifest = {
+        "model_name": model_name,
+        "classes": list(HAM10000_CLASSES),
+        "input_size": list(recipe.input_size),
+        "preprocessing": {"resample": "lanczos", "aspect": "stretch"},
+        "training_settings": {"run_id": "bench"},
+    }
     return save_bundle(os.path.join(folder, "bundle"), create_model(model_name, **options), manifest)
 
 
@@ -60,8 +64,9 @@ def with_review(bundle_path: str, files: list[str], folder: str) -> str:
     from dermspark.images import decode_image
 
     bundle = load_bundle(bundle_path)
-    images = np.stack([decode_image(Path(path).read_bytes(), *bundle.input_size, bundle.decode_options)
-                       for path in files[:512]])
+    images = np.stack(
+        [decode_image(Path(path).read_bytes(), *bundle.input_size, bundle.decode_options) for path in files[:512]]
+    )
     raw, features = bundle.infer(images)
     split = review.Split(images, features, raw, np.arange(len(images)) % len(bundle.classes))
     kernel, bias = bundle.model.layers[-1].get_weights()
@@ -73,17 +78,25 @@ def flag_costs(job, bundle: str, reviewed: str, repeats: int) -> None:
     """The job without the flag, with it, and with it and --explain, in turns; medians."""
     runs = []
     for repeat in range(repeats):
-        rates = (job(f"plain-{repeat}", bundle)[0], job(f"review-{repeat}", reviewed)[0],
-                 job(f"explain-{repeat}", reviewed, explain=True)[0])
+        rates = (
+            job(f"plain-{repeat}", bundle)[0],
+            job(f"review-{repeat}", reviewed)[0],
+            job(f"explain-{repeat}", reviewed, explain=True)[0],
+        )
         runs.append(rates)
-        print(f"repeat {repeat + 1}: without the flag {rates[0]:.1f} img/s, with it {rates[1]:.1f}, "
-              f"with it and --explain {rates[2]:.1f}", flush=True)
+        print(
+            f"repeat {repeat + 1}: without the flag {rates[0]:.1f} img/s, with it {rates[1]:.1f}, "
+            f"with it and --explain {rates[2]:.1f}",
+            flush=True,
+        )
     median = [statistics.median(run[index] for run in runs) for index in range(3)]
     print(f"job without the review flag      {median[0]:8.1f} img/s")
     print(f"job with the review flag         {median[1]:8.1f} img/s")
     print(f"job with the flag and --explain  {median[2]:8.1f} img/s")
-    print(f"cost of the flag: {1 - statistics.median(run[1] / run[0] for run in runs):.1%} of throughput "
-          "(target under 10%)")
+    print(
+        f"cost of the flag: {1 - statistics.median(run[1] / run[0] for run in runs):.1%} of throughput "
+        "(target under 10%)"
+    )
     print(f"cost of --explain on top: {1 - statistics.median(run[2] / run[1] for run in runs):.1%}")
 
 
@@ -111,7 +124,7 @@ def plain_keras(bundle_path: str, files: list[str], batch_size: int) -> tuple[fl
     cpu, started = time.process_time(), time.perf_counter()
     for start in range(0, len(files), batch_size):
         batch = []
-        for path in files[start:start + batch_size]:
+        for path in files[start : start + batch_size]:
             with open(path, "rb") as handle:
                 batch.append(decode_image(handle.read(), height, width, bundle.decode_options))
         bundle.model.predict_on_batch(np.stack(batch))
@@ -196,8 +209,12 @@ def predict_batch_udf_pattern(spark, bundle_path: str, folder: str, output: str,
 
         return predict
 
-    classify = predict_batch_udf(make_predict_fn, return_type=ArrayType(FloatType()), batch_size=batch_size,
-                                 input_tensor_shapes=[[height, width, 3]])
+    classify = predict_batch_udf(
+        make_predict_fn,
+        return_type=ArrayType(FloatType()),
+        batch_size=batch_size,
+        input_tensor_shapes=[[height, width, 3]],
+    )
     started = time.perf_counter()
     images = spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg").load(folder)
     images.select("path", classify(decode("content")).alias("probabilities")).write.mode("overwrite").parquet(output)
@@ -211,8 +228,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("DERMSPARK_DATA", os.path.join(ROOT, "..", "shared", "data")))
     parser.add_argument("--model", default="benbrahim_cnn", help="a registered model, untrained")
-    parser.add_argument("--bundle", help="a trained bundle to use instead of --model (its load time is part of "
-                                         "what the naive pattern pays per batch)")
+    parser.add_argument(
+        "--bundle",
+        help="a trained bundle to use instead of --model (its load time is part of "
+        "what the naive pattern pays per batch)",
+    )
     parser.add_argument("--images", type=int, default=4000, help="images of the 200x150 set to score")
     parser.add_argument("--naive-images", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -238,16 +258,25 @@ def main() -> None:
                 os.symlink(path, os.path.join(folder, os.path.basename(path)))
         bundle = args.bundle or make_bundle(work, args.model)
         spark = (
-            SparkSession.builder.master("local[2]").appName("score-bench")
-            .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g").getOrCreate()
+            SparkSession.builder.master("local[2]")
+            .appName("score-bench")
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", "2g")
+            .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
 
         def job(output: str, model: str = bundle, explain: bool = False, folder: str = images) -> tuple[float, float]:
             """Images per second and cores used (CPU seconds of the whole process tree, driver,
             JVM and Python workers, over the wall time)."""
-            settings = ScoreSettings(model=model, input=folder, output=os.path.join(work, output),
-                                     batch_size=args.batch_size, explain=explain, links="follow")
+            settings = ScoreSettings(
+                model=model,
+                input=folder,
+                output=os.path.join(work, output),
+                batch_size=args.batch_size,
+                explain=explain,
+                links="follow",
+            )
             cpu_before, started = _process_tree_cpu(), time.perf_counter()
             summary = run_score(spark, settings)
             elapsed = time.perf_counter() - started
@@ -285,9 +314,11 @@ def main() -> None:
             peer_rate = peer()
             plain_rate, plain_cores = plain_keras(bundle, source, args.batch_size)
             runs.append((job_rate, job_cores, plain_rate, plain_cores, peer_rate))
-            print(f"repeat {repeat + 1}: job {job_rate:.1f} img/s on {job_cores:.2f} cores, predict_batch_udf "
-                  f"pattern {peer_rate:.1f} img/s, plain Keras {plain_rate:.1f} img/s on {plain_cores:.2f} cores",
-                  flush=True)
+            print(
+                f"repeat {repeat + 1}: job {job_rate:.1f} img/s on {job_cores:.2f} cores, predict_batch_udf "
+                f"pattern {peer_rate:.1f} img/s, plain Keras {plain_rate:.1f} img/s on {plain_cores:.2f} cores",
+                flush=True,
+            )
         naive_rate = naive_job(spark, bundle, naive_images)
         spark.stop()
 
@@ -297,8 +328,10 @@ def main() -> None:
     to_peer = statistics.median(run[0] / run[4] for run in runs)
     per_core = statistics.median((run[0] / run[1]) / (run[2] / run[3]) for run in runs)
     per_slot = statistics.median((run[0] / slots) / (run[2] / run[3]) for run in runs)
-    print(f"{args.bundle or args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
-          f"medians of {args.repeats} repeats")
+    print(
+        f"{args.bundle or args.model}, {len(source)} images of the 200x150 set, batch {args.batch_size}, "
+        f"medians of {args.repeats} repeats"
+    )
     print(f"job on local[{slots}]                 {job_rate:8.1f} img/s")
     print(f"predict_batch_udf pattern        {peer_rate:8.1f} img/s")
     print(f"plain Keras predict, 1 process   {plain_rate:8.1f} img/s")

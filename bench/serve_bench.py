@@ -41,8 +41,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         bundle = args.bundle or make_bundle(work, args.model)
         port = free_port()
-        service = subprocess.Popen([os.path.join(ROOT, "spark-submit.sh"), "serve", "--model", bundle,
-                                    "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        service = subprocess.Popen(
+            [os.path.join(ROOT, "spark-submit.sh"), "serve", "--model", bundle, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             health = wait_until_healthy(url, timeout=180, process=service)
@@ -53,10 +56,14 @@ def main() -> None:
             service.wait(timeout=30)
     size = "x".join(str(side) for side in health["input_size"])
     print(f"model {health['model']} ({size}), {len(images)} distinct 200x150 JPEGs, {os.cpu_count()} cores")
-    print(f"requests {result['requests']} from {result['clients']} clients: {result['succeeded']} ok, "
-          f"{result['failed']} failed")
-    print(f"latency p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms; "
-          f"{result['requests_per_second']:.1f} requests/s")
+    print(
+        f"requests {result['requests']} from {result['clients']} clients: {result['succeeded']} ok, "
+        f"{result['failed']} failed"
+    )
+    print(
+        f"latency p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms; "
+        f"{result['requests_per_second']:.1f} requests/s"
+    )
     print(json.dumps(result))
 
 

@@ -19,8 +19,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="a folder of images (searched recursively for .jpg and .png)")
     parser.add_argument("output", help="the DICOM copy: OUTPUT/SYNTAX/IMAGE_ID.dcm")
-    parser.add_argument("--syntaxes", default=",".join(TRANSFER_SYNTAXES),
-                        help=f"comma-separated, of {', '.join(TRANSFER_SYNTAXES)}")
+    parser.add_argument(
+        "--syntaxes", default=",".join(TRANSFER_SYNTAXES), help=f"comma-separated, of {', '.join(TRANSFER_SYNTAXES)}"
+    )
     parser.add_argument("--limit", type=int, default=0, help="the first N images only (0: all)")
     args = parser.parse_args(argv)
     syntaxes = [name.strip() for name in args.syntaxes.split(",") if name.strip()]
@@ -28,10 +29,13 @@ def main(argv=None) -> int:
     if unknown:
         print(f"unknown transfer syntax {', '.join(unknown)}; known: {', '.join(TRANSFER_SYNTAXES)}", file=sys.stderr)
         return 2
-    paths = sorted(path for pattern in ("**/*.jpg", "**/*.png")
-                   for path in glob.glob(os.path.join(args.input, pattern), recursive=True))
+    paths = sorted(
+        path
+        for pattern in ("**/*.jpg", "**/*.png")
+        for path in glob.glob(os.path.join(args.input, pattern), recursive=True)
+    )
     if args.limit:
-        paths = paths[:args.limit]
+        paths = paths[: args.limit]
     if not paths:
         print(f"no .jpg or .png image under {args.input}", file=sys.stderr)
         return 2

@@ -9,9 +9,10 @@ Checks and prints: ingest of each copy against ingest of the JPEG archive, image
 299x299, which JPEG decodes at full size; 75x100 is decoded from JPEG at a reduced draft
 scale, so the JPEG archive's pixels there differ from the DICOM copy's, which holds the full
 decode); a model trained on one copy; every copy scored with --dicom-sr, every prediction
-carrying its UIDs and each hostile file its reason, and against the same images scored as JPEG; each SR read back with pydicom and parsed by
-highdicom, referencing a scored instance; the fake patient's name, id and birth date searched for
-in every dataset, bundle, predictions file and log line. Steps whose output exists are skipped,
+carrying its UIDs and each hostile file its reason, and against the same images scored as
+JPEG; each SR read back with pydicom and parsed by highdicom, referencing a scored instance;
+the fake patient's name, id and birth date searched for in every dataset, bundle, predictions
+file and log line. Steps whose output exists are skipped,
 so a rerun resumes. Writes OUTPUT/dicom_result.json.
 """
 
@@ -54,8 +55,10 @@ def make_copies(archive: Path, out: Path, syntaxes: list[str]) -> dict[str, dict
         folder = out / "dicom" / syntax
         if not (folder / "labels.csv").exists():
             written = write_copy([str(path) for path in images], str(folder / "images"), syntax, patients)
-            rows = [(item.sop_instance_uid, metadata[item.image_id]["lesion_id"], metadata[item.image_id]["dx"])
-                    for item in written]
+            rows = [
+                (item.sop_instance_uid, metadata[item.image_id]["lesion_id"], metadata[item.image_id]["dx"])
+                for item in written
+            ]
             if number == 0:
                 rows += _hostile(images[0], folder / "images")
             with open(folder / "labels.csv", "w", newline="") as handle:
@@ -92,8 +95,10 @@ def _uids(folder: Path) -> dict[str, str]:
 
 def dataset_pixels(folder: Path, size: str) -> dict[str, np.ndarray]:
     table = ds.dataset(folder / f"images_{size}", format="parquet").to_table(columns=["image_id", "image"])
-    return {image_id: np.asarray(Image.open(io.BytesIO(image)))
-            for image_id, image in zip(table["image_id"].to_pylist(), table["image"].to_pylist(), strict=True)}
+    return {
+        image_id: np.asarray(Image.open(io.BytesIO(image)))
+        for image_id, image in zip(table["image_id"].to_pylist(), table["image"].to_pylist(), strict=True)
+    }
 
 
 def compare(out: Path, syntax: str, uids: dict[str, str]) -> dict:
@@ -103,10 +108,17 @@ def compare(out: Path, syntax: str, uids: dict[str, str]) -> dict:
         jpeg, copy = dataset_pixels(out / "ingest" / "jpeg", size), dataset_pixels(out / "ingest" / syntax, size)
         pairs = [(jpeg[uids[uid]], pixels) for uid, pixels in copy.items() if uids.get(uid) in jpeg]
         differences = [int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in pairs]
-        figures[size] = {"images": len(pairs), "jpeg_images": len(jpeg), "identical": differences.count(0),
-                         "max_difference": max(differences, default=None),
-                         "mean_abs_difference": round(float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
-                                                                     for a, b in pairs])), 3) if pairs else None}
+        figures[size] = {
+            "images": len(pairs),
+            "jpeg_images": len(jpeg),
+            "identical": differences.count(0),
+            "max_difference": max(differences, default=None),
+            "mean_abs_difference": round(
+                float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in pairs])), 3
+            )
+            if pairs
+            else None,
+        }
     return figures
 
 
@@ -115,14 +127,18 @@ def check_predictions(out: Path) -> dict:
     scored = table[table["error"].isna()]
     uid_columns = ["study_instance_uid", "series_instance_uid", "sop_instance_uid"]
     errors = table[table["error"].notna()]
-    return {"rows": len(table), "scored": len(scored),
-            "scored_with_all_uids": int(scored[uid_columns].notna().all(axis=1).sum()),
-            "errors": {Path(path).name: reason for path, reason in zip(errors["path"], errors["error"], strict=True)},
-            "sop_uids": set(scored["sop_instance_uid"])}
+    return {
+        "rows": len(table),
+        "scored": len(scored),
+        "scored_with_all_uids": int(scored[uid_columns].notna().all(axis=1).sum()),
+        "errors": {Path(path).name: reason for path, reason in zip(errors["path"], errors["error"], strict=True)},
+        "sop_uids": set(scored["sop_instance_uid"]),
+    }
 
 
 def agreement(out: Path, uids: dict[str, dict[str, str]]) -> dict:
     """Per syntax: the DICOM copy's predictions against the same images scored as JPEG files."""
+
     def table(folder: Path):
         return ds.dataset(folder / "predictions", format="parquet", partitioning="hive").to_table().to_pandas()
 
@@ -135,9 +151,13 @@ def agreement(out: Path, uids: dict[str, dict[str, str]]) -> dict:
         paired = jpeg.loc[rows["sop_instance_uid"].map(by_uid)]
         figures[syntax] = {
             "images": len(rows),
-            "same_predicted_class": int((paired["predicted_label"].to_numpy() == rows["predicted_label"].to_numpy()).sum()),
-            "max_confidence_difference": round(float(np.abs(paired["confidence"].to_numpy()
-                                                            - rows["confidence"].to_numpy()).max()), 4)}
+            "same_predicted_class": int(
+                (paired["predicted_label"].to_numpy() == rows["predicted_label"].to_numpy()).sum()
+            ),
+            "max_confidence_difference": round(
+                float(np.abs(paired["confidence"].to_numpy() - rows["confidence"].to_numpy()).max()), 4
+            ),
+        }
     return figures
 
 
@@ -184,35 +204,96 @@ def main(argv=None) -> int:
     uids = make_copies(archive, out, syntaxes)
     common = ["--sizes", SIZES, "--seed", "7", "--mode", "overwrite"]
     if not (out / "ingest" / "jpeg" / "manifest.json").exists():
-        submit(log, "ingest", "--source", "ham10000", "--input", str(archive), "--output", str(out / "ingest" / "jpeg"),
-               "--max-reject-fraction", "1", *common)
+        submit(
+            log,
+            "ingest",
+            "--source",
+            "ham10000",
+            "--input",
+            str(archive),
+            "--output",
+            str(out / "ingest" / "jpeg"),
+            "--max-reject-fraction",
+            "1",
+            *common,
+        )
     manifests = {}
     for syntax in syntaxes:
         target = out / "ingest" / syntax
         if not (target / "manifest.json").exists():
-            submit(log, "ingest", "--source", "dicom", "--input", str(out / "dicom" / syntax), "--output", str(target),
-                   "--max-reject-fraction", "0.1", *common)
+            submit(
+                log,
+                "ingest",
+                "--source",
+                "dicom",
+                "--input",
+                str(out / "dicom" / syntax),
+                "--output",
+                str(target),
+                "--max-reject-fraction",
+                "0.1",
+                *common,
+            )
         manifests[syntax] = json.loads((target / "manifest.json").read_text())
     if not (out / "model" / "model").exists():
-        submit(log, "train", "--dataset", str(out / "ingest" / syntaxes[0]), "--output", str(out / "model"),
-               "--model", "benbrahim_cnn", "--epochs", args.epochs, "--num-proc", "2")
+        submit(
+            log,
+            "train",
+            "--dataset",
+            str(out / "ingest" / syntaxes[0]),
+            "--output",
+            str(out / "model"),
+            "--model",
+            "benbrahim_cnn",
+            "--epochs",
+            args.epochs,
+            "--num-proc",
+            "2",
+        )
     links = out / "score-input"
     links.mkdir(exist_ok=True)
     for syntax in syntaxes:
         if not (links / syntax).exists():
             (links / syntax).symlink_to(out / "dicom" / syntax / "images")
     if not (out / "scores" / "runs").exists():
-        submit(log, "score", "--model", str(out / "model" / "model"), "--input", str(links), "--output",
-               str(out / "scores"), "--links", "follow", "--dicom-sr", str(out / "sr"))
+        submit(
+            log,
+            "score",
+            "--model",
+            str(out / "model" / "model"),
+            "--input",
+            str(links),
+            "--output",
+            str(out / "scores"),
+            "--links",
+            "follow",
+            "--dicom-sr",
+            str(out / "sr"),
+        )
     if not (out / "jpeg-scores" / "runs").exists():
-        submit(log, "score", "--model", str(out / "model" / "model"), "--input", str(archive), "--output",
-               str(out / "jpeg-scores"))
+        submit(
+            log,
+            "score",
+            "--model",
+            str(out / "model" / "model"),
+            "--input",
+            str(archive),
+            "--output",
+            str(out / "jpeg-scores"),
+        )
     predictions = check_predictions(out)
     result = {
         "syntaxes": syntaxes,
-        "ingest": {syntax: {"inputs": manifests[syntax]["inputs"], "written": manifests[syntax]["written"],
-                            "by_reason": manifests[syntax]["by_reason"], "dicom": manifests[syntax].get("dicom"),
-                            "against_jpeg": compare(out, syntax, uids[syntax])} for syntax in syntaxes},
+        "ingest": {
+            syntax: {
+                "inputs": manifests[syntax]["inputs"],
+                "written": manifests[syntax]["written"],
+                "by_reason": manifests[syntax]["by_reason"],
+                "dicom": manifests[syntax].get("dicom"),
+                "against_jpeg": compare(out, syntax, uids[syntax]),
+            }
+            for syntax in syntaxes
+        },
         "scoring": {key: value for key, value in predictions.items() if key != "sop_uids"},
         "against_jpeg_scoring": agreement(out, uids),
         "structured_reports": check_reports(out / "sr", predictions["sop_uids"]),

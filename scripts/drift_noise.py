@@ -24,8 +24,10 @@ def main() -> None:
         counts = [rng.multinomial(size, MIX) for _ in range(args.draws)]
         psis = [psi(MIX, count) for count in counts]
         distances = [js_distance(MIX, count) for count in counts]
-        print(f"{size} predictions: PSI median {np.median(psis):.3f}, 99th percentile {np.quantile(psis, 0.99):.3f}; "
-              f"JS distance median {np.median(distances):.3f}, 99th percentile {np.quantile(distances, 0.99):.3f}")
+        print(
+            f"{size} predictions: PSI median {np.median(psis):.3f}, 99th percentile {np.quantile(psis, 0.99):.3f}; "
+            f"JS distance median {np.median(distances):.3f}, 99th percentile {np.quantile(distances, 0.99):.3f}"
+        )
     print(f"nevi 67% -> 40%: PSI {psi(MIX, MOVED):.2f}, JS distance {js_distance(MIX, MOVED):.2f}")
 
 

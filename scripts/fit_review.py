@@ -30,8 +30,9 @@ from dermspark.train.inputs import Inputs
 def main(argv=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=FutureWarning)  # Petastorm on pyarrow 14, every read
-    parser = argparse.ArgumentParser(prog="scripts/fit_review.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scripts/fit_review.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--dataset", required=True, help="the ingested dataset the bundle trained on")
     parser.add_argument("--cv", type=int, default=0, help="with --fold: the bundle is that fold's of a K-fold run")
@@ -63,8 +64,14 @@ def _fit(args):
     recorded = reference(apply_temperature(held_out.raw, bundle.temperature), bundle.classes, "validation")
     if args.reference_only:
         return bundle.reviewer, {"reference": recorded}, bundle
-    reviewer, figures = fit_review(bundle, infer, splits.pop("train"), splits, bundle.temperature,
-                                   {"method": args.method, "rate": args.rate, "ood_check": args.ood_check})
+    reviewer, figures = fit_review(
+        bundle,
+        infer,
+        splits.pop("train"),
+        splits,
+        bundle.temperature,
+        {"method": args.method, "rate": args.rate, "ood_check": args.ood_check},
+    )
     return reviewer, {**figures, "reference": recorded}, bundle
 
 

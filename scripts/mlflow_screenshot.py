@@ -1,6 +1,6 @@
 """A PNG of one MLflow run's page, taken with headless Chromium (the README's screenshot).
 
-    .venv/bin/python scripts/mlflow_screenshot.py http://127.0.0.1:5000 RUN_ID docs/mlflow-run.png
+.venv/bin/python scripts/mlflow_screenshot.py http://127.0.0.1:5000 RUN_ID docs/mlflow-run.png
 """
 
 import os

@@ -32,8 +32,14 @@ import pyarrow.dataset as ds
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD_AND_NECK = {"face", "scalp", "neck", "ear"}
-EXPECTED = {"other-sites-a": False, "other-sites-b": False, "back": False, "lower-extremity": False,
-            "head-and-neck": True, "other-clinics": True}
+EXPECTED = {
+    "other-sites-a": False,
+    "other-sites-b": False,
+    "back": False,
+    "lower-extremity": False,
+    "head-and-neck": True,
+    "other-clinics": True,
+}
 
 
 def run(log: Path, *args: str) -> None:
@@ -44,8 +50,11 @@ def run(log: Path, *args: str) -> None:
 
 def test_fold(dataset: Path, fold: int) -> list[str]:
     table = ds.dataset(dataset / "images_75x100", format="parquet").to_table(columns=["image_id", "fold"])
-    return [image for image, found in zip(table["image_id"].to_pylist(), table["fold"].to_pylist(), strict=True)
-            if found == fold]
+    return [
+        image
+        for image, found in zip(table["image_id"].to_pylist(), table["fold"].to_pylist(), strict=True)
+        if found == fold
+    ]
 
 
 def archives(data: Path, images: list[str], seed: int) -> dict[str, list[Path]]:
@@ -80,8 +89,22 @@ def main(argv=None) -> int:
     python, submit = str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "spark-submit.sh")
     bundle = out / "bundle"
     if not (bundle / "manifest.json").exists():
-        run(log, python, "scripts/fit_review.py", "--bundle", str(args.bundle), "--dataset", str(args.dataset),
-            "--cv", "5", "--fold", str(args.fold), "--reference-only", "--output", str(bundle))
+        run(
+            log,
+            python,
+            "scripts/fit_review.py",
+            "--bundle",
+            str(args.bundle),
+            "--dataset",
+            str(args.dataset),
+            "--cv",
+            "5",
+            "--fold",
+            str(args.fold),
+            "--reference-only",
+            "--output",
+            str(bundle),
+        )
     order = ["other-sites-a", "back", "lower-extremity", "other-sites-b", "head-and-neck", "other-clinics"]
     files = archives(data, test_fold(args.dataset, args.fold), args.seed)
     for number, name in enumerate(order):
@@ -92,24 +115,50 @@ def main(argv=None) -> int:
                 if not (folder / path.name).exists():
                     (folder / path.name).symlink_to(path)
             before = set((out / "scores" / "runs").glob("*")) if (out / "scores" / "runs").exists() else set()
-            run(log, submit, "score", "--model", str(bundle), "--input", str(folder), "--output", str(out / "scores"),
-                "--links", "follow", "--incremental")
+            run(
+                log,
+                submit,
+                "score",
+                "--model",
+                str(bundle),
+                "--input",
+                str(folder),
+                "--output",
+                str(out / "scores"),
+                "--links",
+                "follow",
+                "--incremental",
+            )
             (new,) = set((out / "scores" / "runs").glob("*")) - before
             (out / "scores-done").mkdir(exist_ok=True)
             (out / "scores-done" / name).write_text(new.name)
-    run(log, submit, "monitor", "--predictions", str(out / "scores"), "--output", str(out / "report"),
-        "--model", str(bundle))
+    run(
+        log,
+        submit,
+        "monitor",
+        "--predictions",
+        str(out / "scores"),
+        "--output",
+        str(out / "report"),
+        "--model",
+        str(bundle),
+    )
     report = json.loads((out / "report" / "monitor.json").read_text())
     by_run = {entry["period"]: entry for entry in report["periods"]["run"]}
     result = {}
     for name in order:
         entry = by_run[(out / "scores-done" / name).read_text()]
         found = entry["drift"]
-        result[name] = {"images": len(files[name]), "scored": entry["scored"], "expected_flagged": EXPECTED[name],
-                        "flagged": found["flagged"], "judged": found["judged"],
-                        **{key: found[key] for key in ("psi_class_mix", "js_class_mix", "psi_confidence",
-                                                       "js_confidence")},
-                        "class_mix": entry["class_mix"], "review_rate": entry["review_rate"]}
+        result[name] = {
+            "images": len(files[name]),
+            "scored": entry["scored"],
+            "expected_flagged": EXPECTED[name],
+            "flagged": found["flagged"],
+            "judged": found["judged"],
+            **{key: found[key] for key in ("psi_class_mix", "js_class_mix", "psi_confidence", "js_confidence")},
+            "class_mix": entry["class_mix"],
+            "review_rate": entry["review_rate"],
+        }
     (out / "monitor_result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0

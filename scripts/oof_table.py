@@ -39,8 +39,9 @@ def fold_table(cv: str, dataset: str, folds: int, index: int, output: str):
     point = bundle.manifest.get("operating_point") or {}
     threshold = (point.get("threshold") or {}).get("temperature")
     # The four fields of a rank's WorkerConfig that the predictions table reads.
-    config = SimpleNamespace(classes=bundle.classes, folds=splits, dataset_url=url,
-                             output_url=storage.join(output, f"fold-{index}"))
+    config = SimpleNamespace(
+        classes=bundle.classes, folds=splits, dataset_url=url, output_url=storage.join(output, f"fold-{index}")
+    )
     return write_predictions(config, test, bundle.temperature, threshold, bundle.reviewer), bundle.classes
 
 
@@ -64,10 +65,13 @@ def main(argv=None) -> int:
     table = join_folds(output, folds)
     found = subgroups(read_frame(table), list(classes), melanoma_index(classes))
     storage.write_text(storage.join(output, "subgroups.json"), json.dumps(found, indent=2))
-    storage.write_text(storage.join(output, "subgroups.md"),
-                       "\n".join(markdown_lines(found, f"Out-of-fold predictions of {args.cv} by subgroup")) + "\n")
-    print(f"{folds} folds; each fold's confusion matrix recomputed from the table equals its metrics.json's: "
-          f"{recomputed}")
+    storage.write_text(
+        storage.join(output, "subgroups.md"),
+        "\n".join(markdown_lines(found, f"Out-of-fold predictions of {args.cv} by subgroup")) + "\n",
+    )
+    print(
+        f"{folds} folds; each fold's confusion matrix recomputed from the table equals its metrics.json's: {recomputed}"
+    )
     agree = recompute(read_frame(table), found, list(classes))
     print(f"subgroup figures recomputed from the table with scikit-learn and pandas: {agree[0]} of {agree[1]} agree")
     print("\n".join(markdown_lines(found)))
@@ -90,14 +94,17 @@ def recompute(frame, found: dict, classes: list[str]) -> tuple[int, int]:
                 continue
             rows = frame[values == value]
             mel = rows["true_label"] == "mel"
-            expected = {"balanced_accuracy": balanced_accuracy_score(rows["true_label"], rows["predicted_label"]),
-                        "melanoma_specificity": 1 - rows.loc[~mel, "melanoma_flag"].mean() if (~mel).any() else None}
+            expected = {
+                "balanced_accuracy": balanced_accuracy_score(rows["true_label"], rows["predicted_label"]),
+                "melanoma_specificity": 1 - rows.loc[~mel, "melanoma_flag"].mean() if (~mel).any() else None,
+            }
             if entry.get("melanoma_sensitivity") is not None:
                 expected["melanoma_sensitivity"] = rows.loc[mel, "melanoma_flag"].mean()
             for name, value_expected in expected.items():
                 checked += 1
                 agree += (value_expected is None and entry[name] is None) or bool(
-                    np.isclose(entry[name], value_expected))
+                    np.isclose(entry[name], value_expected)
+                )
     return agree, checked
 
 

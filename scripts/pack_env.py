@@ -39,16 +39,30 @@ SITE = "lib/python3.11/site-packages"
 UNUSED_FOR = 7 * 86400  # seconds
 # What executors never need. A change to this script makes a new environment member.
 LEAVE_OUT = [
-    f"{SITE}/__editable__*dermspark*", f"{SITE}/dermspark-*.dist-info",
+    f"{SITE}/__editable__*dermspark*",
+    f"{SITE}/dermspark-*.dist-info",
     # Their JVM has Spark's own jars; nothing compiles against TensorFlow's headers.
-    f"{SITE}/pyspark/jars", f"{SITE}/tensorflow/include",
+    f"{SITE}/pyspark/jars",
+    f"{SITE}/tensorflow/include",
     # The browser test's driver (165 MB), TensorFlow's build-time libclang (62 MB), TensorBoard's
     # data server, pip, the tests' S3 server (moto; s3fs and botocore stay for S3 stores).
-    f"{SITE}/playwright", f"{SITE}/moto", f"{SITE}/clang", f"{SITE}/tensorboard_data_server", f"{SITE}/pip",
+    f"{SITE}/playwright",
+    f"{SITE}/moto",
+    f"{SITE}/clang",
+    f"{SITE}/tensorboard_data_server",
+    f"{SITE}/pip",
     # MLflow's server side: executors are its clients (rank 0 logs epochs, scoring fetches
     # registered bundles over HTTP). Its web UI (29 MB), its database layer and web servers.
-    f"{SITE}/mlflow/server/js", f"{SITE}/sqlalchemy", f"{SITE}/alembic", f"{SITE}/gunicorn", f"{SITE}/huey",
-    f"{SITE}/graphene", f"{SITE}/graphql", f"{SITE}/graphql_relay", f"{SITE}/docker", f"{SITE}/skops",
+    f"{SITE}/mlflow/server/js",
+    f"{SITE}/sqlalchemy",
+    f"{SITE}/alembic",
+    f"{SITE}/gunicorn",
+    f"{SITE}/huey",
+    f"{SITE}/graphene",
+    f"{SITE}/graphql",
+    f"{SITE}/graphql_relay",
+    f"{SITE}/docker",
+    f"{SITE}/skops",
 ]
 with open(os.path.abspath(__file__), "rb") as _self:
     SCRIPT_KEY = hashlib.sha256(_self.read()).hexdigest()[:8]
@@ -76,17 +90,24 @@ def installed(build: str) -> str:
             # Built from a copy: setuptools never empties its build folder, so a module deleted
             # from lib/ would still be packed from an earlier in-tree build.
             source = os.path.join(work, "source")
-            shutil.copytree(os.path.join(ROOT, "lib", "dermspark"), os.path.join(source, "lib", "dermspark"),
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                os.path.join(ROOT, "lib", "dermspark"),
+                os.path.join(source, "lib", "dermspark"),
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
             for name in ("pyproject.toml", "README.md"):
                 shutil.copy(os.path.join(ROOT, name), source)
             pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-            subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", work, source],
-                           check=True, stdout=sys.stderr)
+            subprocess.run(
+                [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", work, source], check=True, stdout=sys.stderr
+            )
             (wheel,) = [name for name in os.listdir(work) if name.endswith(".whl")]
             site = os.path.join(work, "site")
-            subprocess.run([*pip, "install", "--no-deps", "--target", site, os.path.join(work, wheel)],
-                           check=True, stdout=sys.stderr)
+            subprocess.run(
+                [*pip, "install", "--no-deps", "--target", site, os.path.join(work, wheel)],
+                check=True,
+                stdout=sys.stderr,
+            )
             compileall.compile_dir(site, quiet=1)
             try:
                 os.rename(site, target)  # whole or not at all, for submits racing to make it
@@ -160,8 +181,9 @@ def archive(venv: str, cache: str, build: str) -> str:
             _code_member(code, member)
             _build(target, lambda path: _concatenate(path, [base, member]))
     os.utime(target)
-    _remove_unused(envs, keep={target, os.path.join(envs, f"dermspark-base-{stamp}-{SCRIPT_KEY}.gz")},
-                   prefix="dermspark-")
+    _remove_unused(
+        envs, keep={target, os.path.join(envs, f"dermspark-base-{stamp}-{SCRIPT_KEY}.gz")}, prefix="dermspark-"
+    )
     return target
 
 
@@ -228,13 +250,19 @@ def unpack(archive_path: str, folder: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--installed", action="store_true", help="print the installed folder, pack nothing")
-    parser.add_argument("--name", action="store_true",
-                        help="print the file name this checkout's archive has, pack nothing")
-    parser.add_argument("--upload", metavar="FOLDER_URL",
-                        help="pack, put the archive in FOLDER_URL and print its URL, for --env-archive")
-    parser.add_argument("--unpack", metavar="FOLDER",
-                        help="pack, unpack into FOLDER (a mount every node shares) and print the environment's "
-                             "folder, for --env-dir")
+    parser.add_argument(
+        "--name", action="store_true", help="print the file name this checkout's archive has, pack nothing"
+    )
+    parser.add_argument(
+        "--upload",
+        metavar="FOLDER_URL",
+        help="pack, put the archive in FOLDER_URL and print its URL, for --env-archive",
+    )
+    parser.add_argument(
+        "--unpack",
+        metavar="FOLDER",
+        help="pack, unpack into FOLDER (a mount every node shares) and print the environment's folder, for --env-dir",
+    )
     parser.add_argument("--venv", default=os.path.join(ROOT, ".venv"))
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     default_cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "dermspark")

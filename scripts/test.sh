@@ -12,6 +12,7 @@ cd "$root"
 # The environment every dermspark process runs with, from the launcher (one place).
 eval "$("$root/.venv/bin/python" -m dermspark.launch --environment)"
 "$root/.venv/bin/ruff" check .
+"$root/.venv/bin/ruff" format --check .
 # Two workers: the cluster tests (whose driver mostly waits on its executors) on one, the rest
 # on the other, each with its own session fixtures (tests/conftest.py).
 exec "$root/.venv/bin/python" -m pytest -n 2 "$@"

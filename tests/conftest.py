@@ -93,8 +93,9 @@ def s3_filesystem(env: dict):
     """s3fs on the s3_store fixture's endpoint, for tests that look inside it."""
     import s3fs
 
-    return s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key=env["AWS_ACCESS_KEY_ID"],
-                             secret=env["AWS_SECRET_ACCESS_KEY"])
+    return s3fs.S3FileSystem(
+        endpoint_url=env["AWS_ENDPOINT_URL"], key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"]
+    )
 
 
 SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
@@ -103,7 +104,11 @@ SPARK_SUBMIT = str(ROOT / "spark-submit.sh")
 def submit(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     """env: variables added to this process's environment for the job."""
     return subprocess.run(
-        [SPARK_SUBMIT, *args], capture_output=True, text=True, timeout=timeout, check=False,
+        [SPARK_SUBMIT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         env={**os.environ, **env} if env else None,
     )
 
@@ -119,8 +124,11 @@ def mlflow_server(tmp_path_factory) -> str:
     started and stopped by scripts/mlflow.sh as a user would."""
     from dermspark.serve.load import free_port
 
-    env = {**os.environ, "DERMSPARK_MLFLOW_DIR": str(tmp_path_factory.mktemp("mlflow")),
-           "DERMSPARK_MLFLOW_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "DERMSPARK_MLFLOW_DIR": str(tmp_path_factory.mktemp("mlflow")),
+        "DERMSPARK_MLFLOW_PORT": str(free_port()),
+    }
     script = str(ROOT / "scripts" / "mlflow.sh")
     started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -160,15 +168,59 @@ def pipeline(tmp_path_factory, s3_store, mlflow_server) -> Path:
     (work / "submit-path.txt").write_text(bare["PATH"])
     make_synthetic_ham10000(str(work / "archive"), images=240, seed=11)
     (work / "archive" / "HAM10000_images_part_2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
-    ingest = ok(submit("ingest", "--source", "ham10000", "--input", str(work / "archive"),
-                       "--output", str(work / "dataset"), env=bare))
+    ingest = ok(
+        submit(
+            "ingest",
+            "--source",
+            "ham10000",
+            "--input",
+            str(work / "archive"),
+            "--output",
+            str(work / "dataset"),
+            env=bare,
+        )
+    )
     (work / "ingest.out").write_text(ingest)
-    ok(submit("train", "--dataset", str(work / "dataset"), "--model", "benbrahim_cnn",
-              "--output", str(work / "model"), "--epochs", "10", "--num-proc", "2",
-              "--batch-size", "16", "--store", "s3a://dermspark/e2e", "--run-id", "pipeline",
-              "--mlflow-uri", mlflow_server, "--register", "lesions", env={**s3_store, **bare}))
-    scored = ok(submit("score", "--model", str(work / "model" / "model"), "--input", str(work / "archive"),
-                       "--output", str(work / "scores"), "--glob", "*.jpg", env=bare))
+    ok(
+        submit(
+            "train",
+            "--dataset",
+            str(work / "dataset"),
+            "--model",
+            "benbrahim_cnn",
+            "--output",
+            str(work / "model"),
+            "--epochs",
+            "10",
+            "--num-proc",
+            "2",
+            "--batch-size",
+            "16",
+            "--store",
+            "s3a://dermspark/e2e",
+            "--run-id",
+            "pipeline",
+            "--mlflow-uri",
+            mlflow_server,
+            "--register",
+            "lesions",
+            env={**s3_store, **bare},
+        )
+    )
+    scored = ok(
+        submit(
+            "score",
+            "--model",
+            str(work / "model" / "model"),
+            "--input",
+            str(work / "archive"),
+            "--output",
+            str(work / "scores"),
+            "--glob",
+            "*.jpg",
+            env=bare,
+        )
+    )
     (work / "score.out").write_text(scored)
     return work
 

@@ -7,12 +7,20 @@ from dermspark.labels import label_mapping
 
 
 def _archive(rows: list[dict], files: list[str], why: list | None = None) -> Archive:
-    metadata = pd.DataFrame([{**{name: None for name in METADATA_COLUMNS}, "_malformed": False, **row, "_row": index}
-                             for index, row in enumerate(rows)])
+    metadata = pd.DataFrame(
+        [
+            {**{name: None for name in METADATA_COLUMNS}, "_malformed": False, **row, "_row": index}
+            for index, row in enumerate(rows)
+        ]
+    )
     if why is not None:
         metadata["_why"] = why
-    return Archive(metadata=metadata, files=pd.DataFrame({"image_id": files, "path": [f"/a/{f}.jpg" for f in files]}),
-                   image_folders=["/a"], vocabulary="ham10000")
+    return Archive(
+        metadata=metadata,
+        files=pd.DataFrame({"image_id": files, "path": [f"/a/{f}.jpg" for f in files]}),
+        image_folders=["/a"],
+        vocabulary="ham10000",
+    )
 
 
 def _rejects(archive: Archive) -> tuple[pd.DataFrame, dict, int]:
@@ -25,9 +33,16 @@ def _rejects(archive: Archive) -> tuple[pd.DataFrame, dict, int]:
 
 
 def test_rows_of_one_image_that_disagree_on_the_diagnosis_are_a_conflicting_duplicate():
-    archive = _archive([{"image_id": "a", "dx": "mel"}, {"image_id": "a", "dx": "nv"},
-                        {"image_id": "b", "dx": "nv"}, {"image_id": "b", "dx": "nv"}, {"image_id": "c", "dx": "df"}],
-                       ["a", "b", "c"])
+    archive = _archive(
+        [
+            {"image_id": "a", "dx": "mel"},
+            {"image_id": "a", "dx": "nv"},
+            {"image_id": "b", "dx": "nv"},
+            {"image_id": "b", "dx": "nv"},
+            {"image_id": "c", "dx": "df"},
+        ],
+        ["a", "b", "c"],
+    )
     candidates, rejects, inputs = _rejects(archive)
     assert sorted(candidates["image_id"]) == ["b", "c"]
     # Both of a's rows (the first with its file), each naming both diagnoses.
@@ -38,8 +53,11 @@ def test_rows_of_one_image_that_disagree_on_the_diagnosis_are_a_conflicting_dupl
 
 
 def test_an_unknown_label_is_named_and_a_two_hot_row_says_so():
-    archive = _archive([{"image_id": "a", "dx": "scc"}, {"image_id": "b", "dx": None}, {"image_id": "c", "dx": None}],
-                       ["a", "b", "c"], why=[None, "several diagnosis columns are 1: MEL, NV", "no diagnosis column is 1"])
+    archive = _archive(
+        [{"image_id": "a", "dx": "scc"}, {"image_id": "b", "dx": None}, {"image_id": "c", "dx": None}],
+        ["a", "b", "c"],
+        why=[None, "several diagnosis columns are 1: MEL, NV", "no diagnosis column is 1"],
+    )
     _, rejects, _ = _rejects(archive)
     assert rejects[("a", "unknown_label")] == ["label 'scc' is in none of the label space's classes"]
     assert rejects[("b", "bad_row")] == ["several diagnosis columns are 1: MEL, NV"]

@@ -59,7 +59,11 @@ def test_the_threshold_is_the_largest_that_reaches_the_target_sensitivity():
     assert choose_threshold(scores, positive, 1.0) == 0.2
     assert choose_threshold(scores, np.zeros(7, dtype=bool), 0.9) is None
     assert sensitivity_specificity(scores, positive, 0.3) == {
-        "sensitivity": 0.75, "specificity": 1 / 3, "positives": 4, "negatives": 3}
+        "sensitivity": 0.75,
+        "specificity": 1 / 3,
+        "positives": 4,
+        "negatives": 3,
+    }
 
 
 def test_calibrate_reports_before_and_after_and_the_operating_point():
@@ -102,6 +106,9 @@ def test_auto_keeps_the_models_own_probabilities_when_the_temperature_raises_ece
     forced = choose_temperature(validation, "temperature")
     assert forced["temperature"] == auto["fitted_temperature"] and "applies it all the same" in forced["note"]
     assert choose_temperature(validation, "none")["temperature"] == 1.0
-    helped = calibrate(*[(np.tile([0.96, 0.02, 0.02], (size, 1)), np.where(np.arange(size) % 4 == 0, 1, 0),
-                          np.arange(size))] * 2, melanoma=None, target=0.9)
+    helped = calibrate(
+        *[(np.tile([0.96, 0.02, 0.02], (size, 1)), np.where(np.arange(size) % 4 == 0, 1, 0), np.arange(size))] * 2,
+        melanoma=None,
+        target=0.9,
+    )
     assert helped["chosen"] == "temperature" and helped["temperature"] > 1.0 and "note" not in helped

@@ -18,8 +18,10 @@ def tiny_model():
 def test_early_stopping_waits_patience_epochs_after_the_best():
     state = TrainingState()
     stage = StagePlan(epochs=10, early_stopping_patience=2, restore_best=True)
-    outcomes = [state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
-                for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85])]
+    outcomes = [
+        state.end_epoch(epoch, {"loss": loss, "val_loss": loss}, stage)
+        for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85])
+    ]
     # Best at epoch 2, then 2 epochs worse: stop after the 4th.
     assert [outcome.stop for outcome in outcomes] == [False, False, False, True]
     assert [outcome.improved for outcome in outcomes] == [True, True, False, False]
@@ -27,10 +29,16 @@ def test_early_stopping_waits_patience_epochs_after_the_best():
     assert state.stopped_early == [{"stage": 0, "epoch": 4}]
     assert state.history["val_loss"] == [1.0, 0.8, 0.9, 0.85]
     assert state.stage_done(stage)
-    assert not TrainingState(epoch=4, best_value=0.8, wait=2).stage_done(dataclasses.replace(stage, early_stopping_patience=0))
+    assert not TrainingState(epoch=4, best_value=0.8, wait=2).stage_done(
+        dataclasses.replace(stage, early_stopping_patience=0)
+    )
     # What each epoch made stale: the previous last epoch, and a best that was beaten.
     assert [outcome.stale for outcome in outcomes] == [
-        [], ["stage0-epoch1", "best-stage0-epoch1"], ["stage0-epoch2"], ["stage0-epoch3"]]
+        [],
+        ["stage0-epoch1", "best-stage0-epoch1"],
+        ["stage0-epoch2"],
+        ["stage0-epoch3"],
+    ]
 
 
 def test_a_stage_that_runs_its_epochs_out_did_not_stop_early():
@@ -75,7 +83,7 @@ def test_balanced_accuracy_metric_equals_scikit_learns():
     probabilities[np.arange(300), labels] += rng.random(300) * 0.6  # better than chance
     metric = BalancedAccuracy(5)
     for start in range(0, 300, 64):  # batch by batch, as an epoch feeds it
-        metric.update_state(labels[start:start + 64, None], probabilities[start:start + 64])
+        metric.update_state(labels[start : start + 64, None], probabilities[start : start + 64])
     expected = balanced_accuracy_score(labels, probabilities.argmax(axis=1))
     assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
     assert 0.4 < expected < 0.95  # neither chance nor perfect: the test can tell them apart
@@ -95,12 +103,21 @@ def test_a_weight_average_is_validated_and_saved_while_training_goes_on_from_its
     average = WeightAverage(averaged, momentum=0.5)
     steps, seen = [], {}  # the plain run's weights after each step; what the averaged run validated and saved
     record = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(plain.get_weights()))
-    saved = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.update(
-        {epoch: averaged.get_weights()}, val_loss=logs["val_loss"]))
+    saved = tf.keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.update({epoch: averaged.get_weights()}, val_loss=logs["val_loss"])
+    )
     plain.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[record])
     before, after = average.callbacks()
-    averaged.fit(features, targets, batch_size=8, epochs=2, shuffle=False, verbose=0,
-                 validation_data=(features, targets), callbacks=[*before, saved, *after])
+    averaged.fit(
+        features,
+        targets,
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        validation_data=(features, targets),
+        callbacks=[*before, saved, *after],
+    )
     # Training itself is untouched: the same 8 steps to the same weights.
     for mine, theirs in zip(averaged.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
@@ -165,4 +182,6 @@ def test_cosine_schedule_warms_up_then_falls_to_zero_at_the_stages_last_step():
     # A later stage has no warmup: the cosine starts at once from the scaled rate.
     later = learning_rate(dataclasses.replace(stage, epochs=4), processes=2, steps_per_epoch=10, warmup=0)
     assert [float(later(step)) for step in (0, 20, 40)] == pytest.approx([2e-3, 1e-3, 0.0], rel=1e-5, abs=1e-12)
-    assert learning_rate(dataclasses.replace(stage, cosine=False), processes=2, steps_per_epoch=10) == pytest.approx(2e-3)
+    assert learning_rate(dataclasses.replace(stage, cosine=False), processes=2, steps_per_epoch=10) == pytest.approx(
+        2e-3
+    )

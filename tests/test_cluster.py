@@ -37,25 +37,69 @@ def cluster(tmp_path_factory, s3_store):
     # HTTP on 127.0.0.1 (Spark fetches http:// archives itself; its S3A connector is not installed).
     # S3 credentials the one way (dermspark.session).
     published = state / "published"
-    upload = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
-                             "--upload", str(published)], capture_output=True, text=True, timeout=900, check=False)
+    upload = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"), "--upload", str(published)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert upload.returncode == 0, upload.stderr[-2000:]
     archive_port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                               str(published), str(archive_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(published), str(archive_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     archive = f"http://127.0.0.1:{archive_port}/{Path(upload.stdout.strip()).name}"
     # The other applications run it unpacked once on the network mount (--env-dir): each
     # application unpacking 0.6 GB on the driver and on each executor took most of these tests.
-    unpacked = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "pack_env.py"),
-                               "--unpack", str(shared / "envs")], capture_output=True, text=True, timeout=900,
-                              check=False)
+    unpacked = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            str(ROOT / "scripts" / "pack_env.py"),
+            "--unpack",
+            str(shared / "envs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert unpacked.returncode == 0, unpacked.stderr[-2000:]
-    env = {**os.environ, **s3_store, "AWS_SECRET_ACCESS_KEY": SECRET, "DERMSPARK_CLUSTER_DIR": str(state),
-           "DERMSPARK_ENV_DIR": unpacked.stdout.strip(), "DERMSPARK_ENV_ARCHIVE": ""}
+    env = {
+        **os.environ,
+        **s3_store,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "DERMSPARK_CLUSTER_DIR": str(state),
+        "DERMSPARK_ENV_DIR": unpacked.stdout.strip(),
+        "DERMSPARK_ENV_ARCHIVE": "",
+    }
     port, webui = free_port(), free_port()
-    started = subprocess.run([CLUSTER, "start", "--workers", "2", "--cores", "1", "--memory", "2g",
-                              "--port", str(port), "--webui-port", str(webui), "--isolated", "--share", str(shared)],
-                             capture_output=True, text=True, env=env, timeout=300, check=False)
+    started = subprocess.run(
+        [
+            CLUSTER,
+            "start",
+            "--workers",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "2g",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(webui),
+            "--isolated",
+            "--share",
+            str(shared),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield Cluster(f"spark://127.0.0.1:{port}", env, state, shared, archive)
@@ -84,8 +128,9 @@ class Cluster:
 
 
 def submit(env, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [str(ROOT / "spark-submit.sh"), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
 
 
 def _s3_json(s3_store, url: str) -> dict:
@@ -103,8 +148,10 @@ def _inception_weights(path: Path) -> subprocess.Popen:
     """A weights file of the same architecture, built with weights=None: real ImageNet weights
     cannot be downloaded here. Saved by a child process, started early so that it runs while
     the first jobs' executors unpack their environment, and which frees its memory on exit."""
-    script = ("import sys; from tensorflow import keras; keras.applications.InceptionResNetV2("
-              "include_top=False, weights=None, input_shape=(299, 299, 3)).save_weights(sys.argv[1])")
+    script = (
+        "import sys; from tensorflow import keras; keras.applications.InceptionResNetV2("
+        "include_top=False, weights=None, input_shape=(299, 299, 3)).save_weights(sys.argv[1])"
+    )
     with open(f"{path}.log", "w") as log:  # a file, not a pipe that a chatty child could fill
         return subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=log, stderr=log)
 
@@ -120,8 +167,18 @@ def _inception_weights(path: Path) -> subprocess.Popen:
 def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, message):
     master, env = cluster.master, cluster.env
     started = time.monotonic()
-    result = submit(env, "train", "--master", master, "--dataset", str(tmp_path / "none"),
-                    "--output", str(tmp_path / "model"), *args, timeout=120)
+    result = submit(
+        env,
+        "train",
+        "--master",
+        master,
+        "--dataset",
+        str(tmp_path / "none"),
+        "--output",
+        str(tmp_path / "model"),
+        *args,
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-2000:]
     assert message in output and "Traceback" not in output
@@ -130,8 +187,19 @@ def test_resources_the_cluster_cannot_give_fail_fast(cluster, tmp_path, args, me
 
 def test_a_master_that_does_not_answer_fails_at_once(tmp_path):
     started = time.monotonic()
-    result = submit(os.environ, "score", "--master", f"spark://127.0.0.1:{free_port()}", "--model", "m",
-                    "--input", "i", "--output", str(tmp_path / "o"), timeout=60)
+    result = submit(
+        os.environ,
+        "score",
+        "--master",
+        f"spark://127.0.0.1:{free_port()}",
+        "--model",
+        "m",
+        "--input",
+        "i",
+        "--output",
+        str(tmp_path / "o"),
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "does not answer" in result.stderr
     assert time.monotonic() - started < 20
@@ -143,8 +211,11 @@ def _kill_worker(cluster, index: int) -> None:
 
 
 def _restart_worker(cluster, index: int) -> None:
-    ok(subprocess.run([CLUSTER, "restart-worker", str(index)], env=cluster.env, capture_output=True, text=True,
-                      timeout=300))
+    ok(
+        subprocess.run(
+            [CLUSTER, "restart-worker", str(index)], env=cluster.env, capture_output=True, text=True, timeout=300
+        )
+    )
 
 
 def test_ingest_survives_a_worker_lost_mid_decode(cluster, real_data, tmp_path):
@@ -162,9 +233,24 @@ def test_ingest_survives_a_worker_lost_mid_decode(cluster, real_data, tmp_path):
 
     shutil.copytree(source, archive, copy_function=link_or_copy)
     output = cluster.shared / "lost-worker-dataset"
-    job = subprocess.Popen([str(ROOT / "spark-submit.sh"), "ingest", "--master", cluster.master, "--input",
-                            str(archive), "--output", str(output), "--num-files", "16"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cluster.env)
+    job = subprocess.Popen(
+        [
+            str(ROOT / "spark-submit.sh"),
+            "ingest",
+            "--master",
+            cluster.master,
+            "--input",
+            str(archive),
+            "--output",
+            str(output),
+            "--num-files",
+            "16",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cluster.env,
+    )
     deadline = time.monotonic() + 400
     while not list(cluster.shared.glob(".lost-worker-dataset.tmp-*/images_75x100/part-*.parquet")):
         assert job.poll() is None and time.monotonic() < deadline, "ingest never wrote a part"
@@ -223,8 +309,18 @@ def isolated(cluster, s3_store, inception_weights, printed, tmp_path_factory):
 
     lake = f"s3a://dermspark/isolated-{tmp_path_factory.mktemp('lake').name}"
     make_synthetic_ham10000(str(cluster.shared / "archive"), images=120, seed=5)
-    ingested = submit(cluster.with_archive(), "ingest", "--master", cluster.master, "--input",
-                      str(cluster.shared / "archive"), "--output", f"{lake}/dataset", "--sizes", "75x100,299x299")
+    ingested = submit(
+        cluster.with_archive(),
+        "ingest",
+        "--master",
+        cluster.master,
+        "--input",
+        str(cluster.shared / "archive"),
+        "--output",
+        f"{lake}/dataset",
+        "--sizes",
+        "75x100,299x299",
+    )
     printed += [ingested.stdout, ingested.stderr]
     return Isolated(lake, ingested)
 
@@ -255,10 +351,34 @@ def interrupted(cluster, isolated, s3_store, mlflow_server, printed):
     across the loss."""
     ok(isolated.ingested)
     lake = isolated.lake
-    train = [str(ROOT / "spark-submit.sh"), "train", "--master", cluster.master, "--dataset", f"{lake}/dataset",
-             "--output", f"{lake}/model", "--epochs", "4", "--num-proc", "2", "--run-id", "iso",
-             "--cache-mb", "0", "--lr-schedule", "cosine", "--ema", "0.9", "--cycle-time-ms", "5",
-             "--mlflow-uri", mlflow_server, "--register", "iso"]
+    train = [
+        str(ROOT / "spark-submit.sh"),
+        "train",
+        "--master",
+        cluster.master,
+        "--dataset",
+        f"{lake}/dataset",
+        "--output",
+        f"{lake}/model",
+        "--epochs",
+        "4",
+        "--num-proc",
+        "2",
+        "--run-id",
+        "iso",
+        "--cache-mb",
+        "0",
+        "--lr-schedule",
+        "cosine",
+        "--ema",
+        "0.9",
+        "--cycle-time-ms",
+        "5",
+        "--mlflow-uri",
+        mlflow_server,
+        "--register",
+        "iso",
+    ]
     store = f"{lake}/model.checkpoints/iso"
     job = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cluster.env)
     try:
@@ -302,7 +422,8 @@ def test_the_rerun_resumes_from_the_checkpoint(interrupted, isolated, s3_store):
     # The epoch-end metric (Keras, averaged over ranks) and the final evaluation (scikit-learn,
     # rank 0) measure the same weights, the average, on the same validation images.
     assert metrics["history"]["val_balanced_accuracy"][-1] == pytest.approx(
-        metrics["validation"]["balanced_accuracy"], abs=1e-6)
+        metrics["validation"]["balanced_accuracy"], abs=1e-6
+    )
     # The rate of each epoch's last step, across the loss: a warmup from Adam's 1e-3 to 1e-3
     # times 2 processes over 3 epochs, then the cosine down towards 0 within epoch 4, step by
     # step (Keras' CosineDecay, by the optimizer's step count, which the checkpoint kept).
@@ -341,11 +462,35 @@ def test_two_stages_with_weights_only_the_driver_has(cluster, isolated, inceptio
     weights, making_weights = inception_weights
     assert making_weights.wait(timeout=300) == 0, Path(f"{weights}.log").read_text()[-2000:]
     inception = cluster.shared / "inception"
-    trained = submit(cluster.env, "train", "--master", cluster.master, "--dataset", f"{isolated.lake}/dataset",
-                     "--model", "inception_resnet_v2_benedetti", "--weights", str(weights), "--epochs", "1",
-                     "--fine-tune-epochs", "1", "--imbalance", "class_weights,cap", "--cap-per-class", "2",
-                     "--batch-size", "2", "--num-proc", "2", "--run-id", "two", "--output", str(inception),
-                     timeout=900)
+    trained = submit(
+        cluster.env,
+        "train",
+        "--master",
+        cluster.master,
+        "--dataset",
+        f"{isolated.lake}/dataset",
+        "--model",
+        "inception_resnet_v2_benedetti",
+        "--weights",
+        str(weights),
+        "--epochs",
+        "1",
+        "--fine-tune-epochs",
+        "1",
+        "--imbalance",
+        "class_weights,cap",
+        "--cap-per-class",
+        "2",
+        "--batch-size",
+        "2",
+        "--num-proc",
+        "2",
+        "--run-id",
+        "two",
+        "--output",
+        str(inception),
+        timeout=900,
+    )
     printed += [trained.stdout, trained.stderr]
     ok(trained)
     result = json.loads((inception / "metrics.json").read_text())
@@ -358,7 +503,9 @@ def test_two_stages_with_weights_only_the_driver_has(cluster, isolated, inceptio
     state = json.loads((store_two / "state.json").read_text())
     assert state["finished"] and state["start_from"].startswith(("best-stage1-", "stage1-"))
     # Beside them, the run's live TensorBoard logs.
-    assert sorted(path.name for path in store_two.iterdir()) == sorted([state["start_from"], "state.json", "tensorboard"])
+    assert sorted(path.name for path in store_two.iterdir()) == sorted(
+        [state["start_from"], "state.json", "tensorboard"]
+    )
     bundle = json.loads((inception / "model" / "manifest.json").read_text())
     assert bundle["input_size"] == [299, 299] and bundle["metrics"]["test"]["count"] > 0
 
@@ -366,8 +513,18 @@ def test_two_stages_with_weights_only_the_driver_has(cluster, isolated, inceptio
 def test_an_output_the_executors_cannot_see_fails_fast(cluster, isolated, printed, tmp_path):
     """tmp_path is the driver's own disk."""
     started = time.monotonic()
-    local = submit(cluster.env, "train", "--master", cluster.master, "--dataset", f"{isolated.lake}/dataset",
-                   "--output", str(tmp_path / "model"), "--num-proc", "2")
+    local = submit(
+        cluster.env,
+        "train",
+        "--master",
+        cluster.master,
+        "--dataset",
+        f"{isolated.lake}/dataset",
+        "--output",
+        str(tmp_path / "model"),
+        "--num-proc",
+        "2",
+    )
     printed += [local.stdout, local.stderr]
     assert local.returncode == 2, local.stdout[-2000:] + local.stderr[-2000:]
     said = local.stdout + local.stderr
@@ -381,8 +538,9 @@ def test_an_output_the_executors_cannot_see_fails_fast(cluster, isolated, printe
     assert not (tmp_path / "model").exists() and not list(tmp_path.glob(".dermspark-probe-*"))
 
 
-def test_scoring_by_the_registered_model_survives_a_lost_worker(cluster, interrupted, isolated, mlflow_server,
-                                                                s3_store, printed):
+def test_scoring_by_the_registered_model_survives_a_lost_worker(
+    cluster, interrupted, isolated, mlflow_server, s3_store, printed
+):
     """Each worker fetches the registered model from the MLflow server into its own disk's cache,
     named by the model's hash. 4,000 inputs (links to the archive's images, on the network mount),
     so that a worker can be lost mid-run: Spark reruns its tasks, each input has one row."""
@@ -397,15 +555,34 @@ def test_scoring_by_the_registered_model_survives_a_lost_worker(cluster, interru
         (links / f"ISIC_{number:07d}.jpg").symlink_to(images[number % len(images)])
     predictions = shared / "scores"
     job = subprocess.Popen(
-        [str(ROOT / "spark-submit.sh"), "score", "--master", cluster.master, "--model", "models:/iso/1",
-         "--mlflow-uri", mlflow_server, "--input", str(links), "--glob", "*.jpg", "--links", "follow",
-         "--output", str(predictions)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cluster.env,
+        [
+            str(ROOT / "spark-submit.sh"),
+            "score",
+            "--master",
+            cluster.master,
+            "--model",
+            "models:/iso/1",
+            "--mlflow-uri",
+            mlflow_server,
+            "--input",
+            str(links),
+            "--glob",
+            "*.jpg",
+            "--links",
+            "follow",
+            "--output",
+            str(predictions),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cluster.env,
     )
     # Seen through each worker's own view of the files (/proc/PID/root).
     digest = cache_key(_s3_json(s3_store, f"{isolated.lake}/model/model/manifest.json"))
-    cached = [Path(f"/proc/{cluster.worker_pid(index)}/root/tmp/dermspark-bundles/{digest}/model.keras")
-              for index in (1, 2)]
+    cached = [
+        Path(f"/proc/{cluster.worker_pid(index)}/root/tmp/dermspark-bundles/{digest}/model.keras") for index in (1, 2)
+    ]
     try:
         deadline = time.monotonic() + 400
         while not all(path.is_file() for path in cached):
@@ -434,10 +611,16 @@ def test_no_secret_in_any_output_or_log(cluster, isolated, printed, s3_store):
     s3 = s3_filesystem(s3_store)
     shared = cluster.shared
     texts = list(printed)
-    texts += [path.read_text(errors="replace") for path in shared.rglob("*.json")
-              if shared / "envs" not in path.parents]
-    texts += [s3.cat(path).decode(errors="replace") for path in s3.find(isolated.lake.replace("s3a://", ""))
-              if path.endswith(".json")]
-    texts += [path.read_text(errors="replace") for path in
-              [*cluster.state.glob("*.log"), *cluster.state.glob("work/*/*/std*")]]
+    texts += [
+        path.read_text(errors="replace") for path in shared.rglob("*.json") if shared / "envs" not in path.parents
+    ]
+    texts += [
+        s3.cat(path).decode(errors="replace")
+        for path in s3.find(isolated.lake.replace("s3a://", ""))
+        if path.endswith(".json")
+    ]
+    texts += [
+        path.read_text(errors="replace")
+        for path in [*cluster.state.glob("*.log"), *cluster.state.glob("work/*/*/std*")]
+    ]
     assert len(printed) >= 10 and not [text for text in texts if SECRET in text]

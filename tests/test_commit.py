@@ -61,10 +61,20 @@ def test_a_dead_holders_lease_is_taken_over_and_a_live_one_is_not(root):
     if storage.local_path(root) is not None:
         # A holder killed with SIGKILL: the kernel releases its flock at once.
         path = storage.local_path(lock)
-        holder = subprocess.Popen([sys.executable, "-c", (
-            "import fcntl, os, sys, time; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
-            "h = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); fcntl.flock(h, fcntl.LOCK_EX); "
-            "print('held', flush=True); time.sleep(600)"), path], stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import fcntl, os, sys, time; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+                    "h = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); fcntl.flock(h, fcntl.LOCK_EX); "
+                    "print('held', flush=True); time.sleep(600)"
+                ),
+                path,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(DermsparkError, match="another job"), commit.locked(lock, root, wait=0.5):
             pass
@@ -119,18 +129,29 @@ def _half_committed(root: str) -> ScoringOutput:
     storage.write_text(storage.join(output.url, "runs", "old", "summary.json"), "{}")
     storage.write_text(storage.join(output.staged_rows, "part-0.parquet"), "new rows")
     storage.write_text(storage.join(output.staged_record, "summary.json"), "{}")
-    storage.write_text(storage.join(output.staging, JOURNAL), json.dumps({
-        "run_id": "new", "replace_version": True, "has_rows": True, "version_url": output.version_url,
-        "partition_url": output.partition_url}))
+    storage.write_text(
+        storage.join(output.staging, JOURNAL),
+        json.dumps(
+            {
+                "run_id": "new",
+                "replace_version": True,
+                "has_rows": True,
+                "version_url": output.version_url,
+                "partition_url": output.partition_url,
+            }
+        ),
+    )
     return output
 
 
 @pytest.mark.parametrize("killed_after", [0, 1, 2, 3])
 def test_a_commit_killed_after_any_step_is_completed_by_the_next_run(root, killed_after):
     output = _half_committed(root)
-    steps = [lambda: storage.move(output.version_url, storage.join(output.staging, "replaced")),
-             lambda: storage.move(output.staged_rows, output.partition_url),
-             lambda: storage.move(output.staged_record, storage.join(output.url, "runs", "new"))]
+    steps = [
+        lambda: storage.move(output.version_url, storage.join(output.staging, "replaced")),
+        lambda: storage.move(output.staged_rows, output.partition_url),
+        lambda: storage.move(output.staged_record, storage.join(output.url, "runs", "new")),
+    ]
     for step in steps[:killed_after]:
         step()
     output.repair()

@@ -26,7 +26,10 @@ def test_each_fold_is_once_test_once_validation_and_otherwise_training():
         assert sum(fold in split["train"] for split in splits) == 3
     per_fold = {"0": {"mel": 2, "nv": 5}, "1": {"nv": 4}, "2": {"mel": 1, "nv": 3}}
     assert per_split_of(per_fold, fold_splits(3, 1)) == {
-        "train": {"mel": 2, "nv": 5}, "validation": {"mel": 1, "nv": 3}, "test": {"nv": 4}}
+        "train": {"mel": 2, "nv": 5},
+        "validation": {"mel": 1, "nv": 3},
+        "test": {"nv": 4},
+    }
 
 
 def _fold(matrix, auc, ece_before, ece_after, rates=None):
@@ -35,27 +38,44 @@ def _fold(matrix, auc, ece_before, ece_after, rates=None):
     recall = [matrix[i, i] / row for i, row in enumerate(matrix.sum(axis=1)) if row]
     point = None
     if rates:
-        point = {"class": "mel", "target_sensitivity": 0.95, "threshold": {"temperature": rates[0]},
-                 "test": {"sensitivity": rates[1], "specificity": rates[2], "positives": rates[3],
-                          "negatives": rates[4]}}
-    return {"test": {"count": int(matrix.sum()), "accuracy": correct, "balanced_accuracy": float(np.mean(recall)),
-                     "macro_auc": auc, "confusion_matrix": matrix.tolist()},
-            "calibration": {"temperature": 1.5, "reliability": {"test": {"before": {"ece": ece_before},
-                                                                          "after": {"ece": ece_after}}}},
-            "operating_point": point}
+        point = {
+            "class": "mel",
+            "target_sensitivity": 0.95,
+            "threshold": {"temperature": rates[0]},
+            "test": {"sensitivity": rates[1], "specificity": rates[2], "positives": rates[3], "negatives": rates[4]},
+        }
+    return {
+        "test": {
+            "count": int(matrix.sum()),
+            "accuracy": correct,
+            "balanced_accuracy": float(np.mean(recall)),
+            "macro_auc": auc,
+            "confusion_matrix": matrix.tolist(),
+        },
+        "calibration": {
+            "temperature": 1.5,
+            "reliability": {"test": {"before": {"ece": ece_before}, "after": {"ece": ece_after}}},
+        },
+        "operating_point": point,
+    }
 
 
 def test_summary_spreads_fold_figures_and_pools_out_of_fold_counts():
-    folds = [_fold([[3, 1], [0, 2]], 0.8, 0.2, 0.05, (0.3, 1.0, 0.5, 2, 4)),
-             _fold([[4, 0], [1, 1]], None, 0.1, 0.03, (0.4, 0.5, 1.0, 2, 4)),
-             _fold([[2, 2], [1, 3]], 0.6, 0.3, 0.04, (0.2, 0.75, 0.8, 4, 5))]
+    folds = [
+        _fold([[3, 1], [0, 2]], 0.8, 0.2, 0.05, (0.3, 1.0, 0.5, 2, 4)),
+        _fold([[4, 0], [1, 1]], None, 0.1, 0.03, (0.4, 0.5, 1.0, 2, 4)),
+        _fold([[2, 2], [1, 3]], 0.6, 0.3, 0.04, (0.2, 0.75, 0.8, 4, 5)),
+    ]
     summary = summarize(folds, ["mel", "nv"])
     accuracies = [fold["test"]["accuracy"] for fold in folds]
     assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
     assert summary["accuracy"]["sd"] == pytest.approx(np.std(accuracies, ddof=1))
     # A fold without an AUC is left out of its mean, and the count says so.
-    assert summary["macro_auc"] == {"mean": pytest.approx(0.7), "sd": pytest.approx(np.std([0.8, 0.6], ddof=1)),
-                                    "folds": 2}
+    assert summary["macro_auc"] == {
+        "mean": pytest.approx(0.7),
+        "sd": pytest.approx(np.std([0.8, 0.6], ddof=1)),
+        "folds": 2,
+    }
     assert summary["ece_test"]["after"]["mean"] == pytest.approx(0.04)
     pooled = summary["pooled"]
     assert pooled["confusion_matrix"] == [[9, 3], [2, 6]]
@@ -82,8 +102,7 @@ def other_clinic(spark, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("other-clinic")
     archive = make_synthetic_external(str(root / "archive"), images=18, seed=2, cast=(1.0, 0.9, 0.8))
-    run_ingest(spark, IngestSettings(input=archive.path, output=str(root / "clinic"), source="labels_csv",
-                                     num_files=2))
+    run_ingest(spark, IngestSettings(input=archive.path, output=str(root / "clinic"), source="labels_csv", num_files=2))
     return root / "clinic"
 
 
@@ -91,11 +110,19 @@ def test_an_external_dataset_must_share_classes_and_pixels(tmp_path):
     from dermspark.manifests import DatasetManifest
     from dermspark.train.dataset import external_datasets
 
-    values = {"classes": ["a", "b"], "decode": {"resample": "lanczos", "aspect": "stretch"},
-              "datasets": {"75x100": "images_75x100"}, "written": 5}
+    values = {
+        "classes": ["a", "b"],
+        "decode": {"resample": "lanczos", "aspect": "stretch"},
+        "datasets": {"75x100": "images_75x100"},
+        "written": 5,
+    }
     training = DatasetManifest.from_dict(values)
-    for name, changes in (("same", {}), ("classes", {"classes": ["melanoma", "non_melanoma"]}),
-                          ("pixels", {"decode": {"aspect": "crop"}}), ("size", {"datasets": {"90x120": "x"}})):
+    for name, changes in (
+        ("same", {}),
+        ("classes", {"classes": ["melanoma", "non_melanoma"]}),
+        ("pixels", {"decode": {"aspect": "crop"}}),
+        ("size", {"datasets": {"90x120": "x"}}),
+    ):
         (tmp_path / name).mkdir()
         (tmp_path / name / "manifest.json").write_text(json.dumps({**values, **changes}))
     [same] = external_datasets(str(tmp_path / "same"), training, (75, 100), "m")
@@ -136,9 +163,19 @@ def test_cv_needs_a_dataset_with_as_many_folds(spark, synthetic_archive, folded,
 
 def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clinic, mlflow_server, tmp_path):
     output = tmp_path / "cv"
-    settings = {"dataset": str(folded), "output": str(output), "cv": 3, "epochs": 1, "batch_size": 8,
-                "num_proc": 2, "run_id": "cv-test", "mlflow_uri": mlflow_server, "experiment": "cv-test",
-                "tta": "flips", "external": str(other_clinic)}
+    settings = {
+        "dataset": str(folded),
+        "output": str(output),
+        "cv": 3,
+        "epochs": 1,
+        "batch_size": 8,
+        "num_proc": 2,
+        "run_id": "cv-test",
+        "mlflow_uri": mlflow_server,
+        "experiment": "cv-test",
+        "tta": "flips",
+        "external": str(other_clinic),
+    }
     alone = run_train(spark, TrainSettings(**settings, fold=1))
     assert alone.trained == [1] and alone.waiting_for == [0, 2]
     assert not (output / "cv_metrics.json").exists()
@@ -166,12 +203,15 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert bundle.manifest["test_time_augmentation"] == "flips"
     images, labels, *_ = Inputs((folded / "images_75x100").as_uri(), 0, 1, 0, fold_splits(3, 0)).load("test", 64)
     probabilities = bundle.predict(images)
-    assert confusion_matrix(labels, probabilities.argmax(axis=1), labels=range(7)).tolist() == \
-        folds[0]["test"]["confusion_matrix"]
+    assert (
+        confusion_matrix(labels, probabilities.argmax(axis=1), labels=range(7)).tolist()
+        == folds[0]["test"]["confusion_matrix"]
+    )
     # The probabilities themselves, not only their classes: the calibration error before the
     # temperature is of exactly these (a one-pass evaluation differs in it).
     assert reliability(probabilities, labels)["ece"] == pytest.approx(
-        folds[0]["calibration"]["reliability"]["test"]["before"]["ece"], abs=1e-6)
+        folds[0]["calibration"]["reliability"]["test"]["before"]["ece"], abs=1e-6
+    )
     assert "test-time flips" in (output / "fold-0" / "report.md").read_text()
     # The external dataset, every image of it, predicted by the same bundle (flips, temperature)
     # and flagged at its own threshold.
@@ -179,8 +219,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     external = folds[0]["external"]["clinic"]
     calibrated = bundle.predict(images, bundle.temperature)
     assert external["count"] == 18 and external["balanced_accuracy_over"] == ["bkl", "mel", "nv"]
-    assert confusion_matrix(labels, calibrated.argmax(axis=1), labels=range(7)).tolist() == \
-        external["confusion_matrix"]
+    assert confusion_matrix(labels, calibrated.argmax(axis=1), labels=range(7)).tolist() == external["confusion_matrix"]
     threshold = bundle.manifest["operating_point"]["threshold"]["temperature"]
     assert external["melanoma"]["threshold"] == threshold
     assert external["melanoma"]["sensitivity"] == pytest.approx(np.mean(calibrated[labels == 4, 4] >= threshold))
@@ -207,10 +246,13 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     classes = manifest["classes"]
     for index, metrics in enumerate(folds):
         rows = oof[oof["fold"] == index]
-        assert confusion_matrix(rows["true_label"], rows["predicted_label"], labels=classes).tolist() == \
-            metrics["test"]["confusion_matrix"]
-        threshold = json.loads((output / f"fold-{index}" / "model" / "manifest.json").read_text())[
-            "operating_point"]["threshold"]["temperature"]
+        assert (
+            confusion_matrix(rows["true_label"], rows["predicted_label"], labels=classes).tolist()
+            == metrics["test"]["confusion_matrix"]
+        )
+        threshold = json.loads((output / f"fold-{index}" / "model" / "manifest.json").read_text())["operating_point"][
+            "threshold"
+        ]["temperature"]
         assert (rows["melanoma_flag"] == (rows["prob_mel"].astype(float) >= threshold)).all()
         assert np.allclose(rows[[f"prob_{name}" for name in classes]].sum(axis=1), 1, atol=1e-5)
     # Each fold's model card, rewritten with every fold's summary once they were all done.
@@ -219,13 +261,19 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert f"balanced accuracy {summary['balanced_accuracy']['mean']:.3f}" in card
     assert "`clinic`: 18 images" in card and "## Test split by subgroup" in card
     assert oof["review"].notna().all() and set(oof["review_reason"].dropna()) <= {
-        "not_dermoscopy", "out_of_distribution", "poor_quality", "uncertain"}
+        "not_dermoscopy",
+        "out_of_distribution",
+        "poor_quality",
+        "uncertain",
+    }
     assert "| mean ± sd |" in (output / "cv_report.md").read_text()
     clinic = summary["external"]["clinic"]
-    assert [row["balanced_accuracy"] for row in clinic["per_fold"]] == \
-        [metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds]
-    assert clinic["balanced_accuracy"]["mean"] == pytest.approx(np.mean([row["balanced_accuracy"]
-                                                                          for row in clinic["per_fold"]]))
+    assert [row["balanced_accuracy"] for row in clinic["per_fold"]] == [
+        metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds
+    ]
+    assert clinic["balanced_accuracy"]["mean"] == pytest.approx(
+        np.mean([row["balanced_accuracy"] for row in clinic["per_fold"]])
+    )
     assert "## External dataset clinic" in (output / "cv_report.md").read_text()
 
     # In MLflow: one parent run holding the summary, each fold nested under it.
@@ -237,19 +285,24 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     assert parent.info.status == "FINISHED" and rest.mlflow_run_id == parent.info.run_id
     assert parent.data.metrics["cv_balanced_accuracy_mean"] == pytest.approx(summary["balanced_accuracy"]["mean"])
     assert parent.data.metrics["cv_pooled_accuracy"] == pytest.approx(summary["pooled"]["accuracy"])
-    assert parent.data.metrics["cv_external_clinic_balanced_accuracy_mean"] == \
-        pytest.approx(clinic["balanced_accuracy"]["mean"])
+    assert parent.data.metrics["cv_external_clinic_balanced_accuracy_mean"] == pytest.approx(
+        clinic["balanced_accuracy"]["mean"]
+    )
     children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert sorted(run.data.metrics["external_clinic_balanced_accuracy"] for run in children) == \
-        pytest.approx(sorted(metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds))
+    assert sorted(run.data.metrics["external_clinic_balanced_accuracy"] for run in children) == pytest.approx(
+        sorted(metrics["external"]["clinic"]["balanced_accuracy"] for metrics in folds)
+    )
     assert sorted(run.data.tags["dermspark.fold"] for run in children) == ["0", "1", "2"]
     assert {run.info.status for run in children} == {"FINISHED"}
     assert {item.path for item in client.list_artifacts(parent.info.run_id, "report")} >= {
-        "report/cv_report.md", "report/cv_metrics.json"}
+        "report/cv_report.md",
+        "report/cv_metrics.json",
+    }
     # Each fold's bundle fits its own review flag; the summary gives each fold's shares and their mean.
     review = summary["review"]
-    assert [row["test_flagged"] for row in review["per_fold"]] == \
-        [metrics["review"]["splits"]["test"]["share"] for metrics in folds]
+    assert [row["test_flagged"] for row in review["per_fold"]] == [
+        metrics["review"]["splits"]["test"]["share"] for metrics in folds
+    ]
     assert review["test_flagged"]["mean"] == pytest.approx(np.mean([row["test_flagged"] for row in review["per_fold"]]))
     assert "## Review flag" in (output / "cv_report.md").read_text()
 
@@ -268,23 +321,32 @@ def test_subgroup_figures_recompute_from_a_predictions_table():
     probabilities = rng.dirichlet([1, 1, 1], rows) * 0.5
     probabilities[np.arange(rows), truth] += 0.5 * (rng.random(rows) < 0.7)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    frame = pd.DataFrame({"true_label": np.asarray(classes)[truth], "lesion_id": [f"L{i // 2}" for i in range(rows)],
-                          **{f"prob_{name}": probabilities[:, i] for i, name in enumerate(classes)},
-                          "melanoma_flag": probabilities[:, 1] >= 0.3,
-                          "sex": np.where(np.arange(rows) < 40, "female", "male"),
-                          "age": np.where(np.arange(rows) % 2, 35.0, np.nan), "localization": "back", "dx_type": "histo"})
+    frame = pd.DataFrame(
+        {
+            "true_label": np.asarray(classes)[truth],
+            "lesion_id": [f"L{i // 2}" for i in range(rows)],
+            **{f"prob_{name}": probabilities[:, i] for i, name in enumerate(classes)},
+            "melanoma_flag": probabilities[:, 1] >= 0.3,
+            "sex": np.where(np.arange(rows) < 40, "female", "male"),
+            "age": np.where(np.arange(rows) % 2, 35.0, np.nan),
+            "localization": "back",
+            "dx_type": "histo",
+        }
+    )
     found = subgroups(frame, classes, 1, draws=50)
     female, male = found["by"]["sex"]["female"], found["by"]["sex"]["male"]
     assert female["lesions"] == 20 < MIN_LESIONS and not female["judged"] and "balanced_accuracy" not in female
     men = frame[frame["sex"] == "male"]
     assert male["judged"] and male["images"] == len(men) and male["lesions"] == men["lesion_id"].nunique()
     predicted = men[[f"prob_{name}" for name in classes]].to_numpy().argmax(axis=1)
-    assert male["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(
-        men["true_label"].map(classes.index), predicted))
+    assert male["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(men["true_label"].map(classes.index), predicted)
+    )
     melanomas = men[men["true_label"] == "mel"]
     assert male["melanoma_sensitivity"] == pytest.approx(melanomas["melanoma_flag"].mean())
     assert male["melanoma_sensitivity_per_lesion"] == pytest.approx(
-        melanomas.groupby("lesion_id")["melanoma_flag"].any().mean())
+        melanomas.groupby("lesion_id")["melanoma_flag"].any().mean()
+    )
     assert male["melanoma_specificity"] == pytest.approx(1 - men[men["true_label"] != "mel"]["melanoma_flag"].mean())
     low, high = male["intervals"]["balanced_accuracy"]
     assert low <= male["balanced_accuracy"] <= high

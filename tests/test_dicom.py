@@ -41,13 +41,21 @@ def test_a_dicom_copy_decodes_as_its_image(lesions, syntax):
             assert np.abs(found - expected).mean() < 2.0, syntax
 
 
-@pytest.mark.parametrize(("name", "photometric"), [
-    ("SC_rgb_dcmtk_+eb+cy+np.dcm", "YBR_FULL_422"), ("SC_rgb_dcmtk_+eb+cy+s4.dcm", "YBR_FULL"),
-    ("SC_rgb_small_odd_big_endian.dcm", "RGB"), ("examples_palette.dcm", "PALETTE COLOR"),
-    ("SC_rgb_jpeg_dcmtk.dcm", "YBR_FULL"), ("JPGExtended.dcm", "MONOCHROME2"),
-    ("MR_small_jpeg_ls_lossless.dcm", "MONOCHROME2"), ("MR_small_RLE.dcm", "MONOCHROME2"),
-    ("MR_small_implicit.dcm", "MONOCHROME2"), ("JPEG2000.dcm", "MONOCHROME2"),
-])
+@pytest.mark.parametrize(
+    ("name", "photometric"),
+    [
+        ("SC_rgb_dcmtk_+eb+cy+np.dcm", "YBR_FULL_422"),
+        ("SC_rgb_dcmtk_+eb+cy+s4.dcm", "YBR_FULL"),
+        ("SC_rgb_small_odd_big_endian.dcm", "RGB"),
+        ("examples_palette.dcm", "PALETTE COLOR"),
+        ("SC_rgb_jpeg_dcmtk.dcm", "YBR_FULL"),
+        ("JPGExtended.dcm", "MONOCHROME2"),
+        ("MR_small_jpeg_ls_lossless.dcm", "MONOCHROME2"),
+        ("MR_small_RLE.dcm", "MONOCHROME2"),
+        ("MR_small_implicit.dcm", "MONOCHROME2"),
+        ("JPEG2000.dcm", "MONOCHROME2"),
+    ],
+)
 def test_pydicoms_own_files_decode_to_rgb(name, photometric):
     content = _shipped(name)
     dataset = dicom.read(content)
@@ -96,17 +104,24 @@ def _with(content: bytes, change) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("make", "reason"), [
-    (lambda good: good[:len(good) // 2], "corrupt"),
-    (lambda good: good[:200], "corrupt"),
-    (lambda good: _with(good, lambda ds: delattr(ds, "PixelData")), "no_pixel_data"),
-    # A JPEG's fragments declared MPEG-2 video, which no installed plugin decodes.
-    (lambda good: _with(to_dicom(np.full((40, 50, 3), 120, np.uint8), "jpeg_baseline", "x"),
-                        lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.4.100")),
-     "unsupported_transfer_syntax"),
-    (lambda good: _with(good, lambda ds: setattr(ds, "Rows", 9000) or setattr(ds, "Columns", 9000)), "too_large"),
-    (lambda good: _with(good, lambda ds: setattr(ds, "Rows", 7)), "corrupt"),
-])
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda good: good[: len(good) // 2], "corrupt"),
+        (lambda good: good[:200], "corrupt"),
+        (lambda good: _with(good, lambda ds: delattr(ds, "PixelData")), "no_pixel_data"),
+        # A JPEG's fragments declared MPEG-2 video, which no installed plugin decodes.
+        (
+            lambda good: _with(
+                to_dicom(np.full((40, 50, 3), 120, np.uint8), "jpeg_baseline", "x"),
+                lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.4.100"),
+            ),
+            "unsupported_transfer_syntax",
+        ),
+        (lambda good: _with(good, lambda ds: setattr(ds, "Rows", 9000) or setattr(ds, "Columns", 9000)), "too_large"),
+        (lambda good: _with(good, lambda ds: setattr(ds, "Rows", 7)), "corrupt"),
+    ],
+)
 def test_hostile_dicom_gets_a_reason(make, reason):
     good = to_dicom(np.full((40, 50, 3), 120, np.uint8), "explicit_little", "x")
     with pytest.raises(ImageRejected) as rejected:
@@ -117,8 +132,15 @@ def test_hostile_dicom_gets_a_reason(make, reason):
 def test_only_the_allowed_attributes_are_copied():
     content = to_dicom(np.full((40, 50, 3), 120, np.uint8), "rle", "ISIC_1")
     found = dicom.identity(dicom.read(content))
-    assert set(found.attributes) == {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality",
-                                     "BodyPartExamined", "PatientAge", "PatientSex"}
+    assert set(found.attributes) == {
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "Modality",
+        "BodyPartExamined",
+        "PatientAge",
+        "PatientSex",
+    }
     assert found.attributes["PatientAge"] == "45" and found.attributes["Modality"] == "XC"
     text = repr(found)
     assert all(value not in text for value in FAKE_PATIENT.values())

@@ -49,8 +49,16 @@ def _pixels(spark, dataset) -> dict[str, np.ndarray]:
 def test_dicom_ingest_matches_the_image_archive(spark, real_data, tmp_path):
     _archives(real_data, tmp_path)
     for source, folder in (("dicom", "dicom"), ("labels_csv", "jpeg")):
-        run_ingest(spark, IngestSettings(source=source, input=str(tmp_path / folder), output=str(tmp_path / f"out-{source}"),
-                                         num_files=2, split="60/20/20"))
+        run_ingest(
+            spark,
+            IngestSettings(
+                source=source,
+                input=str(tmp_path / folder),
+                output=str(tmp_path / f"out-{source}"),
+                num_files=2,
+                split="60/20/20",
+            ),
+        )
     from_dicom, from_images = _pixels(spark, tmp_path / "out-dicom"), _pixels(spark, tmp_path / "out-labels_csv")
     assert len(from_dicom) == IMAGES and from_dicom.keys() == from_images.keys()
     for image_id, pixels in from_dicom.items():
@@ -78,19 +86,47 @@ def test_train_and_score_on_dicom_leave_no_patient_data_anywhere(spark, real_dat
     from dermspark.train.job import run_train
 
     _archives(real_data, tmp_path)
-    run_ingest(spark, IngestSettings(source="dicom", input=str(tmp_path / "dicom"), output=str(tmp_path / "dataset"),
-                                     num_files=2, split="60/20/20"))
-    trained = run_train(spark, TrainSettings(dataset=str(tmp_path / "dataset"), output=str(tmp_path / "model"),
-                                             epochs=1, batch_size=8, num_proc=2, mlflow_uri=mlflow_server,
-                                             experiment="dicom-privacy"))
+    run_ingest(
+        spark,
+        IngestSettings(
+            source="dicom",
+            input=str(tmp_path / "dicom"),
+            output=str(tmp_path / "dataset"),
+            num_files=2,
+            split="60/20/20",
+        ),
+    )
+    trained = run_train(
+        spark,
+        TrainSettings(
+            dataset=str(tmp_path / "dataset"),
+            output=str(tmp_path / "model"),
+            epochs=1,
+            batch_size=8,
+            num_proc=2,
+            mlflow_uri=mlflow_server,
+            experiment="dicom-privacy",
+        ),
+    )
     assert trained.metrics["test"]["count"] > 0
-    summary = run_score(spark, ScoreSettings(model=str(tmp_path / "model" / "model"), input=str(tmp_path / "dicom"),
-                                             output=str(tmp_path / "scores"), dicom_sr=str(tmp_path / "sr")))
+    summary = run_score(
+        spark,
+        ScoreSettings(
+            model=str(tmp_path / "model" / "model"),
+            input=str(tmp_path / "dicom"),
+            output=str(tmp_path / "scores"),
+            dicom_sr=str(tmp_path / "sr"),
+        ),
+    )
     assert summary.scored == IMAGES and summary.dicom_reports["written"] == IMAGES
     logged = "".join(capfd.readouterr()).encode()
     mlflow_files = [path for folder in tmp_path.parent.glob("mlflow*") for path in folder.rglob("*") if path.is_file()]
-    outputs = [path for name in ("dataset", "model", "model.checkpoints", "scores")
-               for path in (tmp_path / name).rglob("*") if path.is_file()]
+    outputs = [
+        path
+        for name in ("dataset", "model", "model.checkpoints", "scores")
+        for path in (tmp_path / name).rglob("*")
+        if path.is_file()
+    ]
     assert outputs and mlflow_files
     searched = logged + b"".join(path.read_bytes() for path in outputs + mlflow_files)
     for value in (*FAKE_PATIENT.values(), FAKE_PATIENT["name"].replace("^", " ")):
@@ -123,21 +159,39 @@ def test_labels_from_headers_and_a_frame_per_row(spark, real_data, tmp_path):
     export.mkdir()
     said = ["Melanoma", "nv", "Seborrheic keratosis", "Zzyzx complains of an itch"]
     for index, (path, text) in enumerate(zip(paths, said, strict=True)):
-        content = to_dicom(np.asarray(Image.open(path).convert("RGB")), "explicit_little", path.stem,
-                           patient_id=f"{FAKE_PATIENT['id']}-{index % 2}")
+        content = to_dicom(
+            np.asarray(Image.open(path).convert("RGB")),
+            "explicit_little",
+            path.stem,
+            patient_id=f"{FAKE_PATIENT['id']}-{index % 2}",
+        )
         (export / f"{index}.dcm").write_bytes(_edited(content, AdmittingDiagnosesDescription=text))
-    two_frames = _edited(Path(get_testdata_file("SC_rgb_rle_2frame.dcm")).read_bytes(),
-                         AdmittingDiagnosesDescription="basal cell carcinoma", PatientID=f"{FAKE_PATIENT['id']}-1")
+    two_frames = _edited(
+        Path(get_testdata_file("SC_rgb_rle_2frame.dcm")).read_bytes(),
+        AdmittingDiagnosesDescription="basal cell carcinoma",
+        PatientID=f"{FAKE_PATIENT['id']}-1",
+    )
     (export / "frames.dcm").write_bytes(two_frames)
     uid = str(pydicom.dcmread(io.BytesIO(two_frames)).SOPInstanceUID)
 
-    run_ingest(spark, IngestSettings(source="dicom", input=str(export), output=str(tmp_path / "out"), num_files=1,
-                                     split="60/20/20", max_reject_fraction=0.5))
+    run_ingest(
+        spark,
+        IngestSettings(
+            source="dicom",
+            input=str(export),
+            output=str(tmp_path / "out"),
+            num_files=1,
+            split="60/20/20",
+            max_reject_fraction=0.5,
+        ),
+    )
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert (manifest["inputs"], manifest["written"], manifest["by_reason"]) == (6, 5, {"unknown_label": 1})
     assert manifest["dicom"] == {"extra_frames": 1, "labels_from": {"header": 5}, "grouped_by": {"patient": 5}}
-    rows = {row["image_id"]: row for row in
-            spark.read.parquet(str(tmp_path / "out" / "images_75x100")).drop("image").collect()}
+    rows = {
+        row["image_id"]: row
+        for row in spark.read.parquet(str(tmp_path / "out" / "images_75x100")).drop("image").collect()
+    }
     assert {rows[f"{uid}_frame{number}"]["frame"] for number in (0, 1)} == {0, 1}
     assert sorted(row["dx"] for row in rows.values()) == ["bcc", "bcc", "bkl", "mel", "nv"]
     assert len({row["lesion_id"] for row in rows.values()}) == 2

@@ -19,7 +19,7 @@ def _folder(real_data: Path, folder: Path) -> dict[str, str]:
     from pydicom.data import get_testdata_file
 
     folder.mkdir()
-    paths = sorted((real_data / "ham10000-200x150" / "images").glob("*.jpg"))[:len(TRANSFER_SYNTAXES)]
+    paths = sorted((real_data / "ham10000-200x150" / "images").glob("*.jpg"))[: len(TRANSFER_SYNTAXES)]
     uids = {}
     for path, syntax in zip(paths, sorted(TRANSFER_SYNTAXES), strict=True):
         content = to_dicom(np.asarray(Image.open(path).convert("RGB")), syntax, path.stem)
@@ -37,10 +37,18 @@ def test_scoring_a_folder_of_dicom(spark, pipeline, real_data, tmp_path, capfd):
 
     uids = _folder(real_data, tmp_path / "pacs")
     output = tmp_path / "out"
-    summary = run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(tmp_path / "pacs"),
-                                             output=str(output), dicom_sr=str(tmp_path / "sr")))
-    rows = {(Path(row["path"]).name, row["frame"]): row
-            for row in spark.read.parquet(str(output / "predictions")).collect()}
+    summary = run_score(
+        spark,
+        ScoreSettings(
+            model=str(pipeline / "model" / "model"),
+            input=str(tmp_path / "pacs"),
+            output=str(output),
+            dicom_sr=str(tmp_path / "sr"),
+        ),
+    )
+    rows = {
+        (Path(row["path"]).name, row["frame"]): row for row in spark.read.parquet(str(output / "predictions")).collect()
+    }
     files = len(uids) + 3
     assert summary.inputs == files and summary.record["extra_frames"] == 1
     assert summary.inputs + summary.record["extra_frames"] == summary.scored + summary.errors + summary.skipped
@@ -72,16 +80,22 @@ def _check_reports(folder: Path, rows: dict, summary) -> None:
     import pydicom
 
     scored = [row for row in rows.values() if row["sop_instance_uid"] and row["error"] is None]
-    instances = {row["sop_instance_uid"]: [other for other in scored if other["sop_instance_uid"] == row["sop_instance_uid"]]
-                 for row in scored}
+    instances = {
+        row["sop_instance_uid"]: [other for other in scored if other["sop_instance_uid"] == row["sop_instance_uid"]]
+        for row in scored
+    }
     assert summary.dicom_reports["written"] == len(instances) == len(list(folder.glob("*.dcm")))
     assert summary.dicom_reports["failed"] == 0
     for uid, frames in instances.items():
         dataset = pydicom.dcmread(folder / f"{uid}.dcm")
         assert dataset.Modality == "SR"
         report = hd.sr.Comprehensive3DSR.from_dataset(dataset)
-        referenced = {str(item.ReferencedSOPInstanceUID) for item in dataset.CurrentRequestedProcedureEvidenceSequence[0]
-                      .ReferencedSeriesSequence[0].ReferencedSOPSequence}
+        referenced = {
+            str(item.ReferencedSOPInstanceUID)
+            for item in dataset.CurrentRequestedProcedureEvidenceSequence[0]
+            .ReferencedSeriesSequence[0]
+            .ReferencedSOPSequence
+        }
         assert referenced == {uid}
         groups = report.content.get_image_measurement_groups()
         assert len(groups) == len(frames)

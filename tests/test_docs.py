@@ -16,15 +16,23 @@ from dermspark.settings import (
 )
 
 LIB = ROOT / "lib" / "dermspark"
-JOBS = {"ingest": IngestSettings, "train": TrainSettings, "score": ScoreSettings, "monitor": MonitorSettings,
-        "serve": ServeSettings}
+JOBS = {
+    "ingest": IngestSettings,
+    "train": TrainSettings,
+    "score": ScoreSettings,
+    "monitor": MonitorSettings,
+    "serve": ServeSettings,
+}
 
 
 def test_the_module_map_names_every_module_and_only_those():
     text = (ROOT / "docs" / "architecture.md").read_text()
     named = set(re.findall(r"^\| `([\w/]+\.(?:py|html))` \|", text, flags=re.MULTILINE))
-    present = {str(path.relative_to(LIB)) for path in [*LIB.rglob("*.py"), *LIB.rglob("*.html")]
-               if path.name != "__init__.py" and "__pycache__" not in path.parts}
+    present = {
+        str(path.relative_to(LIB))
+        for path in [*LIB.rglob("*.py"), *LIB.rglob("*.html")]
+        if path.name != "__init__.py" and "__pycache__" not in path.parts
+    }
     assert named, "no module table found"
     assert not named - present, f"named but missing: {sorted(named - present)}"
     assert not present - named, f"not in docs/architecture.md: {sorted(present - named)}"
@@ -58,8 +66,12 @@ def test_imports_point_only_downwards_in_the_module_map():
     text = (ROOT / "docs" / "architecture.md").read_text()
     order = re.findall(r"^\| `([\w/]+\.py)` \|", text, flags=re.MULTILINE)
     rank = {name: position for position, name in enumerate(order)}
-    upwards = [f"{name} imports {target}" for name in order for target in sorted(_imports(LIB / name))
-               if rank[target] < rank[name]]
+    upwards = [
+        f"{name} imports {target}"
+        for name in order
+        for target in sorted(_imports(LIB / name))
+        if rank[target] < rank[name]
+    ]
     assert not upwards, f"imports against the order of docs/architecture.md: {upwards}"
 
 
@@ -92,8 +104,9 @@ def flags_section(text: str) -> str:
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_each_jobs_page_lists_its_flags_as_declared(job):
     page = ROOT / "docs" / f"{job}.md"
-    assert flags_section(page.read_text()) == flag_table(JOBS[job]), \
+    assert flags_section(page.read_text()) == flag_table(JOBS[job]), (
         f"docs/{job}.md's flag table differs from settings.py: run .venv/bin/python scripts/docs.py"
+    )
 
 
 def test_readme_links_only_to_files_in_the_repository():

@@ -19,11 +19,14 @@ def test_each_stage_prints_its_start_and_its_end_with_counts(pipeline):
 
     ingest, score = (pipeline / "ingest.out").read_text(), (pipeline / "score.out").read_text()
     manifest = json.loads((pipeline / "dataset" / "manifest.json").read_text())
-    for job, text, stage in (("ingest", ingest, "decoding and writing images_75x100"),
-                             ("ingest", ingest, "splitting by lesion"), ("score", score, "predicting")):
+    for job, text, stage in (
+        ("ingest", ingest, "decoding and writing images_75x100"),
+        ("ingest", ingest, "splitting by lesion"),
+        ("score", score, "predicting"),
+    ):
         assert re.search(rf"\[dermspark\] {job}: {stage}.* \.\.\.\n", text), stage
         assert re.search(rf"\[dermspark\] {job}: {stage}.* done in [0-9.]+ s", text), stage
-    assert (f"written {manifest['written']:,}, rejected {manifest['rejected']:,}" in ingest)
+    assert f"written {manifest['written']:,}, rejected {manifest['rejected']:,}" in ingest
     summary = json.loads(next((pipeline / "scores" / "runs").glob("*/summary.json")).read_text())
     assert f"rows {summary['inputs']:,}, errors {summary['errors']:,}" in score
 
@@ -54,8 +57,14 @@ def test_bundle_says_what_scoring_needs(pipeline):
 def test_metrics_have_test_and_validation_sections(pipeline):
     metrics = json.loads((pipeline / "model" / "metrics.json").read_text())
     for section in ("test", "validation"):
-        assert {"accuracy", "balanced_accuracy", "macro_auc", "per_class", "confusion_matrix",
-                "baseline_accuracy"} <= set(metrics[section])
+        assert {
+            "accuracy",
+            "balanced_accuracy",
+            "macro_auc",
+            "per_class",
+            "confusion_matrix",
+            "baseline_accuracy",
+        } <= set(metrics[section])
         assert set(metrics[section]["per_class"]["nv"]) >= {"precision", "recall", "f1", "specificity", "auc"}
     assert len(metrics["history"]["val_loss"]) == 10
     assert "| test |" in (pipeline / "model" / "report.md").read_text()
@@ -72,8 +81,10 @@ def test_the_bundle_carries_its_model_card_and_the_test_predictions_recompute_it
     tested = pd.read_parquet(pipeline / "model" / "test_predictions.parquet")
     classes = json.loads((pipeline / "dataset" / "manifest.json").read_text())["classes"]
     assert len(tested) == metrics["test"]["count"] and tested["fold"].isna().all()
-    assert confusion_matrix(tested["true_label"], tested["predicted_label"], labels=classes).tolist() == \
-        metrics["test"]["confusion_matrix"]
+    assert (
+        confusion_matrix(tested["true_label"], tested["predicted_label"], labels=classes).tolist()
+        == metrics["test"]["confusion_matrix"]
+    )
     assert set(metrics["subgroups"]["by"]) == {"localization", "sex", "age_band", "dx_type"}
     sizes = {value: entry["images"] for value, entry in metrics["subgroups"]["by"]["sex"].items()}
     assert sizes == tested["sex"].fillna("unknown").value_counts().to_dict()
@@ -87,7 +98,8 @@ def test_checkpoints_went_to_the_s3_store(pipeline, s3_store):
     # Only the final checkpoint stays, beside the live TensorBoard logs (put there from rank 0's
     # local folder every epoch); nothing of the store was written beside the output.
     assert sorted(path.rsplit("/", 1)[1] for path in fs.ls("dermspark/e2e/pipeline")) == sorted(
-        [state["start_from"], "state.json", "tensorboard"])
+        [state["start_from"], "state.json", "tensorboard"]
+    )
     assert fs.ls("dermspark/e2e/pipeline/tensorboard/train")
     assert fs.ls(f"dermspark/e2e/pipeline/{state['start_from']}")
     assert not (pipeline / "model.checkpoints").exists()
@@ -103,9 +115,23 @@ def _only_run(scores: Path) -> dict:
 def test_predictions_schema_and_summary(spark, pipeline):
     predictions = spark.read.parquet(str(pipeline / "scores" / "predictions"))
     classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-    for column in ["path", "sha256", "predicted_label", "confidence", "top_labels", "top_probabilities",
-                   "melanoma_flag", "error", "model_name", "bundle_sha256", "scored_at", "model_version",
-                   "scoring_date", "run_id", *[f"prob_{c}" for c in classes]]:
+    for column in [
+        "path",
+        "sha256",
+        "predicted_label",
+        "confidence",
+        "top_labels",
+        "top_probabilities",
+        "melanoma_flag",
+        "error",
+        "model_name",
+        "bundle_sha256",
+        "scored_at",
+        "model_version",
+        "scoring_date",
+        "run_id",
+        *[f"prob_{c}" for c in classes],
+    ]:
         assert column in predictions.columns
     summary = _only_run(pipeline / "scores")
     assert summary["inputs"] == summary["scored"] + summary["errors"] + summary["skipped"]
@@ -117,8 +143,10 @@ def test_predictions_schema_and_summary(spark, pipeline):
     # The flag at the bundle's operating point, chosen on validation for the calibrated scores.
     manifest = json.loads((pipeline / "model" / "model" / "manifest.json").read_text())
     threshold = manifest["operating_point"]["threshold"]["temperature"]
-    assert summary["calibration"] == {"temperature": manifest["calibration"]["temperature"],
-                                      "melanoma_threshold": threshold}
+    assert summary["calibration"] == {
+        "temperature": manifest["calibration"]["temperature"],
+        "melanoma_threshold": threshold,
+    }
     flags = predictions.filter("error is null").select("prob_mel", "melanoma_flag").collect()
     assert all(flag == (mel >= threshold) for mel, flag in flags)
 
@@ -131,12 +159,14 @@ def test_udf_equals_in_process_keras(spark, pipeline):
     bundle = load_bundle(str(pipeline / "model" / "model"))
     rows = (
         spark.read.parquet(str(pipeline / "scores" / "predictions"))
-        .filter("error is null").orderBy("path").limit(16).collect()
+        .filter("error is null")
+        .orderBy("path")
+        .limit(16)
+        .collect()
     )
-    images = np.stack([
-        decode_image(Path(row["path"][len("file://"):]).read_bytes(), 75, 100, bundle.decode_options)
-        for row in rows
-    ])
+    images = np.stack(
+        [decode_image(Path(row["path"][len("file://") :]).read_bytes(), 75, 100, bundle.decode_options) for row in rows]
+    )
     raw = bundle.model.predict(images, verbose=0)
     # Scoring applies the bundle's temperature (fitted on validation): the classes stay, the
     # probabilities move.

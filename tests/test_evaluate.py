@@ -79,8 +79,9 @@ def test_figures_no_image_defines_are_na_and_balanced_accuracy_names_its_classes
 def test_binary_sensitivity_and_specificity():
     # Two melanomas (one found), three others (two cleared, one called melanoma).
     labels = np.array([0, 0, 1, 1, 1])
-    metrics = classification_metrics(labels, one_hot_ish([0, 1, 1, 1, 0], 2), ["melanoma", "non_melanoma"], 1,
-                                     positive_class="melanoma")
+    metrics = classification_metrics(
+        labels, one_hot_ish([0, 1, 1, 1, 0], 2), ["melanoma", "non_melanoma"], 1, positive_class="melanoma"
+    )
     assert metrics["binary"]["sensitivity"] == pytest.approx(1 / 2)
     assert metrics["binary"]["specificity"] == pytest.approx(2 / 3)
 

@@ -14,7 +14,7 @@ def _images(count: int, rng):
     corners = np.stack([rng.integers(0, SIZE[0] - PATCH, count), rng.integers(0, SIZE[1] - PATCH, count)], axis=1)
     for image, label, (top, left) in zip(images, labels, corners, strict=True):
         if label:
-            image[top:top + PATCH, left:left + PATCH] = (250, 230, 40)
+            image[top : top + PATCH, left : left + PATCH] = (250, 230, 40)
     return images, labels, corners
 
 

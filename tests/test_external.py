@@ -27,8 +27,16 @@ def test_heldout_figures_average_the_classes_present_and_flag_at_the_given_thres
     probabilities[np.arange(labels.size), labels] += 0.4 * rng.random(labels.size)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     groups = [None if index % 2 else f"lesion-{index // 4}" for index in range(labels.size)]
-    found = evaluate_heldout(labels, probabilities, groups, CLASSES, 5, melanoma=4, threshold=0.2,
-                             uncalibrated=probabilities ** 2 / (probabilities ** 2).sum(axis=1, keepdims=True))
+    found = evaluate_heldout(
+        labels,
+        probabilities,
+        groups,
+        CLASSES,
+        5,
+        melanoma=4,
+        threshold=0.2,
+        uncalibrated=probabilities**2 / (probabilities**2).sum(axis=1, keepdims=True),
+    )
     predicted = probabilities.argmax(axis=1)
     recalls = [np.mean(predicted[labels == label] == label) for label in (2, 4, 5)]
     assert found["balanced_accuracy"] == pytest.approx(np.mean(recalls))
@@ -59,8 +67,9 @@ def external(tmp_path_factory):
 
 
 def test_a_labels_csv_archive_is_ingested_with_every_input_accounted_for(spark, external, tmp_path):
-    result = run_ingest(spark, IngestSettings(input=external.path, output=str(tmp_path / "ext"),
-                                              source="labels_csv", num_files=2))
+    result = run_ingest(
+        spark, IngestSettings(input=external.path, output=str(tmp_path / "ext"), source="labels_csv", num_files=2)
+    )
     # 24 good rows, one row whose diagnosis is no class, one image without a row.
     assert (result.manifest.inputs, result.manifest.written, result.manifest.rejected) == (26, 24, 2)
     assert result.manifest.by_reason == {"unknown_label": 1, "no_metadata": 1}
@@ -110,8 +119,16 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     from dermspark.train.inputs import Inputs
     from fastapi.testclient import TestClient
 
-    run_ingest(spark, IngestSettings(input=external.path, output=str(tmp_path / "ext"), source="labels_csv",
-                                     num_files=2, color_constancy="shades_of_gray"))
+    run_ingest(
+        spark,
+        IngestSettings(
+            input=external.path,
+            output=str(tmp_path / "ext"),
+            source="labels_csv",
+            num_files=2,
+            color_constancy="shades_of_gray",
+        ),
+    )
     manifest = json.loads((tmp_path / "ext" / "manifest.json").read_text())
     options = DecodeOptions.from_record(manifest["decode"])
     assert options == DecodeOptions(color_constancy="shades_of_gray", color_constancy_power=6.0)
@@ -124,15 +141,23 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     preprocessing = {**trained.manifest["preprocessing"], **options.recorded()}
     corrected = tmp_path / "corrected"
     save_bundle(str(corrected), trained.model, {**trained.manifest, "preprocessing": preprocessing})
-    summary = run_score(spark, ScoreSettings(model=str(corrected), input=str(Path(external.path, "images")),
-                                             output=str(tmp_path / "out"), glob="EXT_*.jpg",
-                                             labels=str(Path(external.path, "labels.csv"))))
+    summary = run_score(
+        spark,
+        ScoreSettings(
+            model=str(corrected),
+            input=str(Path(external.path, "images")),
+            output=str(tmp_path / "out"),
+            glob="EXT_*.jpg",
+            labels=str(Path(external.path, "labels.csv")),
+        ),
+    )
     rows = {Path(row["path"]).name: row for row in spark.read.parquet(str(tmp_path / "out" / "predictions")).collect()}
     service = TestClient(make_app(ServeSettings(model=str(corrected))))
     classes, temperature = trained.classes, trained.temperature
     expected = trained.predict(decoded[:6], temperature)
-    uncorrected = trained.predict(np.stack([decode_image(path.read_bytes(), 75, 100) for path in files[:6]]),
-                                  temperature)
+    uncorrected = trained.predict(
+        np.stack([decode_image(path.read_bytes(), 75, 100) for path in files[:6]]), temperature
+    )
     assert np.abs(expected - uncorrected).max() > 1e-4
     for path, wanted in zip(files[:6], expected, strict=True):
         np.testing.assert_allclose([rows[path.name][f"prob_{name}"] for name in classes], wanted, atol=1e-5)
@@ -154,10 +179,12 @@ def test_a_labels_csv_archive_without_its_labels_or_images_is_one_line(spark, tm
 
     (tmp_path / "archive" / "images").mkdir(parents=True)
     with pytest.raises(DermsparkError, match=r"is not a labels_csv archive: labels.csv is missing"):
-        run_ingest(spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"),
-                                         source="labels_csv"))
+        run_ingest(
+            spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"), source="labels_csv")
+        )
     (tmp_path / "archive" / "images").rmdir()
     (tmp_path / "archive" / "labels.csv").write_text("image_id,dx\n")
     with pytest.raises(DermsparkError, match=r"its images/ folder is missing"):
-        run_ingest(spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"),
-                                         source="labels_csv"))
+        run_ingest(
+            spark, IngestSettings(input=str(tmp_path / "archive"), output=str(tmp_path / "o"), source="labels_csv")
+        )

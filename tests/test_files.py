@@ -10,9 +10,18 @@ from dermspark.files import _binary_files, canonical_path, list_files
 def tree(tmp_path):
     root = tmp_path / "tree"
     files = {
-        "a.jpg": b"x", "b.PNG": b"x", "c.png": b"x", "empty.jpg": b"",
-        "nested/deeper/d.jpg": b"x", "nested/e.txt": b"x", "space name %20.jpg": b"x", "ñandú.jpg": b"x",
-        ".hidden.jpg": b"x", "_underscore.jpg": b"x", ".cache/f.jpg": b"x", "_tmp/g.jpg": b"x",
+        "a.jpg": b"x",
+        "b.PNG": b"x",
+        "c.png": b"x",
+        "empty.jpg": b"",
+        "nested/deeper/d.jpg": b"x",
+        "nested/e.txt": b"x",
+        "space name %20.jpg": b"x",
+        "ñandú.jpg": b"x",
+        ".hidden.jpg": b"x",
+        "_underscore.jpg": b"x",
+        ".cache/f.jpg": b"x",
+        "_tmp/g.jpg": b"x",
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,9 @@ def test_fine_tuning_trains_the_head_then_everything_at_a_tenth_of_the_rate():
     head, every = fine_tune_stages(stages, TrainSettings(dataset="d", output="o", init_from="b"))
     assert (head.trainable, head.epochs, head.learning_rate) == ("head", 5, 1e-3)
     assert (every.trainable, every.epochs, every.learning_rate) == ("all", 10, pytest.approx(1e-4))
-    only_head = fine_tune_stages(stages, TrainSettings(dataset="d", output="o", init_from="b", epochs=2,
-                                                       fine_tune_epochs=0))
+    only_head = fine_tune_stages(
+        stages, TrainSettings(dataset="d", output="o", init_from="b", epochs=2, fine_tune_epochs=0)
+    )
     assert [stage.trainable for stage in only_head] == ["head"]
 
 
@@ -59,16 +60,26 @@ def clinic(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("clinic")
     archive = make_synthetic_external(str(root / "archive"), images=40, seed=8, cast=(0.9, 1.0, 1.1))
     for space in ("ham10000", "isic2019"):
-        run_ingest(spark, IngestSettings(input=archive.path, output=str(root / space), source="labels_csv",
-                                         label_space=space, num_files=2))
+        run_ingest(
+            spark,
+            IngestSettings(
+                input=archive.path, output=str(root / space), source="labels_csv", label_space=space, num_files=2
+            ),
+        )
     return root
 
 
 def test_a_bundle_is_fine_tuned_on_a_hospitals_images(spark, pipeline, clinic, mlflow_server, tmp_path):
     parent_url = str(pipeline / "model" / "model")
     parent = load_bundle(parent_url)
-    settings = {"dataset": str(clinic / "ham10000"), "init_from": parent_url, "batch_size": 8, "num_proc": 2,
-                "mlflow_uri": mlflow_server, "experiment": "fine-tuning"}
+    settings = {
+        "dataset": str(clinic / "ham10000"),
+        "init_from": parent_url,
+        "batch_size": 8,
+        "num_proc": 2,
+        "mlflow_uri": mlflow_server,
+        "experiment": "fine-tuning",
+    }
     run_train(spark, TrainSettings(**settings, output=str(tmp_path / "head"), epochs=1, fine_tune_epochs=0))
     head = load_bundle(str(tmp_path / "head" / "model"))
     # The head alone trained: every other layer is the parent's, bit for bit; the head moved.
@@ -83,8 +94,9 @@ def test_a_bundle_is_fine_tuned_on_a_hospitals_images(spark, pipeline, clinic, m
 
     every = run_train(spark, TrainSettings(**settings, output=str(tmp_path / "all"), epochs=1, fine_tune_epochs=1))
     tuned = load_bundle(str(tmp_path / "all" / "model"))
-    assert not np.array_equal(tuned.model.get_layer("conv2d_1").get_weights()[0],
-                              parent.model.get_layer("conv2d_1").get_weights()[0])
+    assert not np.array_equal(
+        tuned.model.get_layer("conv2d_1").get_weights()[0], parent.model.get_layer("conv2d_1").get_weights()[0]
+    )
     assert len(json.loads((tmp_path / "all" / "metrics.json").read_text())["stage_ends"]) == 2
     from mlflow import MlflowClient
 

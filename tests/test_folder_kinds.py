@@ -16,13 +16,16 @@ def test_every_output_of_the_pipeline_names_its_job(pipeline):
     assert commit.kind_of(str(pipeline / "model" / "model")) == "bundle"
 
 
-@pytest.mark.parametrize(("folder", "job", "message"), [
-    ("dataset", "score", "--output {} holds an ingested dataset; score writes a predictions table"),
-    ("scores", "train", "--output {} holds a predictions table; train writes a training output"),
-    ("model", "ingest", "--output {} holds a training output; ingest writes an ingested dataset"),
-    ("model/model", "score", "--output {} holds a model bundle; score writes a predictions table"),
-    ("archive", "train", "--output {} is not empty and was not written by dermspark"),
-])
+@pytest.mark.parametrize(
+    ("folder", "job", "message"),
+    [
+        ("dataset", "score", "--output {} holds an ingested dataset; score writes a predictions table"),
+        ("scores", "train", "--output {} holds a predictions table; train writes a training output"),
+        ("model", "ingest", "--output {} holds a training output; ingest writes an ingested dataset"),
+        ("model/model", "score", "--output {} holds a model bundle; score writes a predictions table"),
+        ("archive", "train", "--output {} is not empty and was not written by dermspark"),
+    ],
+)
 def test_a_job_refuses_another_jobs_folder_even_with_mode_overwrite(pipeline, folder, job, message):
     url = str(pipeline / folder)
     for mode in ("error", "overwrite"):
@@ -50,11 +53,21 @@ def test_score_and_serve_given_a_dataset_for_a_model_fail_in_one_line(spark, pip
     from dermspark.settings import ScoreSettings, ServeSettings
 
     with pytest.raises(DermsparkError, match="is an ingested dataset, not a model bundle"):
-        run_score(spark, ScoreSettings(model=str(pipeline / "dataset"), input=str(pipeline / "archive"),
-                                       output=str(tmp_path / "out")))
+        run_score(
+            spark,
+            ScoreSettings(
+                model=str(pipeline / "dataset"), input=str(pipeline / "archive"), output=str(tmp_path / "out")
+            ),
+        )
     with pytest.raises(DermsparkError, match="is an ingested dataset, not a model bundle"):
         make_app(ServeSettings(model=str(pipeline / "dataset")))
     with pytest.raises(DermsparkError, match="holds an ingested dataset"):
-        run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(pipeline / "archive"),
-                                       output=str(pipeline / "dataset")))
+        run_score(
+            spark,
+            ScoreSettings(
+                model=str(pipeline / "model" / "model"),
+                input=str(pipeline / "archive"),
+                output=str(pipeline / "dataset"),
+            ),
+        )
     assert not (pipeline / "dataset" / "predictions").exists()

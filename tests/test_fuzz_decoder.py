@@ -17,8 +17,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 EXAMPLES = int(os.environ.get("DERMSPARK_FUZZ_EXAMPLES", "300"))
-REASONS = {"unreadable", "not_an_image", "truncated", "too_large", "corrupt", "no_pixel_data",
-           "unsupported_transfer_syntax"}
+REASONS = {
+    "unreadable",
+    "not_an_image",
+    "truncated",
+    "too_large",
+    "corrupt",
+    "no_pixel_data",
+    "unsupported_transfer_syntax",
+}
 SIZES = [(75, 100), (30, 30)]
 # Small enough that a header mutated to a large size is refused, not decoded for seconds.
 OPTIONS = DecodeOptions(max_pixels=4_000_000)
@@ -72,7 +79,7 @@ def mutated(draw) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
         elif kind == "repeat":
-            data[at:at] = data[at:at + draw(st.integers(1, 512))]
+            data[at:at] = data[at : at + draw(st.integers(1, 512))]
         elif kind == "header" and len(data) > 32:
             # The first bytes hold the format's sizes and flags: where decoders are most fragile.
             index = draw(st.integers(0, 31))
@@ -98,8 +105,13 @@ def _decode_or_reason(content: bytes) -> None:
     assert all(array.dtype == np.uint8 for array in arrays)
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @seed(20261205)

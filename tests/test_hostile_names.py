@@ -18,7 +18,7 @@ LATIN1 = b"l\xe9sion 100%"  # "lésion 100%" in Latin-1: not UTF-8
 
 def _leads_back(path: str) -> bytes:
     """The file-system bytes a row's path names, by the rule in docs/outputs.md."""
-    local = path[len("file://"):]
+    local = path[len("file://") :]
     return os.fsencode(local) if os.path.lexists(local) else unquote_to_bytes(local)
 
 
@@ -70,8 +70,15 @@ def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tm
     from dermspark.score.job import run_score
     from dermspark.settings import ScoreSettings
 
-    summary = run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(hostile_archive),
-                                             output=str(tmp_path / "out"), glob="*.jpg"))
+    summary = run_score(
+        spark,
+        ScoreSettings(
+            model=str(pipeline / "model" / "model"),
+            input=str(hostile_archive),
+            output=str(tmp_path / "out"),
+            glob="*.jpg",
+        ),
+    )
     rows = spark.read.parquet(str(tmp_path / "out" / "predictions")).collect()
     # Every .jpg entry: the link inside the archive (to spare/) is scored, the one out of it is not.
     files = [path for path in hostile_archive.rglob("*") if path.name.endswith(".jpg")]
@@ -84,6 +91,14 @@ def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tm
     refused = next(row for row in rows if row["error"])
     assert os.path.realpath(_leads_back(refused["path"])).endswith(b"secret.jpg")
     # --links follow: a folder of links to a selection kept elsewhere is scored whole.
-    followed = run_score(spark, ScoreSettings(model=str(pipeline / "model" / "model"), input=str(hostile_archive),
-                                              output=str(tmp_path / "followed"), glob="*.jpg", links="follow"))
+    followed = run_score(
+        spark,
+        ScoreSettings(
+            model=str(pipeline / "model" / "model"),
+            input=str(hostile_archive),
+            output=str(tmp_path / "followed"),
+            glob="*.jpg",
+            links="follow",
+        ),
+    )
     assert followed.by_reason == {} and followed.scored == len(files)

@@ -39,14 +39,17 @@ def _gradient8() -> np.ndarray:
     return np.tile(np.linspace(0, 255, 200).round().astype(np.uint8), (150, 1))
 
 
-@pytest.mark.parametrize("fmt, make", [
-    # 16-bit PNG (Pillow opens it as I;16 or I), the 8-bit ramp times 257: 65535 is white.
-    ("PNG", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
-    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
-    # 32-bit integers holding 0..255, and floats holding fractions of white.
-    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.int32), mode="I")),
-    ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.float32) / 255.0, mode="F")),
-])
+@pytest.mark.parametrize(
+    "fmt, make",
+    [
+        # 16-bit PNG (Pillow opens it as I;16 or I), the 8-bit ramp times 257: 65535 is white.
+        ("PNG", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
+        ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.uint16) * 257)),
+        # 32-bit integers holding 0..255, and floats holding fractions of white.
+        ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.int32), mode="I")),
+        ("TIFF", lambda ramp: Image.fromarray(ramp.astype(np.float32) / 255.0, mode="F")),
+    ],
+)
 def test_wide_pixels_decode_as_their_8bit_versions(fmt, make):
     """Pillow's own convert would clip a 16-bit image to white (every value above 255)."""
     ramp = _gradient8()
@@ -110,7 +113,10 @@ def test_the_pixel_limit_is_the_settings_not_pillows():
 
     with pytest.raises(ImageRejected) as caught:
         decode_image(png_claiming(20000, 20000), 75, 100)
-    assert (caught.value.reason, caught.value.detail) == ("too_large", "over the limit of 89,478,485 pixels (--max-pixels)")
+    assert (caught.value.reason, caught.value.detail) == (
+        "too_large",
+        "over the limit of 89,478,485 pixels (--max-pixels)",
+    )
     with pytest.raises(ImageRejected) as caught:
         decode_image(png_claiming(20000, 20000), 75, 100, DecodeOptions(max_pixels=500_000_000))
     assert caught.value.reason != "too_large"

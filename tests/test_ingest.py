@@ -21,8 +21,7 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ingested(spark, messy_archive, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("ingest") / "dataset"
-    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=4,
-                                     sizes="75x100,299x299"))
+    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=4, sizes="75x100,299x299"))
     return output
 
 
@@ -64,9 +63,7 @@ def test_no_lesion_in_two_splits(spark, ingested):
     rows = spark.read.parquet(str(ingested / "images_75x100")).select("lesion_id", "split")
     per_lesion = rows.groupBy("lesion_id").agg({"split": "count"}).count()
     assert rows.distinct().count() == per_lesion
-    assert {row["split"] for row in rows.select("split").distinct().collect()} == {
-        "train", "validation", "test"
-    }
+    assert {row["split"] for row in rows.select("split").distinct().collect()} == {"train", "validation", "test"}
 
 
 def test_petastorm_reads_every_image_at_the_requested_size(ingested, capfd):
@@ -105,9 +102,11 @@ def test_every_size_holds_the_same_rows(spark, ingested):
 def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
     import pandas as pd
 
-    rows = spark.read.parquet(str(ingested / "images_75x100")).select(
-        "image_id", "split", "age", "age_imputed", "sex", "localization"
-    ).toPandas()
+    rows = (
+        spark.read.parquet(str(ingested / "images_75x100"))
+        .select("image_id", "split", "age", "age_imputed", "sex", "localization")
+        .toPandas()
+    )
     metadata = pd.read_csv(messy_archive / "HAM10000_metadata.csv", on_bad_lines="skip")
     metadata = metadata.drop_duplicates("image_id")
     missing = set(metadata.loc[metadata["age"].isna(), "image_id"]) & set(rows["image_id"])
@@ -116,7 +115,8 @@ def test_missing_ages_get_the_training_mean(spark, ingested, messy_archive):
     # The training split as split, before decoding: its written images and those decoding rejected.
     rejected = spark.read.parquet(str(ingested / "rejects.parquet")).toPandas()
     training = set(rows.loc[rows["split"] == "train", "image_id"]) | set(
-        rejected.loc[rejected["split"] == "train", "image_id"])
+        rejected.loc[rejected["split"] == "train", "image_id"]
+    )
     assert set(rejected.loc[rejected["split"].notna(), "origin"]) == {"file"}
     train_mean = metadata[metadata["image_id"].isin(training)]["age"].mean()
     assert rows.loc[rows["age_imputed"], "age"].tolist() == pytest.approx([train_mean] * len(missing))
@@ -161,8 +161,7 @@ def test_finite_reads_are_never_cut_short(ingested):
     assert counts == [written] * 100
 
 
-def test_rerun_gives_the_same_rows_and_split_and_raw_arrays_the_same_pixels(spark, messy_archive, ingested,
-                                                                            tmp_path):
+def test_rerun_gives_the_same_rows_and_split_and_raw_arrays_the_same_pixels(spark, messy_archive, ingested, tmp_path):
     """A rerun storing raw uint8 arrays instead of PNG: the same rows and split, and Petastorm's
     reader, taking the codec from the dataset's schema, gives the same pixels."""
     from dermspark import petastorm_compat
@@ -194,7 +193,8 @@ def _bytes(dataset: Path) -> int:
 
 
 def test_an_archive_on_another_store_is_read_by_its_decode_tasks_and_no_bytes_cross_spark(
-        spark, messy_archive, ingested, s3_store, monkeypatch, tmp_path):
+    spark, messy_archive, ingested, s3_store, monkeypatch, tmp_path
+):
     """The messy archive's files on S3, read by the decode tasks through the storage layer, as
     from any store but a local disk: the same images and rejects as the local archive gave. The
     tasks get their planned rows (paths, no image bytes), one frame per output file. (Spark here
@@ -216,8 +216,9 @@ def test_an_archive_on_another_store_is_read_by_its_decode_tasks_and_no_bytes_cr
     monkeypatch.setattr(pipeline, "plan_files", on_s3)
     monkeypatch.setattr(files, "is_local", lambda urls: False)
     through_s3 = tmp_path / "through-s3"
-    run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(through_s3), num_files=4,
-                                     sizes="75x100,299x299"))
+    run_ingest(
+        spark, IngestSettings(input=str(messy_archive), output=str(through_s3), num_files=4, sizes="75x100,299x299")
+    )
     planned = pd.concat(seen["files"])
     assert len(seen["files"]) == 4 and planned["path"].str.startswith("s3://").all()
     assert planned["image_id"].is_unique and not {"content", "image"} & set(planned.columns)
@@ -253,7 +254,7 @@ def test_an_output_on_s3_needs_no_spark_connector(spark, synthetic_archive, s3_s
     output = f"s3://dermspark/ingest-{tmp_path.name}"
     result = run_ingest(spark, IngestSettings(input=synthetic_archive.path, output=output))
     s3 = s3_filesystem(s3_store)
-    prefix = output[len("s3://"):]
+    prefix = output[len("s3://") :]
     manifest = json.loads(s3.cat(f"{prefix}/manifest.json"))
     assert manifest["written"] == result.manifest.written and manifest["inputs"] == result.manifest.inputs
     with s3.open(f"{prefix}/rejects.parquet", "rb") as handle:
@@ -261,7 +262,8 @@ def test_an_output_on_s3_needs_no_spark_connector(spark, synthetic_archive, s3_s
     assert s3.exists(f"{prefix}/report/distributions.json")
     dataset = f"{output}/{dataset_dirname(75, 100)}"
     # Petastorm needs pyarrow's legacy file system on S3 (petastorm_compat), as training uses.
-    with make_reader(dataset, schema_fields=["image_id"], num_epochs=1,
-                     filesystem=petastorm_compat.filesystem(dataset)) as reader:
+    with make_reader(
+        dataset, schema_fields=["image_id"], num_epochs=1, filesystem=petastorm_compat.filesystem(dataset)
+    ) as reader:
         assert sum(1 for _ in reader) == manifest["written"]
     assert not [path for path in s3.ls("dermspark") if ".tmp-" in path]

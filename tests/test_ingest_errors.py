@@ -20,8 +20,9 @@ def messy_archive(synthetic_archive, tmp_path_factory) -> Path:
 def test_reject_limit_fails_after_writing_the_rejects(spark, messy_archive, tmp_path):
     output = tmp_path / "limited"
     with pytest.raises(DermsparkError, match=r"inputs rejected .* over --max-reject-fraction 0.05"):
-        run_ingest(spark, IngestSettings(input=str(messy_archive), output=str(output),
-                                         num_files=2, max_reject_fraction=0.05))
+        run_ingest(
+            spark, IngestSettings(input=str(messy_archive), output=str(output), num_files=2, max_reject_fraction=0.05)
+        )
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["failed"] and manifest["datasets"] == {}
     assert spark.read.parquet(str(output / "rejects.parquet")).count() == manifest["rejected"]
@@ -52,8 +53,13 @@ def test_an_archive_with_no_usable_image_gives_an_empty_readable_dataset(spark, 
     petastorm_compat.apply()
     (tmp_path / "images").mkdir()
     (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
-    add_rows(tmp_path, [{"lesion_id": "HAM_1", "image_id": "ISIC_1", "dx": "nv"},
-                        {"lesion_id": "HAM_2", "image_id": "ISIC_2", "dx": "mel"}])
+    add_rows(
+        tmp_path,
+        [
+            {"lesion_id": "HAM_1", "image_id": "ISIC_1", "dx": "nv"},
+            {"lesion_id": "HAM_2", "image_id": "ISIC_2", "dx": "mel"},
+        ],
+    )
     (tmp_path / "images" / "ISIC_1.jpg").write_text("not a picture")
     (tmp_path / "images" / "ISIC_2.jpg").write_bytes(b"")
     result = run_ingest(spark, IngestSettings(input=str(tmp_path), output=str(tmp_path / "o")))
@@ -92,8 +98,9 @@ def test_two_ingests_at_once_into_one_output_leave_one_whole_dataset(spark, synt
     def ingest(index: int) -> None:
         barrier.wait()
         try:
-            results[index] = run_ingest(spark, IngestSettings(input=str(synthetic_archive.path), output=str(output),
-                                                              num_files=2, seed=index))
+            results[index] = run_ingest(
+                spark, IngestSettings(input=str(synthetic_archive.path), output=str(output), num_files=2, seed=index)
+            )
         except DermsparkError as error:
             results[index] = error
 

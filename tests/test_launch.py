@@ -28,24 +28,53 @@ def _plan(argv, environ=None):
 
 
 def test_launcher_options_are_split_from_the_jobs_in_either_form():
-    launch = parse(["train", "--master=local[2]", "--conf", "a=1", "--epochs", "3", "--conf=b=2", "--profile",
-                    "standalone", "--dataset", "d"], {})
-    assert launch == Launch("train", master="local[2]", profile="standalone", conf=("a=1", "b=2"),
-                            job_args=("--epochs", "3", "--dataset", "d"))
+    launch = parse(
+        [
+            "train",
+            "--master=local[2]",
+            "--conf",
+            "a=1",
+            "--epochs",
+            "3",
+            "--conf=b=2",
+            "--profile",
+            "standalone",
+            "--dataset",
+            "d",
+        ],
+        {},
+    )
+    assert launch == Launch(
+        "train",
+        master="local[2]",
+        profile="standalone",
+        conf=("a=1", "b=2"),
+        job_args=("--epochs", "3", "--dataset", "d"),
+    )
     # The service runs no Spark job: every argument is its own.
     assert parse(["serve", "--master", "x"], {}).job_args == ("--master", "x")
     assert parse(["score"], {"DERMSPARK_ENV_DIR": "/envs/e", "DERMSPARK_PACK_ENV": "yes"}).env_dir == "/envs/e"
 
 
-@pytest.mark.parametrize(("argv", "message"), [([], "no job given"), (["fit"], "unknown job 'fit'"),
-                                               (["train", "--master"], "--master needs a value")])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [([], "no job given"), (["fit"], "unknown job 'fit'"), (["train", "--master"], "--master needs a value")],
+)
 def test_a_command_line_it_cannot_read_is_a_usage_error(argv, message):
     with pytest.raises(UsageError, match=message):
         parse(argv, {})
 
 
-@pytest.mark.parametrize(("master", "profile"), [("", "local"), ("local[4]", "local"), ("spark://h:7077", "standalone"),
-                                                 ("yarn", "yarn"), ("k8s://https://h:6443", "k8s")])
+@pytest.mark.parametrize(
+    ("master", "profile"),
+    [
+        ("", "local"),
+        ("local[4]", "local"),
+        ("spark://h:7077", "standalone"),
+        ("yarn", "yarn"),
+        ("k8s://https://h:6443", "k8s"),
+    ],
+)
 def test_the_spark_profile_follows_the_master(master, profile):
     assert profile_of(Launch("train", master=master)) == profile
     assert profile_of(Launch("train", master=master, profile="mine")) == "mine"
@@ -84,13 +113,16 @@ def test_a_cluster_gets_the_environment_packed_or_named():
         assert "SPARK_LOCAL_IP" in packed.environment  # standalone
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["train", "--env-archive", "s3://b/other.tar.gz"], "is not this checkout's environment"),
-    (["train", "--env-dir", "/envs/other"], "is not this checkout's environment"),
-    (["train", "--env-dir", "/e/dermspark-env-abc", "--env-archive", f"s3://b/{EXPECTED}"], "not both"),
-    (["train", "--pack-env", "maybe"], "--pack-env must be yes, no or auto"),
-    (["train", "--profile", "nowhere"], "no Spark profile"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--env-archive", "s3://b/other.tar.gz"], "is not this checkout's environment"),
+        (["train", "--env-dir", "/envs/other"], "is not this checkout's environment"),
+        (["train", "--env-dir", "/e/dermspark-env-abc", "--env-archive", f"s3://b/{EXPECTED}"], "not both"),
+        (["train", "--pack-env", "maybe"], "--pack-env must be yes, no or auto"),
+        (["train", "--profile", "nowhere"], "no Spark profile"),
+    ],
+)
 def test_what_would_fail_later_fails_here(argv, message):
     with pytest.raises(DermsparkError, match=message):
         _plan(argv)

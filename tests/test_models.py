@@ -92,11 +92,24 @@ def test_a_saved_model_with_dermspark_layers_loads_through_the_bundle(tmp_path):
     np.save(tmp_path / "images.npy", images)
     save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn"})
     # A fresh process, as scoring's executors are: nothing has imported the layer's module.
-    script = ("import sys, numpy as np; from dermspark.bundle import load_bundle; "
-              "model = load_bundle(sys.argv[1]).model; "
-              "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "bundle"), str(tmp_path / "images.npy"),
-                    str(tmp_path / "out.npy")], check=True, capture_output=True, timeout=120)
+    script = (
+        "import sys, numpy as np; from dermspark.bundle import load_bundle; "
+        "model = load_bundle(sys.argv[1]).model; "
+        "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "bundle"),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict_on_batch(images), atol=1e-6)
 
 
@@ -187,8 +200,9 @@ def test_bundle_predict_gives_keras_probabilities_for_any_batch_size(tmp_path):
     from dermspark.bundle import load_bundle, save_bundle
 
     model = create_model("benbrahim_cnn")
-    bundle = load_bundle(save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn",
-                                                                        "input_size": [75, 100]}))
+    bundle = load_bundle(
+        save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn", "input_size": [75, 100]})
+    )
     rng = np.random.default_rng(5)
     for count in (6, 1, 9):
         images = rng.integers(0, 256, size=(count, 75, 100, 3)).astype("uint8")
@@ -207,8 +221,11 @@ def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
     from dermspark.score.predict import output_settings
 
     model = create_model("benbrahim_cnn")
-    url = save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn", "input_size": [75, 100],
-                                                        "test_time_augmentation": "flips"})
+    url = save_bundle(
+        str(tmp_path / "bundle"),
+        model,
+        {"model": "benbrahim_cnn", "input_size": [75, 100], "test_time_augmentation": "flips"},
+    )
     bundle = load_bundle(url)
     rng = np.random.default_rng(6)
     for count in (3, 1):

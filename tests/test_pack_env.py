@@ -31,10 +31,17 @@ def test_the_installed_copy_is_this_code_and_is_made_once(tmp_path):
 def test_the_archive_unpacks_as_spark_does_into_an_environment_with_dermspark_installed(tmp_path):
     site = "lib/python3.11/site-packages"
     venv = tmp_path / "venv"
-    for path in (f"{site}/numpy/__init__.py", f"{site}/pyspark/__init__.py", f"{site}/pyspark/jars/spark-core.jar",
-                 f"{site}/__editable__.dermspark-0.1.0.pth", "pyvenv.cfg", f"{site}/mlflow/tracking/client.py",
-                 f"{site}/mlflow/server/handlers.py", f"{site}/mlflow/server/js/build/index.html",
-                 f"{site}/sqlalchemy/__init__.py"):
+    for path in (
+        f"{site}/numpy/__init__.py",
+        f"{site}/pyspark/__init__.py",
+        f"{site}/pyspark/jars/spark-core.jar",
+        f"{site}/__editable__.dermspark-0.1.0.pth",
+        "pyvenv.cfg",
+        f"{site}/mlflow/tracking/client.py",
+        f"{site}/mlflow/server/handlers.py",
+        f"{site}/mlflow/server/js/build/index.html",
+        f"{site}/sqlalchemy/__init__.py",
+    ):
         (venv / path).parent.mkdir(parents=True, exist_ok=True)
         (venv / path).write_text(path)
     (venv / "bin").mkdir()
@@ -60,7 +67,9 @@ def test_the_archive_unpacks_as_spark_does_into_an_environment_with_dermspark_in
     # The environment is packed once per lock; the archive's name says which code it holds.
     bases = list((tmp_path / "cache" / "envs").glob("dermspark-base-lock1-*.gz"))
     assert len(bases) == 1
-    assert os.path.basename(archive).endswith(f"-{os.path.basename(pack('--installed', '--build', str(tmp_path / 'build')))}.tar.gz")
+    assert os.path.basename(archive).endswith(
+        f"-{os.path.basename(pack('--installed', '--build', str(tmp_path / 'build')))}.tar.gz"
+    )
 
 
 def test_an_environment_unpacked_once_on_a_shared_mount_is_named_by_its_archive(tmp_path):

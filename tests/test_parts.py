@@ -32,8 +32,18 @@ def add(writer: PartWriter, frame: pd.DataFrame) -> None:
 
 def row(number: int, image_bytes: int = 1000, age: float = 40.0) -> dict:
     return {
-        "image_id": f"ISIC_{number:07d}", "lesion_id": None, "dx": "nv", "label": 5, "split": "train",
-        "fold": None, "age": age, "age_imputed": False, "sex": "male", "localization": None, "dx_type": "histo", "frame": None,
+        "image_id": f"ISIC_{number:07d}",
+        "lesion_id": None,
+        "dx": "nv",
+        "label": 5,
+        "split": "train",
+        "fold": None,
+        "age": age,
+        "age_imputed": False,
+        "sex": "male",
+        "localization": None,
+        "dx_type": "histo",
+        "frame": None,
         "image": bytes([number % 256]) * image_bytes,
     }
 
@@ -64,12 +74,15 @@ def test_rows_go_in_equal_row_groups_of_about_the_given_bytes(tmp_path):
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["part-00003.parquet"]
 
 
-@pytest.mark.parametrize(("planned", "added", "groups"), [
-    (23, 23, [5, 5, 5, 4, 4]),
-    (25, 23, [5, 5, 5, 5, 3]),  # two rejected images: the last group is short by them
-    (4, 4, [4]),  # never reaches the bytes: one group
-    (10, 10, [5, 5]),
-])
+@pytest.mark.parametrize(
+    ("planned", "added", "groups"),
+    [
+        (23, 23, [5, 5, 5, 4, 4]),
+        (25, 23, [5, 5, 5, 5, 3]),  # two rejected images: the last group is short by them
+        (4, 4, [4]),  # never reaches the bytes: one group
+        (10, 10, [5, 5]),
+    ],
+)
 def test_a_parts_row_groups_differ_by_a_row_at_most(tmp_path, planned, added, groups):
     """Petastorm gives row group i to rank i % ranks: equal groups make equal shards."""
     writer = PartWriter(f"file://{tmp_path}/images", 0, SCHEMA, row_group_bytes=4500, rows=planned)

@@ -19,8 +19,13 @@ PER_SPLIT = {"train": {"a": 900, "b": 300, "c": 60}, "validation": {"a": 100, "b
 
 def plan(model="benbrahim_cnn", num_proc=2, **settings):
     # Through resolve, as the job's flags and YAML go, so the settings' own checks apply.
-    return make_plan(get_recipe(model), resolve(TrainSettings, None, {"model": model, "dataset": "d", "output": "o", **settings}),
-                     CLASSES, PER_SPLIT, num_proc)
+    return make_plan(
+        get_recipe(model),
+        resolve(TrainSettings, None, {"model": model, "dataset": "d", "output": "o", **settings}),
+        CLASSES,
+        PER_SPLIT,
+        num_proc,
+    )
 
 
 def test_no_imbalance_handling_reads_each_image_once_per_epoch():

@@ -54,8 +54,15 @@ def test_raw_codec_keeps_its_own_encoder_and_png_uses_this_one():
     assert np.array_equal(field.codec.decode(field, image_encoder(raw)(array)), array)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.uint8),
-                                 np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4, 3), np.float32),
+        np.zeros((4, 4), np.uint8),
+        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+    ],
+)
 def test_anything_but_rgb_uint8_is_refused(bad):
     with pytest.raises(ValueError, match="uint8"):
         encode_png(bad)

@@ -15,9 +15,7 @@ def test_real_partial_archive_is_fully_accounted(spark, real_data, tmp_path):
     assert manifest["written"] == 250
     assert manifest["rejected"] == 9_765
     assert manifest["by_reason"] == {"missing_file": 9_765}
-    assert manifest["per_class"] == {
-        "akiec": 7, "bcc": 18, "bkl": 20, "df": 9, "mel": 24, "nv": 164, "vasc": 8
-    }
+    assert manifest["per_class"] == {"akiec": 7, "bcc": 18, "bkl": 20, "df": 9, "mel": 24, "nv": 164, "vasc": 8}
 
 
 def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
@@ -48,8 +46,12 @@ def test_whole_200x150_set_splits_by_lesion(spark, real_data, tmp_path):
 
 def test_the_external_isic2017_set_is_ingested_whole_and_split_by_image(spark, real_data, tmp_path):
     output = tmp_path / "isic2017"
-    run_ingest(spark, IngestSettings(input=str(real_data / "external-isic2017"), output=str(output),
-                                     source="labels_csv", sizes="144x144"))
+    run_ingest(
+        spark,
+        IngestSettings(
+            input=str(real_data / "external-isic2017"), output=str(output), source="labels_csv", sizes="144x144"
+        ),
+    )
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["inputs"] == manifest["written"] == 2_745
     assert manifest["per_class"] == {"bkl": 386, "mel": 521, "nv": 1_838}
@@ -66,9 +68,19 @@ def test_killed_job_leaves_nothing_at_the_output(real_data, tmp_path):
 
     output = tmp_path / "killed"
     job = subprocess.Popen(
-        [str(ROOT / "spark-submit.sh"), "ingest", "--input", str(real_data / "ham10000-200x150"),
-         "--output", str(output), "--sizes", "75x100,299x299"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(ROOT / "spark-submit.sh"),
+            "ingest",
+            "--input",
+            str(real_data / "ham10000-200x150"),
+            "--output",
+            str(output),
+            "--sizes",
+            "75x100,299x299",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     kill_when(job, lambda: list(tmp_path.glob(".killed.tmp-*/images_*")), "started writing")
     assert not output.exists()

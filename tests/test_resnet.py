@@ -25,8 +25,9 @@ def test_shapes_and_a_bundle_round_trip(tmp_path):
     probabilities = model(images, training=False).numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     model.save(tmp_path / "model.keras")
-    np.testing.assert_allclose(load_keras(str(tmp_path / "model.keras"))(images, training=False), probabilities,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        load_keras(str(tmp_path / "model.keras"))(images, training=False), probabilities, atol=1e-6
+    )
     with pytest.raises(ValueError, match="must name the same stages"):
         create_model("scratch_resnet_144", widths=(8, 16), blocks=(1,))
 
@@ -56,20 +57,26 @@ def test_dihedral_draws_all_eight_flips_and_turns_of_each_image():
 
 
 def test_the_recipe_plans_a_cosine_rate_smoothing_balanced_sampling_and_flips():
-    plan = make_plan(get_recipe("scratch_resnet_144"), TrainSettings(dataset="d", output="o"),
-                     ["bkl", "mel", "nv"], PER_SPLIT, 2)
+    plan = make_plan(
+        get_recipe("scratch_resnet_144"), TrainSettings(dataset="d", output="o"), ["bkl", "mel", "nv"], PER_SPLIT, 2
+    )
     [stage] = plan.stages
     assert stage.cosine and stage.restore_best and stage.monitor == "val_balanced_accuracy"
     assert plan.label_smoothing == 0.1
     assert plan.sampling_rates == pytest.approx([6.0, 6.0, 1.0])  # each class to 600
     assert get_recipe("scratch_resnet_144").tta == "flips"
     # Flags override the recipe; the papers' recipes keep their constant rate and no smoothing.
-    plan = make_plan(get_recipe("scratch_resnet_144"),
-                     TrainSettings(dataset="d", output="o", lr_schedule="constant", label_smoothing=0.0),
-                     ["bkl", "mel", "nv"], PER_SPLIT, 2)
+    plan = make_plan(
+        get_recipe("scratch_resnet_144"),
+        TrainSettings(dataset="d", output="o", lr_schedule="constant", label_smoothing=0.0),
+        ["bkl", "mel", "nv"],
+        PER_SPLIT,
+        2,
+    )
     assert not plan.stages[0].cosine and plan.label_smoothing == 0.0
-    paper = make_plan(get_recipe("benbrahim_cnn"), TrainSettings(dataset="d", output="o"),
-                      ["bkl", "mel", "nv"], PER_SPLIT, 2)
+    paper = make_plan(
+        get_recipe("benbrahim_cnn"), TrainSettings(dataset="d", output="o"), ["bkl", "mel", "nv"], PER_SPLIT, 2
+    )
     assert not paper.stages[0].cosine and paper.label_smoothing == 0.0
 
 

@@ -13,8 +13,13 @@ SIZE = (75, 100)
 
 
 def _decoded(folder) -> np.ndarray:
-    return np.stack([decode_image(path.read_bytes(), *SIZE) for path in sorted(folder.rglob("*.*"))
-                     if path.suffix in (".jpg", ".png")])
+    return np.stack(
+        [
+            decode_image(path.read_bytes(), *SIZE)
+            for path in sorted(folder.rglob("*.*"))
+            if path.suffix in (".jpg", ".png")
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +65,34 @@ def test_thresholds_come_from_the_data_and_flag_the_chosen_share(lesions):
 
 def test_reasons_are_given_in_order_and_features_far_away_are_out_of_distribution(lesions, ood):
     rng = np.random.default_rng(1)
-    reviewer = review.fit("mahalanobis", 0.05, np.eye(16, 3), np.zeros(3), _split(lesions[:80], rng),
-                          _split(lesions[80:], rng))
+    reviewer = review.fit(
+        "mahalanobis", 0.05, np.eye(16, 3), np.zeros(3), _split(lesions[:80], rng), _split(lesions[80:], rng)
+    )
     near, far = _split(lesions[80:], rng), _split(lesions[80:], rng, centre=25.0)
     _, flags, reasons = reviewer.review(far.images, far.features, far.probabilities, far.probabilities)
     assert flags.all() and set(reasons) <= {"out_of_distribution", "not_dermoscopy", "poor_quality"}
     assert (reasons == "out_of_distribution").mean() > 0.9
     # Images that are not dermoscopy, with lesion-like features: the image checks alone.
     other = _split(ood[: len(near.features)], rng)
-    _, flags, reasons = reviewer.review(other.images, near.features[: len(other.images)], near.probabilities[: len(other.images)],
-                                        near.probabilities[: len(other.images)])
+    _, flags, reasons = reviewer.review(
+        other.images,
+        near.features[: len(other.images)],
+        near.probabilities[: len(other.images)],
+        near.probabilities[: len(other.images)],
+    )
     assert np.mean([reason == "not_dermoscopy" for reason in reasons]) > 0.5
     # not_dermoscopy before out_of_distribution: a grey image with far features.
     grey = np.repeat(lesions[:1].mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
     _, _, reasons = reviewer.review(grey, far.features[:1], far.probabilities[:1], far.probabilities[:1])
     assert list(reasons) == ["not_dermoscopy"]
     # uncertain only when asked for, and last.
-    _, _, reasons = reviewer.review(lesions[80:81], near.features[:1] * 0 + reviewer.arrays["means"][0],
-                                    near.probabilities[:1], np.full((1, 3), 1 / 3), confidence=0.5)
+    _, _, reasons = reviewer.review(
+        lesions[80:81],
+        near.features[:1] * 0 + reviewer.arrays["means"][0],
+        near.probabilities[:1],
+        np.full((1, 3), 1 / 3),
+        confidence=0.5,
+    )
     assert list(reasons) in (["uncertain"], ["poor_quality"])
 
 
@@ -86,11 +101,15 @@ def test_each_detector_ranks_far_features_above_near_ones(lesions):
     train, near = _split(lesions[:80], rng), _split(lesions[80:], rng)
     far = _split(lesions[80:], rng, centre=10.0)
     reviewer = review.fit("energy", 0.05, np.eye(16, 3), np.zeros(3), train, near)
-    assert reviewer.scores("mahalanobis", far.features, far.probabilities).min() > \
-        reviewer.scores("mahalanobis", near.features, near.probabilities).max()
+    assert (
+        reviewer.scores("mahalanobis", far.features, far.probabilities).min()
+        > reviewer.scores("mahalanobis", near.features, near.probabilities).max()
+    )
     # Energy is low (more negative) where a logit is large: far along the logits is more confident.
-    assert reviewer.scores("energy", far.features, far.probabilities).mean() < \
-        reviewer.scores("energy", near.features, near.probabilities).mean()
+    assert (
+        reviewer.scores("energy", far.features, far.probabilities).mean()
+        < reviewer.scores("energy", near.features, near.probabilities).mean()
+    )
     assert set(reviewer.record["thresholds"]) == set(review.METHODS)
     with pytest.raises(ValueError, match="review method must be one of"):
         review.fit("knn", 0.05, np.eye(16, 3), np.zeros(3), train, near)
@@ -98,8 +117,9 @@ def test_each_detector_ranks_far_features_above_near_ones(lesions):
 
 def test_the_stored_form_gives_the_same_flags(lesions, ood):
     rng = np.random.default_rng(3)
-    reviewer = review.fit("mahalanobis", 0.05, np.eye(16, 3), np.zeros(3), _split(lesions[:80], rng),
-                          _split(lesions[80:], rng))
+    reviewer = review.fit(
+        "mahalanobis", 0.05, np.eye(16, 3), np.zeros(3), _split(lesions[:80], rng), _split(lesions[80:], rng)
+    )
     again = review.Reviewer.from_npz(reviewer.record, reviewer.to_npz())
     test = _split(np.concatenate([lesions[80:], ood]), rng)
     first = reviewer.review(test.images, test.features, test.probabilities, test.probabilities)

@@ -87,8 +87,11 @@ def test_a_bundle_from_before_the_flag_still_scores_and_serves(spark, pipeline, 
     assert "no review flag" in summary.record["reviews"]["note"]
     [row] = _rows(spark, tmp_path / "out").values()
     assert (row["ood_score"], row["review"], row["review_reason"]) == (None, None, None)
-    answer = TestClient(make_app(ServeSettings(model=str(old)))).post(
-        "/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")}).json()
+    answer = (
+        TestClient(make_app(ServeSettings(model=str(old))))
+        .post("/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")})
+        .json()
+    )
     assert answer["predicted_class"] == row["predicted_label"] and answer["review"] is None
 
 
@@ -110,13 +113,20 @@ def test_explanations_are_written_by_content_hash_and_served(spark, pipeline, ar
         written = Path(rows[path.name]["explanation"].removeprefix("file://"))
         assert written == tmp_path / "out" / "runs" / summary.run_id / "explanations" / f"{digest}.png"
         assert cv2.imread(str(written)).shape == (75, 100, 3)
-    service = TestClient(make_app(ServeSettings(model="(loaded)"), bundle=load_bundle(str(pipeline / "model" / "model"))))
-    answer = service.post("/predict", params={"explain": "true"},
-                          files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")}).json()
+    service = TestClient(
+        make_app(ServeSettings(model="(loaded)"), bundle=load_bundle(str(pipeline / "model" / "model")))
+    )
+    answer = service.post(
+        "/predict", params={"explain": "true"}, files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")}
+    ).json()
     layer = cv2.imdecode(np.frombuffer(base64.b64decode(answer["heatmap_png"]), np.uint8), cv2.IMREAD_UNCHANGED)
     assert layer.shape == (75, 100, 4)
-    assert service.post("/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(),
-                                                    "image/jpeg")}).json()["heatmap_png"] is None
+    assert (
+        service.post("/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")}).json()[
+            "heatmap_png"
+        ]
+        is None
+    )
 
 
 def test_a_bundle_from_before_the_flag_can_be_given_one(pipeline, ood, tmp_path):
@@ -128,9 +138,25 @@ def test_a_bundle_from_before_the_flag_can_be_given_one(pipeline, ood, tmp_path)
     trained = load_bundle(str(pipeline / "model" / "model"))
     old = tmp_path / "old"
     save_bundle(str(old), trained.model, trained.manifest)
-    done = subprocess.run([sys.executable, "scripts/fit_review.py", "--bundle", str(old), "--dataset",
-                           str(pipeline / "dataset"), "--ood-check", str(ood), "--output", str(tmp_path / "new")],
-                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=600, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "scripts/fit_review.py",
+            "--bundle",
+            str(old),
+            "--dataset",
+            str(pipeline / "dataset"),
+            "--ood-check",
+            str(ood),
+            "--output",
+            str(tmp_path / "new"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=600,
+        check=True,
+    )
     figures = json.loads(done.stdout)
     assert set(figures["splits"]) == {"validation", "test"} and figures["ood"]["images"] == 36
     assert set(figures["auroc"]) == {"mahalanobis", "energy", "max_softmax"}

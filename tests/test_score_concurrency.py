@@ -57,8 +57,12 @@ def _rows(spark, output: Path):
 @pytest.mark.parametrize("delays", [[0, 0], [0, 0.5], [0, 3.0]], ids=["at-once", "half-second", "three-seconds"])
 def test_two_incremental_runs_at_once_leave_one_row_a_file(spark, pipeline, two_hundred, tmp_path, delays):
     output = tmp_path / "out"
-    settings = {"model": str(pipeline / "model" / "model"), "input": str(two_hundred), "output": str(output),
-                "incremental": True}
+    settings = {
+        "model": str(pipeline / "model" / "model"),
+        "input": str(two_hundred),
+        "output": str(output),
+        "incremental": True,
+    }
     results = _together([settings, settings], delays)
     assert all(isinstance(result, ScoreResult) for result in results), results
     rows = _rows(spark, output)
@@ -69,8 +73,9 @@ def test_two_incremental_runs_at_once_leave_one_row_a_file(spark, pipeline, two_
         assert recorded["skipped"] == result.skipped
     # What each run committed is what its record says it scored.
     per_run = {row["run_id"]: row["count"] for row in rows.groupBy("run_id").count().collect()}
-    assert {result.run_id: result.scored + result.errors for result in results
-            if result.scored + result.errors} == per_run
+    assert {
+        result.run_id: result.scored + result.errors for result in results if result.scored + result.errors
+    } == per_run
     assert not list((output / "_staging").glob("*"))
     if delays == [0, 0]:
         # Both read an empty table at their start, so the later commit had to drop its rows.
@@ -93,8 +98,17 @@ def test_two_spark_submit_runs_started_at_once(spark, pipeline, two_hundred, tmp
     from conftest import SPARK_SUBMIT
 
     output = tmp_path / "out"
-    command = [SPARK_SUBMIT, "score", "--model", str(pipeline / "model" / "model"), "--input", str(two_hundred),
-               "--output", str(output), "--incremental"]
+    command = [
+        SPARK_SUBMIT,
+        "score",
+        "--model",
+        str(pipeline / "model" / "model"),
+        "--input",
+        str(two_hundred),
+        "--output",
+        str(output),
+        "--incremental",
+    ]
     jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [job.communicate(timeout=900)[0] for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]

@@ -47,7 +47,10 @@ def test_broken_files_get_error_rows_and_the_job_succeeds(spark, bundle, lake, t
     assert summary.by_reason == {"unreadable": 1, "not_an_image": 1, "truncated": 1}
     rows = {Path(row["path"]).name: row for row in table(spark, tmp_path / "out").collect()}
     assert {name: rows[name]["error"] for name in ("empty.jpg", "notes.jpg", "cut.jpg")} == {
-        "empty.jpg": "unreadable", "notes.jpg": "not_an_image", "cut.jpg": "truncated"}
+        "empty.jpg": "unreadable",
+        "notes.jpg": "not_an_image",
+        "cut.jpg": "truncated",
+    }
     assert rows["cut.jpg"]["predicted_label"] is None and rows["cut.jpg"]["prob_nv"] is None
     for name, row in rows.items():
         content = next(lake.rglob(name)).read_bytes()
@@ -89,8 +92,11 @@ def test_an_incremental_run_that_would_score_otherwise_is_refused(spark, bundle,
     output = tmp_path / "out"
     first = score(spark, bundle, lake, output)
     assert first.record["scored_with"]["temperature"] != 1.0
-    for other, key in (({"calibration": "none"}, "temperature"), ({"melanoma_threshold": 0.9}, "melanoma_threshold"),
-                       ({"top_k": 2}, "top_k")):
+    for other, key in (
+        ({"calibration": "none"}, "temperature"),
+        ({"melanoma_threshold": 0.9}, "melanoma_threshold"),
+        ({"top_k": 2}, "top_k"),
+    ):
         with pytest.raises(DermsparkError, match=f"has rows scored with .*{key} .*--model-version"):
             score(spark, bundle, lake, output, incremental=True, **other)
     assert table(spark, output).count() == 15
@@ -111,7 +117,9 @@ def test_parquet_inputs_give_the_same_predictions_as_files(spark, bundle, lake, 
     assert by_path.record["input_format"] == by_bytes.record["input_format"] == "parquet"
 
     def rows(output):
-        return sorted((row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect())
+        return sorted(
+            (row["sha256"], row["error"], row["prob_nv"]) for row in table(spark, tmp_path / output).collect()
+        )
 
     expected = rows("files")
     for output in ("by-path", "by-bytes"):
@@ -137,8 +145,9 @@ def test_ingested_test_split_matches_the_training_evaluation(spark, bundle, pipe
 
 def test_real_images_with_labels_give_a_metrics_report(spark, bundle, real_data, tmp_path):
     archive = real_data / "ham10000-600x450"
-    summary = score(spark, bundle, archive, tmp_path / "out", glob="*.jpg",
-                    labels=str(archive / "HAM10000_metadata.csv"))
+    summary = score(
+        spark, bundle, archive, tmp_path / "out", glob="*.jpg", labels=str(archive / "HAM10000_metadata.csv")
+    )
     assert (summary.inputs, summary.scored, summary.record["evaluated"]) == (250, 250, 250)
     run = tmp_path / "out" / "runs" / summary.run_id
     metrics = json.loads((run / "metrics.json").read_text())
@@ -184,9 +193,23 @@ def test_killed_run_adds_nothing(spark, bundle, lake, real_data, tmp_path):
     output = tmp_path / "out"
     first = score(spark, bundle, lake, output)
     job = subprocess.Popen(
-        [str(ROOT / "spark-submit.sh"), "score", "--model", str(bundle), "--output", str(output),
-         "--input", str(real_data / "ham10000-200x150"), "--glob", "*.jpg", "--model-version", "another"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(ROOT / "spark-submit.sh"),
+            "score",
+            "--model",
+            str(bundle),
+            "--output",
+            str(output),
+            "--input",
+            str(real_data / "ham10000-200x150"),
+            "--glob",
+            "*.jpg",
+            "--model-version",
+            "another",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     kill_when(job, lambda: list(output.glob("_staging/*/rows")), "started writing")
     assert [run.name for run in (output / "runs").iterdir()] == [first.run_id]
@@ -206,8 +229,11 @@ def test_a_flips_bundle_scores_and_serves_the_mean_over_the_four_flips(spark, pi
     from fastapi.testclient import TestClient
 
     trained = load_bundle(str(pipeline / "model" / "model"))
-    manifest = {**trained.manifest, "test_time_augmentation": "flips",
-                "calibration": {**trained.manifest["calibration"], "temperature": 1.7}}
+    manifest = {
+        **trained.manifest,
+        "test_time_augmentation": "flips",
+        "calibration": {**trained.manifest["calibration"], "temperature": 1.7},
+    }
     flips = tmp_path / "flips"
     save_bundle(str(flips), trained.model, manifest)
     files = tmp_path / "files"

@@ -69,11 +69,14 @@ def test_predictions_equal_the_batch_jobs(client, bundle, images, pipeline):
             assert answer["melanoma_flag"] == bool(row["melanoma_flag"])
 
 
-@pytest.mark.parametrize(("content", "status", "reason"), [
-    (b"", 422, "unreadable"),
-    (b"patient notes, not a picture", 415, "not_an_image"),
-    ("truncated", 422, "truncated"),
-])
+@pytest.mark.parametrize(
+    ("content", "status", "reason"),
+    [
+        (b"", 422, "unreadable"),
+        (b"patient notes, not a picture", 415, "not_an_image"),
+        ("truncated", 422, "truncated"),
+    ],
+)
 def test_bad_images_get_a_reason_and_the_service_keeps_serving(client, images, content, status, reason):
     if content == "truncated":
         content = images[0].read_bytes()[:600]
@@ -114,10 +117,14 @@ def test_a_dicom_upload_is_answered_as_its_image_with_its_uids(client, images):
     answer = as_dicom.json()
     assert answer["probabilities"] == as_image["probabilities"] and as_image["dicom"] is None
     header = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)
-    assert answer["dicom"] == {"frame": 0, "StudyInstanceUID": header.StudyInstanceUID,
-                               "SeriesInstanceUID": header.SeriesInstanceUID, "SOPInstanceUID": header.SOPInstanceUID}
+    assert answer["dicom"] == {
+        "frame": 0,
+        "StudyInstanceUID": header.StudyInstanceUID,
+        "SeriesInstanceUID": header.SeriesInstanceUID,
+        "SOPInstanceUID": header.SOPInstanceUID,
+    }
     assert all(value not in as_dicom.text for value in FAKE_PATIENT.values())
-    cut = upload(client, content[:len(content) // 2])
+    cut = upload(client, content[: len(content) // 2])
     assert cut.status_code == 422 and cut.json()["detail"]["reason"] == "corrupt"
 
 
@@ -165,15 +172,18 @@ def test_cors_is_closed_by_default_and_opens_to_named_origins(client, bundle):
     assert "access-control-allow-origin" not in opened.get("/health", headers=other).headers
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    (ServeSettings(model=""), "--model"),
-    (ServeSettings(model="/nonexistent/bundle"), "not a model bundle"),
-    (ServeSettings(model="unused", max_upload_mb=0), "--max-upload-mb must be above 0, got 0"),
-    (ServeSettings(model="unused", cors_origins="*"), "any web page"),
-    (ServeSettings(model="unused", melanoma_threshold=1.5), "--melanoma-threshold must be at most 1, got 1.5"),
-    (ServeSettings(model="unused", port=99999), "--port must be at most 65535, got 99999"),
-    (ServeSettings(model="unused", review_confidence=-0.1), "--review-confidence must be at least 0, got -0.1"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (ServeSettings(model=""), "--model"),
+        (ServeSettings(model="/nonexistent/bundle"), "not a model bundle"),
+        (ServeSettings(model="unused", max_upload_mb=0), "--max-upload-mb must be above 0, got 0"),
+        (ServeSettings(model="unused", cors_origins="*"), "any web page"),
+        (ServeSettings(model="unused", melanoma_threshold=1.5), "--melanoma-threshold must be at most 1, got 1.5"),
+        (ServeSettings(model="unused", port=99999), "--port must be at most 65535, got 99999"),
+        (ServeSettings(model="unused", review_confidence=-0.1), "--review-confidence must be at least 0, got -0.1"),
+    ],
+)
 def test_bad_settings_give_one_clear_error(settings, message):
     with pytest.raises(DermsparkError, match=message):
         make_app(settings)
@@ -207,13 +217,18 @@ def test_a_token_guards_every_request_but_health_and_the_page(bundle, images, tm
         refused = guarded.post("/predict", files={"file": ("a.jpg", content, "image/jpeg")}, headers=headers)
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
         assert refused.json()["detail"]["reason"] == "unauthorized"
-    answered = guarded.post("/predict", files={"file": ("a.jpg", content, "image/jpeg")},
-                            headers={"Authorization": "Bearer s3cret-token"})
+    answered = guarded.post(
+        "/predict", files={"file": ("a.jpg", content, "image/jpeg")}, headers={"Authorization": "Bearer s3cret-token"}
+    )
     assert answered.status_code == 200 and answered.json()["predicted_class"] in bundle.classes
     # From the environment too; an empty file is one clear error.
     monkeypatch.setenv("DERMSPARK_API_TOKEN", "from-env")
-    assert TestClient(make_app(ServeSettings(model="(loaded)"), bundle=bundle)).post(
-        "/predict", files={"file": ("a.jpg", content, "image/jpeg")}).status_code == 401
+    assert (
+        TestClient(make_app(ServeSettings(model="(loaded)"), bundle=bundle))
+        .post("/predict", files={"file": ("a.jpg", content, "image/jpeg")})
+        .status_code
+        == 401
+    )
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(DermsparkError, match="is empty"):
         make_app(ServeSettings(model="(loaded)", auth_token_file=str(tmp_path / "empty")), bundle=bundle)

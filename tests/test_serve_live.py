@@ -10,16 +10,26 @@ from dermspark.serve.load import free_port, run_load, wait_until_healthy
 
 CHROMIUM = os.environ.get("DERMSPARK_CHROMIUM", "/usr/bin/chromium")
 # As root and on a closed network, Chromium needs no sandbox and none of its background fetches.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _start(pipeline, env=None):
     port = free_port()
     process = subprocess.Popen(
-        [SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"),
-         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, **(env or {})})
+        [SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -39,7 +49,9 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
     from playwright.sync_api import expect, sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh --with-browser installs Debian's chromium package")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh --with-browser installs Debian's chromium package"
+        )
     from dermspark.ood_set import make_ood_set
 
     not_an_image = tmp_path / "notes.jpg"
@@ -47,8 +59,7 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
     make_ood_set(str(tmp_path / "ood"), per_kind=1)
     document = next((tmp_path / "ood" / "documents").iterdir())
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                             headless=True)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.goto(service + "/")
@@ -60,9 +71,15 @@ def test_browser_uploads_an_image_and_sees_a_prediction(service, archive_jpegs, 
             page.click("#submit")
             expect(page.locator("#result")).to_be_visible(timeout=30_000)
             shown = page.locator("#label").inner_text()
-            assert shown in {"Actinic keratosis / intraepithelial carcinoma", "Basal cell carcinoma",
-                             "Benign keratosis-like lesion", "Dermatofibroma", "Melanoma",
-                             "Melanocytic nevus", "Vascular lesion"}
+            assert shown in {
+                "Actinic keratosis / intraepithelial carcinoma",
+                "Basal cell carcinoma",
+                "Benign keratosis-like lesion",
+                "Dermatofibroma",
+                "Melanoma",
+                "Melanocytic nevus",
+                "Vascular lesion",
+            }
             expect(page.locator("#confidence")).to_contain_text("Confidence")
             expect(page.locator("#probabilities tr")).to_have_count(7)
             expect(page.locator("#melanoma")).to_contain_text("Melanoma flag")
@@ -127,8 +144,9 @@ def test_bounded_load_has_no_failures(service, archive_jpegs):
 
 
 def test_launcher_stops_with_one_message_for_a_missing_bundle(tmp_path):
-    result = subprocess.run([SPARK_SUBMIT, "serve", "--model", str(tmp_path / "none")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [SPARK_SUBMIT, "serve", "--model", str(tmp_path / "none")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert "serve failed" in result.stderr and "not a model bundle" in result.stderr
     assert "Traceback" not in result.stderr
@@ -136,11 +154,13 @@ def test_launcher_stops_with_one_message_for_a_missing_bundle(tmp_path):
 
 def test_launcher_rejects_spark_options(pipeline):
     # serve runs no Spark job: a --master would be a mistake worth saying, not ignoring.
-    result = subprocess.run([SPARK_SUBMIT, "serve", "--model",
-                             str(pipeline / "model" / "model"), "--master", "local[2]"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"), "--master", "local[2]"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "--master" in result.stderr
-
 
 
 def _self_signed(folder) -> tuple[str, str]:
@@ -156,16 +176,22 @@ def _self_signed(folder) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                  critical=False)
-                   .sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert, private = folder / "cert.pem", folder / "key.pem"
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert), str(private)
 
 
@@ -177,9 +203,23 @@ def test_the_service_serves_https_with_its_own_certificate(pipeline, tmp_path):
 
     cert, key = _self_signed(tmp_path)
     port = free_port()
-    process = subprocess.Popen([SPARK_SUBMIT, "serve", "--model", str(pipeline / "model" / "model"), "--port",
-                                str(port), "--tls-certfile", cert, "--tls-keyfile", key],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            SPARK_SUBMIT,
+            "serve",
+            "--model",
+            str(pipeline / "model" / "model"),
+            "--port",
+            str(port),
+            "--tls-certfile",
+            cert,
+            "--tls-keyfile",
+            key,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url, trusting = f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=cert)
     try:
         deadline = time.monotonic() + 120
@@ -205,9 +245,12 @@ def test_the_service_serves_https_with_its_own_certificate(pipeline, tmp_path):
 def test_a_half_or_wrong_tls_pair_stops_the_launcher_in_one_line(pipeline, tmp_path):
     cert, _ = _self_signed(tmp_path)
     model = str(pipeline / "model" / "model")
-    for extra, message in ((["--tls-certfile", cert], "--tls-certfile and --tls-keyfile go together"),
-                           (["--tls-certfile", cert, "--tls-keyfile", cert], "are not a usable pair")):
-        result = subprocess.run([SPARK_SUBMIT, "serve", "--model", model, *extra], capture_output=True, text=True,
-                                timeout=300)
+    for extra, message in (
+        (["--tls-certfile", cert], "--tls-certfile and --tls-keyfile go together"),
+        (["--tls-certfile", cert, "--tls-keyfile", cert], "are not a usable pair"),
+    ):
+        result = subprocess.run(
+            [SPARK_SUBMIT, "serve", "--model", model, *extra], capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr and "serving" not in result.stdout

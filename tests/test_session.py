@@ -5,8 +5,13 @@ import pytest
 from dermspark import DermsparkError
 from dermspark.session import check_s3_conf, s3_conf, show_progress
 
-ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
-       "AWS_DEFAULT_REGION": "eu-west-1", "HOME": "/root"}
+ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "HOME": "/root",
+}
 
 
 def test_the_aws_variables_reach_executors_and_s3a():

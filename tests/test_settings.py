@@ -53,11 +53,27 @@ def test_every_setting_is_a_flag_and_flags_leave_yaml_alone(job):
 
 
 def test_flags_take_their_type_choices_and_bool_form_from_the_declaration():
-    _, overrides = parse(TrainSettings, "jobs/train.py", "", [
-        "--epochs", "3", "--learning-rate", "0.01", "--model-options", '{"dropout": 0.3}', "--monitor",
-        "val_balanced_accuracy"])
-    assert (overrides["epochs"], overrides["learning_rate"], overrides["model_options"], overrides["monitor"]) \
-        == (3, 0.01, {"dropout": 0.3}, "val_balanced_accuracy")
+    _, overrides = parse(
+        TrainSettings,
+        "jobs/train.py",
+        "",
+        [
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.01",
+            "--model-options",
+            '{"dropout": 0.3}',
+            "--monitor",
+            "val_balanced_accuracy",
+        ],
+    )
+    assert (overrides["epochs"], overrides["learning_rate"], overrides["model_options"], overrides["monitor"]) == (
+        3,
+        0.01,
+        {"dropout": 0.3},
+        "val_balanced_accuracy",
+    )
     assert parse(ScoreSettings, "jobs/score.py", "", ["--incremental"])[1]["incremental"] is True
     assert parse(ScoreSettings, "jobs/score.py", "", ["--no-incremental"])[1]["incremental"] is False
     with pytest.raises(SystemExit):
@@ -99,14 +115,17 @@ def test_a_malformed_settings_file_is_one_line_with_its_line_and_column(tmp_path
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize(("job", "key", "value", "message"), [
-    ("train", "epochs", -3, "must be at least 1, got -3"),
-    ("train", "num_proc", 0, "must be at least 1, got 0"),
-    ("train", "learning_rate", 0.0, "must be above 0, got 0"),
-    ("ingest", "folds", -1, "must be at least 0, got -1"),
-    ("score", "top_k", 0, "must be at least 1, got 0"),
-    ("serve", "port", 99999, "must be at most 65535, got 99999"),
-])
+@pytest.mark.parametrize(
+    ("job", "key", "value", "message"),
+    [
+        ("train", "epochs", -3, "must be at least 1, got -3"),
+        ("train", "num_proc", 0, "must be at least 1, got 0"),
+        ("train", "learning_rate", 0.0, "must be above 0, got 0"),
+        ("ingest", "folds", -1, "must be at least 0, got -1"),
+        ("score", "top_k", 0, "must be at least 1, got 0"),
+        ("serve", "port", 99999, "must be at most 65535, got 99999"),
+    ],
+)
 def test_values_out_of_limits_are_named_by_where_they_came_from(tmp_path, job, key, value, message):
     conf = tmp_path / f"{job}.yaml"
     conf.write_text(yaml.safe_dump({key: value}))
@@ -125,24 +144,39 @@ def test_a_negative_epoch_count_stops_the_job_before_spark_starts(tmp_path):
 
     conf = tmp_path / "train.yaml"
     conf.write_text("epochs: -3\n")
-    done = subprocess.run([sys.executable, str(ROOT / "jobs" / "train.py"), "--settings", str(conf),
-                           "--dataset", str(tmp_path), "--output", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "train.py"),
+            "--settings",
+            str(conf),
+            "--dataset",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert f"epochs (in {conf}) must be at least 1, got -3" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr and "SparkContext" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize(("cls", "values", "message"), [
-    (IngestSettings, {"folds": 1}, "--folds needs at least 2 folds"),
-    (TrainSettings, {"fold": 1}, "--fold needs --cv K"),
-    (TrainSettings, {"cv": 2}, "--cv needs at least 3 folds"),
-    (TrainSettings, {"cv": 3, "fold": 3}, "--fold must be within 0 to 2, got 3"),
-    (TrainSettings, {"cv": 3, "register": "lesions"}, "--register takes one model"),
-    (ScoreSettings, {"incremental": True, "mode": "overwrite"}, "pick one"),
-    (ServeSettings, {"tls_certfile": "cert.pem"}, "--tls-certfile and --tls-keyfile go together"),
-    (MonitorSettings, {"since": "5 Nov"}, "--since must be a date, YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    ("cls", "values", "message"),
+    [
+        (IngestSettings, {"folds": 1}, "--folds needs at least 2 folds"),
+        (TrainSettings, {"fold": 1}, "--fold needs --cv K"),
+        (TrainSettings, {"cv": 2}, "--cv needs at least 3 folds"),
+        (TrainSettings, {"cv": 3, "fold": 3}, "--fold must be within 0 to 2, got 3"),
+        (TrainSettings, {"cv": 3, "register": "lesions"}, "--register takes one model"),
+        (ScoreSettings, {"incremental": True, "mode": "overwrite"}, "pick one"),
+        (ServeSettings, {"tls_certfile": "cert.pem"}, "--tls-certfile and --tls-keyfile go together"),
+        (MonitorSettings, {"since": "5 Nov"}, "--since must be a date, YYYY-MM-DD"),
+    ],
+)
 def test_rules_between_settings_are_checked_when_they_are_resolved(cls, values, message):
     """Before any Spark session: resolve() alone, as the job runner calls it first."""
     given = {"input": "i", "output": "o", "dataset": "d", "model": "m", "predictions": "p"}

@@ -13,8 +13,19 @@ from pyspark.sql import functions as F
 
 DIAGNOSES = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]
 # (diagnosis, images) per lesion; None: no lesion_id, as many ISIC 2019 rows have.
-PLAN = [("NV", 3), ("NV", 2), ("MEL", 2), ("MEL", 1), ("BCC", 2), ("AK", 1), ("SCC", 1),
-        ("BKL", 2), ("DF", 1), ("VASC", 1), (None, 0)]
+PLAN = [
+    ("NV", 3),
+    ("NV", 2),
+    ("MEL", 2),
+    ("MEL", 1),
+    ("BCC", 2),
+    ("AK", 1),
+    ("SCC", 1),
+    ("BKL", 2),
+    ("DF", 1),
+    ("VASC", 1),
+    (None, 0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +61,7 @@ def isic_archive(tmp_path_factory) -> Path:
         (root / name).write_bytes(("\r\n".join(lines) + "\r\n").encode())  # CRLF, as published
 
     write("ISIC_2019_Training_GroundTruth.csv", ["image", *DIAGNOSES], truth)
-    write("ISIC_2019_Training_Metadata.csv",
-          ["image", "age_approx", "anatom_site_general", "lesion_id", "sex"], extra)
+    write("ISIC_2019_Training_Metadata.csv", ["image", "age_approx", "anatom_site_general", "lesion_id", "sex"], extra)
     return root
 
 
@@ -66,8 +76,17 @@ def isic_archive(tmp_path_factory) -> Path:
 def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_space, per_class):
     output = tmp_path / label_space
     # recipe:benbrahim_cnn is that paper's 80/10/10.
-    run_ingest(spark, IngestSettings(source="isic2019", input=str(isic_archive), output=str(output),
-                                     label_space=label_space, num_files=2, split="recipe:benbrahim_cnn"))
+    run_ingest(
+        spark,
+        IngestSettings(
+            source="isic2019",
+            input=str(isic_archive),
+            output=str(output),
+            label_space=label_space,
+            num_files=2,
+            split="recipe:benbrahim_cnn",
+        ),
+    )
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["per_class"] == per_class
     # The all-zero and two-hot rows are bad rows; each file is its row's, one input with it.
@@ -76,7 +95,8 @@ def test_isic2019_into_each_label_space(spark, isic_archive, tmp_path, label_spa
     rejects = spark.read.parquet(str(output / "rejects.parquet")).filter("reason = 'bad_row'").collect()
     assert sorted((row["image_id"], row["path"].rsplit("/", 1)[1], row["detail"]) for row in rejects) == [
         ("ISIC_9999998", "ISIC_9999998.jpg", f"several diagnosis columns are 1: {DIAGNOSES[0]}, {DIAGNOSES[1]}"),
-        ("ISIC_9999999", "ISIC_9999999.jpg", "no diagnosis column is 1")]
+        ("ISIC_9999999", "ISIC_9999999.jpg", "no diagnosis column is 1"),
+    ]
     assert manifest["classes"] == list(per_class)
     assert manifest["split_ratios"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -90,8 +110,13 @@ def test_class_folders_as_split_folders_wrote_them(spark, tmp_path):
     """split-folders' train/val/test/<class>/ output; its per-image split is discarded."""
     root = tmp_path / "melanoma_dataset"
     rng = np.random.default_rng(1)
-    counts = {("train", "Melanoma"): 6, ("train", "non-melanoma"): 8, ("val", "Melanoma"): 2,
-              ("test", "non-melanoma"): 3, ("test", "moles"): 1}
+    counts = {
+        ("train", "Melanoma"): 6,
+        ("train", "non-melanoma"): 8,
+        ("val", "Melanoma"): 2,
+        ("test", "non-melanoma"): 3,
+        ("test", "moles"): 1,
+    }
     for (split, label), count in counts.items():
         (root / split / label).mkdir(parents=True, exist_ok=True)
         for index in range(count):
@@ -99,8 +124,10 @@ def test_class_folders_as_split_folders_wrote_them(spark, tmp_path):
             Image.fromarray(pixels).save(root / split / label / f"{split}_{label}_{index}.png")
     (root / "README.txt").write_text("not in a class folder")
     output = tmp_path / "out"
-    run_ingest(spark, IngestSettings(source="folders", input=str(root), output=str(output),
-                                     label_space="melanoma", num_files=2))
+    run_ingest(
+        spark,
+        IngestSettings(source="folders", input=str(root), output=str(output), label_space="melanoma", num_files=2),
+    )
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["per_class"] == {"melanoma": 8, "non_melanoma": 11}
     assert manifest["by_reason"] == {"unknown_label": 2}  # the 'moles' folder and the README
@@ -125,8 +152,11 @@ def test_the_split_hash_is_sparks_xxhash64(spark, seed):
     from dermspark.ingest.split import spark_xxhash64
 
     texts = ["HAM_0000118", "ISIC_0024306", "", "a", "lésion-ü-字", "x" * 31, "y" * 32, "z" * 33, "HAM_" + "9" * 70]
-    rows = spark.createDataFrame([(text,) for text in texts], "text string").select(
-        "text", F.xxhash64(F.lit(seed), "text").alias("hash")).collect()
+    rows = (
+        spark.createDataFrame([(text,) for text in texts], "text string")
+        .select("text", F.xxhash64(F.lit(seed), "text").alias("hash"))
+        .collect()
+    )
     assert {row["text"]: row["hash"] for row in rows} == {text: spark_xxhash64(seed, text) for text in texts}
 
 
@@ -135,13 +165,15 @@ def test_metadata_lines_with_the_wrong_field_count_are_marked_not_dropped(tmp_pa
     from dermspark.metadata import read_table
 
     path = tmp_path / "metadata.csv"
-    path.write_text("\ufeff lesion_id ,image_id,dx,age\n"
-                    "L1,I1,nv,50\n"
-                    "\n"
-                    "L2,I2,mel\n"  # too few fields
-                    'L3,"I3",bkl,40,extra\n'  # too many
-                    "L4, I4 ,,\n"  # empty fields: None, stripped
-                    '"L5","I,5","df","x"\n')  # a quoted comma
+    path.write_text(
+        "\ufeff lesion_id ,image_id,dx,age\n"
+        "L1,I1,nv,50\n"
+        "\n"
+        "L2,I2,mel\n"  # too few fields
+        'L3,"I3",bkl,40,extra\n'  # too many
+        "L4, I4 ,,\n"  # empty fields: None, stripped
+        '"L5","I,5","df","x"\n'
+    )  # a quoted comma
     table = read_table("file://" + str(path), ("lesion_id", "image_id", "dx"))
     assert list(table.columns) == ["lesion_id", "image_id", "dx", "age", "_malformed", "_row"]
     assert table["image_id"].tolist() == ["I1", "I2", "I3", "I4", "I,5"]
@@ -166,15 +198,20 @@ def test_splits_and_folds_do_not_depend_on_the_rows_order(monkeypatch, tied):
         monkeypatch.setattr(split, "spark_xxhash64s", lambda seed, texts: np.zeros(len(texts), dtype=np.int64))
     rng = np.random.default_rng(3)
     count = 600
-    frame = pd.DataFrame({"image_id": [f"I{i:04d}" for i in range(count)],
-                          "lesion_id": rng.choice(np.array([None, "", " ", *[f"L{i}" for i in range(250)]], dtype=object), count),
-                          "class_name": rng.choice(["df", "mel", "nv"], count, p=[0.1, 0.2, 0.7])})
+    frame = pd.DataFrame(
+        {
+            "image_id": [f"I{i:04d}" for i in range(count)],
+            "lesion_id": rng.choice(np.array([None, "", " ", *[f"L{i}" for i in range(250)]], dtype=object), count),
+            "class_name": rng.choice(["df", "mel", "nv"], count, p=[0.1, 0.2, 0.7]),
+        }
+    )
     shuffled = frame.sample(frac=1, random_state=1).reset_index(drop=True)
 
     def planned(rows):
         splits, folds = split.lesion_splits(rows, (0.8, 0.1, 0.1), 42), split.lesion_folds(rows, 5, 42)
-        return pd.DataFrame({"split": splits, "fold": folds, "lesion": split.lesion_groups(rows).to_numpy()},
-                            index=rows["image_id"]).sort_index()
+        return pd.DataFrame(
+            {"split": splits, "fold": folds, "lesion": split.lesion_groups(rows).to_numpy()}, index=rows["image_id"]
+        ).sort_index()
 
     first = planned(frame)
     pd.testing.assert_frame_equal(first, planned(shuffled))

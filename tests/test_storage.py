@@ -42,14 +42,20 @@ def test_object_store_commits_copy_every_manifest_last(s3_store, monkeypatch, tm
     for name in ("manifest.json", "model/manifest.json", "model/model.keras", "z.txt", "a.txt"):
         (local / name).parent.mkdir(parents=True, exist_ok=True)
         (local / name).write_text(name)
-    assert storage._ordered([os.path.relpath(path, local) for path in map(str, local.rglob("*")) if os.path.isfile(path)]) == [
-        "a.txt", "model/model.keras", "z.txt", "model/manifest.json", "manifest.json"]
+    assert storage._ordered(
+        [os.path.relpath(path, local) for path in map(str, local.rglob("*")) if os.path.isfile(path)]
+    ) == ["a.txt", "model/model.keras", "z.txt", "model/manifest.json", "manifest.json"]
     url = f"s3://dermspark/order-{tmp_path.name}"
     storage.put_tree(str(local), url + "/staging")
     storage.move(url + "/staging", url + "/final")
     s3 = s3_filesystem(s3_store)
     assert sorted(path.split("/final/")[1] for path in s3.find(f"dermspark/order-{tmp_path.name}/final")) == [
-        "a.txt", "manifest.json", "model/manifest.json", "model/model.keras", "z.txt"]
+        "a.txt",
+        "manifest.json",
+        "model/manifest.json",
+        "model/model.keras",
+        "z.txt",
+    ]
     assert not s3.exists(f"dermspark/order-{tmp_path.name}/staging")
 
 
@@ -90,7 +96,9 @@ def test_bundle_on_s3_is_fetched_once_into_the_hash_named_cache(root, tmp_path, 
     # fetched on their own, the cached copy of the first does not answer for them.
     other = storage.join(root, "recalibrated")
     storage.put_tree(str(tmp_path / "cache" / cache_key(manifest)), other)
-    storage.write_text(storage.join(other, "manifest.json"), json.dumps({**manifest, "calibration": {"temperature": 2.0}}))
+    storage.write_text(
+        storage.join(other, "manifest.json"), json.dumps({**manifest, "calibration": {"temperature": 2.0}})
+    )
     assert load_bundle(other).temperature == 2.0
     assert load_bundle(url).temperature == 1.0
     assert len(os.listdir(tmp_path / "cache")) == 2

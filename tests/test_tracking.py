@@ -48,11 +48,14 @@ def test_a_training_run_logs_settings_epochs_artifacts_and_its_model(pipeline, m
         history = client.get_metric_history(run.info.run_id, key)
         assert sorted(point.step for point in history) == list(range(EPOCHS)), key
         assert [point.value for point in sorted(history, key=lambda p: p.step)] == pytest.approx(
-            metrics["history"][key], rel=1e-6)
+            metrics["history"][key], rel=1e-6
+        )
     assert run.data.metrics["test_balanced_accuracy"] == pytest.approx(metrics["test"]["balanced_accuracy"])
     low, high = metrics["test"]["interval"]["balanced_accuracy"]
     assert (run.data.metrics["test_balanced_accuracy_low"], run.data.metrics["test_balanced_accuracy_high"]) == (
-        pytest.approx(low), pytest.approx(high))
+        pytest.approx(low),
+        pytest.approx(high),
+    )
     names = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert {"report.md", "metrics.json", "settings.json", "curves.png", "confusion_matrix_test.png"} <= names
     version = client.get_model_version("lesions", "1")
@@ -63,8 +66,9 @@ def test_the_registered_model_is_the_bundle_with_its_signature(pipeline, mlflow_
     import mlflow.artifacts
 
     location = _client(mlflow_server).get_model_version_download_uri("lesions", "1")
-    folder = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path),
-                                                 tracking_uri=mlflow_server)
+    folder = mlflow.artifacts.download_artifacts(
+        artifact_uri=location, dst_path=str(tmp_path), tracking_uri=mlflow_server
+    )
     bundle = pipeline / "model" / "model"
     copied = Path(folder) / "artifacts" / "bundle"
     assert (copied / "model.keras").read_bytes() == (bundle / "model.keras").read_bytes()
@@ -89,8 +93,9 @@ def test_the_mlflow_model_predicts_what_scoring_does(pipeline, mlflow_server, ar
     from dermspark.score.predict import predict_bytes
 
     location = _client(mlflow_server).get_model_version_download_uri("lesions", "1")
-    model = mlflow.pyfunc.load_model(mlflow.artifacts.download_artifacts(
-        artifact_uri=location, dst_path=str(tmp_path), tracking_uri=mlflow_server))
+    model = mlflow.pyfunc.load_model(
+        mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path), tracking_uri=mlflow_server)
+    )
     bundle = load_bundle(str(pipeline / "model" / "model"))
     assert bundle.temperature != pytest.approx(1.0, abs=1e-3)  # else calibration would go unseen
     contents = [path.read_bytes() for path in archive_jpegs]
@@ -106,8 +111,9 @@ def test_the_mlflow_model_predicts_what_scoring_does(pipeline, mlflow_server, ar
     np.testing.assert_allclose(frame["ood_score"].to_numpy(dtype=float), [p.ood_score for p in found], rtol=1e-5)
     assert frame["review"].tolist() == [p.review for p in found]
     assert frame["review_reason"].tolist() == [p.review_reason for p in found]
-    np.testing.assert_allclose(model.predict(images, params={"calibration": "none"})[columns].to_numpy(),
-                               bundle.predict(images), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(images, params={"calibration": "none"})[columns].to_numpy(), bundle.predict(images), atol=1e-6
+    )
     with pytest.raises(Exception, match="calibration must be one of temperature, none"):
         model.predict(images, params={"calibration": "platt"})
 
@@ -126,11 +132,13 @@ def _scores(spark, folder) -> tuple[dict, set]:
     """Each path's probabilities, and the model versions the rows name."""
     rows = spark.read.parquet(str(folder / "predictions")).collect()
     return {row["path"]: [row[name] for name in row.asDict() if name.startswith("prob_")] for row in rows}, {
-        row["model_version"] for row in rows}
+        row["model_version"] for row in rows
+    }
 
 
-def test_scoring_by_registry_uri_gives_the_bundles_probabilities(spark, pipeline, mlflow_server, champion,
-                                                                  archive_jpegs, tmp_path):
+def test_scoring_by_registry_uri_gives_the_bundles_probabilities(
+    spark, pipeline, mlflow_server, champion, archive_jpegs, tmp_path
+):
     from dermspark.score.job import run_score
     from dermspark.settings import ScoreSettings
 
@@ -139,10 +147,14 @@ def test_scoring_by_registry_uri_gives_the_bundles_probabilities(spark, pipeline
     for path in archive_jpegs:
         (images / path.name).write_bytes(path.read_bytes())
     found = {}
-    for name, model in (("folder", str(pipeline / "model" / "model")), ("version", "models:/lesions/1"),
-                        ("alias", champion)):
-        result = run_score(spark, ScoreSettings(model=model, input=str(images), output=str(tmp_path / name),
-                                                mlflow_uri=mlflow_server))
+    for name, model in (
+        ("folder", str(pipeline / "model" / "model")),
+        ("version", "models:/lesions/1"),
+        ("alias", champion),
+    ):
+        result = run_score(
+            spark, ScoreSettings(model=model, input=str(images), output=str(tmp_path / name), mlflow_uri=mlflow_server)
+        )
         assert result.scored == len(archive_jpegs)
         found[name] = _scores(spark, tmp_path / name)
     assert found["version"][0] == found["alias"][0]
@@ -150,8 +162,12 @@ def test_scoring_by_registry_uri_gives_the_bundles_probabilities(spark, pipeline
         assert found["version"][0][path] == pytest.approx(row, abs=1e-6)
     assert found["version"][1] == found["alias"][1] == {"lesions/1"}
     summary = json.loads(next((tmp_path / "alias" / "runs").glob("*/summary.json")).read_text())
-    assert summary["registered_model"] == {"name": "lesions", "version": "1", "alias": "champion",
-                                           "uri": "models:/lesions/1"}
+    assert summary["registered_model"] == {
+        "name": "lesions",
+        "version": "1",
+        "alias": "champion",
+        "uri": "models:/lesions/1",
+    }
 
 
 def test_serving_by_alias_names_the_registered_version(mlflow_server, champion, archive_jpegs, pipeline):
@@ -162,19 +178,27 @@ def test_serving_by_alias_names_the_registered_version(mlflow_server, champion, 
     with TestClient(make_app(ServeSettings(model=champion, mlflow_uri=mlflow_server))) as client:
         health = client.get("/health").json()
         assert health["version"] == "lesions/1"
-        assert health["registered_model"] == {"name": "lesions", "version": "1", "alias": "champion",
-                                              "uri": "models:/lesions/1"}
+        assert health["registered_model"] == {
+            "name": "lesions",
+            "version": "1",
+            "alias": "champion",
+            "uri": "models:/lesions/1",
+        }
         answer = client.post("/predict", files={"file": ("a.jpg", archive_jpegs[0].read_bytes(), "image/jpeg")})
         assert answer.status_code == 200 and answer.json()["version"] == "lesions/1"
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"mlflow_uri": "http://127.0.0.1:{port}"}, "does not answer"),
-    ({"register": "lesions"}, "--register needs a model registry"),
-    ({"register": "bad name", "mlflow_uri": "http://127.0.0.1:{port}"}, "may hold only letters"),
-])
-def test_tracking_mistakes_are_one_clear_error_before_training(spark, pipeline, tmp_path, monkeypatch,
-                                                               settings, message):
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"mlflow_uri": "http://127.0.0.1:{port}"}, "does not answer"),
+        ({"register": "lesions"}, "--register needs a model registry"),
+        ({"register": "bad name", "mlflow_uri": "http://127.0.0.1:{port}"}, "may hold only letters"),
+    ],
+)
+def test_tracking_mistakes_are_one_clear_error_before_training(
+    spark, pipeline, tmp_path, monkeypatch, settings, message
+):
     from dermspark import DermsparkError
     from dermspark.serve.load import free_port
     from dermspark.settings import TrainSettings

@@ -89,7 +89,6 @@ class Bundle:
         probabilities, features = self._predict(np.asarray(images, dtype=np.uint8))
         return np.asarray(probabilities, dtype=np.float32), np.asarray(features, dtype=np.float32)
 
-
     def explain(self, images, classes):
         """Grad-CAM heatmaps (n, height, width) in [0, 1] of the given classes (dermspark.explain)."""
         if self._grad_cam is None:
@@ -118,11 +117,9 @@ def _compiled_forward(model, views: int, input_size: tuple[int, int]):
         if views == 1:
             return both(batch, training=False)
         # A dermatoscopic image has no up or left: each flip is as likely an image of the lesion.
-        flipped = tf.concat([batch, tf.reverse(batch, [2]), tf.reverse(batch, [1]), tf.reverse(batch, [1, 2])],
-                            axis=0)
+        flipped = tf.concat([batch, tf.reverse(batch, [2]), tf.reverse(batch, [1]), tf.reverse(batch, [1, 2])], axis=0)
         outputs = both(flipped, training=False)
-        return tuple(tf.reduce_mean(tf.reshape(output, [views, tf.shape(batch)[0], -1]), axis=0)
-                     for output in outputs)
+        return tuple(tf.reduce_mean(tf.reshape(output, [views, tf.shape(batch)[0], -1]), axis=0) for output in outputs)
 
     return tf.function(forward, input_signature=[tf.TensorSpec((None, *input_size, 3), tf.uint8)])
 
@@ -133,9 +130,11 @@ def views_of(manifest: dict) -> int:
     service ask before any image, so a bundle from a later version fails there, in one line."""
     augmentation = manifest.get("test_time_augmentation", "none")
     if augmentation not in TEST_TIME_AUGMENTATIONS:
-        raise DermsparkError(f"the bundle asks for test-time augmentation {augmentation!r}, which this version "
-                             f"does not know ({', '.join(TEST_TIME_AUGMENTATIONS)}): score it with the version "
-                             "that trained it")
+        raise DermsparkError(
+            f"the bundle asks for test-time augmentation {augmentation!r}, which this version "
+            f"does not know ({', '.join(TEST_TIME_AUGMENTATIONS)}): score it with the version "
+            "that trained it"
+        )
     return 4 if augmentation == "flips" else 1
 
 
@@ -154,8 +153,10 @@ def model_version(manifest: dict, override: str = "") -> str:
         part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
     )
     if not re.fullmatch(r"[A-Za-z0-9._-]+(/[0-9]+)?", version):
-        raise DermsparkError(f"model version {version!r} may hold only letters, digits, '.', '_' and '-' "
-                             "(and /VERSION after a registered model's name)")
+        raise DermsparkError(
+            f"model version {version!r} may hold only letters, digits, '.', '_' and '-' "
+            "(and /VERSION after a registered model's name)"
+        )
     return version
 
 
@@ -164,8 +165,9 @@ def cache_root() -> str:
     return os.environ.get("DERMSPARK_BUNDLE_CACHE") or os.path.join(tempfile.gettempdir(), "dermspark-bundles")
 
 
-def save_bundle(url: str, model, manifest: dict, staged: bool = True, reviewer=None,
-                texts: dict[str, str] | None = None) -> str:
+def save_bundle(
+    url: str, model, manifest: dict, staged: bool = True, reviewer=None, texts: dict[str, str] | None = None
+) -> str:
     """Saves to a local folder first, then puts it at url through the storage layer: staged and
     committed whole (staged=False: url is inside an output that is itself staged). A reviewer
     (dermspark.review) goes beside the model, its record and hash in the manifest's `review`;
@@ -210,12 +212,14 @@ def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
         manifest = json.loads(storage.read_text(storage.join(storage.to_url(url), MANIFEST_FILE)))
     except FileNotFoundError:
         if storage.exists(storage.join(storage.to_url(url), "model", MANIFEST_FILE)):
-            raise DermsparkError(f"{url} is a training output, not a model bundle: its bundle is "
-                                 f"{storage.join(url, 'model')}") from None
+            raise DermsparkError(
+                f"{url} is a training output, not a model bundle: its bundle is {storage.join(url, 'model')}"
+            ) from None
         raise DermsparkError(f"{url} is not a model bundle: {MANIFEST_FILE} is missing") from None
     if "datasets" in manifest and "model_sha256" not in manifest:
-        raise DermsparkError(f"{url} is an ingested dataset, not a model bundle: pass a training output's model/ "
-                             "folder")
+        raise DermsparkError(
+            f"{url} is an ingested dataset, not a model bundle: pass a training output's model/ folder"
+        )
     return manifest
 
 
@@ -270,8 +274,12 @@ def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
     folder = local_copy(url, tracking_uri=tracking_uri)
     with open(os.path.join(folder, MANIFEST_FILE)) as handle:
         manifest = json.load(handle)
-    return Bundle(model=load_keras(os.path.join(folder, MODEL_FILE)), manifest=manifest, path=url,
-                  reviewer=load_reviewer(folder, manifest, url))
+    return Bundle(
+        model=load_keras(os.path.join(folder, MODEL_FILE)),
+        manifest=manifest,
+        path=url,
+        reviewer=load_reviewer(folder, manifest, url),
+    )
 
 
 def load_reviewer(folder: str, manifest: dict, url: str = ""):

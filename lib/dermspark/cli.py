@@ -28,8 +28,7 @@ def _default_text(field: dataclasses.Field) -> str:
 
 def make_parser(cls: type, prog: str, description: str, default_yaml: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--settings", default=default_yaml,
-                        help="YAML file of settings; flags override it")
+    parser.add_argument("--settings", default=default_yaml, help="YAML file of settings; flags override it")
     types_ = kinds(cls)
     for field in dataclasses.fields(cls):
         kind = types_[field.name]
@@ -56,8 +55,9 @@ def parse(cls: type, entry_point: str, description: str, argv: list[str] | None)
     conf/JOB.yaml beside it; `--help` lists every setting."""
     job = os.path.splitext(os.path.basename(entry_point))[0]
     default_yaml = os.path.join(os.path.dirname(os.path.abspath(entry_point)), "..", "conf", f"{job}.yaml")
-    parser = make_parser(cls, f"spark-submit.sh {job}", description,
-                         default_yaml if os.path.isfile(default_yaml) else None)
+    parser = make_parser(
+        cls, f"spark-submit.sh {job}", description, default_yaml if os.path.isfile(default_yaml) else None
+    )
     args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     return args.pop("settings"), args
 
@@ -70,8 +70,6 @@ def flag_table(cls: type) -> str:
         kind = types_[field.name]
         choices = field.metadata["choices"]
         type_text = " \\| ".join(choices) if choices else {dict: "JSON"}.get(kind, kind.__name__)
-        default = "required" if field.metadata["required"] else (
-            _default_text(field) or "-")
-        lines.append(f"| `{flag(field.name)}` | {type_text} | {default} | "
-                     f"{field.metadata['help'].replace('|', '/')} |")
+        default = "required" if field.metadata["required"] else (_default_text(field) or "-")
+        lines.append(f"| `{flag(field.name)}` | {type_text} | {default} | {field.metadata['help'].replace('|', '/')} |")
     return "\n".join(lines)

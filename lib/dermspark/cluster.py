@@ -41,14 +41,19 @@ def standalone_workers(spark) -> list[dict] | None:
         with urllib.request.urlopen(url.rstrip("/") + "/json/", timeout=5) as answer:
             state = json.load(answer)
     except (OSError, ValueError) as error:
-        log.warning("cluster: cannot read the master's state at %s (%s); set %s to check resources before "
-                    "starting", url, error, WEB_UI_SETTING)
+        log.warning(
+            "cluster: cannot read the master's state at %s (%s); set %s to check resources before starting",
+            url,
+            error,
+            WEB_UI_SETTING,
+        )
         return None
     return [worker for worker in state.get("workers", []) if worker.get("state") == "ALIVE"]
 
 
-def standalone_capacity(workers: list[dict], executor_memory_mb: int, executor_cores: int | None,
-                        task_cpus: int, cores_max: int | None) -> int:
+def standalone_capacity(
+    workers: list[dict], executor_memory_mb: int, executor_cores: int | None, task_cpus: int, cores_max: int | None
+) -> int:
     """Task slots the master could give one application at most; raises when no worker can host
     a single executor. executor_cores None: one executor per worker, with all its cores."""
     if not workers:
@@ -149,8 +154,7 @@ def check_reachable(spark, paths: dict[str, str | None]) -> None:
     wrong machine). Paths on other stores (s3://, hdfs://) are every node's by nature."""
     if _conf(spark, "spark.master", "local").startswith("local"):
         return
-    local = {flag: path for flag, url in paths.items()
-             if url and (path := local_path(to_url(url))) is not None}
+    local = {flag: path for flag, url in paths.items() if url and (path := local_path(to_url(url))) is not None}
     if not local:
         return
     flags, tokens = list(local), []
@@ -161,9 +165,11 @@ def check_reachable(spark, paths: dict[str, str | None]) -> None:
                 pass
             tokens.append(token)
         slots = max(1, spark.sparkContext.defaultParallelism)
-        seen = (spark.sparkContext.parallelize(range(slots), slots)
-                .map(lambda _, wanted=tuple(tokens): [os.path.exists(token) for token in wanted])
-                .collect())
+        seen = (
+            spark.sparkContext.parallelize(range(slots), slots)
+            .map(lambda _, wanted=tuple(tokens): [os.path.exists(token) for token in wanted])
+            .collect()
+        )
     finally:
         for token in tokens:
             with contextlib.suppress(OSError):

@@ -33,8 +33,13 @@ POLL_SECONDS = 0.2
 MODES = ("error", "overwrite")
 # In every output folder: the job that wrote it.
 MARKER = "_dermspark.json"
-KINDS = {"ingest": "an ingested dataset", "train": "a training output", "score": "a predictions table",
-         "monitor": "a monitoring report", "bundle": "a model bundle"}
+KINDS = {
+    "ingest": "an ingested dataset",
+    "train": "a training output",
+    "score": "a predictions table",
+    "monitor": "a monitoring report",
+    "bundle": "a model bundle",
+}
 
 
 def sibling_lock(final_url: str) -> str:
@@ -56,8 +61,10 @@ def locked(lock_url: str, what: str, wait: float = WAIT_SECONDS, lease: float = 
 
 
 def _waited_too_long(what: str, wait: float, holder: str) -> DermsparkError:
-    return DermsparkError(f"another job has been committing to {what} for over {wait:g} s ({holder}); "
-                          "nothing was written: run again once it has finished")
+    return DermsparkError(
+        f"another job has been committing to {what} for over {wait:g} s ({holder}); "
+        "nothing was written: run again once it has finished"
+    )
 
 
 @contextlib.contextmanager
@@ -86,8 +93,9 @@ def _flock(path: str, what: str, wait: float):
 
 
 def _lease_body(owner: str, lease: float) -> bytes:
-    return json.dumps({"owner": owner, "host": socket.gethostname(), "pid": os.getpid(),
-                       "expires": time.time() + lease}).encode()
+    return json.dumps(
+        {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + lease}
+    ).encode()
 
 
 def _acquire(url: str, owner: str, what: str, wait: float, lease: float) -> str:
@@ -184,8 +192,10 @@ def staged_output(final_url: str, mode: str = "overwrite"):
         yield staging
         with locked(sibling_lock(final_url), final_url):
             if mode == "error" and storage.exists(final_url):
-                raise DermsparkError(f"another job wrote {final_url} while this one ran; this one wrote nothing: "
-                                     "pass --mode overwrite to replace that output")
+                raise DermsparkError(
+                    f"another job wrote {final_url} while this one ran; this one wrote nothing: "
+                    "pass --mode overwrite to replace that output"
+                )
             _replace(staging, final_url)
     finally:
         with contextlib.suppress(Exception):

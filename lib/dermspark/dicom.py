@@ -19,8 +19,15 @@ PREAMBLE = b"DICM"
 PREAMBLE_AT = 128
 # What dermspark may copy out of a header: identity to join results back, and the clinical
 # context the reports break figures down by. Never names, ids, dates, addresses or free text.
-ALLOWED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality", "BodyPartExamined",
-           "PatientAge", "PatientSex")
+ALLOWED = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "Modality",
+    "BodyPartExamined",
+    "PatientAge",
+    "PatientSex",
+)
 
 
 class DicomRejected(Exception):
@@ -41,7 +48,7 @@ class Identity:
 
 
 def is_dicom(content: bytes) -> bool:
-    return len(content) >= PREAMBLE_AT + 4 and content[PREAMBLE_AT:PREAMBLE_AT + 4] == PREAMBLE
+    return len(content) >= PREAMBLE_AT + 4 and content[PREAMBLE_AT : PREAMBLE_AT + 4] == PREAMBLE
 
 
 def read(content: bytes):
@@ -170,12 +177,16 @@ def _frame_rgb(dataset, frame: int) -> np.ndarray:
     except NotImplementedError as error:
         raise DicomRejected("unsupported_transfer_syntax", f"{_syntax_name(syntax)}: {_words(error)}") from None
     except RuntimeError as error:
-        reason = "unsupported_transfer_syntax" if "plugin" in str(error).lower() or "decoder" in str(error).lower() \
+        reason = (
+            "unsupported_transfer_syntax"
+            if "plugin" in str(error).lower() or "decoder" in str(error).lower()
             else "corrupt"
+        )
         raise DicomRejected(reason, f"{_syntax_name(syntax)}: {_words(error)}") from None
     except Exception as error:  # noqa: BLE001 - pixel data of any length and content
-        raise DicomRejected("corrupt", f"pixel data cannot be decoded ({_syntax_name(syntax)}): {_words(error)}") \
-            from None
+        raise DicomRejected(
+            "corrupt", f"pixel data cannot be decoded ({_syntax_name(syntax)}): {_words(error)}"
+        ) from None
     return _to_rgb(dataset, pixels)
 
 
@@ -206,7 +217,7 @@ def _to_rgb(dataset, pixels: np.ndarray) -> np.ndarray:
 def _scale(values: np.ndarray, bits: int) -> np.ndarray:
     if values.dtype == np.uint8 or bits <= 8:
         return np.clip(values, 0, 255).astype(np.uint8)
-    return np.clip(np.rint(values.astype(np.float64) * 255 / (2 ** bits - 1)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(values.astype(np.float64) * 255 / (2**bits - 1)), 0, 255).astype(np.uint8)
 
 
 def _lut_bits(dataset) -> int:

@@ -33,20 +33,39 @@ class Written:
 
 
 # PLR0913: a header's attributes, each with a default, named by the caller
-def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC", body_part: str = "SKIN",  # noqa: PLR0913
-             study_uid: str | None = None, series_uid: str | None = None, patient_id: str | None = None) -> bytes:
+def to_dicom(  # noqa: PLR0913
+    pixels: np.ndarray,
+    syntax: str,
+    image_id: str,
+    modality: str = "XC",
+    body_part: str = "SKIN",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    patient_id: str | None = None,
+) -> bytes:
     """One RGB image (uint8, height x width x 3) as a DICOM Part 10 file's bytes."""
     import highdicom as hd
     from pydicom.uid import generate_uid
 
     uid, photometric, _ = TRANSFER_SYNTAXES[syntax]
     image = hd.sc.SCImage(
-        pixel_array=pixels, photometric_interpretation=photometric, bits_allocated=8, coordinate_system="PATIENT",
-        study_instance_uid=study_uid or generate_uid(), series_instance_uid=series_uid or generate_uid(),
-        series_number=1, sop_instance_uid=generate_uid(), instance_number=1, manufacturer="dermspark test",
-        patient_id=patient_id or FAKE_PATIENT["id"], patient_name=FAKE_PATIENT["name"],
-        patient_birth_date=FAKE_PATIENT["birth_date"], patient_sex="F", patient_orientation=("L", "F"),
-        transfer_syntax_uid=uid)
+        pixel_array=pixels,
+        photometric_interpretation=photometric,
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        study_instance_uid=study_uid or generate_uid(),
+        series_instance_uid=series_uid or generate_uid(),
+        series_number=1,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="dermspark test",
+        patient_id=patient_id or FAKE_PATIENT["id"],
+        patient_name=FAKE_PATIENT["name"],
+        patient_birth_date=FAKE_PATIENT["birth_date"],
+        patient_sex="F",
+        patient_orientation=("L", "F"),
+        transfer_syntax_uid=uid,
+    )
     image.Modality = modality
     image.BodyPartExamined = body_part
     image.PatientAge = "045Y"
@@ -57,7 +76,9 @@ def to_dicom(pixels: np.ndarray, syntax: str, image_id: str, modality: str = "XC
     return buffer.getvalue()
 
 
-def write_copy(image_paths: list[str], folder: str, syntax: str, patients: dict[str, str] | None = None) -> list[Written]:
+def write_copy(
+    image_paths: list[str], folder: str, syntax: str, patients: dict[str, str] | None = None
+) -> list[Written]:
     """A DICOM copy of each image file under folder/NAME.dcm (the image id kept in the name);
     patients: a fake patient id per image id (FAKE_PATIENT's for the others)."""
     from PIL import Image
@@ -74,8 +95,15 @@ def write_copy(image_paths: list[str], folder: str, syntax: str, patients: dict[
         with open(target, "wb") as handle:
             handle.write(content)
         header = dcmread(io.BytesIO(content), stop_before_pixels=True)
-        written.append(Written(target, image_id, str(header.SOPInstanceUID), str(header.StudyInstanceUID),
-                               str(header.SeriesInstanceUID)))
+        written.append(
+            Written(
+                target,
+                image_id,
+                str(header.SOPInstanceUID),
+                str(header.StudyInstanceUID),
+                str(header.SeriesInstanceUID),
+            )
+        )
     return written
 
 
@@ -96,9 +124,10 @@ def hostile_copies(pixels: np.ndarray) -> dict[str, bytes]:
         return buffer.getvalue()
 
     return {
-        "truncated": edited(lambda dataset: None)[:len(good) // 2],
+        "truncated": edited(lambda dataset: None)[: len(good) // 2],
         "no_pixel_data": edited(lambda dataset: delattr(dataset, "PixelData")),
         "wrong_length": edited(lambda dataset: setattr(dataset, "Rows", int(dataset.Rows) // 3)),
-        "unsupported_syntax": edited(lambda dataset: setattr(dataset.file_meta, "TransferSyntaxUID",
-                                                             "1.2.840.10008.1.2.4.100")),
+        "unsupported_syntax": edited(
+            lambda dataset: setattr(dataset.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2.4.100")
+        ),
     }

@@ -45,8 +45,10 @@ class GradCam:
             peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
             return tf.math.divide_no_nan(cam, peak)
 
-        self._heatmaps = tf.function(heatmaps, input_signature=[
-            tf.TensorSpec((None, *input_size, 3), tf.uint8), tf.TensorSpec((None,), tf.int32)])
+        self._heatmaps = tf.function(
+            heatmaps,
+            input_signature=[tf.TensorSpec((None, *input_size, 3), tf.uint8), tf.TensorSpec((None,), tf.int32)],
+        )
 
     def __call__(self, images: np.ndarray, classes) -> np.ndarray:
         """(n, height, width) float32 in [0, 1] at the model's input size: 1 where the evidence

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 def canonical_path(path: str) -> str:
     """Spark writes local paths as file:/x in rows and file:///x in listings; pick one."""
     if path.startswith("file:"):
-        return "file:///" + path[len("file:"):].lstrip("/")
+        return "file:///" + path[len("file:") :].lstrip("/")
     return path
 
 
@@ -37,7 +37,7 @@ def _expand_braces(pattern: str) -> list[str]:
     match = re.search(r"\{([^{}]*)\}", pattern)
     if not match:
         return [pattern]
-    head, tail = pattern[: match.start()], pattern[match.end():]
+    head, tail = pattern[: match.start()], pattern[match.end() :]
     return [expanded for option in match.group(1).split(",") for expanded in _expand_braces(head + option + tail)]
 
 
@@ -50,7 +50,7 @@ def _walk_local(urls: list[str], glob: str | None) -> list[str]:
     patterns = _expand_braces(glob) if glob else None
     found = []
     for url in urls:
-        folders = [url[len("file:"):]]
+        folders = [url[len("file:") :]]
         while folders:
             folder = folders.pop()
             try:
@@ -95,7 +95,7 @@ class OutsideArchive(OSError):
 
 def local_file(path: str) -> str:
     """The file-system path of a canonical file:/// row path, printable_path undone."""
-    local = path[len("file://"):] if path.startswith("file://") else path
+    local = path[len("file://") :] if path.startswith("file://") else path
     if "%" in local and not os.path.lexists(local):
         return os.fsdecode(unquote_to_bytes(local))
     return local
@@ -150,9 +150,7 @@ def with_contents(spark: SparkSession, frame: DataFrame, urls: list[str], glob: 
 
     A left join. Broadcasting `frame` to avoid shuffling image bytes needs a second scan to find
     the empty files, and measured slower on local[2] (23.7 s against 17.5 s for 10,015 images)."""
-    contents = _binary_files(spark, urls, glob).select(
-        canonical_path_column("path").alias("path"), "content"
-    )
+    contents = _binary_files(spark, urls, glob).select(canonical_path_column("path").alias("path"), "content")
     return frame.join(contents, "path", "left")
 
 

@@ -53,23 +53,34 @@ class DecodeOptions:
         if self.aspect not in ASPECTS:
             raise ValueError(f"aspect must be one of {', '.join(ASPECTS)}, not {self.aspect!r}")
         if self.color_constancy not in COLOR_CONSTANCY:
-            raise ValueError(f"color constancy must be one of {', '.join(COLOR_CONSTANCY)}, not "
-                             f"{self.color_constancy!r}")
+            raise ValueError(
+                f"color constancy must be one of {', '.join(COLOR_CONSTANCY)}, not {self.color_constancy!r}"
+            )
         if not 1 <= self.color_constancy_power <= 64:
             raise ValueError(f"the colour constancy power must be within 1 to 64, got {self.color_constancy_power}")
 
     def recorded(self) -> dict:
         """What datasets and bundles record: every choice that changes pixels."""
-        return {"resample": self.resample, "aspect": self.aspect, "color_constancy": self.color_constancy,
-                **({"color_constancy_power": self.color_constancy_power}
-                   if self.color_constancy == "shades_of_gray" else {})}
+        return {
+            "resample": self.resample,
+            "aspect": self.aspect,
+            "color_constancy": self.color_constancy,
+            **(
+                {"color_constancy_power": self.color_constancy_power}
+                if self.color_constancy == "shades_of_gray"
+                else {}
+            ),
+        }
 
     @classmethod
     def from_record(cls, record: dict) -> "DecodeOptions":
         """The options a dataset or bundle recorded; those from before colour constancy had none."""
-        return cls(resample=record.get("resample", "lanczos"), aspect=record.get("aspect", "stretch"),
-                   color_constancy=record.get("color_constancy", "none"),
-                   color_constancy_power=float(record.get("color_constancy_power", 6.0)))
+        return cls(
+            resample=record.get("resample", "lanczos"),
+            aspect=record.get("aspect", "stretch"),
+            color_constancy=record.get("color_constancy", "none"),
+            color_constancy_power=float(record.get("color_constancy_power", 6.0)),
+        )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,8 +113,9 @@ def _dicom_rgb(content: bytes, options: DecodeOptions, too_large: str, frame: in
         raise ImageRejected(rejected.reason, rejected.detail) from None
 
 
-def _open_rgb(content: bytes, size: tuple[int, int], options: DecodeOptions, loaded: dict,
-              frame: int = 0) -> Image.Image:
+def _open_rgb(
+    content: bytes, size: tuple[int, int], options: DecodeOptions, loaded: dict, frame: int = 0
+) -> Image.Image:
     """The RGB image to resize to `size`. `loaded` holds the images already decoded from these
     bytes, by decoded size, so sizes sharing a JPEG draft scale share one decode. A DICOM file
     (told by its preamble) gives its frame `frame`."""
@@ -219,7 +231,5 @@ def decode_sizes(
     return [_resize(_open_rgb(content, size, options, loaded, frame), *size, options) for size in sizes]
 
 
-def decode_image(
-    content: bytes, height: int, width: int, options: DecodeOptions = DecodeOptions()
-) -> np.ndarray:
+def decode_image(content: bytes, height: int, width: int, options: DecodeOptions = DecodeOptions()) -> np.ndarray:
     return decode_sizes(content, [(height, width)], options)[0]

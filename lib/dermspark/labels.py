@@ -64,9 +64,7 @@ def class_list(label_space: str) -> tuple[str, ...]:
     try:
         return LABEL_SPACES[label_space]
     except KeyError:
-        raise DermsparkError(
-            f"unknown label space {label_space!r}; known: {', '.join(sorted(LABEL_SPACES))}"
-        ) from None
+        raise DermsparkError(f"unknown label space {label_space!r}; known: {', '.join(sorted(LABEL_SPACES))}") from None
 
 
 def space_of(classes) -> str:
@@ -103,10 +101,18 @@ def display_name(label: str) -> str:
 # ISIC 2019's BKL gathers seborrheic keratosis, solar lentigo and lichen planus-like keratosis.
 _WORDS = {
     **{DISPLAY_NAMES[code].lower(): code for code in (*HAM10000_CLASSES, *ISIC2019_CLASSES)},
-    "nevus": "nv", "melanocytic nevi": "nv", "seborrheic keratosis": "bkl", "solar lentigo": "bkl",
-    "lentigo nos": "bkl", "lichenoid keratosis": "bkl", "lichen planus-like keratosis": "bkl",
-    "benign keratosis": "bkl", "vascular lesions": "vasc", "actinic keratoses": "ak",
-    "melanoma": "mel", "non_melanoma": "non_melanoma",
+    "nevus": "nv",
+    "melanocytic nevi": "nv",
+    "seborrheic keratosis": "bkl",
+    "solar lentigo": "bkl",
+    "lentigo nos": "bkl",
+    "lichenoid keratosis": "bkl",
+    "lichen planus-like keratosis": "bkl",
+    "benign keratosis": "bkl",
+    "vascular lesions": "vasc",
+    "actinic keratoses": "ak",
+    "melanoma": "mel",
+    "non_melanoma": "non_melanoma",
 }
 UNRECOGNISED = "(not a diagnosis dermspark knows)"
 

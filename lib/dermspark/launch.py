@@ -16,9 +16,11 @@ from dermspark import DermsparkError
 
 JOBS = ("ingest", "train", "score", "monitor", "serve")
 PACK_ENV = ("yes", "no", "auto")
-USAGE = ("usage: spark-submit.sh {" + "|".join(JOBS) + "} [--master URL] [--conf KEY=VALUE]... [--profile NAME] "
-         "[--pack-env yes|no|auto] [--env-archive URL | --env-dir DIR] [job options]\n"
-         "       spark-submit.sh JOB --help   lists the options of one job")
+USAGE = (
+    "usage: spark-submit.sh {" + "|".join(JOBS) + "} [--master URL] [--conf KEY=VALUE]... [--profile NAME] "
+    "[--pack-env yes|no|auto] [--env-archive URL | --env-dir DIR] [job options]\n"
+    "       spark-submit.sh JOB --help   lists the options of one job"
+)
 # What every dermspark process runs with unless the caller set otherwise: the one place for these.
 ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -28,8 +30,14 @@ ENVIRONMENT = {
     "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning,ignore::UnicodeWarning",
 }
 # Launcher options and the setting each stands for; everything else is the job's.
-OPTIONS = {"--master": "master", "--conf": "conf", "--profile": "profile", "--pack-env": "pack_env",
-           "--env-archive": "env_archive", "--env-dir": "env_dir"}
+OPTIONS = {
+    "--master": "master",
+    "--conf": "conf",
+    "--profile": "profile",
+    "--pack-env": "pack_env",
+    "--env-archive": "env_archive",
+    "--env-dir": "env_dir",
+}
 
 
 class UsageError(DermsparkError):
@@ -55,8 +63,11 @@ def parse(argv: list[str], environ: dict) -> Launch:
     job, rest = argv[0], list(argv[1:])
     if job not in JOBS:
         raise UsageError(f"unknown job '{job}'")
-    values = {"pack_env": environ.get("DERMSPARK_PACK_ENV") or "auto",
-              "env_archive": environ.get("DERMSPARK_ENV_ARCHIVE", ""), "env_dir": environ.get("DERMSPARK_ENV_DIR", "")}
+    values = {
+        "pack_env": environ.get("DERMSPARK_PACK_ENV") or "auto",
+        "env_archive": environ.get("DERMSPARK_ENV_ARCHIVE", ""),
+        "env_dir": environ.get("DERMSPARK_ENV_DIR", ""),
+    }
     conf, job_args = [], []
     while rest:
         argument = rest.pop(0)
@@ -88,6 +99,7 @@ def profile_of(launch: Launch) -> str:
 @dataclass(frozen=True)
 class Plan:
     """What a launch runs: its command line and the variables it sets."""
+
     command: list[str]
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -117,9 +129,16 @@ def plan(root: str, launch: Launch, environ: dict, pack_env_script=None) -> Plan
     # The driver's log settings only: a path on this machine means nothing to executors on other
     # nodes, and in local mode they are the driver.
     log4j = f"-Dlog4j2.configurationFile=file:{root}/conf/spark/log4j2.properties"
-    command = [os.path.join(root, ".venv", "bin", "spark-submit"), "--properties-file", properties,
-               "--driver-java-options", log4j, *spark_args, os.path.join(root, "jobs", f"{launch.job}.py"),
-               *launch.job_args]
+    command = [
+        os.path.join(root, ".venv", "bin", "spark-submit"),
+        "--properties-file",
+        properties,
+        "--driver-java-options",
+        log4j,
+        *spark_args,
+        os.path.join(root, "jobs", f"{launch.job}.py"),
+        *launch.job_args,
+    ]
     return Plan(command, environment)
 
 
@@ -129,8 +148,10 @@ def _check_master(master: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=3).close()
     except (OSError, ValueError):
-        raise DermsparkError(f"the Spark master {master} does not answer (nothing listens at {address}): start it "
-                             "(scripts/cluster.sh start for a local one) or fix --master") from None
+        raise DermsparkError(
+            f"the Spark master {master} does not answer (nothing listens at {address}): start it "
+            "(scripts/cluster.sh start for a local one) or fix --master"
+        ) from None
 
 
 def _local_cluster_ui(root: str, master: str, environ: dict) -> list[str]:
@@ -172,24 +193,36 @@ def _executor_environment(root: str, launch: Launch, pack) -> list[str]:
         arguments += ["--archives", f"{archive}#environment"]
         python = "./environment/bin/python"
     if python:
-        arguments += ["--conf", f"spark.pyspark.python={python}",
-                      "--conf", f"spark.pyspark.driver.python={root}/.venv/bin/python"]
+        arguments += [
+            "--conf",
+            f"spark.pyspark.python={python}",
+            "--conf",
+            f"spark.pyspark.driver.python={root}/.venv/bin/python",
+        ]
     return arguments
 
 
 def _check_environment_name(archive: str, folder: str, expected: str) -> None:
     if archive and archive.rsplit("/", 1)[-1] != expected:
-        raise DermsparkError(f"--env-archive {archive} is not this checkout's environment ({expected}): put it there "
-                             f"with scripts/pack_env.py --upload {archive.rsplit('/', 1)[0]}/")
+        raise DermsparkError(
+            f"--env-archive {archive} is not this checkout's environment ({expected}): put it there "
+            f"with scripts/pack_env.py --upload {archive.rsplit('/', 1)[0]}/"
+        )
     unpacked = expected.removesuffix(".tar.gz")
     if folder and folder.rsplit("/", 1)[-1] != unpacked:
-        raise DermsparkError(f"--env-dir {folder} is not this checkout's environment ({unpacked}): unpack it there "
-                             f"with scripts/pack_env.py --unpack {folder.rsplit('/', 1)[0]}/")
+        raise DermsparkError(
+            f"--env-dir {folder} is not this checkout's environment ({unpacked}): unpack it there "
+            f"with scripts/pack_env.py --unpack {folder.rsplit('/', 1)[0]}/"
+        )
 
 
 def _pack_env(root: str, *args: str) -> str:
-    done = subprocess.run([os.path.join(root, ".venv", "bin", "python"), os.path.join(root, "scripts", "pack_env.py"),
-                           *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [os.path.join(root, ".venv", "bin", "python"), os.path.join(root, "scripts", "pack_env.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise DermsparkError(f"scripts/pack_env.py {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
     return done.stdout.strip()
@@ -200,8 +233,10 @@ def environment_lines(environ: dict) -> str:
     eval: how scripts/test.sh takes them from here rather than repeating them."""
     import shlex
 
-    values = {**{name: environ.get(name) or value for name, value in ENVIRONMENT.items()},
-              "SPARK_LOCAL_IP": environ.get("SPARK_LOCAL_IP") or "127.0.0.1"}
+    values = {
+        **{name: environ.get(name) or value for name, value in ENVIRONMENT.items()},
+        "SPARK_LOCAL_IP": environ.get("SPARK_LOCAL_IP") or "127.0.0.1",
+    }
     return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
 
 

@@ -32,12 +32,18 @@ def signature(manifest: dict):
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, int(height), int(width), 3), IMAGE)]),
         # The columns of scoring's predictions table that come from the model.
-        outputs=Schema([*[ColSpec("float", f"prob_{name}") for name in manifest["classes"]],
-                        ColSpec("float", "ood_score", required=False), ColSpec("boolean", "review", required=False),
-                        ColSpec("string", "review_reason", required=False)]),
+        outputs=Schema(
+            [
+                *[ColSpec("float", f"prob_{name}") for name in manifest["classes"]],
+                ColSpec("float", "ood_score", required=False),
+                ColSpec("boolean", "review", required=False),
+                ColSpec("string", "review_reason", required=False),
+            ]
+        ),
         # As scoring's and serving's --calibration and --review-confidence.
-        params=ParamSchema([ParamSpec("calibration", "string", "temperature"),
-                            ParamSpec("review_confidence", "double", None)]),
+        params=ParamSchema(
+            [ParamSpec("calibration", "string", "temperature"), ParamSpec("review_confidence", "double", None)]
+        ),
     )
 
 
@@ -73,6 +79,9 @@ def log_bundle(folder: str, register: str | None):
             signature=signature(manifest),
             pip_requirements=requirements(),
             registered_model_name=register,
-            metadata={key: manifest[key] for key in ("model_name", "classes", "input_size", "preprocessing",
-                                                     "model_sha256", "positive_class") if key in manifest},
+            metadata={
+                key: manifest[key]
+                for key in ("model_name", "classes", "input_size", "preprocessing", "model_sha256", "positive_class")
+                if key in manifest
+            },
         )

@@ -60,5 +60,6 @@ class DatasetManifest:
 
     def content(self) -> dict:
         """The document as stored (or as it would be), without its timestamp."""
-        return {key: value for key, value in (self.stored or self.to_dict()).items()
-                if key not in ("created_at", "output")}
+        return {
+            key: value for key, value in (self.stored or self.to_dict()).items() if key not in ("created_at", "output")
+        }

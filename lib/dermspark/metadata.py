@@ -17,8 +17,10 @@ import pyarrow.csv as pacsv
 from dermspark import DermsparkError, storage
 
 # Every character Python's str.strip() removes (str.isspace), which the fast reader trims too.
-WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def read_table(url: str, required: tuple[str, ...], name: str = "metadata file") -> pd.DataFrame:
@@ -74,10 +76,12 @@ def _read_unquoted(data: bytes, raw_header: list[str], header: list[str]) -> pd.
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(quote_char=False,
-                                              invalid_row_handler=lambda row: invalid.append(row) or "skip"),
-            convert_options=pacsv.ConvertOptions(column_types={column: pa.string() for column in raw_header},
-                                                 strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False, invalid_row_handler=lambda row: invalid.append(row) or "skip"
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={column: pa.string() for column in raw_header}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -109,8 +113,11 @@ def one_hot_diagnosis(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Serie
 def one_hot_problem(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     """Why one_hot_diagnosis gave None, for the reject's detail: no column is 1, or several."""
     ones = pd.DataFrame({name: to_number(frame[name]) == 1.0 for name in columns})
-    several = ones.apply(lambda row: ", ".join(name for name in columns if row[name]), axis=1) if len(ones) else \
-        pd.Series([], dtype=object)
+    several = (
+        ones.apply(lambda row: ", ".join(name for name in columns if row[name]), axis=1)
+        if len(ones)
+        else pd.Series([], dtype=object)
+    )
     count = ones.sum(axis=1)
     problem = pd.Series(None, index=frame.index, dtype=object)
     problem[count == 0] = "no diagnosis column is 1"

@@ -15,8 +15,28 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 KINDS = ("photographs", "other_modalities", "documents", "charts", "noise", "gradients")
-WORDS = ("patient", "report", "invoice", "total", "page", "date", "section", "results", "summary", "the",
-         "of", "and", "clinic", "review", "signed", "table", "figure", "appendix", "consent", "form")
+WORDS = (
+    "patient",
+    "report",
+    "invoice",
+    "total",
+    "page",
+    "date",
+    "section",
+    "results",
+    "summary",
+    "the",
+    "of",
+    "and",
+    "clinic",
+    "review",
+    "signed",
+    "table",
+    "figure",
+    "appendix",
+    "consent",
+    "form",
+)
 
 
 @dataclass
@@ -121,7 +141,7 @@ def _gradient(rng) -> Image.Image:
     ys, xs = np.mgrid[0:450, 0:600] / np.array([450.0, 600.0])[:, None, None]
     start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     if rng.random() < 0.5:
-        weight = (xs * np.cos(rng.uniform(0, np.pi)) + ys * np.sin(rng.uniform(0, np.pi)))
+        weight = xs * np.cos(rng.uniform(0, np.pi)) + ys * np.sin(rng.uniform(0, np.pi))
     else:
         weight = np.hypot(xs - rng.uniform(), ys - rng.uniform())
     weight = (weight - weight.min()) / max(np.ptp(weight), 1e-9)
@@ -132,9 +152,14 @@ def make_ood_set(path: str, per_kind: int = 50, seed: int = 0) -> OodSet:
     """per_kind images of each of KINDS under path/KIND/, JPEG (PNG for documents and charts)."""
     rng = np.random.default_rng(seed)
     photos = _photographs()
-    makers = {"photographs": lambda: _crop(rng, photos[int(rng.integers(len(photos)))]),
-              "other_modalities": lambda: _other_modality(rng), "documents": lambda: _document(rng),
-              "charts": lambda: _chart(rng), "noise": lambda: _noise(rng), "gradients": lambda: _gradient(rng)}
+    makers = {
+        "photographs": lambda: _crop(rng, photos[int(rng.integers(len(photos)))]),
+        "other_modalities": lambda: _other_modality(rng),
+        "documents": lambda: _document(rng),
+        "charts": lambda: _chart(rng),
+        "noise": lambda: _noise(rng),
+        "gradients": lambda: _gradient(rng),
+    }
     counts = {}
     for kind in KINDS:
         folder = os.path.join(path, kind)

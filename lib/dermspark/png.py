@@ -27,8 +27,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def encode_png(image: np.ndarray) -> bytes:
     """An (height, width, 3) uint8 RGB array as PNG bytes."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(f"encode_png takes a non-empty (height, width, 3) uint8 array, not "
-                         f"{image.dtype} of shape {image.shape}")
+        raise ValueError(
+            f"encode_png takes a non-empty (height, width, 3) uint8 array, not {image.dtype} of shape {image.shape}"
+        )
     height, width = image.shape[:2]
     pixels = image.reshape(height, width * 3)
     rows = np.empty((height, width * 3 + 1), np.uint8)
@@ -36,5 +37,4 @@ def encode_png(image: np.ndarray) -> bytes:
     rows[0, 1:] = pixels[0]  # the row above the first is zeros by PNG's rule
     np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])  # uint8 wraps modulo 256, as PNG's does
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, no interlace
-    return (SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", isal_zlib.compress(rows, 1))
-            + _chunk(b"IEND", b""))
+    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", isal_zlib.compress(rows, 1)) + _chunk(b"IEND", b"")

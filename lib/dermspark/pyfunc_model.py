@@ -35,8 +35,11 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         # MLflow hands a signature's named input over as {name: array}, whatever the caller gave.
         images = np.asarray(model_input[IMAGE] if isinstance(model_input, dict) else model_input, dtype=np.uint8)
         probabilities, review = self.bundle.predict_reviewed(
-            images, temperature_of(self.bundle.manifest, calibration), (params or {}).get("review_confidence"))
-        frame = pd.DataFrame({f"prob_{name}": probabilities[:, index] for index, name in enumerate(self.bundle.classes)})
+            images, temperature_of(self.bundle.manifest, calibration), (params or {}).get("review_confidence")
+        )
+        frame = pd.DataFrame(
+            {f"prob_{name}": probabilities[:, index] for index, name in enumerate(self.bundle.classes)}
+        )
         scores, flags, reasons = review if review is not None else ([None] * len(images),) * 3
         frame["ood_score"] = [None if score is None else float(score) for score in scores]
         frame["review"] = [None if flag is None else bool(flag) for flag in flags]

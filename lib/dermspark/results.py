@@ -72,11 +72,15 @@ class CVResult:
     mlflow_run_id: str | None = None
 
     def summary(self) -> tuple[str, dict]:
-        lines = {"folds trained now": ", ".join(map(str, self.trained)) or "none (all written earlier)",
-                 "run id (rerun with it to resume)": self.run_id}
+        lines = {
+            "folds trained now": ", ".join(map(str, self.trained)) or "none (all written earlier)",
+            "run id (rerun with it to resume)": self.run_id,
+        }
         if self.waiting_for:
             return f"train done: cross-validation folds in {self.output}", {
-                **lines, "folds still to train": ", ".join(map(str, self.waiting_for))}
+                **lines,
+                "folds still to train": ", ".join(map(str, self.waiting_for)),
+            }
         figures = self.summary_figures or {}
 
         def spread(key: str) -> str:

@@ -62,7 +62,9 @@ def image_measures(images: np.ndarray, reference: np.ndarray | None = None) -> t
         histograms[index] = _histogram(hsv)
     measures["colour_distance"] = (
         np.array([cv2.compareHist(reference, histogram, cv2.HISTCMP_BHATTACHARYYA) for histogram in histograms])
-        if reference is not None else np.full(count, np.nan))
+        if reference is not None
+        else np.full(count, np.nan)
+    )
     return measures, histograms
 
 
@@ -83,8 +85,11 @@ def mahalanobis(features: np.ndarray, means: np.ndarray, precision: np.ndarray) 
     features = np.asarray(features, dtype=np.float64)
     means, precision = np.asarray(means, dtype=np.float64), np.asarray(precision, dtype=np.float64)
     projected = features @ precision
-    distances = (np.einsum("ij,ij->i", projected, features)[:, None] - 2.0 * projected @ means.T
-                 + np.einsum("cj,jk,ck->c", means, precision, means)[None, :])
+    distances = (
+        np.einsum("ij,ij->i", projected, features)[:, None]
+        - 2.0 * projected @ means.T
+        + np.einsum("cj,jk,ck->c", means, precision, means)[None, :]
+    )
     return np.min(distances, axis=1)
 
 
@@ -127,8 +132,9 @@ class Reviewer:
         scores = self.ood_score(features, raw)
         failed = self.check_failures(images)
         failed["out_of_distribution"] = scores > self.record["threshold"]
-        failed["uncertain"] = (np.max(probabilities, axis=1) < confidence if confidence is not None
-                               else np.zeros(len(scores), dtype=bool))
+        failed["uncertain"] = (
+            np.max(probabilities, axis=1) < confidence if confidence is not None else np.zeros(len(scores), dtype=bool)
+        )
         reasons = np.full(len(scores), None, dtype=object)
         for reason in reversed(REASONS):  # the first reason in REASONS wins
             reasons[failed[reason]] = reason
@@ -164,8 +170,12 @@ def _check_thresholds(measures: dict) -> dict:
     checks = {}
     for name, (measure, reason, side) in CHECKS.items():
         quantile = CHECK_TAIL if side == "low" else 1.0 - CHECK_TAIL
-        checks[name] = {"measure": measure, "reason": reason, "side": side,
-                        "threshold": float(np.quantile(measures[measure], quantile))}
+        checks[name] = {
+            "measure": measure,
+            "reason": reason,
+            "side": side,
+            "threshold": float(np.quantile(measures[measure], quantile)),
+        }
     return checks
 
 
@@ -181,8 +191,9 @@ def _class_gaussian(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return means, LedoitWolf(assume_centered=True).fit(centred).precision_
 
 
-def fit(method: str, rate: float, kernel: np.ndarray, bias: np.ndarray, train: Split,
-        validation: Split | None) -> Reviewer:
+def fit(
+    method: str, rate: float, kernel: np.ndarray, bias: np.ndarray, train: Split, validation: Split | None
+) -> Reviewer:
     """The checks' thresholds from the training split, every detector fitted on it, and each
     detector's threshold the (1 - rate) quantile of the validation split's scores (the
     training split's without one), so that `rate` of in-distribution images is flagged."""
@@ -192,17 +203,31 @@ def fit(method: str, rate: float, kernel: np.ndarray, bias: np.ndarray, train: S
     reference = histograms.mean(axis=0)
     measures, _ = image_measures(train.images, reference)
     means, precision = _class_gaussian(train.features, np.asarray(train.labels))
-    arrays = {"reference_histogram": reference.astype(np.float32), "means": means.astype(np.float32),
-              "precision": precision.astype(np.float32), "kernel": np.asarray(kernel, dtype=np.float32),
-              "bias": np.asarray(bias, dtype=np.float32)}
+    arrays = {
+        "reference_histogram": reference.astype(np.float32),
+        "means": means.astype(np.float32),
+        "precision": precision.astype(np.float32),
+        "kernel": np.asarray(kernel, dtype=np.float32),
+        "bias": np.asarray(bias, dtype=np.float32),
+    }
     reviewer = Reviewer(record={"method": method, "checks": _check_thresholds(measures)}, arrays=arrays)
     held = validation if validation is not None and len(validation.labels) else train
-    thresholds = {name: float(np.quantile(reviewer.scores(name, held.features, held.probabilities), 1.0 - rate))
-                  for name in METHODS}
-    reviewer.record.update({
-        "review_rate": rate, "threshold": thresholds[method], "thresholds": thresholds,
-        "fitted_on": {"train": len(train.labels), "threshold_on": "validation" if held is validation else "train",
-                      "threshold_images": len(held.labels)}})
+    thresholds = {
+        name: float(np.quantile(reviewer.scores(name, held.features, held.probabilities), 1.0 - rate))
+        for name in METHODS
+    }
+    reviewer.record.update(
+        {
+            "review_rate": rate,
+            "threshold": thresholds[method],
+            "thresholds": thresholds,
+            "fitted_on": {
+                "train": len(train.labels),
+                "threshold_on": "validation" if held is validation else "train",
+                "threshold_images": len(held.labels),
+            },
+        }
+    )
     return reviewer
 
 

@@ -15,8 +15,21 @@ def configure_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     quiet_mlflow()
     logging.basicConfig(level=logging.INFO, format="[dermspark] %(message)s", stream=sys.stdout)
-    for noisy in ("py4j", "petastorm", "horovod", "tensorflow", "matplotlib", "PIL", "botocore", "aiobotocore",
-                  "s3fs", "fsspec", "mlflow", "alembic", "urllib3"):
+    for noisy in (
+        "py4j",
+        "petastorm",
+        "horovod",
+        "tensorflow",
+        "matplotlib",
+        "PIL",
+        "botocore",
+        "aiobotocore",
+        "s3fs",
+        "fsspec",
+        "mlflow",
+        "alembic",
+        "urllib3",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # When Horovod's driver thread first calls into the JVM, py4j finds a pooled connection the
     # JVM has closed, retries successfully on a new one, and logs the first failure's traceback
@@ -35,8 +48,14 @@ def job_errors(job: str):
         sys.exit(2)
 
 
-def run_job(entry_point: str, settings_class: type, function, description: str, argv: list[str] | None = None,
-            spark: bool = True):
+def run_job(
+    entry_point: str,
+    settings_class: type,
+    function,
+    description: str,
+    argv: list[str] | None = None,
+    spark: bool = True,
+):
     """What each jobs/JOB.py does: its flags and conf/JOB.yaml into settings checked before
     anything starts, `function(spark, settings)` (or `function(settings)` for a job without
     Spark), a user error as one line, and the result's closing lines. Returns the result."""
@@ -82,6 +101,7 @@ def stage(job: str, what: str):
     log.info("%s: %s ...", job, what)
     started, counts = time.monotonic(), {}
     yield counts
-    details = ", ".join(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
-                        for key, value in counts.items())
+    details = ", ".join(
+        f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}" for key, value in counts.items()
+    )
     log.info("%s: %s done in %.1f s%s", job, what, time.monotonic() - started, f": {details}" if details else "")

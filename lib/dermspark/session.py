@@ -16,8 +16,14 @@ import os
 
 from dermspark import DermsparkError
 
-S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-                "AWS_REGION", "AWS_DEFAULT_REGION")
+S3_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 _S3A = "spark.hadoop.fs.s3a."
 
 
@@ -73,8 +79,9 @@ def spark_session(app_name: str):
     check_s3_conf(given, os.environ)
     builder = SparkSession.builder.appName(app_name)
     if "spark.ui.showConsoleProgress" not in given:
-        builder = builder.config("spark.ui.showConsoleProgress",
-                                 str(show_progress(os.environ, sys.stderr.isatty())).lower())
+        builder = builder.config(
+            "spark.ui.showConsoleProgress", str(show_progress(os.environ, sys.stderr.isatty())).lower()
+        )
     # MLflow on executors (training's rank 0, scoring's bundle fetch) is as quiet as on the driver.
     for name, value in QUIET.items():
         builder = builder.config(f"spark.executorEnv.{name}", os.environ.get(name, value))

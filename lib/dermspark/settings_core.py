@@ -19,12 +19,19 @@ from dermspark import DermsparkError
 
 
 # PLR0913: a declaration: the help, then keyword-only choices and limits
-def setting(default: Any, help: str, *, choices: tuple = (), minimum: float | None = None,  # noqa: PLR0913
-            maximum: float | None = None, above: float | None = None, below: float | None = None) -> Any:
+def setting(  # noqa: PLR0913
+    default: Any,
+    help: str,
+    *,
+    choices: tuple = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
     """A dataclass field that carries its flag's help text, choices and limits (minimum and
     maximum inclusive, above and below exclusive), which resolve() and require() check."""
-    metadata = {"help": help, "choices": tuple(choices), "required": False,
-                "limits": (minimum, maximum, above, below)}
+    metadata = {"help": help, "choices": tuple(choices), "required": False, "limits": (minimum, maximum, above, below)}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -103,13 +110,11 @@ def resolve(cls: type[SettingsT], yaml_path: str | None, overrides: dict) -> Set
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise DermsparkError(
-            f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
-            f"known: {', '.join(fields)}"
-        )
+        raise DermsparkError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(fields)}")
     types_ = kinds(cls)
-    values = {name: _coerce(name, value, types_[name], fields[name].metadata["choices"])
-              for name, value in values.items()}
+    values = {
+        name: _coerce(name, value, types_[name], fields[name].metadata["choices"]) for name, value in values.items()
+    }
     for name, value in values.items():
         _check_limit(sources[name], value, fields[name].metadata["limits"])
     _check_given([name for name, item in fields.items() if item.metadata["required"] and not values.get(name)])
@@ -142,8 +147,13 @@ def _check_limit(where: str, value: Any, limits: tuple) -> None:
 def require(settings: Any) -> None:
     """What resolve() checks, for a settings object made in code: every required setting has a
     value, every value is within its limits, and the class's own rules hold."""
-    _check_given([item.name for item in dataclasses.fields(settings)
-                  if item.metadata["required"] and not getattr(settings, item.name)])
+    _check_given(
+        [
+            item.name
+            for item in dataclasses.fields(settings)
+            if item.metadata["required"] and not getattr(settings, item.name)
+        ]
+    )
     for item in dataclasses.fields(settings):
         value, choices = getattr(settings, item.name), item.metadata.get("choices")
         if choices and value is not None and value not in choices:

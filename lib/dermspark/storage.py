@@ -55,7 +55,7 @@ def join(url: str, *parts: str) -> str:
 
 def fsspec_url(url: str) -> str:
     """Hadoop spells S3 s3a://; fsspec (s3fs) spells it s3://."""
-    return "s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url
+    return "s3://" + url[len("s3a://") :] if url.startswith("s3a://") else url
 
 
 def open_url(url: str):
@@ -88,15 +88,17 @@ def glob_relative(url: str, pattern: str) -> list[str]:
     """Paths below a folder that match a glob (which may name subfolders), relative to it."""
     fs, path = open_url(url)
     base = path.rstrip("/") + "/"
-    return sorted(found[len(base):] if found.startswith(base) else posixpath.relpath(found, path)
-                  for found in fs.glob(posixpath.join(path, pattern)))
+    return sorted(
+        found[len(base) :] if found.startswith(base) else posixpath.relpath(found, path)
+        for found in fs.glob(posixpath.join(path, pattern))
+    )
 
 
 def files_below(url: str) -> list[str]:
     """Every file below a folder, relative to it."""
     fs, path = open_url(url)
     base = path.rstrip("/") + "/"
-    return sorted(found[len(base):] for found in fs.find(path) if found.startswith(base))
+    return sorted(found[len(base) :] for found in fs.find(path) if found.startswith(base))
 
 
 def delete(url: str) -> None:
@@ -158,8 +160,11 @@ def put_file(local: str, url: str) -> None:
 
 def put_tree(local: str, url: str) -> None:
     """Uploads every file below a local folder, markers last (see COMMIT_MARKERS)."""
-    for name in _ordered(os.path.relpath(os.path.join(folder, file), local).replace(os.sep, "/")
-                         for folder, _, files in os.walk(local) for file in files):
+    for name in _ordered(
+        os.path.relpath(os.path.join(folder, file), local).replace(os.sep, "/")
+        for folder, _, files in os.walk(local)
+        for file in files
+    ):
         put_file(os.path.join(local, *name.split("/")), join(url, name))
 
 
@@ -198,8 +203,9 @@ def _ordered(names) -> list[str]:
     """Relative "/" paths, markers after everything else, deepest first: a bundle's manifest
     before its output's."""
     names = sorted(names)
-    markers = sorted((name for name in names if posixpath.basename(name) in COMMIT_MARKERS),
-                     key=lambda name: -name.count("/"))
+    markers = sorted(
+        (name for name in names if posixpath.basename(name) in COMMIT_MARKERS), key=lambda name: -name.count("/")
+    )
     return [name for name in names if name not in markers] + markers
 
 

@@ -119,8 +119,9 @@ def make_synthetic_ham10000(path: str, images: int = 300, seed: int = 0) -> Synt
     return SyntheticArchive(path=path, images=len(rows), lesions=len(plan), class_counts=counts)
 
 
-def make_synthetic_external(path: str, images: int = 60, seed: int = 0, classes=("bkl", "mel", "nv"),
-                            cast=(1.0, 1.0, 1.0)) -> SyntheticArchive:
+def make_synthetic_external(
+    path: str, images: int = 60, seed: int = 0, classes=("bkl", "mel", "nv"), cast=(1.0, 1.0, 1.0)
+) -> SyntheticArchive:
     """Another "clinic": the labels_csv layout (labels.csv, images/), square 256x256 images of
     some classes only, one image per lesion and no lesion ids, each channel multiplied by
     `cast` (another camera's colour). ISIC 2017's export has this shape."""
@@ -130,12 +131,18 @@ def make_synthetic_external(path: str, images: int = 60, seed: int = 0, classes=
     rows, counts = [], dict.fromkeys(classes, 0)
     for number in range(images):
         dx = classes[number % len(classes)]
-        lesion = {"skin": rng.uniform((190, 140, 120), (240, 190, 170)), "radius": rng.uniform(80, 140),
-                  "aspect": rng.uniform(0.6, 1.0), "dx_shift": rng.normal(0, 40), "dy_shift": rng.normal(0, 30)}
+        lesion = {
+            "skin": rng.uniform((190, 140, 120), (240, 190, 170)),
+            "radius": rng.uniform(80, 140),
+            "aspect": rng.uniform(0.6, 1.0),
+            "dx_shift": rng.normal(0, 40),
+            "dy_shift": rng.normal(0, 30),
+        }
         image = np.asarray(_draw(rng, dx, lesion).resize((256, 256)), dtype=np.float32) * np.asarray(cast)
         image_id = f"EXT_{number:07d}"
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(os.path.join(folder, f"{image_id}.jpg"),
-                                                                       quality=90)
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
+            os.path.join(folder, f"{image_id}.jpg"), quality=90
+        )
         rows.append({"image_id": image_id, "lesion_id": image_id, "dx": dx.upper() if number % 5 == 0 else dx})
         counts[dx] += 1
     with open(os.path.join(path, "labels.csv"), "w", newline="") as handle:

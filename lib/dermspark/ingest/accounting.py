@@ -22,11 +22,18 @@ CANDIDATE_COLUMNS = ("image_id", "lesion_id", "dx", "class_name", "path", "frame
 
 
 def _reject(frame: pd.DataFrame, origin, reason, detail="") -> pd.DataFrame:
-    return pd.DataFrame({
-        "origin": origin, "image_id": frame["image_id"],
-        "path": frame["path"] if "path" in frame.columns else None,
-        "reason": reason, "detail": detail, "split": None,
-    }, index=frame.index, columns=list(REJECT_COLUMNS))
+    return pd.DataFrame(
+        {
+            "origin": origin,
+            "image_id": frame["image_id"],
+            "path": frame["path"] if "path" in frame.columns else None,
+            "reason": reason,
+            "detail": detail,
+            "split": None,
+        },
+        index=frame.index,
+        columns=list(REJECT_COLUMNS),
+    )
 
 
 def _nth(frame: pd.DataFrame, order: str) -> pd.Series:
@@ -96,17 +103,26 @@ def match(archive: Archive, mapping: dict[str, str]) -> tuple[pd.DataFrame, pd.D
     bad_rows = bad_rows.merge(files_of_bad_rows[files_of_bad_rows["image_id"].notna()], on="image_id", how="left")
     bad_rows.loc[bad_rows["_nth"] != 0, "path"] = None
     # By image id, as a sorted outer merge left them: the rejects file keeps its order.
-    unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)].sort_values("image_id", kind="stable")
+    unmatched = joined[joined["_reason"].notna() & (joined["_reason"] != CLAIMED)].sort_values(
+        "image_id", kind="stable"
+    )
     later = rows[row_nth > 0]
     conflicting = later["image_id"].map(conflicts)
-    rejects = pd.concat([
-        _reject(bad_rows, "metadata", "bad_row", _bad_row_details(bad_rows)),
-        _reject(later[conflicting.isna()], "metadata", "duplicate_id"),
-        _reject(later[conflicting.notna()], "metadata", "conflicting_duplicate", conflicting[conflicting.notna()]),
-        _reject(files[file_nth > 0], "file", "duplicate_id"),
-        _reject(unmatched, unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
-                unmatched["_reason"], _label_details(unmatched, conflicts)),
-    ], ignore_index=True)
+    rejects = pd.concat(
+        [
+            _reject(bad_rows, "metadata", "bad_row", _bad_row_details(bad_rows)),
+            _reject(later[conflicting.isna()], "metadata", "duplicate_id"),
+            _reject(later[conflicting.notna()], "metadata", "conflicting_duplicate", conflicting[conflicting.notna()]),
+            _reject(files[file_nth > 0], "file", "duplicate_id"),
+            _reject(
+                unmatched,
+                unmatched["_reason"].map(lambda why: "file" if why == "no_metadata" else "metadata"),
+                unmatched["_reason"],
+                _label_details(unmatched, conflicts),
+            ),
+        ],
+        ignore_index=True,
+    )
     candidates = joined.loc[joined["_reason"].isna(), list(CANDIDATE_COLUMNS)].reset_index(drop=True)
     pairs = int(((joined["path"].notna() & ~no_row) | is_claimed).sum())
     return candidates, rejects, len(metadata) + len(archive.files) - pairs
@@ -144,8 +160,12 @@ def write_rejects(rejects: pd.DataFrame, url: str) -> dict[str, int]:
 
     from dermspark import storage
 
-    table = pa.table({name: pa.array([None if pd.isna(value) else str(value) for value in rejects[name]],
-                                     pa.string()) for name in REJECT_COLUMNS})
+    table = pa.table(
+        {
+            name: pa.array([None if pd.isna(value) else str(value) for value in rejects[name]], pa.string())
+            for name in REJECT_COLUMNS
+        }
+    )
     storage.write_parquet(table, url)
     return dict(Counter(table.column("reason").to_pylist()))
 

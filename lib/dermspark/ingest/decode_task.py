@@ -41,8 +41,10 @@ class DecodeTask:
         part = TaskContext.get().partitionId()
         planned = list(planned)  # the task's one frame, its file's rows: their count sizes the row groups
         rows = sum(len(frame) for frame in planned)
-        writers = [PartWriter(url, part, schema, self.row_group_bytes, rows)
-                   for url, schema in zip(self.dataset_urls, self.schemas, strict=True)]
+        writers = [
+            PartWriter(url, part, schema, self.row_group_bytes, rows)
+            for url, schema in zip(self.dataset_urls, self.schemas, strict=True)
+        ]
         try:
             outcomes = [self._write_frame(frame, writers, encoders) for frame in planned]
             for writer in writers:
@@ -62,16 +64,18 @@ class DecodeTask:
         paths, frames, reasons, details = frame["path"].tolist(), frame["frame"].tolist(), [], []
         for start in range(0, len(paths), self.batch_rows):
             end = start + self.batch_rows
-            batch_reasons, batch_details, written, images = self._decode_rows(paths[start:end], frames[start:end],
-                                                                              encoders)
+            batch_reasons, batch_details, written, images = self._decode_rows(
+                paths[start:end], frames[start:end], encoders
+            )
             reasons += batch_reasons
             details += batch_details
             if written:
                 taken = [start + position for position in written]
                 for writer, table, encoded in zip(writers, tables, images, strict=True):
                     writer.add(table.take(taken), encoded)
-        return pd.DataFrame({"image_id": frame["image_id"].to_numpy(), "reason": reasons, "detail": details},
-                            columns=OUTCOME_COLUMNS)
+        return pd.DataFrame(
+            {"image_id": frame["image_id"].to_numpy(), "reason": reasons, "detail": details}, columns=OUTCOME_COLUMNS
+        )
 
     def _decode_rows(self, paths: list[str], frames: list, encoders: list):
         """Each path's reason and detail (None where its images were written), the positions
@@ -81,8 +85,7 @@ class DecodeTask:
         reasons, details, written, images = [], [], [], [[] for _ in encoders]
         for position, (path, number) in enumerate(zip(paths, frames, strict=True)):
             try:
-                arrays = decode_sizes(self._read(path), self.sizes, self.options,
-                                      0 if pd.isna(number) else int(number))
+                arrays = decode_sizes(self._read(path), self.sizes, self.options, 0 if pd.isna(number) else int(number))
             except ImageRejected as rejected:
                 reasons.append(rejected.reason)
                 details.append(rejected.detail[:300])

@@ -46,9 +46,18 @@ def _headers(paths):
             rows.append([path, image_id_of(path), None, None, None, None, None, None])
             continue
         found, patient = header
-        rows.append([path, found.get("SOPInstanceUID") or image_id_of(path), found["_frames"],
-                     hashlib.sha256(patient.encode()).hexdigest() if patient else None,
-                     found.get("PatientAge"), found.get("PatientSex"), found.get("BodyPartExamined"), found["_dx"]])
+        rows.append(
+            [
+                path,
+                found.get("SOPInstanceUID") or image_id_of(path),
+                found["_frames"],
+                hashlib.sha256(patient.encode()).hexdigest() if patient else None,
+                found.get("PatientAge"),
+                found.get("PatientSex"),
+                found.get("BodyPartExamined"),
+                found["_dx"],
+            ]
+        )
     return [pd.DataFrame(rows, columns=HEADER_COLUMNS)]
 
 
@@ -71,8 +80,10 @@ def _header(path: str) -> tuple[dict, str] | None:
         if header is None:
             return None
         found = dicom.identity(header)
-        return ({**found.attributes, "_frames": found.frames, "_dx": dicom.diagnosis(header)},
-                str(header.get("PatientID", "") or ""))
+        return (
+            {**found.attributes, "_frames": found.frames, "_dx": dicom.diagnosis(header)},
+            str(header.get("PatientID", "") or ""),
+        )
     except Exception:  # noqa: BLE001 - unreadable or hostile: no DICOM id
         return None
 
@@ -82,19 +93,32 @@ def read_dicom(spark: SparkSession, input_url: str) -> Archive:
     labels_url = join(input_url, LABELS_FILE)
     paths = [path for path in list_paths(spark, [input_url]) if not path.endswith("/" + LABELS_FILE)]
     slices = max(1, min(len(paths) // 200, 4 * spark.sparkContext.defaultParallelism))
-    found = pd.concat(spark.sparkContext.parallelize(paths, slices).mapPartitions(_headers).collect()
-                      or [pd.DataFrame(columns=HEADER_COLUMNS)], ignore_index=True)
+    found = pd.concat(
+        spark.sparkContext.parallelize(paths, slices).mapPartitions(_headers).collect()
+        or [pd.DataFrame(columns=HEADER_COLUMNS)],
+        ignore_index=True,
+    )
     # The first file of each id (a repeated id is a duplicate_id reject in accounting).
     first = found.drop_duplicates("image_id").set_index("image_id")
     # Patients numbered in order of their hash: the hash itself is dropped here.
-    numbers = {digest: f"patient-{index + 1}" for index, digest in enumerate(sorted(found["patient"].dropna().unique()))}
-    from_csv = _csv_rows(read_table(labels_url, ("dx",)), labels_url, first, numbers) \
-        if storage.exists(labels_url) else pd.DataFrame(columns=[*METADATA_COLUMNS, "_labels"])
+    numbers = {
+        digest: f"patient-{index + 1}" for index, digest in enumerate(sorted(found["patient"].dropna().unique()))
+    }
+    from_csv = (
+        _csv_rows(read_table(labels_url, ("dx",)), labels_url, first, numbers)
+        if storage.exists(labels_url)
+        else pd.DataFrame(columns=[*METADATA_COLUMNS, "_labels"])
+    )
     from_header = _header_rows(first[~first.index.isin(from_csv["image_id"])], numbers, len(from_csv))
     metadata = pd.concat([from_csv, from_header], ignore_index=True)
     metadata, files = _per_frame(metadata, found, first["frames"])
-    return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=files, image_folders=[input_url],
-                   vocabulary="any", provenance=_provenance(metadata, len(files) - len(found)))
+    return Archive(
+        metadata=metadata[list(METADATA_COLUMNS)],
+        files=files,
+        image_folders=[input_url],
+        vocabulary="any",
+        provenance=_provenance(metadata, len(files) - len(found)),
+    )
 
 
 def _csv_rows(table: pd.DataFrame, url: str, first: pd.DataFrame, numbers: dict) -> pd.DataFrame:
@@ -108,37 +132,41 @@ def _csv_rows(table: pd.DataFrame, url: str, first: pd.DataFrame, numbers: dict)
         return image_ids.map(first[name])
 
     has_lesion = lesion.notna() & (lesion != "")
-    return pd.DataFrame({
-        "image_id": image_ids,
-        "lesion_id": lesion.where(has_lesion, header_field("patient").map(numbers)),
-        "dx": table["dx"].str.strip().str.lower(),
-        "age": to_number(column_or_none(table, "age")).fillna(to_number(header_field("age"))),
-        "sex": column_or_none(table, "sex").fillna(header_field("sex").map(_sex)),
-        "localization": column_or_none(table, "localization").fillna(header_field("body_part").map(_site)),
-        "dx_type": column_or_none(table, "dx_type"),
-        "_malformed": table["_malformed"],
-        "_row": table["_row"],
-        "_labels": "csv",
-        "_group": _group(has_lesion.to_numpy(), header_field("patient").notna().to_numpy()),
-    })
+    return pd.DataFrame(
+        {
+            "image_id": image_ids,
+            "lesion_id": lesion.where(has_lesion, header_field("patient").map(numbers)),
+            "dx": table["dx"].str.strip().str.lower(),
+            "age": to_number(column_or_none(table, "age")).fillna(to_number(header_field("age"))),
+            "sex": column_or_none(table, "sex").fillna(header_field("sex").map(_sex)),
+            "localization": column_or_none(table, "localization").fillna(header_field("body_part").map(_site)),
+            "dx_type": column_or_none(table, "dx_type"),
+            "_malformed": table["_malformed"],
+            "_row": table["_row"],
+            "_labels": "csv",
+            "_group": _group(has_lesion.to_numpy(), header_field("patient").notna().to_numpy()),
+        }
+    )
 
 
 def _header_rows(headers: pd.DataFrame, numbers: dict, first_row: int) -> pd.DataFrame:
     """A metadata row for each instance the CSV does not name whose header has a diagnosis."""
     labelled = headers[headers["dx"].notna()]
-    return pd.DataFrame({
-        "image_id": labelled.index.to_numpy(dtype=object),
-        "lesion_id": labelled["patient"].map(numbers).to_numpy(dtype=object),
-        "dx": labelled["dx"].to_numpy(dtype=object),
-        "age": to_number(labelled["age"]).to_numpy(),
-        "sex": labelled["sex"].map(_sex).to_numpy(dtype=object),
-        "localization": labelled["body_part"].map(_site).to_numpy(dtype=object),
-        "dx_type": None,
-        "_malformed": False,
-        "_row": np.arange(first_row, first_row + len(labelled)),
-        "_labels": "header",
-        "_group": _group(np.zeros(len(labelled), bool), labelled["patient"].notna().to_numpy()),
-    })
+    return pd.DataFrame(
+        {
+            "image_id": labelled.index.to_numpy(dtype=object),
+            "lesion_id": labelled["patient"].map(numbers).to_numpy(dtype=object),
+            "dx": labelled["dx"].to_numpy(dtype=object),
+            "age": to_number(labelled["age"]).to_numpy(),
+            "sex": labelled["sex"].map(_sex).to_numpy(dtype=object),
+            "localization": labelled["body_part"].map(_site).to_numpy(dtype=object),
+            "dx_type": None,
+            "_malformed": False,
+            "_row": np.arange(first_row, first_row + len(labelled)),
+            "_labels": "header",
+            "_group": _group(np.zeros(len(labelled), bool), labelled["patient"].notna().to_numpy()),
+        }
+    )
 
 
 def _per_frame(metadata: pd.DataFrame, found: pd.DataFrame, frames_of_id: pd.Series):
@@ -155,8 +183,9 @@ def _repeat(frame: pd.DataFrame, frames: np.ndarray) -> pd.DataFrame:
     out = frame.iloc[np.repeat(np.arange(len(frame)), counts)].reset_index(drop=True)
     within = np.arange(len(out)) - np.repeat(np.cumsum(counts) - counts, counts)
     multi = np.repeat(counts > 1, counts)
-    out["image_id"] = np.where(multi, out["image_id"].astype(str) + FRAME_SUFFIX + within.astype(str),
-                               out["image_id"].to_numpy(dtype=object))
+    out["image_id"] = np.where(
+        multi, out["image_id"].astype(str) + FRAME_SUFFIX + within.astype(str), out["image_id"].to_numpy(dtype=object)
+    )
     out["frame"] = np.where(np.repeat(dicom, counts), within, None)
     return out
 

@@ -18,7 +18,7 @@ SPLIT_FOLDERS = ("train", "val", "validation", "test")
 
 def class_folder(path: str, prefix: str) -> str:
     """The class folder a file lies in, normalised; "" for a file outside any."""
-    parts = path[len(prefix):].split("/")
+    parts = path[len(prefix) :].split("/")
     if len(parts) < 2:
         return ""
     folder = parts[1] if parts[0].lower() in SPLIT_FOLDERS and len(parts) > 2 else parts[0]
@@ -31,8 +31,15 @@ def read_folders(spark: SparkSession, input_url: str) -> Archive:
     # Sorted by path, so "the first file of an image id" is well defined.
     files = file_table(spark, [input_url]).sort_values("path", ignore_index=True)
     prefix = canonical_path(input_url).rstrip("/") + "/"
-    metadata = pd.DataFrame({"image_id": files["image_id"], "dx": [class_folder(path, prefix) for path in files["path"]],
-                             "age": float("nan"), "_malformed": False, "_row": range(len(files))})
+    metadata = pd.DataFrame(
+        {
+            "image_id": files["image_id"],
+            "dx": [class_folder(path, prefix) for path in files["path"]],
+            "age": float("nan"),
+            "_malformed": False,
+            "_row": range(len(files)),
+        }
+    )
     for name in ("lesion_id", "sex", "localization", "dx_type"):
         metadata[name] = None
     return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=files, image_folders=[input_url], vocabulary="any")

@@ -28,17 +28,36 @@ def read_isic2019(spark: SparkSession, input_url: str) -> Archive:
         raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(IMAGE_FOLDERS)}")
 
     truth = read_table(truth_url, ("image", *ISIC2019_DIAGNOSES))
-    truth = pd.DataFrame({"image_id": truth["image"], "dx": one_hot_diagnosis(truth, ISIC2019_DIAGNOSES),
-                          "_why": one_hot_problem(truth, ISIC2019_DIAGNOSES),
-                          "_malformed": truth["_malformed"], "_row": truth["_row"]})
+    truth = pd.DataFrame(
+        {
+            "image_id": truth["image"],
+            "dx": one_hot_diagnosis(truth, ISIC2019_DIAGNOSES),
+            "_why": one_hot_problem(truth, ISIC2019_DIAGNOSES),
+            "_malformed": truth["_malformed"],
+            "_row": truth["_row"],
+        }
+    )
     extra = read_table(metadata_url, ("image", "age_approx", "anatom_site_general", "lesion_id", "sex"))
     # Extra information only: its first row per image is used; it is not an input of its own.
     extra = extra[~extra["_malformed"]]
-    extra = pd.DataFrame({
-        "image_id": extra["image"], "lesion_id": extra["lesion_id"], "age": to_number(extra["age_approx"]),
-        "sex": extra["sex"], "localization": extra["anatom_site_general"],
-    }).dropna(subset=["image_id"]).drop_duplicates("image_id")
+    extra = (
+        pd.DataFrame(
+            {
+                "image_id": extra["image"],
+                "lesion_id": extra["lesion_id"],
+                "age": to_number(extra["age_approx"]),
+                "sex": extra["sex"],
+                "localization": extra["anatom_site_general"],
+            }
+        )
+        .dropna(subset=["image_id"])
+        .drop_duplicates("image_id")
+    )
     metadata = truth.merge(extra, on="image_id", how="left")
     metadata["dx_type"] = None
-    return Archive(metadata=metadata[[*METADATA_COLUMNS, "_why"]], files=file_table(spark, folders),
-                   image_folders=folders, vocabulary="isic2019")
+    return Archive(
+        metadata=metadata[[*METADATA_COLUMNS, "_why"]],
+        files=file_table(spark, folders),
+        image_folders=folders,
+        vocabulary="isic2019",
+    )

@@ -33,15 +33,21 @@ def read_labels_csv(spark: SparkSession, input_url: str) -> Archive:
     if not storage.is_dir(images_url):
         raise DermsparkError(f"{input_url} is not a labels_csv archive: its {IMAGE_FOLDER}/ folder is missing")
     table = read_table(labels_url, REQUIRED_COLUMNS)
-    metadata = pd.DataFrame({
-        "image_id": table["image_id"],
-        "lesion_id": column_or_none(table, "lesion_id"),
-        "dx": table["dx"].str.strip().str.lower(),
-        "age": to_number(column_or_none(table, "age")),
-        **{name: column_or_none(table, name) for name in ("sex", "localization", "dx_type")},
-        "_malformed": table["_malformed"],
-        "_row": table["_row"],
-    })
+    metadata = pd.DataFrame(
+        {
+            "image_id": table["image_id"],
+            "lesion_id": column_or_none(table, "lesion_id"),
+            "dx": table["dx"].str.strip().str.lower(),
+            "age": to_number(column_or_none(table, "age")),
+            **{name: column_or_none(table, name) for name in ("sex", "localization", "dx_type")},
+            "_malformed": table["_malformed"],
+            "_row": table["_row"],
+        }
+    )
     # "any": a class's own name or another vocabulary's name for it (labels.label_mapping).
-    return Archive(metadata=metadata[list(METADATA_COLUMNS)], files=file_table(spark, [images_url]),
-                   image_folders=[images_url], vocabulary="any")
+    return Archive(
+        metadata=metadata[list(METADATA_COLUMNS)],
+        files=file_table(spark, [images_url]),
+        image_folders=[images_url],
+        vocabulary="any",
+    )

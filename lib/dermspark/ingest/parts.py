@@ -79,8 +79,9 @@ class PartWriter:
     def add(self, rows: pa.Table, images: list[bytes]) -> None:
         """A batch: rows from arrow_rows and their encoded images."""
         image = pa.array(images, pa.binary())
-        table = pa.Table.from_arrays([image if name == "image" else rows.column(name) for name in self._schema.names],
-                                     schema=self._schema)
+        table = pa.Table.from_arrays(
+            [image if name == "image" else rows.column(name) for name in self._schema.names], schema=self._schema
+        )
         if self._group_rows is None and images:
             running = self._pending_bytes + np.cumsum([len(encoded) for encoded in images])
             reached = np.flatnonzero(running >= self._row_group_bytes)
@@ -108,8 +109,11 @@ class PartWriter:
             # or min/max statistics of image bytes serve no reader either.
             others = [name for name in self._schema.names if name != "image"]
             self._writer = pq.ParquetWriter(
-                self._handle, self._schema, compression={name: "SNAPPY" for name in others} | {"image": "NONE"},
-                use_dictionary=others, write_statistics=others,
+                self._handle,
+                self._schema,
+                compression={name: "SNAPPY" for name in others} | {"image": "NONE"},
+                use_dictionary=others,
+                write_statistics=others,
             )
         # Chunks as they came, sliced without a copy: combining them first would copy every
         # image once more into fresh memory.

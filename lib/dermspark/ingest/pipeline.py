@@ -35,11 +35,18 @@ from dermspark.storage import join, to_url
 
 log = logging.getLogger(__name__)
 
-READERS = {"ham10000": sources.read_ham10000, "isic2019": read_isic2019, "folders": read_folders,
-           "labels_csv": read_labels_csv, "dicom": read_dicom}
+READERS = {
+    "ham10000": sources.read_ham10000,
+    "isic2019": read_isic2019,
+    "folders": read_folders,
+    "labels_csv": read_labels_csv,
+    "dicom": read_dicom,
+}
 
-def _decode_and_write(spark, files: list[pd.DataFrame], parsed: "Parsed", urls: list[str], schemas: list,
-                      settings: IngestSettings) -> pd.DataFrame:
+
+def _decode_and_write(
+    spark, files: list[pd.DataFrame], parsed: "Parsed", urls: list[str], schemas: list, settings: IngestSettings
+) -> pd.DataFrame:
     """Runs the decode once, one task per output file: every image goes into its datasets, and
     each candidate's outcome (no image) comes back to the driver, in the same job, for the
     rejects, the counts and the report: the planned rows with `reason` and `detail`.
@@ -56,19 +63,31 @@ def _decode_and_write(spark, files: list[pd.DataFrame], parsed: "Parsed", urls: 
     sizes = parsed.sizes
     pixels = sum(height * width for height, width in sizes)
     batch_rows = max(16, min(512, 2_000_000 // pixels))
-    task = DecodeTask(sizes, parsed.options, parsed.classes, urls, schemas, settings.row_group_size_mb << 20, batch_rows,
-                      None if settings.links == "follow" else storage.local_path(to_url(settings.input)))
-    returned = pd.concat(spark.sparkContext.parallelize(files, len(files)).mapPartitions(task).collect(),
-                         ignore_index=True)
+    task = DecodeTask(
+        sizes,
+        parsed.options,
+        parsed.classes,
+        urls,
+        schemas,
+        settings.row_group_size_mb << 20,
+        batch_rows,
+        None if settings.links == "follow" else storage.local_path(to_url(settings.input)),
+    )
+    returned = pd.concat(
+        spark.sparkContext.parallelize(files, len(files)).mapPartitions(task).collect(), ignore_index=True
+    )
     # collect() keeps the partitions' order and each task its file's, so the outcomes line up
     # with the planned files row by row: checked, then set beside them without a join, which
     # is the driver's time growing with the archive.
     planned = pd.concat(files, ignore_index=True)
-    if len(returned) != len(planned) or not np.array_equal(returned["image_id"].to_numpy(),
-                                                           planned["image_id"].to_numpy()):
-        raise RuntimeError(f"{len(planned)} images were planned but the decode returned {len(returned)} "
-                           "outcomes, not one each in the planned order; this is a dermspark bug, please "
-                           "report it")
+    if len(returned) != len(planned) or not np.array_equal(
+        returned["image_id"].to_numpy(), planned["image_id"].to_numpy()
+    ):
+        raise RuntimeError(
+            f"{len(planned)} images were planned but the decode returned {len(returned)} "
+            "outcomes, not one each in the planned order; this is a dermspark bug, please "
+            "report it"
+        )
     planned["reason"], planned["detail"] = returned["reason"].to_numpy(), returned["detail"].to_numpy()
     for url, schema in zip(urls, schemas, strict=True):
         for name in storage.glob(url, HIDDEN_PREFIX + "*"):  # parts of killed task attempts
@@ -120,11 +139,15 @@ def _finish_datasets(urls: list[str], schemas: list, written: int) -> None:
 
 def _dicom_counts(provenance: dict, written: pd.DataFrame) -> dict:
     """Of the written images: where their labels came from and what the split grouped them by."""
+
     def counted(series: pd.Series) -> dict:
         return {str(name): int(count) for name, count in series.reindex(written["image_id"]).value_counts().items()}
 
-    return {"extra_frames": provenance["extra_frames"], "labels_from": counted(provenance["labels_from"]),
-            "grouped_by": counted(provenance["grouped_by"])}
+    return {
+        "extra_frames": provenance["extra_frames"],
+        "labels_from": counted(provenance["labels_from"]),
+        "grouped_by": counted(provenance["grouped_by"]),
+    }
 
 
 def _auto_num_files(spark: SparkSession, images: int) -> int:
@@ -149,6 +172,7 @@ def _over_reject_limit(counts: dict, limit: float) -> str | None:
 @dataclass(frozen=True)
 class Parsed:
     """The settings that need parsing, parsed once, before anything starts."""
+
     sizes: list[tuple[int, int]]
     options: DecodeOptions
     ratios: tuple[float, float, float]
@@ -156,11 +180,18 @@ class Parsed:
 
     @classmethod
     def of(cls, settings: IngestSettings) -> "Parsed":
-        return cls(parse_sizes(settings.sizes),
-                   DecodeOptions(settings.resample, settings.aspect, settings.max_pixels, settings.color_constancy,
-                                 settings.color_constancy_power),
-                   split.parse_ratios(split.recipe_ratios(settings.split)),
-                   tuple(class_list(settings.label_space)))
+        return cls(
+            parse_sizes(settings.sizes),
+            DecodeOptions(
+                settings.resample,
+                settings.aspect,
+                settings.max_pixels,
+                settings.color_constancy,
+                settings.color_constancy_power,
+            ),
+            split.parse_ratios(split.recipe_ratios(settings.split)),
+            tuple(class_list(settings.label_space)),
+        )
 
 
 def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
@@ -185,8 +216,9 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
         if failure:
             for url in urls:
                 storage.delete(url)  # the rejects and the manifest say why there is no dataset
-        manifest = _manifest(settings, parsed, {**counts, "failed": failure}, written, train_mean_age,
-                             archive.provenance)
+        manifest = _manifest(
+            settings, parsed, {**counts, "failed": failure}, written, train_mean_age, archive.provenance
+        )
         if not failure:
             with stage("ingest", "writing the report"):
                 write_distributions(written, join(staging, "report"))
@@ -221,14 +253,21 @@ def _split(candidates: pd.DataFrame, ratios: tuple[float, float, float], setting
     return train_mean_age
 
 
-def _write(spark: SparkSession, settings: IngestSettings, parsed: Parsed, files: list[pd.DataFrame],
-           rejects: pd.DataFrame, staging: str):
+def _write(
+    spark: SparkSession,
+    settings: IngestSettings,
+    parsed: Parsed,
+    files: list[pd.DataFrame],
+    rejects: pd.DataFrame,
+    staging: str,
+):
     """Every size's dataset written into staging: (the written rows, every reject, the datasets' URLs)."""
     sizes = parsed.sizes
     urls = [join(staging, dataset_dirname(*size)) for size in sizes]
     schemas = [make_schema(*size, settings.codec) for size in sizes]
-    with stage("ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} "
-                         f"in {len(files)} files"):
+    with stage(
+        "ingest", f"decoding and writing {', '.join(dataset_dirname(*size) for size in sizes)} in {len(files)} files"
+    ):
         outcomes = _decode_and_write(spark, files, parsed, urls, schemas, settings)
     written = outcomes[outcomes["reason"].isna()]
     decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
@@ -236,8 +275,14 @@ def _write(spark: SparkSession, settings: IngestSettings, parsed: Parsed, files:
     return written, rejects, urls
 
 
-def _manifest(settings: IngestSettings, parsed: Parsed, counts: dict, written: pd.DataFrame, train_mean_age: float,
-              provenance: dict | None) -> DatasetManifest:
+def _manifest(
+    settings: IngestSettings,
+    parsed: Parsed,
+    counts: dict,
+    written: pd.DataFrame,
+    train_mean_age: float,
+    provenance: dict | None,
+) -> DatasetManifest:
     """counts: accounting's, and `failed` (why no dataset was written, or None)."""
     return DatasetManifest(
         **counts,

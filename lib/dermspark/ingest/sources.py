@@ -61,19 +61,18 @@ def read_ham10000(spark: SparkSession, input_url: str) -> Archive:
     folders = [join(input_url, name) for name in HAM10000_IMAGE_FOLDERS]
     folders = [folder for folder in folders if storage.is_dir(folder)]
     if not folders:
-        raise DermsparkError(
-            f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}"
-        )
+        raise DermsparkError(f"{input_url} has no image folder: expected one of {', '.join(HAM10000_IMAGE_FOLDERS)}")
     table = read_table(metadata_url, HAM10000_REQUIRED_COLUMNS)
-    metadata = pd.DataFrame({
-        "image_id": table["image_id"],
-        "lesion_id": table["lesion_id"],
-        "dx": table["dx"].str.lower(),
-        # A non-number becomes NaN and is imputed like a missing age.
-        "age": to_number(column_or_none(table, "age")),
-        **{name: column_or_none(table, name) for name in ("sex", "localization", "dx_type")},
-        "_malformed": table["_malformed"],
-        "_row": table["_row"],
-    })
-    return Archive(metadata=metadata, files=file_table(spark, folders), image_folders=folders,
-                   vocabulary="ham10000")
+    metadata = pd.DataFrame(
+        {
+            "image_id": table["image_id"],
+            "lesion_id": table["lesion_id"],
+            "dx": table["dx"].str.lower(),
+            # A non-number becomes NaN and is imputed like a missing age.
+            "age": to_number(column_or_none(table, "age")),
+            **{name: column_or_none(table, name) for name in ("sex", "localization", "dx_type")},
+            "_malformed": table["_malformed"],
+            "_row": table["_row"],
+        }
+    )
+    return Archive(metadata=metadata, files=file_table(spark, folders), image_folders=folders, vocabulary="ham10000")

@@ -59,8 +59,9 @@ def spark_xxhash64(seed: int, text: str) -> int:
 def spark_xxhash64s(seed: int, texts) -> np.ndarray:
     """spark_xxhash64 of every text, as int64, the seed's part hashed once."""
     first = _seed_hash(seed)
-    digests = np.fromiter((xxhash.xxh64_intdigest(text.encode("utf-8"), first) for text in texts),
-                          dtype=np.uint64, count=len(texts))
+    digests = np.fromiter(
+        (xxhash.xxh64_intdigest(text.encode("utf-8"), first) for text in texts), dtype=np.uint64, count=len(texts)
+    )
     return digests.view(np.int64)
 
 
@@ -94,13 +95,15 @@ def lesion_table(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, pd.DataFra
     dx_of, names = pd.factorize(frame["class_name"].to_numpy(), sort=True)
     first_dx = np.full(len(groups), len(names), dtype=np.int64)
     np.minimum.at(first_dx, lesion_of, dx_of)
-    lesions = pd.DataFrame({
-        "_group": np.asarray(groups, dtype=object),
-        "_group_dx": np.asarray(names, dtype=object)[first_dx],
-        "_images": np.bincount(lesion_of, minlength=len(groups)),
-        "_order": spark_xxhash64s(seed, groups),
-        "_dx": first_dx,
-    })
+    lesions = pd.DataFrame(
+        {
+            "_group": np.asarray(groups, dtype=object),
+            "_group_dx": np.asarray(names, dtype=object)[first_dx],
+            "_images": np.bincount(lesion_of, minlength=len(groups)),
+            "_order": spark_xxhash64s(seed, groups),
+            "_dx": first_dx,
+        }
+    )
     return lesion_of, lesions
 
 

@@ -29,8 +29,14 @@ def _base(input_size, weights: str | None):
         batch_size=10,
         stages=(
             # 100 epochs is an upper bound: early stopping with patience 15 ends the stage.
-            Stage(epochs=100, optimizer="sgd_nesterov", learning_rate=6e-4, momentum=0.9,
-                  early_stopping_patience=15, restore_best=True),
+            Stage(
+                epochs=100,
+                optimizer="sgd_nesterov",
+                learning_rate=6e-4,
+                momentum=0.9,
+                early_stopping_patience=15,
+                restore_best=True,
+            ),
             # "we loaded the best model obtained in the first round ... an additional 20 epochs"
             Stage(epochs=20, optimizer="sgd_nesterov", learning_rate=6e-4, momentum=0.9, restore_best=True),
         ),

@@ -104,5 +104,10 @@ class ColorJitter(keras.layers.Layer):
         return tf.clip_by_value(x, 0.0, 255.0)
 
     def get_config(self):
-        return {**super().get_config(), "brightness": self.brightness, "contrast": self.contrast,
-                "saturation": self.saturation, "gain": self.gain}
+        return {
+            **super().get_config(),
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "saturation": self.saturation,
+            "gain": self.gain,
+        }

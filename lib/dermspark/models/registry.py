@@ -98,7 +98,9 @@ def check_options(name: str, options: dict) -> None:
     known = set(inspect.signature(_entry(name).builder).parameters) - {"input_size"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise DermsparkError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(sorted(known))}")
+        raise DermsparkError(
+            f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(sorted(known))}"
+        )
 
 
 def create_model(name: str, **overrides):

@@ -34,8 +34,16 @@ def _block(x, filters: int, stride: int, name: str):
         input_size=(144, 144),
         preprocessing="rescale_0_1",
         batch_size=32,
-        stages=(Stage(epochs=30, optimizer="adam", learning_rate=1e-3, cosine=True, restore_best=True,
-                      monitor="val_balanced_accuracy"),),
+        stages=(
+            Stage(
+                epochs=30,
+                optimizer="adam",
+                learning_rate=1e-3,
+                cosine=True,
+                restore_best=True,
+                monitor="val_balanced_accuracy",
+            ),
+        ),
         imbalance=Imbalance(oversample=True, cap_per_class=1200),
         label_smoothing=0.1,
         tta="flips",

@@ -65,7 +65,7 @@ def ship_weights(spark, resolved: str | None) -> str | None:
 def local_weights(weights: str | None, architecture: str) -> str | None:
     """A local file Keras can load, from whatever the builder was given."""
     if weights and weights.startswith(SHIPPED):
-        name = weights[len(SHIPPED):]
+        name = weights[len(SHIPPED) :]
         # Spark puts shipped files in each executor's working folder, where Horovod's ranks run.
         for folder in (os.getcwd(), os.environ.get("HOROVOD_SPARK_WORK_DIR"), _spark_files_root()):
             if folder and os.path.isfile(os.path.join(folder, name)):

@@ -34,8 +34,14 @@ def partitions(table_url: str, since: str | None = None) -> list[Partition]:
     for name in storage.glob_relative(table_url, "model_version=*/scoring_date=*/run_id=*"):
         parts = dict(part.split("=", 1) for part in name.split("/"))
         if since is None or parts["scoring_date"] >= since:
-            found.append(Partition(_unescape(parts["model_version"]), parts["scoring_date"], parts["run_id"],
-                                   storage.join(table_url, name)))
+            found.append(
+                Partition(
+                    _unescape(parts["model_version"]),
+                    parts["scoring_date"],
+                    parts["run_id"],
+                    storage.join(table_url, name),
+                )
+            )
     return sorted(found, key=lambda part: (part.scoring_date, part.run_id))
 
 
@@ -57,13 +63,23 @@ def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> lis
     frame = spark.read.option("basePath", table_url).option("mergeSchema", "true").parquet(*[run.url for run in runs])
     columns = set(frame.columns)
     bucket = F.least(F.floor(F.col("confidence") * HISTOGRAM_BINS), F.lit(HISTOGRAM_BINS - 1)).cast("int")
-    optional = [(F.col(name) if name in columns else F.lit(None).cast(kind)).alias(name)
-                for name, kind in OPTIONAL.items()]
-    grouped = (frame.select(F.col("run_id").cast("string"), F.col("bundle_sha256"), F.col("predicted_label"),
-                            bucket.alias("bin"), F.col("error"), F.col("scored_at"), *optional)
-               .groupBy("run_id", "bundle_sha256", "predicted_label", "bin", "error", *OPTIONAL)
-               .agg(F.count(F.lit(1)).alias("rows"), F.min("scored_at").alias("first"))
-               .toPandas())
+    optional = [
+        (F.col(name) if name in columns else F.lit(None).cast(kind)).alias(name) for name, kind in OPTIONAL.items()
+    ]
+    grouped = (
+        frame.select(
+            F.col("run_id").cast("string"),
+            F.col("bundle_sha256"),
+            F.col("predicted_label"),
+            bucket.alias("bin"),
+            F.col("error"),
+            F.col("scored_at"),
+            *optional,
+        )
+        .groupBy("run_id", "bundle_sha256", "predicted_label", "bin", "error", *OPTIONAL)
+        .agg(F.count(F.lit(1)).alias("rows"), F.min("scored_at").alias("first"))
+        .toPandas()
+    )
     has_review = "review" in columns
     # Split once: a mask per run would scan every run's rows again for each run.
     by_run = dict(tuple(grouped.groupby("run_id", sort=False)))
@@ -79,17 +95,25 @@ def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> dict:
     flagged = scored[scored["review"].fillna(False).astype(bool)]
     first = rows["first"].min()
     return {
-        "model_version": run.model_version, "scoring_date": run.scoring_date, "run_id": run.run_id,
+        "model_version": run.model_version,
+        "scoring_date": run.scoring_date,
+        "run_id": run.run_id,
         "bundle_sha256": next(iter(rows["bundle_sha256"].dropna()), None),
         "started": None if pd.isna(first) else pd.Timestamp(first).isoformat(),
-        "rows": int(rows["rows"].sum()), "scored": int(scored["rows"].sum()),
+        "rows": int(rows["rows"].sum()),
+        "scored": int(scored["rows"].sum()),
         "errors": {str(reason): int(count) for reason, count in errors.items()},
-        "class_counts": {str(name): int(count)
-                         for name, count in scored.groupby("predicted_label")["rows"].sum().items()},
+        "class_counts": {
+            str(name): int(count) for name, count in scored.groupby("predicted_label")["rows"].sum().items()
+        },
         "confidence_histogram": histogram.tolist(),
         "melanoma_flags": int(scored.loc[scored["melanoma_flag"].fillna(False).astype(bool), "rows"].sum()),
-        "review": {"flagged": int(flagged["rows"].sum()),
-                   "by_reason": {str(reason): int(count)
-                                 for reason, count in flagged.groupby("review_reason")["rows"].sum().items()}}
-        if has_review else None,
+        "review": {
+            "flagged": int(flagged["rows"].sum()),
+            "by_reason": {
+                str(reason): int(count) for reason, count in flagged.groupby("review_reason")["rows"].sum().items()
+            },
+        }
+        if has_review
+        else None,
     }

@@ -29,21 +29,29 @@ def _previous(output_url: str) -> dict[str, dict]:
     return {record["run_id"]: record for record in json.loads(storage.read_text(join(output_url, STATE)))["runs"]}
 
 
-def _reference(settings: MonitorSettings, manifest: dict | None,
-               records: list[dict]) -> tuple[dict | None, dict[str, dict]]:
+def _reference(
+    settings: MonitorSettings, manifest: dict | None, records: list[dict]
+) -> tuple[dict | None, dict[str, dict]]:
     """What the report says of the bundle's reference, and the reference per model version it is
     compared with: the versions this bundle scored, or every version when it scored none."""
     if manifest is None:
         return None, {}
     found = manifest.get("reference")
     if found is None:
-        raise DermsparkError(f"--model {settings.model} records no reference predictions (trained before "
-                             "dermspark recorded them): train it again, or leave --model out for no drift figures")
+        raise DermsparkError(
+            f"--model {settings.model} records no reference predictions (trained before "
+            "dermspark recorded them): train it again, or leave --model out for no drift figures"
+        )
     versions = sorted({record["model_version"] for record in records})
     own = sorted({record["model_version"] for record in records if record["bundle_sha256"] == manifest["model_sha256"]})
     compared = own or versions
-    described = {"bundle": settings.model, "split": found["split"], "predictions": found["predictions"],
-                 "matched": bool(own), "compared_versions": compared}
+    described = {
+        "bundle": settings.model,
+        "split": found["split"],
+        "predictions": found["predictions"],
+        "matched": bool(own),
+        "compared_versions": compared,
+    }
     return described, {version: found for version in compared}
 
 
@@ -68,8 +76,10 @@ def _input_of(source: str, run_id: str) -> str | None:
 
 def _check_table(table_url: str) -> None:
     if kind_of(table_url) != "score":
-        raise DermsparkError(f"--predictions {table_url} is not a scoring output (the folder score's --output "
-                             "names, holding predictions/ and runs/)")
+        raise DermsparkError(
+            f"--predictions {table_url} is not a scoring output (the folder score's --output "
+            "names, holding predictions/ and runs/)"
+        )
 
 
 def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult:
@@ -85,20 +95,29 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
         counts.update(runs=len(listed), new=len(new))
     with stage("monitor", f"summing {len(new)} new run(s)"):
         records = [previous[run.run_id] for run in listed if run.run_id in previous]
-        records = sorted(records + [{**record, "input": _input_of(source, record["run_id"])}
-                                    for record in aggregate.summarise(spark, table, new)],
-                         key=lambda record: (record["scoring_date"], record["started"] or "", record["run_id"]))
+        records = sorted(
+            records
+            + [
+                {**record, "input": _input_of(source, record["run_id"])}
+                for record in aggregate.summarise(spark, table, new)
+            ],
+            key=lambda record: (record["scoring_date"], record["started"] or "", record["run_id"]),
+        )
     manifest = _manifest(settings)
     reference, references = _reference(settings, manifest, records)
     result = {
-        "predictions": source, "since": settings.since, "runs": len(records), "new_runs": len(new),
+        "predictions": source,
+        "since": settings.since,
+        "runs": len(records),
+        "new_runs": len(new),
         "model_versions": sorted({record["model_version"] for record in records}),
         "reference": reference,
         "periods": {grain: periods.periods(records, grain, references) for grain in periods.GRAINS},
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    result["flagged"] = sum(bool((entry["drift"] or {}).get("flagged"))
-                            for entries in result["periods"].values() for entry in entries)
+    result["flagged"] = sum(
+        bool((entry["drift"] or {}).get("flagged")) for entries in result["periods"].values() for entry in entries
+    )
     with staged_output(output_url, "overwrite") as staging, stage("monitor", "writing the report"):
         mark(staging, "monitor")
         drawn = _draw(result, staging)

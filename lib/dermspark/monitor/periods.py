@@ -40,8 +40,12 @@ def combine(records: list[dict]) -> dict:
         "class_counts": _sum_counts(record["class_counts"] for record in records),
         "confidence_histogram": np.sum([record["confidence_histogram"] for record in records], axis=0).tolist(),
         "melanoma_flags": sum(record["melanoma_flags"] for record in records),
-        "review": {"flagged": sum(review["flagged"] for review in reviews),
-                   "by_reason": _sum_counts(review["by_reason"] for review in reviews)} if reviews else None,
+        "review": {
+            "flagged": sum(review["flagged"] for review in reviews),
+            "by_reason": _sum_counts(review["by_reason"] for review in reviews),
+        }
+        if reviews
+        else None,
     }
 
 
@@ -54,16 +58,22 @@ def figures(counts: dict, reference: dict | None) -> dict:
 
     review = counts["review"]
     return {
-        "runs": counts["runs"], "start": counts["start"], "rows": counts["rows"], "scored": scored,
-        "errors": sum(counts["errors"].values()), "errors_by_reason": counts["errors"],
+        "runs": counts["runs"],
+        "start": counts["start"],
+        "rows": counts["rows"],
+        "scored": scored,
+        "errors": sum(counts["errors"].values()),
+        "errors_by_reason": counts["errors"],
         "class_mix": {name: rate(count) for name, count in counts["class_counts"].items()},
         "confidence": drift.quantiles(counts["confidence_histogram"]),
         "melanoma_flag_rate": rate(counts["melanoma_flags"]),
         "review_rate": None if review is None else rate(review["flagged"]),
-        "review_rate_by_reason": None if review is None else {
-            reason: rate(count) for reason, count in review["by_reason"].items()},
-        "drift": None if reference is None else drift.compare(reference, counts["class_counts"],
-                                                             counts["confidence_histogram"]),
+        "review_rate_by_reason": None
+        if review is None
+        else {reason: rate(count) for reason, count in review["by_reason"].items()},
+        "drift": None
+        if reference is None
+        else drift.compare(reference, counts["class_counts"], counts["confidence_histogram"]),
     }
 
 
@@ -77,6 +87,7 @@ def periods(records: list[dict], grain: str, references: dict[str, dict]) -> lis
     for (version, period), members in grouped.items():
         counts = combine(members)
         inputs = sorted({member.get("input") for member in members if member.get("input")})
-        entries.append({"model_version": version, "period": period, "inputs": inputs,
-                        **figures(counts, references.get(version))})
+        entries.append(
+            {"model_version": version, "period": period, "inputs": inputs, **figures(counts, references.get(version))}
+        )
     return sorted(entries, key=lambda entry: (entry["start"] or "", entry["period"]))

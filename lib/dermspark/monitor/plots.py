@@ -15,8 +15,9 @@ FILES = {"volume": "volume.png", "mix": "class_mix.png", "confidence": "confiden
 def _axes(entries: list[dict], rows: int, title: str):
     """A figure of `rows` panels sharing an x axis of the periods, labelled when they are few."""
     plt = pyplot()
-    figure, axes = plt.subplots(rows, 1, figsize=(max(7.0, min(16.0, 0.35 * len(entries) + 5)), 2.8 * rows + 0.6),
-                                sharex=True, squeeze=False)
+    figure, axes = plt.subplots(
+        rows, 1, figsize=(max(7.0, min(16.0, 0.35 * len(entries) + 5)), 2.8 * rows + 0.6), sharex=True, squeeze=False
+    )
     axes = axes[:, 0]
     axes[0].set_title(title)
     x = np.arange(len(entries))
@@ -60,8 +61,13 @@ def draw(entries: list[dict], version: str, grain: str, folder: str) -> dict[str
 def _draw_volume(entries: list[dict], title: str, folder: str) -> None:
     figure, axes, x = _axes(entries, 2, f"{title}: volume")
     axes[0].bar(x, [entry["scored"] for entry in entries], color="tab:blue", label="scored")
-    axes[0].bar(x, [entry["errors"] for entry in entries], bottom=[entry["scored"] for entry in entries],
-                color="tab:gray", label="errors")
+    axes[0].bar(
+        x,
+        [entry["errors"] for entry in entries],
+        bottom=[entry["scored"] for entry in entries],
+        color="tab:gray",
+        label="errors",
+    )
     axes[0].set_ylabel("rows")
     axes[0].legend(fontsize=8)
     rates = [entry["errors"] / entry["rows"] if entry["rows"] else 0 for entry in entries]
@@ -104,7 +110,9 @@ def _draw_drift(entries: list[dict], title: str, folder: str) -> None:
     for axis, measure, threshold in ((axes[0], "psi", drift.PSI_SHIFT), (axes[1], "js", drift.JS_SHIFT)):
         for what, marker in (("class_mix", "o-"), ("confidence", "s-")):
             values = _floats([(entry["drift"] or {}).get(f"{measure}_{what}") for entry in entries])
-            axis.plot(x, np.maximum(values, 0.005) if measure == "psi" else values, marker, label=what.replace("_", " "))
+            axis.plot(
+                x, np.maximum(values, 0.005) if measure == "psi" else values, marker, label=what.replace("_", " ")
+            )
         axis.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"shift ({threshold})")
         if measure == "psi":
             axis.axhline(drift.PSI_WATCH, color="tab:orange", ls=":", lw=1, label=f"watch ({drift.PSI_WATCH})")

@@ -48,8 +48,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     def loss(log_temperature: float) -> float:
         return negative_log_likelihood(apply_temperature(probabilities, math.exp(log_temperature)), labels)
 
-    found = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded",
-                            options={"xatol": 1e-6})
+    found = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded", options={"xatol": 1e-6})
     return float(math.exp(found.x))
 
 
@@ -70,8 +69,13 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
     accuracy = np.zeros(bins)
     accuracy[filled] = hits[filled] / counts[filled]
     ece = float(np.sum(counts[filled] * np.abs(accuracy[filled] - mean_confidence[filled])) / labels.size)
-    return {"ece": ece, "bins": bins, "count": counts.tolist(),
-            "confidence": mean_confidence.round(6).tolist(), "accuracy": accuracy.round(6).tolist()}
+    return {
+        "ece": ece,
+        "bins": bins,
+        "count": counts.tolist(),
+        "confidence": mean_confidence.round(6).tolist(),
+        "accuracy": accuracy.round(6).tolist(),
+    }
 
 
 def choose_threshold(scores: np.ndarray, positive: np.ndarray, target: float) -> float | None:
@@ -93,12 +97,14 @@ def sensitivity_specificity(scores: np.ndarray, positive: np.ndarray, threshold:
     return {
         "sensitivity": float(flagged[positive].mean()) if positive.any() else None,
         "specificity": float((~flagged[~positive]).mean()) if (~positive).any() else None,
-        "positives": int(positive.sum()), "negatives": int((~positive).sum()),
+        "positives": int(positive.sum()),
+        "negatives": int((~positive).sum()),
     }
 
 
-def rate_intervals(scores: np.ndarray, positive: np.ndarray, threshold: float, groups: np.ndarray,
-                   level: float = 0.95) -> dict:
+def rate_intervals(
+    scores: np.ndarray, positive: np.ndarray, threshold: float, groups: np.ndarray, level: float = 0.95
+) -> dict:
     """Percentile intervals of sensitivity and specificity over resamples of the lesions."""
     from dermspark.report.metrics import group_resamples, percentiles
 
@@ -110,9 +116,11 @@ def rate_intervals(scores: np.ndarray, positive: np.ndarray, threshold: float, g
             sensitivity.append(rates["sensitivity"])
         if rates["specificity"] is not None:
             specificity.append(rates["specificity"])
-    return {"level": level,
-            "sensitivity": percentiles(sensitivity, level) if sensitivity else None,
-            "specificity": percentiles(specificity, level) if specificity else None}
+    return {
+        "level": level,
+        "sensitivity": percentiles(sensitivity, level) if sensitivity else None,
+        "specificity": percentiles(specificity, level) if specificity else None,
+    }
 
 
 def choose_temperature(validation, mode: str) -> dict:
@@ -126,11 +134,14 @@ def choose_temperature(validation, mode: str) -> dict:
     before = reliability(validation[0], validation[1])["ece"]
     after = reliability(apply_temperature(validation[0], fitted), validation[1])["ece"]
     if after > before:
-        note = (f"the fitted temperature {fitted:.3f} raised the validation split's ECE from {before:.4f} to "
-                f"{after:.4f}")
+        note = f"the fitted temperature {fitted:.3f} raised the validation split's ECE from {before:.4f} to {after:.4f}"
         if mode == "auto":
-            return {**chosen, "temperature": 1.0, "chosen": "none",
-                    "note": note + ": --calibration auto kept the model's own probabilities"}
+            return {
+                **chosen,
+                "temperature": 1.0,
+                "chosen": "none",
+                "note": note + ": --calibration auto kept the model's own probabilities",
+            }
         return {**chosen, "note": note + ", and --calibration temperature applies it all the same"}
     return chosen
 
@@ -145,8 +156,12 @@ def calibrate(validation, test, melanoma: int | None, target: float, mode: str =
     chosen = choose_temperature(validation, mode)
     temperature = chosen["temperature"]
     splits = {"validation": validation, "test": test}
-    result = {**chosen, "fitted_on": "validation" if validation is not None else None,
-              "ece_bins": ECE_BINS, "reliability": {}}
+    result = {
+        **chosen,
+        "fitted_on": "validation" if validation is not None else None,
+        "ece_bins": ECE_BINS,
+        "reliability": {},
+    }
     for name, split in splits.items():
         if split is not None:
             result["reliability"][name] = {

@@ -18,8 +18,11 @@ def _mean_sd(values: list) -> dict:
     defined = [value for value in values if value is not None]
     if not defined:
         return {"mean": None, "sd": None, "folds": 0}
-    return {"mean": float(np.mean(defined)), "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else None,
-            "folds": len(defined)}
+    return {
+        "mean": float(np.mean(defined)),
+        "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else None,
+        "folds": len(defined),
+    }
 
 
 def _rates(folds: list[dict]) -> dict | None:
@@ -37,23 +40,42 @@ def _rates(folds: list[dict]) -> dict | None:
             return None
         return sum(test[key] * test[weight] for test in tests if test[key] is not None) / total
 
-    return {"class": points[0]["class"], "target_sensitivity": points[0]["target_sensitivity"],
-            "thresholds": [point["threshold"]["temperature"] for point in points],
-            "sensitivity": pooled("sensitivity", "positives", positives), "positives": positives,
-            "specificity": pooled("specificity", "negatives", negatives), "negatives": negatives,
-            "per_fold": [{"sensitivity": test["sensitivity"], "specificity": test["specificity"]} for test in tests]}
+    return {
+        "class": points[0]["class"],
+        "target_sensitivity": points[0]["target_sensitivity"],
+        "thresholds": [point["threshold"]["temperature"] for point in points],
+        "sensitivity": pooled("sensitivity", "positives", positives),
+        "positives": positives,
+        "specificity": pooled("specificity", "negatives", negatives),
+        "negatives": negatives,
+        "per_fold": [{"sensitivity": test["sensitivity"], "specificity": test["specificity"]} for test in tests],
+    }
 
 
-EXTERNAL = ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "melanoma_sensitivity",
-            "melanoma_specificity", "ece")
+EXTERNAL = (
+    "accuracy",
+    "balanced_accuracy",
+    "macro_auc",
+    "melanoma_auc",
+    "melanoma_sensitivity",
+    "melanoma_specificity",
+    "ece",
+)
 
 
 def _external_row(section: dict) -> dict:
     melanoma = section.get("melanoma") or {}
-    return {"count": section["count"], "accuracy": section["accuracy"], "balanced_accuracy": section["balanced_accuracy"],
-            "interval": (section.get("interval") or {}).get("balanced_accuracy"), "macro_auc": section["macro_auc"],
-            "melanoma_auc": melanoma.get("auc"), "melanoma_sensitivity": melanoma.get("sensitivity"),
-            "melanoma_specificity": melanoma.get("specificity"), "ece": section.get("ece")}
+    return {
+        "count": section["count"],
+        "accuracy": section["accuracy"],
+        "balanced_accuracy": section["balanced_accuracy"],
+        "interval": (section.get("interval") or {}).get("balanced_accuracy"),
+        "macro_auc": section["macro_auc"],
+        "melanoma_auc": melanoma.get("auc"),
+        "melanoma_sensitivity": melanoma.get("sensitivity"),
+        "melanoma_specificity": melanoma.get("specificity"),
+        "ece": section.get("ece"),
+    }
 
 
 def _externals(folds: list[dict]) -> dict:
@@ -73,14 +95,19 @@ def _review_row(review: dict) -> dict:
     shares = {name: found["share"] for name, found in review["splits"].items()}
     if "ood" in review:
         shares["ood"] = review["ood"]["share"]
-    return {**{f"{name}_flagged": share for name, share in shares.items()},
-            **{f"auroc_{method}": found["auroc"] for method, found in review.get("auroc", {}).items()}}
+    return {
+        **{f"{name}_flagged": share for name, share in shares.items()},
+        **{f"auroc_{method}": found["auroc"] for method, found in review.get("auroc", {}).items()},
+    }
 
 
 def _reviews(folds: list[dict]) -> dict | None:
     """The review flag's figures per fold, and their mean and sd over the folds that have one."""
-    rows = [{"fold": index, "method": fold["review"]["method"], **_review_row(fold["review"])}
-            for index, fold in enumerate(folds) if fold.get("review")]
+    rows = [
+        {"fold": index, "method": fold["review"]["method"], **_review_row(fold["review"])}
+        for index, fold in enumerate(folds)
+        if fold.get("review")
+    ]
     if not rows:
         return None
     keys = list(dict.fromkeys(key for row in rows for key in row if key not in ("fold", "method")))
@@ -96,17 +123,23 @@ def summarize(folds: list[dict], classes: list[str]) -> dict:
     present = [value for value in recall if value is not None]
     return {
         "folds": len(folds),
-        "per_fold": [{"fold": index, "count": test["count"], **{key: test[key] for key in SPREAD},
-                      "interval": test.get("interval"),
-                      "ece_before": fold["calibration"]["reliability"]["test"]["before"]["ece"],
-                      "ece_after": fold["calibration"]["reliability"]["test"]["after"]["ece"],
-                      "temperature": fold["calibration"]["temperature"]}
-                     for index, (fold, test) in enumerate(zip(folds, tests, strict=True))],
+        "per_fold": [
+            {
+                "fold": index,
+                "count": test["count"],
+                **{key: test[key] for key in SPREAD},
+                "interval": test.get("interval"),
+                "ece_before": fold["calibration"]["reliability"]["test"]["before"]["ece"],
+                "ece_after": fold["calibration"]["reliability"]["test"]["after"]["ece"],
+                "temperature": fold["calibration"]["temperature"],
+            }
+            for index, (fold, test) in enumerate(zip(folds, tests, strict=True))
+        ],
         **{key: _mean_sd([test[key] for test in tests]) for key in SPREAD},
-        "ece_test": {"before": _mean_sd([fold["calibration"]["reliability"]["test"]["before"]["ece"]
-                                         for fold in folds]),
-                     "after": _mean_sd([fold["calibration"]["reliability"]["test"]["after"]["ece"]
-                                        for fold in folds])},
+        "ece_test": {
+            "before": _mean_sd([fold["calibration"]["reliability"]["test"]["before"]["ece"] for fold in folds]),
+            "after": _mean_sd([fold["calibration"]["reliability"]["test"]["after"]["ece"] for fold in folds]),
+        },
         "pooled": {
             "count": int(matrix.sum()),
             "accuracy": float(np.trace(matrix) / matrix.sum()),
@@ -115,8 +148,11 @@ def summarize(folds: list[dict], classes: list[str]) -> dict:
             "recall": dict(zip(classes, recall, strict=True)),
             "support": dict(zip(classes, support.astype(int).tolist(), strict=True)),
             "confusion_matrix": matrix.astype(int).tolist(),
-            "confusion_matrix_normalized": np.divide(matrix, support[:, None], out=np.zeros(matrix.shape),
-                                                     where=support[:, None] > 0).round(4).tolist(),
+            "confusion_matrix_normalized": np.divide(
+                matrix, support[:, None], out=np.zeros(matrix.shape), where=support[:, None] > 0
+            )
+            .round(4)
+            .tolist(),
         },
         "operating_point": _rates(folds),
         "external": _externals(folds),
@@ -133,61 +169,94 @@ def spread(summary: dict, key: str, digits: int = 3) -> str:
 
 
 def markdown(summary: dict, classes: list[str], title: str, notes: list[str]) -> str:
-    lines = [f"# {title}", "", *[f"- {note}" for note in notes], "",
-             "| fold | test images | accuracy | balanced accuracy (95% interval) | macro AUC | ECE before | ECE after |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+        "| fold | test images | accuracy | balanced accuracy (95% interval) | macro AUC | ECE before | ECE after |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in summary["per_fold"]:
         bounds = (row["interval"] or {}).get("balanced_accuracy")
         interval = f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else ""
-        lines.append(f"| {row['fold']} | {row['count']} | {fmt(row['accuracy'])} | "
-                     f"{fmt(row['balanced_accuracy'])}{interval} | {fmt(row['macro_auc'])} | "
-                     f"{fmt(row['ece_before'])} | {fmt(row['ece_after'])} |")
+        lines.append(
+            f"| {row['fold']} | {row['count']} | {fmt(row['accuracy'])} | "
+            f"{fmt(row['balanced_accuracy'])}{interval} | {fmt(row['macro_auc'])} | "
+            f"{fmt(row['ece_before'])} | {fmt(row['ece_after'])} |"
+        )
     ece = summary["ece_test"]
-    lines.append(f"| mean ± sd | {sum(row['count'] for row in summary['per_fold'])} | {spread(summary, 'accuracy')} | "
-                 f"{spread(summary, 'balanced_accuracy')} | {spread(summary, 'macro_auc')} | "
-                 f"{fmt(ece['before']['mean'])} | {fmt(ece['after']['mean'])} |")
+    lines.append(
+        f"| mean ± sd | {sum(row['count'] for row in summary['per_fold'])} | {spread(summary, 'accuracy')} | "
+        f"{spread(summary, 'balanced_accuracy')} | {spread(summary, 'macro_auc')} | "
+        f"{fmt(ece['before']['mean'])} | {fmt(ece['after']['mean'])} |"
+    )
     pooled = summary["pooled"]
-    lines += ["", "## Out-of-fold predictions, pooled", "",
-              f"Every image tested once, by the model whose training never saw its lesion: {pooled['count']} "
-              f"images, accuracy {fmt(pooled['accuracy'])}, balanced accuracy {fmt(pooled['balanced_accuracy'])} "
-              f"(over {', '.join(pooled['balanced_accuracy_over'])}).", "",
-              "| class | images | recall |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Out-of-fold predictions, pooled",
+        "",
+        f"Every image tested once, by the model whose training never saw its lesion: {pooled['count']} "
+        f"images, accuracy {fmt(pooled['accuracy'])}, balanced accuracy {fmt(pooled['balanced_accuracy'])} "
+        f"(over {', '.join(pooled['balanced_accuracy_over'])}).",
+        "",
+        "| class | images | recall |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {pooled['support'][name]} | {fmt(pooled['recall'][name])} |" for name in classes]
     lines += ["", "![pooled out-of-fold confusion matrix](confusion_matrix_pooled.png)"]
     point = summary["operating_point"]
     if point:
-        lines += ["", "## Melanoma operating point", "",
-                  f"Each fold flags {point['class']} at its own threshold, chosen on its validation fold for "
-                  f"{point['target_sensitivity']:.0%} sensitivity. Pooled over the test folds "
-                  f"({point['positives']} melanomas, {point['negatives']} others): sensitivity "
-                  f"{fmt(point['sensitivity'])}, specificity {fmt(point['specificity'])}."]
+        lines += [
+            "",
+            "## Melanoma operating point",
+            "",
+            f"Each fold flags {point['class']} at its own threshold, chosen on its validation fold for "
+            f"{point['target_sensitivity']:.0%} sensitivity. Pooled over the test folds "
+            f"({point['positives']} melanomas, {point['negatives']} others): sensitivity "
+            f"{fmt(point['sensitivity'])}, specificity {fmt(point['specificity'])}.",
+        ]
     lines += _external_lines(summary.get("external", {}))
     lines += _review_lines(summary.get("review"))
     if summary.get("subgroups"):
         lines += subgroup_lines(summary["subgroups"], "Out-of-fold predictions by subgroup (oof_predictions.parquet)")
-    lines += ["", "Mean ± sd: over the folds' test splits (sd with K-1 in its denominator). Each fold's own "
-              "report.md, bundle and learning curves are in its fold-i folder.", ""]
+    lines += [
+        "",
+        "Mean ± sd: over the folds' test splits (sd with K-1 in its denominator). Each fold's own "
+        "report.md, bundle and learning curves are in its fold-i folder.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _external_lines(externals: dict) -> list[str]:
     lines = []
     for name, found in externals.items():
-        lines += ["", f"## External dataset {name}", "",
-                  "Every fold's model on all of its images (never trained or tuned on), the melanoma flag at each "
-                  "model's own threshold.", "",
-                  "| fold | images | accuracy | balanced accuracy (95% interval) | macro AUC | melanoma AUC | "
-                  "melanoma sensitivity / specificity | ECE |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## External dataset {name}",
+            "",
+            "Every fold's model on all of its images (never trained or tuned on), the melanoma flag at each "
+            "model's own threshold.",
+            "",
+            "| fold | images | accuracy | balanced accuracy (95% interval) | macro AUC | melanoma AUC | "
+            "melanoma sensitivity / specificity | ECE |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in found["per_fold"]:
             bounds = row["interval"]
             interval = f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else ""
-            lines.append(f"| {row['fold']} | {row['count']} | {fmt(row['accuracy'])} | {fmt(row['balanced_accuracy'])}"
-                         f"{interval} | {fmt(row['macro_auc'])} | {fmt(row['melanoma_auc'])} | "
-                         f"{fmt(row['melanoma_sensitivity'])} / {fmt(row['melanoma_specificity'])} | {fmt(row['ece'])} |")
-        lines.append(f"| mean ± sd | | {spread(found, 'accuracy')} | {spread(found, 'balanced_accuracy')} | "
-                     f"{spread(found, 'macro_auc')} | {spread(found, 'melanoma_auc')} | "
-                     f"{spread(found, 'melanoma_sensitivity')} / {spread(found, 'melanoma_specificity')} | "
-                     f"{spread(found, 'ece')} |")
+            lines.append(
+                f"| {row['fold']} | {row['count']} | {fmt(row['accuracy'])} | {fmt(row['balanced_accuracy'])}"
+                f"{interval} | {fmt(row['macro_auc'])} | {fmt(row['melanoma_auc'])} | "
+                f"{fmt(row['melanoma_sensitivity'])} / {fmt(row['melanoma_specificity'])} | {fmt(row['ece'])} |"
+            )
+        lines.append(
+            f"| mean ± sd | | {spread(found, 'accuracy')} | {spread(found, 'balanced_accuracy')} | "
+            f"{spread(found, 'macro_auc')} | {spread(found, 'melanoma_auc')} | "
+            f"{spread(found, 'melanoma_sensitivity')} / {spread(found, 'melanoma_specificity')} | "
+            f"{spread(found, 'ece')} |"
+        )
     return lines
 
 
@@ -195,10 +264,16 @@ def _review_lines(review: dict | None) -> list[str]:
     if not review:
         return []
     keys = [key for key in review if key != "per_fold"]
-    lines = ["", "## Review flag", "",
-             "Each fold's bundle: the share of each split it flags for review (any reason; `ood`: the "
-             "out-of-distribution check set) and each detector's AUROC, check set against test fold.", "",
-             "| fold | detector | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    lines = [
+        "",
+        "## Review flag",
+        "",
+        "Each fold's bundle: the share of each split it flags for review (any reason; `ood`: the "
+        "out-of-distribution check set) and each detector's AUROC, check set against test fold.",
+        "",
+        "| fold | detector | " + " | ".join(keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
     for row in review["per_fold"]:
         lines.append(f"| {row['fold']} | {row['method']} | " + " | ".join(fmt(row.get(key)) for key in keys) + " |")
     lines.append("| mean ± sd | | " + " | ".join(spread(review, key) for key in keys) + " |")
@@ -208,7 +283,8 @@ def _review_lines(review: dict | None) -> list[str]:
 def write_summary(folder_url: str, summary: dict, classes: list[str], title: str, notes: list[str]) -> None:
     import json
 
-    plots.confusion_matrices(summary["pooled"], classes, f"{title}: out-of-fold, pooled",
-                             join(folder_url, "confusion_matrix_pooled.png"))
+    plots.confusion_matrices(
+        summary["pooled"], classes, f"{title}: out-of-fold, pooled", join(folder_url, "confusion_matrix_pooled.png")
+    )
     storage.write_text(join(folder_url, "cv_metrics.json"), json.dumps(summary, indent=2))
     storage.write_text(join(folder_url, "cv_report.md"), markdown(summary, classes, title, notes))

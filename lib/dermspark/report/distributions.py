@@ -27,14 +27,16 @@ TITLES = {
 def distributions(written: pd.DataFrame) -> dict:
     """{column: {"all": {value: count}, "train": {...}, ...}} with missing values as "unknown"."""
     ages = np.floor(written["age"].astype("float64").to_numpy() / 5) * 5
-    frame = pd.DataFrame({
-        "split": written["split"],
-        "class_name": written["class_name"],
-        "dx_type": written["dx_type"],
-        "localization": written["localization"],
-        "sex": written["sex"],
-        "age_bin": pd.Series(ages, index=written.index).astype("Int64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "split": written["split"],
+            "class_name": written["class_name"],
+            "dx_type": written["dx_type"],
+            "localization": written["localization"],
+            "sex": written["sex"],
+            "age_bin": pd.Series(ages, index=written.index).astype("Int64"),
+        }
+    )
     result = {}
     for column in COLUMNS:
         # Counted by (split, value) first and named after: a few dozen keys to turn into text,
@@ -46,8 +48,9 @@ def distributions(written: pd.DataFrame) -> dict:
             if not pd.isna(split):
                 table.setdefault(split, Counter())[name] += int(count)
         order = sorted if column != "age_bin" else (lambda keys: sorted(keys, key=_age_key))
-        result[column] = {split: {value: counts[value] for value in order(counts)}
-                          for split, counts in sorted(table.items())}
+        result[column] = {
+            split: {value: counts[value] for value in order(counts)} for split, counts in sorted(table.items())
+        }
     return result
 
 

@@ -33,9 +33,12 @@ def reference(probabilities: np.ndarray, classes, split: str) -> dict:
     predicted = probabilities.argmax(axis=1)
     counts = np.bincount(predicted, minlength=len(classes))
     histogram = np.bincount(confidence_bin(probabilities.max(axis=1)), minlength=HISTOGRAM_BINS)
-    return {"split": split, "predictions": int(len(probabilities)),
-            "class_counts": {name: int(count) for name, count in zip(classes, counts, strict=True)},
-            "confidence_histogram": histogram.astype(int).tolist()}
+    return {
+        "split": split,
+        "predictions": int(len(probabilities)),
+        "class_counts": {name: int(count) for name, count in zip(classes, counts, strict=True)},
+        "confidence_histogram": histogram.astype(int).tolist(),
+    }
 
 
 def coarse(histogram) -> np.ndarray:
@@ -74,8 +77,10 @@ def quantiles(histogram) -> dict[str, float | None]:
     if not total:
         return {f"p{round(q * 100):02d}": None for q in QUANTILES}
     cumulative = np.cumsum(counts) / total
-    return {f"p{round(q * 100):02d}": round(float((np.searchsorted(cumulative, q) + 1) / HISTOGRAM_BINS), 2)
-            for q in QUANTILES}
+    return {
+        f"p{round(q * 100):02d}": round(float((np.searchsorted(cumulative, q) + 1) / HISTOGRAM_BINS), 2)
+        for q in QUANTILES
+    }
 
 
 def compare(ref: dict, class_counts: dict, histogram) -> dict:
@@ -91,8 +96,12 @@ def compare(ref: dict, class_counts: dict, histogram) -> dict:
         "js_confidence": js_distance(coarse(ref["confidence_histogram"]), coarse(histogram)),
     }
     judged = int(sum(actual_mix)) >= MIN_PREDICTIONS
-    over = [name for name, value in figures.items()
-            if value >= (PSI_SHIFT if name.startswith("psi") else JS_SHIFT)]
+    over = [name for name, value in figures.items() if value >= (PSI_SHIFT if name.startswith("psi") else JS_SHIFT)]
     watch = [name for name, value in figures.items() if name.startswith("psi") and PSI_WATCH <= value < PSI_SHIFT]
-    return {**{name: round(value, 4) for name, value in figures.items()}, "judged": judged,
-            "flagged": judged and bool(over), "over": over if judged else [], "watch": watch if judged else []}
+    return {
+        **{name: round(value, 4) for name, value in figures.items()},
+        "judged": judged,
+        "flagged": judged and bool(over),
+        "over": over if judged else [],
+        "watch": watch if judged else [],
+    }

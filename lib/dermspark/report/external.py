@@ -22,20 +22,27 @@ def auc_interval(positive: np.ndarray, scores: np.ndarray, groups: np.ndarray, l
     positive, scores = np.asarray(positive, dtype=bool), np.asarray(scores, dtype=np.float64)
     if positive.all() or not positive.any():
         return None
-    values = [roc_auc_score(positive[index], scores[index]) for index in group_resamples(groups)
-              if positive[index].any() and not positive[index].all()]
+    values = [
+        roc_auc_score(positive[index], scores[index])
+        for index in group_resamples(groups)
+        if positive[index].any() and not positive[index].all()
+    ]
     return percentiles(values, level)
 
 
-def melanoma_figures(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray, melanoma: int,
-                     threshold: float | None) -> dict:
+def melanoma_figures(
+    probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray, melanoma: int, threshold: float | None
+) -> dict:
     """The melanoma AUC and, at the bundle's threshold, the flag's rates, each with an interval."""
     from sklearn.metrics import roc_auc_score
 
     scores, positive = probabilities[:, melanoma], labels == melanoma
     both = bool(positive.any() and (~positive).any())
-    result = {"auc": float(roc_auc_score(positive, scores)) if both else None,
-              "auc_interval": auc_interval(positive, scores, groups), "threshold": threshold}
+    result = {
+        "auc": float(roc_auc_score(positive, scores)) if both else None,
+        "auc_interval": auc_interval(positive, scores, groups),
+        "threshold": threshold,
+    }
     if threshold is not None:
         result.update(sensitivity_specificity(scores, positive, threshold))
         result["interval"] = rate_intervals(scores, positive, threshold, groups)
@@ -44,15 +51,29 @@ def melanoma_figures(probabilities: np.ndarray, labels: np.ndarray, groups: np.n
 
 def own_groups(groups) -> np.ndarray:
     """Each image's lesion as text; an image without one is a group of its own."""
-    return np.array([(group.decode() if isinstance(group, bytes) else str(group)) if group not in (None, "", b"")
-                     else f"\0image-{index}" for index, group in enumerate(np.asarray(groups, dtype=object).reshape(-1))],
-                    dtype=object)
+    return np.array(
+        [
+            (group.decode() if isinstance(group, bytes) else str(group))
+            if group not in (None, "", b"")
+            else f"\0image-{index}"
+            for index, group in enumerate(np.asarray(groups, dtype=object).reshape(-1))
+        ],
+        dtype=object,
+    )
 
 
 # PLR0913: the optional figures (binary, melanoma, threshold, before calibration) each switched on by one argument
-def evaluate_heldout(labels, probabilities, groups, classes: list[str], majority_label: int,  # noqa: PLR0913
-                     positive_class: str | None = None, melanoma: int | None = None,
-                     threshold: float | None = None, uncalibrated=None) -> dict:
+def evaluate_heldout(  # noqa: PLR0913
+    labels,
+    probabilities,
+    groups,
+    classes: list[str],
+    majority_label: int,
+    positive_class: str | None = None,
+    melanoma: int | None = None,
+    threshold: float | None = None,
+    uncalibrated=None,
+) -> dict:
     """probabilities: as the bundle predicts them (calibrated, unless told otherwise);
     uncalibrated: the same before the temperature, for the ECE before calibration."""
     labels = np.asarray(labels, dtype=np.int64)
@@ -63,6 +84,8 @@ def evaluate_heldout(labels, probabilities, groups, classes: list[str], majority
     if uncalibrated is not None:
         result["ece_before"] = reliability(uncalibrated, labels)["ece"]
     if melanoma is not None:
-        result["melanoma"] = {"class": classes[melanoma],
-                              **melanoma_figures(probabilities, labels, groups, melanoma, threshold)}
+        result["melanoma"] = {
+            "class": classes[melanoma],
+            **melanoma_figures(probabilities, labels, groups, melanoma, threshold),
+        }
     return result

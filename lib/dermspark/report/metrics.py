@@ -41,8 +41,9 @@ def percentiles(values, level: float = 0.95) -> list[float]:
     return np.percentile(np.asarray(values, dtype=np.float64), tails).round(4).tolist()
 
 
-def bootstrap_interval(labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray, draws: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_interval(
+    labels: np.ndarray, predicted: np.ndarray, groups: np.ndarray, draws: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict:
     """Percentile intervals of accuracy and balanced accuracy over resamples of the lesions
     (group_resamples). On HAM10000's 1,000-image test split the rarest classes have a dozen
     images, and one image moves balanced accuracy by about a point."""
@@ -59,7 +60,9 @@ def bootstrap_interval(labels: np.ndarray, predicted: np.ndarray, groups: np.nda
         hits = np.bincount(labels[index], weights=right[index], minlength=classes)
         balanced[draw] = np.mean(hits[support > 0] / support[support > 0])
     return {
-        "level": level, "draws": draws, "groups": int(np.unique(groups).size),
+        "level": level,
+        "draws": draws,
+        "groups": int(np.unique(groups).size),
         "accuracy": percentiles(accuracies, level),
         "balanced_accuracy": percentiles(balanced, level),
     }
@@ -115,9 +118,9 @@ def classification_metrics(
         "baseline_accuracy": float(np.mean(labels == majority_label)),
         "per_class": per_class,
         "confusion_matrix": counts.tolist(),
-        "confusion_matrix_normalized": np.divide(
-            counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0
-        ).round(4).tolist(),
+        "confusion_matrix_normalized": np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
+        .round(4)
+        .tolist(),
     }
     if groups is not None:
         result["interval"] = bootstrap_interval(labels, predicted, groups)
@@ -125,26 +128,27 @@ def classification_metrics(
         if len(classes) != 2 or positive_class not in classes:
             raise ValueError(f"positive class {positive_class!r} needs a two-class model, got {classes}")
         figures = per_class[positive_class]
-        result["binary"] = {"positive_class": positive_class, "threshold": 0.5,
-                            "sensitivity": figures["recall"], "specificity": figures["specificity"]}
+        result["binary"] = {
+            "positive_class": positive_class,
+            "threshold": 0.5,
+            "sensitivity": figures["recall"],
+            "specificity": figures["specificity"],
+        }
     return result
 
 
-def _per_class(labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray, counts: np.ndarray,
-               classes: list[str]) -> dict:
+def _per_class(
+    labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray, counts: np.ndarray, classes: list[str]
+) -> dict:
     """Each class's precision, recall, F1, specificity, one-vs-rest AUC and support; a figure is
     None (n/a) where it means nothing: recall and F1 of a class with no image in the split,
     precision of a class never predicted."""
     indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=indices, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=indices, zero_division=0)
     # Specificity of class i: of the images that are not i, the share not predicted as i.
     negatives = counts.sum() - counts.sum(axis=1)
     false_positives = counts.sum(axis=0) - np.diag(counts)
-    specificity = np.divide(
-        negatives - false_positives, negatives, out=np.zeros(len(classes)), where=negatives > 0
-    )
+    specificity = np.divide(negatives - false_positives, negatives, out=np.zeros(len(classes)), where=negatives > 0)
     predicted_counts = counts.sum(axis=0)
     return {
         name: {

@@ -32,60 +32,92 @@ def _interval(section: dict) -> str:
 def _data_lines(manifest: dict) -> list[str]:
     dataset = manifest.get("dataset") or {}
     per_split = dataset.get("per_split") or {}
-    lines = ["", "## Training data", "", f"Dataset `{dataset.get('root', dataset.get('url', 'unknown'))}`, split by "
-             "lesion (no lesion in two splits).", "", "| class | " + " | ".join(per_split) + " |",
-             "|---|" + "---|" * len(per_split)]
+    lines = [
+        "",
+        "## Training data",
+        "",
+        f"Dataset `{dataset.get('root', dataset.get('url', 'unknown'))}`, split by lesion (no lesion in two splits).",
+        "",
+        "| class | " + " | ".join(per_split) + " |",
+        "|---|" + "---|" * len(per_split),
+    ]
     for name in manifest["classes"]:
-        lines.append(f"| {name} ({display_name(name)}) | "
-                     + " | ".join(str(counts.get(name, 0)) for counts in per_split.values()) + " |")
-    lines += ["", "Known gaps: the data records no skin type (Fitzpatrick), so nothing can be said per skin type; "
-              "its images come from the one archive it was ingested from (HAM10000's: two sites, Vienna and "
-              "Queensland), so other devices, populations and acquisition habits are not represented; the "
-              "classes are imbalanced (see the counts)."]
+        lines.append(
+            f"| {name} ({display_name(name)}) | "
+            + " | ".join(str(counts.get(name, 0)) for counts in per_split.values())
+            + " |"
+        )
+    lines += [
+        "",
+        "Known gaps: the data records no skin type (Fitzpatrick), so nothing can be said per skin type; "
+        "its images come from the one archive it was ingested from (HAM10000's: two sites, Vienna and "
+        "Queensland), so other devices, populations and acquisition habits are not represented; the "
+        "classes are imbalanced (see the counts).",
+    ]
     return lines
 
 
 def _figures_lines(metrics: dict, cv: dict | None) -> list[str]:
-    lines = ["", "## Held-out figures", "", "| split | images | accuracy | balanced accuracy (95% interval) | "
-             "macro AUC | majority baseline |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Held-out figures",
+        "",
+        "| split | images | accuracy | balanced accuracy (95% interval) | macro AUC | majority baseline |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("validation", "test"):
         if name in metrics:
             section = metrics[name]
-            lines.append(f"| {name} | {section['count']} | {fmt(section['accuracy'])} | "
-                         f"{fmt(section['balanced_accuracy'])}{_interval(section)} | {fmt(section['macro_auc'])} | "
-                         f"{fmt(section['baseline_accuracy'])} |")
+            lines.append(
+                f"| {name} | {section['count']} | {fmt(section['accuracy'])} | "
+                f"{fmt(section['balanced_accuracy'])}{_interval(section)} | {fmt(section['macro_auc'])} | "
+                f"{fmt(section['baseline_accuracy'])} |"
+            )
     if cv:
         ba, auc = cv["balanced_accuracy"], cv["macro_auc"]
-        lines += ["", f"Cross-validation over {cv['folds']} folds (this bundle is one of them): balanced accuracy "
-                  f"{fmt(ba['mean'])} ± {fmt(ba['sd'])}, macro AUC {fmt(auc['mean'])} ± {fmt(auc['sd'])}."]
+        lines += [
+            "",
+            f"Cross-validation over {cv['folds']} folds (this bundle is one of them): balanced accuracy "
+            f"{fmt(ba['mean'])} ± {fmt(ba['sd'])}, macro AUC {fmt(auc['mean'])} ± {fmt(auc['sd'])}.",
+        ]
     external = metrics.get("external") or {}
     lines += ["", "## Other sources", ""]
     if not external:
-        lines.append("No external evaluation was run (train --external): how this model does on images from "
-                     "other clinics is **unknown**.")
+        lines.append(
+            "No external evaluation was run (train --external): how this model does on images from "
+            "other clinics is **unknown**."
+        )
     for name, section in external.items():
         melanoma = section.get("melanoma") or {}
-        lines.append(f"- `{name}`: {section['count']} images, balanced accuracy {fmt(section['balanced_accuracy'])}"
-                     f"{_interval(section)}, melanoma AUC {fmt(melanoma.get('auc'))}, sensitivity "
-                     f"{fmt(melanoma.get('sensitivity'))} and specificity {fmt(melanoma.get('specificity'))} at this "
-                     f"bundle's threshold, ECE {fmt(section.get('ece'))}.")
+        lines.append(
+            f"- `{name}`: {section['count']} images, balanced accuracy {fmt(section['balanced_accuracy'])}"
+            f"{_interval(section)}, melanoma AUC {fmt(melanoma.get('auc'))}, sensitivity "
+            f"{fmt(melanoma.get('sensitivity'))} and specificity {fmt(melanoma.get('specificity'))} at this "
+            f"bundle's threshold, ECE {fmt(section.get('ece'))}."
+        )
     return lines
 
 
 def _calibration_lines(manifest: dict, metrics: dict) -> list[str]:
     calibration = metrics.get("calibration") or {}
     test = (calibration.get("reliability") or {}).get("test") or {}
-    lines = ["", "## Calibration and operating point", "",
-             f"Temperature {manifest['calibration']['temperature']:.4g} (fitted on "
-             f"{manifest['calibration'].get('fitted_on')}); test ECE {fmt((test.get('before') or {}).get('ece'))} "
-             f"before, {fmt((test.get('after') or {}).get('ece'))} after."]
+    lines = [
+        "",
+        "## Calibration and operating point",
+        "",
+        f"Temperature {manifest['calibration']['temperature']:.4g} (fitted on "
+        f"{manifest['calibration'].get('fitted_on')}); test ECE {fmt((test.get('before') or {}).get('ece'))} "
+        f"before, {fmt((test.get('after') or {}).get('ece'))} after.",
+    ]
     point = metrics.get("operating_point")
     if point and point.get("test"):
         found = point["test"]
-        lines.append(f"Melanoma flag at probability {point['threshold']['temperature']:.4g}, chosen on validation "
-                     f"for {point['target_sensitivity']:.0%} sensitivity: on test, sensitivity "
-                     f"{fmt(found['sensitivity'])}, specificity {fmt(found['specificity'])} "
-                     f"({found['positives']} melanomas, {found['negatives']} others).")
+        lines.append(
+            f"Melanoma flag at probability {point['threshold']['temperature']:.4g}, chosen on validation "
+            f"for {point['target_sensitivity']:.0%} sensitivity: on test, sensitivity "
+            f"{fmt(found['sensitivity'])}, specificity {fmt(found['specificity'])} "
+            f"({found['positives']} melanomas, {found['negatives']} others)."
+        )
     return lines
 
 
@@ -93,23 +125,42 @@ def model_card(manifest: dict, metrics: dict, cv: dict | None = None) -> str:
     """The card of a bundle: its manifest, the training run's metrics and, for a fold, the
     cross-validation summary."""
     settings = manifest.get("training_settings") or {}
-    lines = [f"# Model card: {manifest['model_name']}", "",
-             f"Trained by dermspark {(manifest.get('library_versions') or {}).get('dermspark', '')} on "
-             f"{manifest.get('created_at', 'an unknown date')}, run `{settings.get('run_id')}`; input "
-             f"{manifest['input_size'][0]}x{manifest['input_size'][1]} RGB, test-time augmentation "
-             f"`{manifest.get('test_time_augmentation', 'none')}`; classes: "
-             + ", ".join(f"{name} ({display_name(name)})" for name in manifest["classes"]) + ".",
-             "", "## Intended use", "", *[f"- {line}" for line in INTENDED],
-             "", "## Not intended use", "", *[f"- {line}" for line in NOT_INTENDED]]
+    lines = [
+        f"# Model card: {manifest['model_name']}",
+        "",
+        f"Trained by dermspark {(manifest.get('library_versions') or {}).get('dermspark', '')} on "
+        f"{manifest.get('created_at', 'an unknown date')}, run `{settings.get('run_id')}`; input "
+        f"{manifest['input_size'][0]}x{manifest['input_size'][1]} RGB, test-time augmentation "
+        f"`{manifest.get('test_time_augmentation', 'none')}`; classes: "
+        + ", ".join(f"{name} ({display_name(name)})" for name in manifest["classes"])
+        + ".",
+        "",
+        "## Intended use",
+        "",
+        *[f"- {line}" for line in INTENDED],
+        "",
+        "## Not intended use",
+        "",
+        *[f"- {line}" for line in NOT_INTENDED],
+    ]
     lines += _data_lines(manifest)
     lines += _figures_lines(metrics, cv)
     if metrics.get("subgroups"):
         lines += subgroup_lines(metrics["subgroups"], "Test split by subgroup")
     lines += _calibration_lines(manifest, metrics)
-    lines += review_lines(metrics.get("review")) or ["", "## Review flag", "", "This bundle has no review flag: "
-                                                     "nothing tells a user when not to trust a score."]
-    lines += ["", "## Limitations", "",
-              "- Figures are on held-out images of the training source; they say little about another clinic's.",
-              "- Intervals come from resampling lesions of one test split; another split would move the figures.",
-              "- Subgroups under 30 lesions are not judged; rare classes rest on few images.", ""]
+    lines += review_lines(metrics.get("review")) or [
+        "",
+        "## Review flag",
+        "",
+        "This bundle has no review flag: nothing tells a user when not to trust a score.",
+    ]
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "- Figures are on held-out images of the training source; they say little about another clinic's.",
+        "- Intervals come from resampling lesions of one test split; another split would move the figures.",
+        "- Subgroups under 30 lesions are not judged; rare classes rest on few images.",
+        "",
+    ]
     return "\n".join(lines)

@@ -96,8 +96,12 @@ def reliability(calibration: dict, url: str) -> None:
         for when, marker in (("before", "o"), ("after", "s")):
             bins = calibration["reliability"][split][when]
             kept = [index for index, count in enumerate(bins["count"]) if count]
-            axis.plot([bins["confidence"][i] for i in kept], [bins["accuracy"][i] for i in kept], marker=marker,
-                      label=f"{when} (ECE {bins['ece']:.3f})")
+            axis.plot(
+                [bins["confidence"][i] for i in kept],
+                [bins["accuracy"][i] for i in kept],
+                marker=marker,
+                label=f"{when} (ECE {bins['ece']:.3f})",
+            )
         axis.set_xlabel("confidence")
         axis.set_ylabel("accuracy")
         axis.set_title(f"{split}, temperature {calibration['temperature']:.3f}")
@@ -111,8 +115,13 @@ def roc(point: dict, url: str) -> None:
     axis.plot(point["roc"]["fpr"], point["roc"]["tpr"], label=f"{point['class']} against the rest")
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     test = point["test"]
-    axis.plot([1 - test["specificity"]], [test["sensitivity"]], "o", color="red",
-              label=f"threshold {point['threshold']['temperature']:.3f}")
+    axis.plot(
+        [1 - test["specificity"]],
+        [test["sensitivity"]],
+        "o",
+        color="red",
+        label=f"threshold {point['threshold']['temperature']:.3f}",
+    )
     axis.set_xlabel("1 - specificity")
     axis.set_ylabel("sensitivity")
     axis.set_title("test split")

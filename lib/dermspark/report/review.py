@@ -27,9 +27,13 @@ def flagged(reasons: np.ndarray) -> dict:
     """Images flagged and their share, with its interval, overall and by reason."""
     total = len(reasons)
     count = int(sum(reason is not None for reason in reasons))
-    return {"images": total, "flagged": count, "share": count / total if total else None,
-            "interval": share_interval(count, total),
-            "by_reason": {reason: int(sum(found == reason for found in reasons)) for reason in REASONS}}
+    return {
+        "images": total,
+        "flagged": count,
+        "share": count / total if total else None,
+        "interval": share_interval(count, total),
+        "by_reason": {reason: int(sum(found == reason for found in reasons)) for reason in REASONS},
+    }
 
 
 def detection(reviewer, splits: dict, ood=None) -> dict:
@@ -37,8 +41,12 @@ def detection(reviewer, splits: dict, ood=None) -> dict:
     and any external dataset by its name; ood: the same for the out-of-distribution images, or
     None. The test split stands for in-distribution in the
     AUROCs: it took no part in fitting the detector or its threshold."""
-    result = {"method": reviewer.method, "review_rate": reviewer.record["review_rate"],
-              "threshold": reviewer.record["threshold"], "splits": {}}
+    result = {
+        "method": reviewer.method,
+        "review_rate": reviewer.record["review_rate"],
+        "threshold": reviewer.record["threshold"],
+        "splits": {},
+    }
     for name, (images, features, raw, probabilities) in splits.items():
         result["splits"][name] = flagged(reviewer.review(images, features, raw, probabilities)[2])
     if ood is None or "test" not in splits:
@@ -50,7 +58,9 @@ def detection(reviewer, splits: dict, ood=None) -> dict:
     groups = np.arange(len(positive))
     result["auroc"] = {}
     for method in METHODS:
-        scores = np.concatenate([reviewer.scores(method, test_features, test_raw), reviewer.scores(method, features, raw)])
+        scores = np.concatenate(
+            [reviewer.scores(method, test_features, test_raw), reviewer.scores(method, features, raw)]
+        )
         result["auroc"][method] = _auroc(positive, scores, groups)
     return result
 
@@ -70,24 +80,43 @@ def markdown_lines(review: dict | None) -> list[str]:
     """report.md's section on the review flag."""
     if not review:
         return []
-    lines = ["", "## Review flag", "",
-             f"Detector `{review['method']}`, thresholded at {review['threshold']:.4g} to flag "
-             f"{review['review_rate']:.0%} of the validation split; image checks at the training split's "
-             "0.5% tails. Share of images flagged, with its 95% interval, and by the first reason that holds:", "",
-             "| split | images | flagged (95% interval) | " + " | ".join(REASONS) + " |", "|---|---|---|" + "---|" * len(REASONS)]
-    rows = {name if name in ("validation", "test") else f"external {name}": found
-            for name, found in review["splits"].items()}
+    lines = [
+        "",
+        "## Review flag",
+        "",
+        f"Detector `{review['method']}`, thresholded at {review['threshold']:.4g} to flag "
+        f"{review['review_rate']:.0%} of the validation split; image checks at the training split's "
+        "0.5% tails. Share of images flagged, with its 95% interval, and by the first reason that holds:",
+        "",
+        "| split | images | flagged (95% interval) | " + " | ".join(REASONS) + " |",
+        "|---|---|---|" + "---|" * len(REASONS),
+    ]
+    rows = {
+        name if name in ("validation", "test") else f"external {name}": found
+        for name, found in review["splits"].items()
+    }
     if "ood" in review:
         rows["out-of-distribution check set"] = review["ood"]
     for name, found in rows.items():
-        lines.append(f"| {name} | {found['images']} | {_share(found)} | "
-                     + " | ".join(str(found["by_reason"][reason]) for reason in REASONS) + " |")
+        lines.append(
+            f"| {name} | {found['images']} | {_share(found)} | "
+            + " | ".join(str(found["by_reason"][reason]) for reason in REASONS)
+            + " |"
+        )
     if "auroc" in review:
-        lines += ["", "Detection AUROC, test split against the check set (95% interval over resampled images):", "",
-                  "| detector | AUROC |", "|---|---|"]
+        lines += [
+            "",
+            "Detection AUROC, test split against the check set (95% interval over resampled images):",
+            "",
+            "| detector | AUROC |",
+            "|---|---|",
+        ]
         for method, found in review["auroc"].items():
             bounds = found["interval"]
             chosen = " (this bundle's)" if method == review["method"] else ""
-            lines.append(f"| {method}{chosen} | {found['auroc']:.3f}"
-                         + (f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else "") + " |")
+            lines.append(
+                f"| {method}{chosen} | {found['auroc']:.3f}"
+                + (f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else "")
+                + " |"
+            )
     return lines

@@ -6,8 +6,9 @@ Per group: images, lesions, balanced accuracy over the classes present, expected
 error, melanoma sensitivity per image and per lesion (a melanoma lesion counts as found when any
 of its images is flagged) and specificity per image, each with a 95% interval over resamples of
 the group's lesions. A group of fewer than MIN_LESIONS lesions is "too few to judge": its counts
-are shown, no figure; melanoma sensitivity needs MIN_MELANOMA_LESIONS melanoma lesions. pandas does the grouping; fairlearn's MetricFrame would too, but its
-bootstrap resamples images, and a lesion's images must stand or fall together.
+are shown, no figure; melanoma sensitivity needs MIN_MELANOMA_LESIONS melanoma lesions. pandas
+does the grouping; fairlearn's MetricFrame would too, but its bootstrap resamples images, and a
+lesion's images must stand or fall together.
 """
 
 import numpy as np
@@ -21,8 +22,13 @@ MIN_LESIONS = 30
 MIN_MELANOMA_LESIONS = 10
 DRAWS = 200
 ATTRIBUTES = ("localization", "sex", "age_band", "dx_type")
-FIGURES = ("balanced_accuracy", "ece", "melanoma_sensitivity", "melanoma_sensitivity_per_lesion",
-           "melanoma_specificity")
+FIGURES = (
+    "balanced_accuracy",
+    "ece",
+    "melanoma_sensitivity",
+    "melanoma_sensitivity_per_lesion",
+    "melanoma_specificity",
+)
 
 
 def age_band(age) -> str:
@@ -40,12 +46,14 @@ def _figures(labels, probabilities, flags, lesions, melanoma: int | None) -> dic
     found = {"balanced_accuracy": float(np.mean(recalls)), "ece": reliability(probabilities, labels)["ece"]}
     positive = labels == melanoma if melanoma is not None else np.zeros(len(labels), bool)
     found["melanoma_sensitivity"] = float(flags[positive].mean()) if flags is not None and positive.any() else None
-    found["melanoma_specificity"] = float(1 - flags[~positive].mean()) \
-        if flags is not None and melanoma is not None and (~positive).any() else None
+    found["melanoma_specificity"] = (
+        float(1 - flags[~positive].mean()) if flags is not None and melanoma is not None and (~positive).any() else None
+    )
     if flags is not None and positive.any():
         _, lesion_of = np.unique(lesions[positive], return_inverse=True)
         found["melanoma_sensitivity_per_lesion"] = float(
-            np.mean(np.bincount(lesion_of, weights=flags[positive].astype(np.float64)) > 0))
+            np.mean(np.bincount(lesion_of, weights=flags[positive].astype(np.float64)) > 0)
+        )
     else:
         found["melanoma_sensitivity_per_lesion"] = None
     return found
@@ -67,13 +75,19 @@ def _group(rows: pd.DataFrame, classes: list[str], melanoma: int | None, draws: 
         entry["melanoma_sensitivity"] = entry["melanoma_sensitivity_per_lesion"] = None
     samples: dict[str, list[float]] = {name: [] for name in FIGURES}
     for resample in group_resamples(lesions, draws, seed):
-        drawn = _figures(labels[resample], probabilities[resample], None if flags is None else flags[resample],
-                         lesions[resample], melanoma)
+        drawn = _figures(
+            labels[resample],
+            probabilities[resample],
+            None if flags is None else flags[resample],
+            lesions[resample],
+            melanoma,
+        )
         for name in FIGURES:
             if drawn[name] is not None:
                 samples[name].append(drawn[name])
-    entry["intervals"] = {name: percentiles(values) if values and entry[name] is not None else None
-                          for name, values in samples.items()}
+    entry["intervals"] = {
+        name: percentiles(values) if values and entry[name] is not None else None for name, values in samples.items()
+    }
     return entry
 
 
@@ -83,16 +97,19 @@ def _sensitivity_cell(entry: dict, name: str) -> str:
     return _cell(entry, name)
 
 
-def subgroups(frame: pd.DataFrame, classes: list[str], melanoma: int | None, draws: int = DRAWS,
-              seed: int = 0) -> dict:
+def subgroups(frame: pd.DataFrame, classes: list[str], melanoma: int | None, draws: int = DRAWS, seed: int = 0) -> dict:
     """frame: true_label, prob_CLASS, melanoma_flag, lesion_id and the metadata columns."""
     frame = frame.assign(age_band=frame["age"].map(age_band) if "age" in frame else "unknown")
     by: dict[str, dict] = {}
     for attribute in ATTRIBUTES:
-        values = frame[attribute].fillna("unknown").astype(str) if attribute in frame else pd.Series(
-            "unknown", index=frame.index)
-        by[attribute] = {str(value): _group(rows, classes, melanoma, draws, seed)
-                         for value, rows in frame.groupby(values, sort=True)}
+        values = (
+            frame[attribute].fillna("unknown").astype(str)
+            if attribute in frame
+            else pd.Series("unknown", index=frame.index)
+        )
+        by[attribute] = {
+            str(value): _group(rows, classes, melanoma, draws, seed) for value, rows in frame.groupby(values, sort=True)
+        }
     return {"min_lesions": MIN_LESIONS, "draws": draws, "by": by}
 
 
@@ -106,20 +123,32 @@ def _cell(entry: dict, name: str) -> str:
 
 def markdown_lines(found: dict, title: str = "Subgroups") -> list[str]:
     """The report section: a table per attribute."""
-    lines = ["", f"## {title}", "",
-             f"95% intervals over {found['draws']} resamples of each group's lesions; a group of fewer than "
-             f"{found['min_lesions']} lesions is too few to judge, and melanoma sensitivity needs "
-             f"{MIN_MELANOMA_LESIONS} melanoma lesions. Sensitivity per lesion: a melanoma lesion counts as "
-             "found when any of its images is flagged."]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"95% intervals over {found['draws']} resamples of each group's lesions; a group of fewer than "
+        f"{found['min_lesions']} lesions is too few to judge, and melanoma sensitivity needs "
+        f"{MIN_MELANOMA_LESIONS} melanoma lesions. Sensitivity per lesion: a melanoma lesion counts as "
+        "found when any of its images is flagged.",
+    ]
     for attribute, groups in found["by"].items():
-        lines += ["", f"### By {attribute.replace('_', ' ')}", "",
-                  "| group | images | lesions | balanced accuracy | ECE | melanoma sensitivity | per lesion | "
-                  "specificity |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"### By {attribute.replace('_', ' ')}",
+            "",
+            "| group | images | lesions | balanced accuracy | ECE | melanoma sensitivity | per lesion | specificity |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for value, entry in groups.items():
             if not entry["judged"]:
                 lines.append(f"| {value} | {entry['images']} | {entry['lesions']} | too few to judge | | | | |")
                 continue
-            lines.append(f"| {value} | {entry['images']} | {entry['lesions']} | "
-                         + " | ".join(_sensitivity_cell(entry, name) if "sensitivity" in name else _cell(entry, name)
-                                      for name in FIGURES) + " |")
+            lines.append(
+                f"| {value} | {entry['images']} | {entry['lesions']} | "
+                + " | ".join(
+                    _sensitivity_cell(entry, name) if "sensitivity" in name else _cell(entry, name) for name in FIGURES
+                )
+                + " |"
+            )
     return lines

@@ -25,7 +25,8 @@ def write_reports(rows: DataFrame, folder: str, classes: list[str], model: tuple
     """rows: this run's predictions. Returns how many reports were written and, for instances
     whose source could not be read again, how many failed."""
     wanted = rows.where(F.col("sop_instance_uid").isNotNull() & F.col("error").isNull()).select(
-        *COLUMNS, *[f"prob_{name}" for name in classes])
+        *COLUMNS, *[f"prob_{name}" for name in classes]
+    )
 
     def write(partition):
         import pandas as pd
@@ -45,8 +46,12 @@ def write_reports(rows: DataFrame, folder: str, classes: list[str], model: tuple
     failures: dict[str, int] = {}
     for reason in filter(None, outcomes):
         failures[reason] = failures.get(reason, 0) + 1
-    return {"folder": folder, "written": outcomes.count(None), "failed": sum(failures.values()),
-            "failed_by_reason": failures}
+    return {
+        "folder": folder,
+        "written": outcomes.count(None),
+        "failed": sum(failures.values()),
+        "failed_by_reason": failures,
+    }
 
 
 def _write_one(instance, folder: str, classes: list[str], model: tuple[str, str]) -> None:
@@ -91,27 +96,60 @@ def build_report(source, instance, classes: list[str], model: tuple[str, str], s
     algorithm = hd.sr.AlgorithmIdentification(name=model[0], version=model[1])
     groups = []
     for _, row in instance.sort_values("frame", na_position="first").iterrows():
-        frames = None if row["frame"] is None or int(source.get("NumberOfFrames", 1) or 1) == 1 else [int(row["frame"]) + 1]
-        evaluations = [hd.sr.QualitativeEvaluation(concept("predicted-class", "Predicted class"),
-                                                   concept(row["predicted_label"], row["predicted_label"]))]
+        frames = (
+            None if row["frame"] is None or int(source.get("NumberOfFrames", 1) or 1) == 1 else [int(row["frame"]) + 1]
+        )
+        evaluations = [
+            hd.sr.QualitativeEvaluation(
+                concept("predicted-class", "Predicted class"), concept(row["predicted_label"], row["predicted_label"])
+            )
+        ]
         if row["melanoma_flag"] is not None:
-            evaluations.append(hd.sr.QualitativeEvaluation(
-                concept("melanoma-flag", "Melanoma probability at or above the threshold"), yes_no(row["melanoma_flag"])))
+            evaluations.append(
+                hd.sr.QualitativeEvaluation(
+                    concept("melanoma-flag", "Melanoma probability at or above the threshold"),
+                    yes_no(row["melanoma_flag"]),
+                )
+            )
         if row["review"] is not None:
-            evaluations.append(hd.sr.QualitativeEvaluation(concept("review-flag", "Flagged for review"),
-                                                           yes_no(row["review"])))
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"dermspark frame {row['frame'] or 0}"),
-            source_images=[_source_image(source, frames)],
-            measurements=[hd.sr.Measurement(concept(f"probability-{name}", f"Probability of {name}"),
-                                            float(row[f"prob_{name}"]), hd.sr.CodedConcept("1", "UCUM", "no units"),
-                                            algorithm_id=algorithm) for name in classes],
-            qualitative_evaluations=evaluations))
+            evaluations.append(
+                hd.sr.QualitativeEvaluation(concept("review-flag", "Flagged for review"), yes_no(row["review"]))
+            )
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=hd.UID(), identifier=f"dermspark frame {row['frame'] or 0}"
+                ),
+                source_images=[_source_image(source, frames)],
+                measurements=[
+                    hd.sr.Measurement(
+                        concept(f"probability-{name}", f"Probability of {name}"),
+                        float(row[f"prob_{name}"]),
+                        hd.sr.CodedConcept("1", "UCUM", "no units"),
+                        algorithm_id=algorithm,
+                    )
+                    for name in classes
+                ],
+                qualitative_evaluations=evaluations,
+            )
+        )
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="dermspark", model_name=model[0])
-    context = hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device, observer_identifying_attributes=device))
-    content = hd.sr.MeasurementReport(observation_context=context, imaging_measurements=groups,
-                                      procedure_reported=hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging study"))
-    return hd.sr.Comprehensive3DSR(evidence=[source], content=content[0], series_instance_uid=series_uid,
-                                   series_number=1, sop_instance_uid=sop_uid, instance_number=1,
-                                   manufacturer="dermspark")
+    context = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device, observer_identifying_attributes=device
+        )
+    )
+    content = hd.sr.MeasurementReport(
+        observation_context=context,
+        imaging_measurements=groups,
+        procedure_reported=hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging study"),
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=[source],
+        content=content[0],
+        series_instance_uid=series_uid,
+        series_number=1,
+        sop_instance_uid=sop_uid,
+        instance_number=1,
+        manufacturer="dermspark",
+    )

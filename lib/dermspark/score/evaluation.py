@@ -19,36 +19,59 @@ def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
     return int(np.bincount(labels, minlength=len(classes)).argmax())
 
 
-def evaluate_scores(written: DataFrame, truth: DataFrame, classes: list[str], manifest: dict,
-                    temperature: float = 1.0, threshold: float | None = None) -> dict:
+def evaluate_scores(
+    written: DataFrame,
+    truth: DataFrame,
+    classes: list[str],
+    manifest: dict,
+    temperature: float = 1.0,
+    threshold: float | None = None,
+) -> dict:
     """written: the run's rows (image_id, error, prob_*); truth: image_id, true_label, lesion_id.
     The intervals resample lesions, or images where the labels name no lesion. The figures are
     an external evaluation's (report.external): the melanoma flag at the run's threshold, and
     the ECE of the scored probabilities and of the same before the run's temperature."""
     joined = written.join(truth.withColumn("_has_row", F.lit(True)), "image_id", "left")
-    coverage = joined.agg(
-        F.count("*").alias("rows"),
-        F.sum(F.when(F.col("_has_row").isNull(), 1).otherwise(0)).alias("no_label_row"),
-        F.sum(F.when(F.col("_has_row") & F.col("true_label").isNull(), 1).otherwise(0)).alias("label_outside_classes"),
-        F.sum(F.when(F.col("true_label").isNotNull() & F.col("error").isNotNull(), 1).otherwise(0))
-        .alias("labeled_with_error"),
-    ).first().asDict()
+    coverage = (
+        joined.agg(
+            F.count("*").alias("rows"),
+            F.sum(F.when(F.col("_has_row").isNull(), 1).otherwise(0)).alias("no_label_row"),
+            F.sum(F.when(F.col("_has_row") & F.col("true_label").isNull(), 1).otherwise(0)).alias(
+                "label_outside_classes"
+            ),
+            F.sum(F.when(F.col("true_label").isNotNull() & F.col("error").isNotNull(), 1).otherwise(0)).alias(
+                "labeled_with_error"
+            ),
+        )
+        .first()
+        .asDict()
+    )
     usable = joined.filter(F.col("true_label").isNotNull() & F.col("error").isNull())
     # Small: one label and one probability per class per labeled image, no pixels.
-    rows = usable.select("true_label", F.coalesce("lesion_id", "image_id").alias("group"),
-                         F.array(*[f"prob_{name}" for name in classes]).alias("p"), "melanoma_flag",
-                         *METADATA).collect()
+    rows = usable.select(
+        "true_label",
+        F.coalesce("lesion_id", "image_id").alias("group"),
+        F.array(*[f"prob_{name}" for name in classes]).alias("p"),
+        "melanoma_flag",
+        *METADATA,
+    ).collect()
     coverage = {key: int(value or 0) for key, value in coverage.items()} | {"evaluated": len(rows)}
     if not rows:
         return {"coverage": coverage}
     labels = np.array([classes.index(row["true_label"]) for row in rows])
     probabilities = np.array([row["p"] for row in rows], dtype=np.float64)
     positive = manifest.get("positive_class")
-    section = evaluate_heldout(labels, probabilities, [row["group"] for row in rows], classes,
-                               _majority(manifest, classes, labels),
-                               positive if positive in classes and len(classes) == 2 else None,
-                               melanoma_index(classes), threshold,
-                               uncalibrated=apply_temperature(probabilities, 1 / temperature) if temperature != 1.0 else None)
+    section = evaluate_heldout(
+        labels,
+        probabilities,
+        [row["group"] for row in rows],
+        classes,
+        _majority(manifest, classes, labels),
+        positive if positive in classes and len(classes) == 2 else None,
+        melanoma_index(classes),
+        threshold,
+        uncalibrated=apply_temperature(probabilities, 1 / temperature) if temperature != 1.0 else None,
+    )
     return {"labeled": section, "coverage": coverage, "subgroups": _subgroups(rows, probabilities, classes)}
 
 
@@ -57,11 +80,14 @@ def _subgroups(rows, probabilities: np.ndarray, classes: list[str]) -> dict:
 
     from dermspark.report.subgroups import subgroups
 
-    frame = pd.DataFrame({"true_label": [row["true_label"] for row in rows],
-                          "lesion_id": [row["group"] for row in rows],
-                          "melanoma_flag": [row["melanoma_flag"] for row in rows],
-                          **{f"prob_{name}": probabilities[:, index] for index, name in enumerate(classes)},
-                          **{name: [row[name] for row in rows] for name in METADATA}})
+    frame = pd.DataFrame(
+        {
+            "true_label": [row["true_label"] for row in rows],
+            "lesion_id": [row["group"] for row in rows],
+            "melanoma_flag": [row["melanoma_flag"] for row in rows],
+            **{f"prob_{name}": probabilities[:, index] for index, name in enumerate(classes)},
+            **{name: [row[name] for row in rows] for name in METADATA},
+        }
+    )
     frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
     return subgroups(frame, classes, melanoma_index(classes))
-

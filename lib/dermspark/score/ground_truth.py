@@ -22,12 +22,17 @@ def read_label_file(spark: SparkSession, url: str) -> tuple[DataFrame, str]:
     header = set(table.columns)
     if {"image_id", "dx"} <= header:
         lesion = table["lesion_id"] if "lesion_id" in header else None
-        labels, vocabulary = pd.DataFrame({"image_id": table["image_id"], "dx": table["dx"].str.lower(),
-                                           "lesion_id": lesion}), "ham10000"
+        labels, vocabulary = (
+            pd.DataFrame({"image_id": table["image_id"], "dx": table["dx"].str.lower(), "lesion_id": lesion}),
+            "ham10000",
+        )
     elif {"image", *ISIC2019_DIAGNOSES} <= header:
-        labels, vocabulary = pd.DataFrame({"image_id": table["image"],
-                                           "dx": one_hot_diagnosis(table, ISIC2019_DIAGNOSES),
-                                           "lesion_id": None}), "isic2019"
+        labels, vocabulary = (
+            pd.DataFrame(
+                {"image_id": table["image"], "dx": one_hot_diagnosis(table, ISIC2019_DIAGNOSES), "lesion_id": None}
+            ),
+            "isic2019",
+        )
     else:
         raise DermsparkError(
             f"{url} is neither HAM10000 metadata (image_id, dx) nor ISIC 2019 ground truth "
@@ -51,8 +56,12 @@ def true_classes(labels: DataFrame, vocabulary: str, classes: list[str]) -> Data
     first = Window.partitionBy("image_id").orderBy("_row")
     return (
         labels.withColumn("_row", F.monotonically_increasing_id())
-        .withColumn("_n", F.row_number().over(first)).filter("_n = 1")
-        .select("image_id", lookup[F.col("dx")].alias("true_label"), "lesion_id",
-                *[(F.col(name) if name in labels.columns else F.lit(None)).cast("string").alias(name)
-                  for name in METADATA])
+        .withColumn("_n", F.row_number().over(first))
+        .filter("_n = 1")
+        .select(
+            "image_id",
+            lookup[F.col("dx")].alias("true_label"),
+            "lesion_id",
+            *[(F.col(name) if name in labels.columns else F.lit(None)).cast("string").alias(name) for name in METADATA],
+        )
     )

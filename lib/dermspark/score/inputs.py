@@ -38,7 +38,11 @@ class ScoreInput:
 def detect_format(url: str) -> str:
     if not storage.is_dir(url):
         return "parquet" if url.endswith(".parquet") and storage.exists(url) else "missing"
-    if storage.exists(join(url, "_common_metadata")) or storage.exists(join(url, "manifest.json")) and storage.glob(url, "images_*"):
+    if (
+        storage.exists(join(url, "_common_metadata"))
+        or storage.exists(join(url, "manifest.json"))
+        and storage.glob(url, "images_*")
+    ):
         return "petastorm"
     if storage.glob(url, "*.parquet"):
         return "parquet"
@@ -59,11 +63,16 @@ def _parquet(spark, url: str, settings: ScoreSettings) -> ScoreInput:
         if name and name not in table.columns:
             raise DermsparkError(f"{url} has no column {name!r} ({flag}); it has {', '.join(table.columns)}")
     # A bare absolute path is a local file, as it would be on the command line.
-    rows = table.select(
-        F.when(F.col(path).startswith("/"), F.concat(F.lit("file://"), F.col(path))).otherwise(F.col(path))
-        .alias("path"),
-        *([F.col(content).cast("binary").alias("content")] if content else []),
-    ).withColumn("path", canonical_path_column()).withColumn("image_id", image_id_column())
+    rows = (
+        table.select(
+            F.when(F.col(path).startswith("/"), F.concat(F.lit("file://"), F.col(path)))
+            .otherwise(F.col(path))
+            .alias("path"),
+            *([F.col(content).cast("binary").alias("content")] if content else []),
+        )
+        .withColumn("path", canonical_path_column())
+        .withColumn("image_id", image_id_column())
+    )
     if content:
         return ScoreInput(rows, False, "parquet")
     if rows.filter(~F.col("path").startswith("file:")).limit(1).count() == 0:
@@ -91,8 +100,9 @@ def _petastorm(spark, url: str, settings: ScoreSettings, input_size) -> ScoreInp
     if settings.split:
         table = table.filter(F.col("split") == settings.split)
     # The dataset keeps image ids, not source paths: a row's path names the dataset and the id.
-    rows = table.select(F.concat(F.lit(dataset + "#"), "image_id").alias("path"), "image_id",
-                        F.col("image").alias("content"))
+    rows = table.select(
+        F.concat(F.lit(dataset + "#"), "image_id").alias("path"), "image_id", F.col("image").alias("content")
+    )
     # With the metadata the subgroups need; an imputed age is not the patient's.
     metadata = [F.when(~F.col("age_imputed"), F.col("age")).alias("age"), "sex", "localization", "dx_type"]
     labels = table.select("image_id", "dx", "lesion_id", *metadata) if source in VOCABULARIES else None

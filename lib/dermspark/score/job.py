@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 class ScoreRun:
     """One scoring run as its phases share it: the settings, the pinned model, the output, and
     what gives the rows their meaning; the input once it is read."""
+
     settings: ScoreSettings
     input_url: str
     bundle_url: str
@@ -81,11 +82,14 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
             frame.unpersist()
     if settings.dicom_sr and result.predictions:
         result = _dicom_reports(spark, run, result)
-    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors,
-             result.skipped)
+    log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors, result.skipped)
     reviews = result.record["reviews"]
-    log.info("score: %s", reviews["note"] if "note" in reviews else
-             f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True))
+    log.info(
+        "score: %s",
+        reviews["note"]
+        if "note" in reviews
+        else f"{reviews['flagged']} flagged for review " + json.dumps(reviews["by_reason"], sort_keys=True),
+    )
     return result
 
 
@@ -98,15 +102,27 @@ def _open(spark: SparkSession, settings: ScoreSettings) -> ScoreRun:
     manifest = read_manifest(bundle_url, tracking_uri)
     check_cluster(spark, 1, what="scoring")
     # A local bundle is read by every worker, so it is probed too.
-    check_reachable(spark, {"--model": None if registered else bundle_url, "--input": input_url,
-                            "--output": output_url, "--labels": settings.labels or None})
+    check_reachable(
+        spark,
+        {
+            "--model": None if registered else bundle_url,
+            "--input": input_url,
+            "--output": output_url,
+            "--labels": settings.labels or None,
+        },
+    )
     started = datetime.now(UTC)
     run_id = started.strftime("score-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     version = model_version(manifest, settings.model_version or (registered.label if registered else ""))
     output = ScoringOutput(spark, output_url, version, started.date().isoformat(), run_id)
     temperature, threshold = output_settings(manifest, settings.calibration, settings.melanoma_threshold)
-    scored_with = {"bundle": cache_key(manifest), "temperature": temperature, "melanoma_threshold": threshold,
-                   "top_k": settings.top_k, "review_confidence": settings.review_confidence}
+    scored_with = {
+        "bundle": cache_key(manifest),
+        "temperature": temperature,
+        "melanoma_threshold": threshold,
+        "top_k": settings.top_k,
+        "review_confidence": settings.review_confidence,
+    }
     with output.lock():
         output.mark()
         output.repair()
@@ -152,8 +168,12 @@ def _skip_scored(run: ScoreRun, rows, inputs: int, cached: list):
 def _dicom_reports(spark: SparkSession, run: ScoreRun, result: ScoreResult) -> ScoreResult:
     manifest, output = run.manifest, run.output
     with stage("score", "writing DICOM Structured Reports") as counts:
-        reports = write_reports(spark.read.parquet(output.partition_url), to_url(run.settings.dicom_sr),
-                                manifest["classes"], (manifest["model_name"], output.version))
+        reports = write_reports(
+            spark.read.parquet(output.partition_url),
+            to_url(run.settings.dicom_sr),
+            manifest["classes"],
+            (manifest["model_name"], output.version),
+        )
         counts.update(written=reports["written"], failed=reports["failed"])
     return dataclasses.replace(result, dicom_reports=reports)
 
@@ -166,12 +186,17 @@ def _root(source, input_url: str, links: str) -> str | None:
 def _reviews(written, manifest: dict) -> dict:
     """Scored rows flagged for review, by reason; a bundle without a review flag says so."""
     if not manifest.get("review"):
-        return {"flagged": None, "by_reason": {}, "note": "the bundle has no review flag (trained before it): "
-                                                        "review is null on every row"}
+        return {
+            "flagged": None,
+            "by_reason": {},
+            "note": "the bundle has no review flag (trained before it): review is null on every row",
+        }
     if written is None:
         return {"flagged": 0, "by_reason": {}}
-    by_reason = {row["review_reason"]: row["count"] for row in
-                 written.filter("review").groupBy("review_reason").count().collect()}
+    by_reason = {
+        row["review_reason"]: row["count"]
+        for row in written.filter("review").groupBy("review_reason").count().collect()
+    }
     return {"flagged": sum(by_reason.values()), "by_reason": by_reason}
 
 
@@ -188,15 +213,21 @@ def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, ski
         summary = _summary(run, written)
         files = 0 if written is None else written.select("path").distinct().count()
         if files + dropped != inputs - skipped:
-            raise RuntimeError(f"{inputs - skipped} files to score but {files} written and {dropped} dropped; "
-                               "a dermspark bug")
+            raise RuntimeError(
+                f"{inputs - skipped} files to score but {files} written and {dropped} dropped; a dermspark bug"
+            )
         # A multi-frame DICOM file has a row per frame: rows = files + extra_frames.
-        summary.update(inputs=inputs, skipped=skipped + dropped, skipped_at_commit=dropped,
-                       extra_frames=summary["scored"] + summary["errors"] - files)
+        summary.update(
+            inputs=inputs,
+            skipped=skipped + dropped,
+            skipped_at_commit=dropped,
+            extra_frames=summary["scored"] + summary["errors"] - files,
+        )
         _write_record(run, summary, written)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
-    return ScoreResult.from_record(summary, output.url, join(output.url, "runs", output.run_id),
-                                   read_command(output.url))
+    return ScoreResult.from_record(
+        summary, output.url, join(output.url, "runs", output.run_id), read_command(output.url)
+    )
 
 
 def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
@@ -207,24 +238,47 @@ def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
     # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
     threads = int(spark.conf.get("spark.task.cpus", "1"))
     # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
-    explanations = (join(output.staged_record, "explanations"),
-                    join(output.url, "runs", output.run_id, "explanations")) if settings.explain else None
-    predict = make_predict_udf(run.bundle_url, settings.top_k, run.scored_with["melanoma_threshold"],
-                               source.read_paths, threads, run.tracking_uri if run.registered else None,
-                               run.scored_with["temperature"], settings.review_confidence, explanations,
-                               _root(source, to_url(settings.input), settings.links))
+    explanations = (
+        (join(output.staged_record, "explanations"), join(output.url, "runs", output.run_id, "explanations"))
+        if settings.explain
+        else None
+    )
+    predict = make_predict_udf(
+        run.bundle_url,
+        settings.top_k,
+        run.scored_with["melanoma_threshold"],
+        source.read_paths,
+        threads,
+        run.tracking_uri if run.registered else None,
+        run.scored_with["temperature"],
+        settings.review_confidence,
+        explanations,
+        _root(source, to_url(settings.input), settings.links),
+    )
     # A row per frame of a multi-frame DICOM file (frame 0 for anything else).
     rows = rows.withColumn("frame", F.explode(make_frames_udf(source.read_paths)("path", "content")))
     with stage("score", f"predicting {count:,} inputs with {output.version}") as counts:
         rows.select("path", "image_id", predict("path", "content", "frame").alias("r")).select(
             "path",
             # A DICOM row's image id is its SOP Instance UID, which labels and records join by.
-            F.coalesce("r.sop_instance_uid", "image_id").alias("image_id"), "r.sha256", "r.predicted_label",
+            F.coalesce("r.sop_instance_uid", "image_id").alias("image_id"),
+            "r.sha256",
+            "r.predicted_label",
             "r.confidence",
             *[F.col("r.probabilities")[i].alias(f"prob_{name}") for i, name in enumerate(classes)],
-            "r.top_labels", "r.top_probabilities", "r.melanoma_flag",
-            "r.ood_score", "r.review", "r.review_reason", "r.explanation", "r.error", "r.error_detail",
-            "r.frame", "r.study_instance_uid", "r.series_instance_uid", "r.sop_instance_uid",
+            "r.top_labels",
+            "r.top_probabilities",
+            "r.melanoma_flag",
+            "r.ood_score",
+            "r.review",
+            "r.review_reason",
+            "r.explanation",
+            "r.error",
+            "r.error_detail",
+            "r.frame",
+            "r.study_instance_uid",
+            "r.series_instance_uid",
+            "r.sop_instance_uid",
             F.lit(manifest["model_name"]).alias("model_name"),
             F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
             F.current_timestamp().alias("scored_at"),
@@ -242,20 +296,29 @@ def read_command(output_url: str) -> str:
     table = join(output_url, "predictions")
     path = storage.local_path(table)
     if path is None:
-        code = (f"import pandas as pd; rows = pd.read_parquet({json.dumps(table)}); "
-                'print(rows.groupby(["model_version", "predicted_label"]).size())')
+        code = (
+            f"import pandas as pd; rows = pd.read_parquet({json.dumps(table)}); "
+            'print(rows.groupby(["model_version", "predicted_label"]).size())'
+        )
     else:
-        code = ('import duckdb; print(duckdb.execute("SELECT model_version, predicted_label, count(*) AS n FROM '
-                'read_parquet(?, hive_partitioning = true) GROUP BY ALL ORDER BY ALL", '
-                f"[{json.dumps(path + '/**/*.parquet')}]).df())")
+        code = (
+            'import duckdb; print(duckdb.execute("SELECT model_version, predicted_label, count(*) AS n FROM '
+            'read_parquet(?, hive_partitioning = true) GROUP BY ALL ORDER BY ALL", '
+            f"[{json.dumps(path + '/**/*.parquet')}]).df())"
+        )
     return f".venv/bin/python -c {shlex.quote(code)}"
 
 
 def _summary(run: ScoreRun, written) -> dict:
     """The run's record, counted from the rows it commits, so it describes the output exactly."""
     output, manifest, scored_with = run.output, run.manifest, run.scored_with
-    by_reason = {} if written is None else {
-        row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()}
+    by_reason = (
+        {}
+        if written is None
+        else {
+            row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()
+        }
+    )
     total = 0 if written is None else written.count()
     return {
         "run_id": output.run_id,
@@ -268,8 +331,10 @@ def _summary(run: ScoreRun, written) -> dict:
         "model_version": output.version,
         "registered_model": run.registered.describe() if run.registered else None,
         "bundle_sha256": manifest["model_sha256"],
-        "calibration": {"temperature": scored_with["temperature"],
-                        "melanoma_threshold": scored_with["melanoma_threshold"]},
+        "calibration": {
+            "temperature": scored_with["temperature"],
+            "melanoma_threshold": scored_with["melanoma_threshold"],
+        },
         "scored_with": scored_with,
         "scoring_date": output.date,
         "predictions": output.partition_url if written is not None else None,
@@ -281,16 +346,23 @@ def _write_record(run: ScoreRun, summary: dict, written) -> None:
     record, classes = output.staged_record, manifest["classes"]
     if run.truth is not None and written is not None:
         with stage("score", "evaluating against the labels") as counts:
-            metrics = evaluate_scores(written, run.truth, classes, manifest, scored_with["temperature"],
-                                      scored_with["melanoma_threshold"])
+            metrics = evaluate_scores(
+                written, run.truth, classes, manifest, scored_with["temperature"], scored_with["melanoma_threshold"]
+            )
             counts["evaluated"] = metrics["coverage"]["evaluated"]
         summary["evaluated"] = metrics["coverage"]["evaluated"]
         storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
         if "labeled" in metrics:
-            notes = [f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
-                     f"labels matched by image id: {json.dumps(metrics['coverage'])}"]
+            notes = [
+                f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
+                f"labels matched by image id: {json.dumps(metrics['coverage'])}",
+            ]
             write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
-    resolved = {**to_dict(run.settings), "run_id": output.run_id, "model_version": output.version,
-                "mlflow_uri": shown(run.tracking_uri) if run.tracking_uri else None}
+    resolved = {
+        **to_dict(run.settings),
+        "run_id": output.run_id,
+        "model_version": output.version,
+        "mlflow_uri": shown(run.tracking_uri) if run.tracking_uri else None,
+    }
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))

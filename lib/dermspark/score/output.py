@@ -55,7 +55,8 @@ class ScoringOutput:
             if again:
                 raise DermsparkError(
                     f"another scoring run committed rows of model version {self.version} to {self.url} while "
-                    "this one ran; this one wrote nothing: pass --incremental to score what that run left")
+                    "this one ran; this one wrote nothing: pass --incremental to score what that run left"
+                )
             raise DermsparkError(
                 f"{self.url} already has predictions of model version {self.version}: pass "
                 "--incremental to score only new files, or --mode overwrite to replace that version's rows"
@@ -74,7 +75,8 @@ class ScoringOutput:
                 raise DermsparkError(
                     f"{self.url} has rows of scoring run {run_id} but not its record ({RUNS}/{run_id}), and "
                     f"nothing to complete it from: delete {self.version_url}/scoring_date=*/run_id={run_id} "
-                    "to score those files again")
+                    "to score those files again"
+                )
             summary = json.loads(storage.read_text(summary_url))
             theirs = summary.get("scored_with") or summary.get("calibration", {})
             differ = sorted(key for key in scored_with if key in theirs and theirs[key] != scored_with[key])
@@ -118,9 +120,18 @@ class ScoringOutput:
     def commit(self, replace_version: bool, has_rows: bool) -> None:
         """Under the lock: writes the journal, then moves the staged rows into the table and the
         run record into runs/. A run with nothing new to score adds a record and no partition."""
-        storage.write_text(join(self.staging, JOURNAL), json.dumps({
-            "run_id": self.run_id, "replace_version": replace_version, "has_rows": has_rows,
-            "version_url": self.version_url, "partition_url": self.partition_url}))
+        storage.write_text(
+            join(self.staging, JOURNAL),
+            json.dumps(
+                {
+                    "run_id": self.run_id,
+                    "replace_version": replace_version,
+                    "has_rows": has_rows,
+                    "version_url": self.version_url,
+                    "partition_url": self.partition_url,
+                }
+            ),
+        )
         _roll_forward(self.url, self.staging)
         self.mark()
 
@@ -138,8 +149,9 @@ class ScoringOutput:
             if storage.exists(join(staging, JOURNAL)):
                 log.warning("score: completing the commit of scoring run %s, which was stopped during it", run_id)
                 _roll_forward(self.url, staging)
-            elif storage.glob(join(self.url, PREDICTIONS), f"*/scoring_date=*/run_id={run_id}") and \
-                    storage.exists(join(staging, "record")):
+            elif storage.glob(join(self.url, PREDICTIONS), f"*/scoring_date=*/run_id={run_id}") and storage.exists(
+                join(staging, "record")
+            ):
                 storage.move(join(staging, "record"), join(self.url, RUNS, run_id))
                 storage.delete(staging)
 
@@ -148,8 +160,9 @@ class ScoringOutput:
         completes the commit (repair). The empty _staging folder stays, since a run beside this
         one may be writing into it."""
         if storage.exists(join(self.staging, JOURNAL)):
-            log.warning("score: the commit of %s stopped midway; the next run on %s completes it",
-                        self.run_id, self.url)
+            log.warning(
+                "score: the commit of %s stopped midway; the next run on %s completes it", self.run_id, self.url
+            )
         elif storage.exists(self.staging):
             storage.delete(self.staging)
 

@@ -44,8 +44,13 @@ def output_settings(manifest: dict, calibration: str, threshold: float | None) -
     return temperature, threshold
 
 
-def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0,
-                  review_confidence: float | None = None, frames: list[int] | None = None) -> list[Prediction]:
+def predict_bytes(
+    bundle,
+    contents: list[bytes | None],
+    temperature: float = 1.0,
+    review_confidence: float | None = None,
+    frames: list[int] | None = None,
+) -> list[Prediction]:
     """Decode each file (a DICOM file's frame `frames[i]`, else its first), predict the decodable
     ones in one model call, keep the input order. A file that is not a usable image gets its
     reject reason and no probabilities. Probabilities are scaled by the temperature; with the
@@ -74,8 +79,9 @@ def predict_bytes(bundle, contents: list[bytes | None], temperature: float = 1.0
     return results
 
 
-def predict_decoded(bundle, good: list[Prediction], images: np.ndarray, temperature: float,
-                    review_confidence: float | None = None) -> None:
+def predict_decoded(
+    bundle, good: list[Prediction], images: np.ndarray, temperature: float, review_confidence: float | None = None
+) -> None:
     """Fills each Prediction's probabilities and review flag from its decoded image."""
     probabilities, review = bundle.predict_reviewed(images, temperature, review_confidence)
     for result, row in zip(good, probabilities, strict=True):
@@ -91,8 +97,11 @@ def explain(bundle, predictions: list[Prediction]) -> list[np.ndarray | None]:
     good = [prediction for prediction in predictions if prediction.probabilities is not None]
     if not good:
         return [None] * len(predictions)
-    maps = iter(bundle.explain(np.stack([found.image for found in good]),
-                               [int(np.argmax(found.probabilities)) for found in good]))
+    maps = iter(
+        bundle.explain(
+            np.stack([found.image for found in good]), [int(np.argmax(found.probabilities)) for found in good]
+        )
+    )
     return [next(maps) if prediction.probabilities is not None else None for prediction in predictions]
 
 
@@ -101,8 +110,17 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     and the melanoma flag (None for a model without a melanoma class); None where a file failed.
     Computed on the whole batch at once: per-row Python here cost as much as the decoding."""
     count = len(predictions)
-    columns = {name: [None] * count for name in
-               ("predicted_label", "confidence", "probabilities", "top_labels", "top_probabilities", "melanoma_flag")}
+    columns = {
+        name: [None] * count
+        for name in (
+            "predicted_label",
+            "confidence",
+            "probabilities",
+            "top_labels",
+            "top_probabilities",
+            "melanoma_flag",
+        )
+    }
     for name in ("ood_score", "review", "review_reason"):
         columns[name] = [getattr(prediction, name) for prediction in predictions]
     good = [index for index, prediction in enumerate(predictions) if prediction.probabilities is not None]
@@ -116,8 +134,11 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     # The probability as the predictions table stores it (float32), compared in float64: a
     # reader checking prob_mel >= threshold must find the flag the job wrote. (A float32 array
     # against a Python float would compare in float32, rounding the threshold too.)
-    flags = (matrix[:, melanoma].astype(np.float32).astype(np.float64) >= melanoma_threshold
-             if melanoma is not None else [None] * len(good))
+    flags = (
+        matrix[:, melanoma].astype(np.float32).astype(np.float64) >= melanoma_threshold
+        if melanoma is not None
+        else [None] * len(good)
+    )
     for row, index in enumerate(good):
         columns["predicted_label"][index] = names[row, 0]
         columns["confidence"][index] = float(top[row, 0])

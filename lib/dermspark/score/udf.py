@@ -41,8 +41,11 @@ RESULT_TYPE = StructType(
         StructField("sop_instance_uid", StringType()),
     ]
 )
-DICOM_COLUMNS = {"study_instance_uid": "StudyInstanceUID", "series_instance_uid": "SeriesInstanceUID",
-                 "sop_instance_uid": "SOPInstanceUID"}
+DICOM_COLUMNS = {
+    "study_instance_uid": "StudyInstanceUID",
+    "series_instance_uid": "SeriesInstanceUID",
+    "sop_instance_uid": "SOPInstanceUID",
+}
 
 # One loaded bundle per Python worker process, kept across tasks (Spark reuses its workers).
 _BUNDLES: dict = {}
@@ -108,15 +111,24 @@ def _explanations(bundle, results, folders: tuple[str, str] | None) -> list[str 
 
 
 # PLR0913: the options the UDF closes over and ships to executors, each with its default
-def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float = 0.5,  # noqa: PLR0913
-                     read_paths: bool = False, threads: int = 1, tracking_uri: str | None = None,
-                     temperature: float = 1.0, review_confidence: float | None = None,
-                     explanations: tuple[str, str] | None = None, root: str | None = None):
+def make_predict_udf(  # noqa: PLR0913
+    bundle_path: str,
+    top_k: int = 3,
+    melanoma_threshold: float = 0.5,
+    read_paths: bool = False,
+    threads: int = 1,
+    tracking_uri: str | None = None,
+    temperature: float = 1.0,
+    review_confidence: float | None = None,
+    explanations: tuple[str, str] | None = None,
+    root: str | None = None,
+):
     """tracking_uri: the MLflow server, for a bundle_path that is a registered model's artifacts;
     temperature and melanoma_threshold: as predict.output_settings resolved them on the driver;
     explanations: (the staged folder the heatmaps are written to, the folder they will be in
     once the run is committed), or None for no heatmaps; root: the input's local folder, out of
     which links are not followed."""
+
     @pandas_udf(RESULT_TYPE)
     def predict(batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
@@ -130,8 +142,15 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
         for paths, contents, frames in batches:
             data, failures = _contents(paths, contents, read_paths, root)
             readable = [index for index, failure in enumerate(failures) if failure is None]
-            predicted = iter(predict_bytes(bundle, [data[index] for index in readable], temperature,
-                                           review_confidence, [int(frames.iloc[index]) for index in readable]))
+            predicted = iter(
+                predict_bytes(
+                    bundle,
+                    [data[index] for index in readable],
+                    temperature,
+                    review_confidence,
+                    [int(frames.iloc[index]) for index in readable],
+                )
+            )
             results = [
                 next(predicted) if failure is None else Prediction(None, error=failure[0], error_detail=failure[1])
                 for failure in failures
@@ -144,8 +163,10 @@ def make_predict_udf(bundle_path: str, top_k: int = 3, melanoma_threshold: float
                     "error": [result.error for result in results],
                     "error_detail": [result.error_detail for result in results],
                     "frame": [result.frame for result in results],
-                    **{column: [(result.dicom or {}).get(name) for result in results]
-                       for column, name in DICOM_COLUMNS.items()},
+                    **{
+                        column: [(result.dicom or {}).get(name) for result in results]
+                        for column, name in DICOM_COLUMNS.items()
+                    },
                 },
                 columns=RESULT_TYPE.fieldNames(),
             )
@@ -163,8 +184,10 @@ def make_frames_udf(read_paths: bool):
         from dermspark.files import local_file
 
         for paths, contents in batches:
-            counts = [header_frames(local_file(path)) if read_paths else frames_of(bytes(content or b""))
-                      for path, content in zip(paths, contents, strict=True)]
+            counts = [
+                header_frames(local_file(path)) if read_paths else frames_of(bytes(content or b""))
+                for path, content in zip(paths, contents, strict=True)
+            ]
             yield pd.Series([list(range(count)) for count in counts])
 
     return frames
@@ -183,9 +206,11 @@ def make_hash_udf(read_paths: bool, root: str | None = None):
         steady_worker()
         for paths, contents in batches:
             data, failures = _contents(paths, contents, read_paths, root)
-            yield pd.Series([
-                None if failure is not None else hashlib.sha256(bytes(content or b"")).hexdigest()
-                for content, failure in zip(data, failures, strict=True)
-            ])
+            yield pd.Series(
+                [
+                    None if failure is not None else hashlib.sha256(bytes(content or b"")).hexdigest()
+                    for content, failure in zip(data, failures, strict=True)
+                ]
+            )
 
     return content_hash

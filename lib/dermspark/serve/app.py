@@ -27,8 +27,10 @@ from dermspark.settings import ServeSettings
 from dermspark.settings_core import require
 from dermspark.tracking import registry
 
-NOTICE = ("Not a diagnosis: this is a research model's output, not a medical opinion. "
-          "Show any lesion that worries you to a doctor.")
+NOTICE = (
+    "Not a diagnosis: this is a research model's output, not a medical opinion. "
+    "Show any lesion that worries you to a doctor."
+)
 DICOM_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 # 415: the bytes are in no image format at all; 422 (the rest): an image that cannot be decoded.
 STATUS_BY_REASON = {"not_an_image": 415}
@@ -82,6 +84,7 @@ def serve(settings: ServeSettings) -> None:
 @dataclass
 class Served:
     """What every request reads: the bundle and how its answers are made."""
+
     bundle: object  # bundle.Bundle
     temperature: float
     threshold: float | None
@@ -112,8 +115,9 @@ def make_app(settings: ServeSettings, bundle=None) -> FastAPI:
         return _health(served)
 
     @app.post("/predict")
-    def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ..., or DICOM)")],
-                explain: bool = False) -> dict:
+    def predict(
+        file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, ..., or DICOM)")], explain: bool = False
+    ) -> dict:
         return _predict(served, file, explain)
 
     @app.get("/", response_class=HTMLResponse)
@@ -130,10 +134,20 @@ def _served(settings: ServeSettings, bundle) -> Served:
         location, tracking_uri, registered = registry.locate(settings.model, settings.mlflow_uri)
         bundle = load_bundle(location, tracking_uri)
     temperature, threshold = output_settings(bundle.manifest, settings.calibration, settings.melanoma_threshold)
-    identity = {"model": bundle.manifest["model_name"],
-                "version": model_version(bundle.manifest, registered.label if registered else "")}
-    return Served(bundle, temperature, threshold, settings.review_confidence, identity,
-                  registered.describe() if registered else None, limit, configured_token(settings.auth_token_file))
+    identity = {
+        "model": bundle.manifest["model_name"],
+        "version": model_version(bundle.manifest, registered.label if registered else ""),
+    }
+    return Served(
+        bundle,
+        temperature,
+        threshold,
+        settings.review_confidence,
+        identity,
+        registered.describe() if registered else None,
+        limit,
+        configured_token(settings.auth_token_file),
+    )
 
 
 def _app(settings: ServeSettings, served: Served) -> FastAPI:
@@ -176,9 +190,13 @@ def _predict(served: Served, file: UploadFile, explain: bool) -> dict:
         [prediction] = predict_bytes(served.bundle, [content], served.temperature, served.review_confidence)
         heatmap = explain_predictions(served.bundle, [prediction])[0] if explain else None
     if prediction.error is not None:
-        raise HTTPException(STATUS_BY_REASON.get(prediction.error, 422), {
-            "reason": prediction.error,
-            "message": f"not a usable image ({prediction.error}): {prediction.error_detail}"})
+        raise HTTPException(
+            STATUS_BY_REASON.get(prediction.error, 422),
+            {
+                "reason": prediction.error,
+                "message": f"not a usable image ({prediction.error}): {prediction.error_detail}",
+            },
+        )
     return _answer(served, prediction, heatmap)
 
 
@@ -201,8 +219,9 @@ def _answer(served: Served, prediction, heatmap) -> dict:
         "heatmap_png": None if heatmap is None else base64.b64encode(heatmap_png(heatmap)).decode("ascii"),
         "sha256": prediction.sha256,
         # A DICOM upload (its first frame): the UIDs to file the answer by; null otherwise.
-        "dicom": None if prediction.dicom is None else {
-            "frame": prediction.frame, **{name: prediction.dicom.get(name) for name in DICOM_UIDS}},
+        "dicom": None
+        if prediction.dicom is None
+        else {"frame": prediction.frame, **{name: prediction.dicom.get(name) for name in DICOM_UIDS}},
         **served.identity,
         "notice": NOTICE,
     }

@@ -45,7 +45,9 @@ class BearerToken:
         if hmac.compare_digest(given, self.expected):
             await self.app(scope, receive, send)
             return
-        refused = JSONResponse({"detail": {"reason": "unauthorized", "message": "this service needs "
-                                           "'Authorization: Bearer TOKEN'"}}, status_code=401,
-                               headers={"WWW-Authenticate": "Bearer"})
+        refused = JSONResponse(
+            {"detail": {"reason": "unauthorized", "message": "this service needs 'Authorization: Bearer TOKEN'"}},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
         await refused(scope, receive, send)

@@ -13,11 +13,20 @@ FRAMING_BYTES = 16 * 1024
 
 
 async def send_too_large(send, limit_bytes: int) -> None:
-    body = json.dumps({"detail": {"reason": "too_large",
-                                  "message": f"the upload is over the limit of {limit_bytes} bytes"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    body = json.dumps(
+        {"detail": {"reason": "too_large", "message": f"the upload is over the limit of {limit_bytes} bytes"}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

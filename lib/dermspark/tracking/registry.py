@@ -52,19 +52,20 @@ def resolve(uri: str, tracking_uri: str | None) -> Registered:
     if not match:
         raise DermsparkError(f"{uri} is not a registered model URI: use models:/NAME/VERSION or models:/NAME@ALIAS")
     if not tracking_uri:
-        raise DermsparkError(f"{uri} names a registered model: give the registry with --mlflow-uri "
-                             "or MLFLOW_TRACKING_URI")
+        raise DermsparkError(
+            f"{uri} names a registered model: give the registry with --mlflow-uri or MLFLOW_TRACKING_URI"
+        )
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client(tracking_uri)
     name, version, alias = match["name"], match["version"], match["alias"]
     try:
-        found = (client.get_model_version(name, version) if version
-                 else client.get_model_version_by_alias(name, alias))
+        found = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
         location = client.get_model_version_download_uri(name, found.version)
     except MlflowException as error:
-        raise DermsparkError(f"{uri} is not in the registry at {shown(tracking_uri)}: "
-                             f"{error.message.splitlines()[0]}") from None
+        raise DermsparkError(
+            f"{uri} is not in the registry at {shown(tracking_uri)}: {error.message.splitlines()[0]}"
+        ) from None
     registered = Registered(name, str(found.version), alias, f"{location.rstrip('/')}/{BUNDLE_PATH}")
     log.info("model %s is %s", uri, registered.label)
     return registered

@@ -15,8 +15,11 @@ from dermspark import DermsparkError
 
 # MLflow 3 reports usage unless told not to; nothing but the user's tracking server is reached.
 # Its run links on stdout would repeat what the job prints.
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 RUN_TAG = "dermspark.run_id"  # each MLflow run's dermspark run id: how a run is found again
 

@@ -67,7 +67,6 @@ class CheckpointStore:
         if tag and self.fs.exists(self._path(tag)):
             self.fs.rm(self._path(tag), recursive=True)
 
-
     def save_epoch(self, state, outcome, model, optimizer, average=None) -> None:
         """After an epoch, rank 0 only: its model and optimizer (and a weight average's slots),
         its model again when it is the stage's best so far, then the state that names them;

@@ -42,8 +42,11 @@ OPERATIONAL = ("fold", "mode", "run_id", "mlflow_uri", "start_timeout", "tensorb
 
 def fold_splits(folds: int, index: int) -> dict[str, list[int]]:
     validation = (index + 1) % folds
-    return {"train": [fold for fold in range(folds) if fold not in (index, validation)],
-            "validation": [validation], "test": [index]}
+    return {
+        "train": [fold for fold in range(folds) if fold not in (index, validation)],
+        "validation": [validation],
+        "test": [index],
+    }
 
 
 def per_split_of(per_fold: dict, splits: dict[str, list[int]]) -> dict[str, dict[str, int]]:
@@ -62,8 +65,9 @@ def _check(settings: TrainSettings, manifest: DatasetManifest, dataset: str) -> 
     folds = settings.cv  # its range and --fold's are the settings' rules
     have = manifest.folds or 0
     if have != folds:
-        raise DermsparkError(f"--cv {folds} needs a dataset ingested with --folds {folds}; {dataset} has "
-                             f"{have or 'no'} folds")
+        raise DermsparkError(
+            f"--cv {folds} needs a dataset ingested with --folds {folds}; {dataset} has {have or 'no'} folds"
+        )
     return folds
 
 
@@ -82,15 +86,20 @@ def _claim_unlocked(output_url: str, settings: TrainSettings) -> dict:
         if settings.run_id == claim["run_id"]:
             # A setting a later version added is not in an older claim: there it had its default.
             claimed = {**defaults(TrainSettings), **claim["settings"]}
-            differ = sorted(key for key in wanted.keys() | claim["settings"].keys()
-                            if wanted.get(key) != claimed.get(key))
+            differ = sorted(
+                key for key in wanted.keys() | claim["settings"].keys() if wanted.get(key) != claimed.get(key)
+            )
             if differ:
-                raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']} with other "
-                                     f"settings ({', '.join(differ)}): give the same ones to continue it")
+                raise DermsparkError(
+                    f"output {output_url} holds cross-validation run {claim['run_id']} with other "
+                    f"settings ({', '.join(differ)}): give the same ones to continue it"
+                )
             return claim
         if settings.mode != "overwrite":
-            raise DermsparkError(f"output {output_url} holds cross-validation run {claim['run_id']}: pass --run-id "
-                                 f"{claim['run_id']} to continue it, or --mode overwrite to replace it")
+            raise DermsparkError(
+                f"output {output_url} holds cross-validation run {claim['run_id']}: pass --run-id "
+                f"{claim['run_id']} to continue it, or --mode overwrite to replace it"
+            )
         storage.delete(output_url)
     elif storage.exists(output_url):
         prepare_output(output_url, settings.mode, "train")
@@ -117,8 +126,13 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResu
     run_id = claim["run_id"]
     parent = None
     if setup.mlflow_uri:
-        parent = open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, run_id, claim,
-                              {"dermspark.model": settings.model, "dermspark.cv_folds": str(folds)})
+        parent = open_or_fail(
+            setup.mlflow_uri,
+            settings.experiment or settings.model,
+            run_id,
+            claim,
+            {"dermspark.model": settings.model, "dermspark.cv_folds": str(folds)},
+        )
     done = {index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))}
     trained = []
     for index in [settings.fold] if settings.fold is not None else range(folds):
@@ -126,26 +140,43 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResu
             log.info("train: fold %d of %d was written earlier: kept", index, folds)
             continue
         splits = fold_splits(folds, index)
-        log.info("train: fold %d of %d: test fold %d, validation fold %d", index, folds, index,
-                 splits["validation"][0])
-        fold = {"index": index, "of": folds, "splits": splits, "run_id": run_id,
-                "mlflow_parent": parent.run_id if parent else None}
-        train_model(spark, settings, setup, Target(f"{run_id}-fold{index}", join(output_url, f"fold-{index}"),
-                                                   join(setup.store_root, run_id, f"fold-{index}"),
-                                                   per_split_of(manifest.per_fold, splits), fold))
+        log.info("train: fold %d of %d: test fold %d, validation fold %d", index, folds, index, splits["validation"][0])
+        fold = {
+            "index": index,
+            "of": folds,
+            "splits": splits,
+            "run_id": run_id,
+            "mlflow_parent": parent.run_id if parent else None,
+        }
+        train_model(
+            spark,
+            settings,
+            setup,
+            Target(
+                f"{run_id}-fold{index}",
+                join(output_url, f"fold-{index}"),
+                join(setup.store_root, run_id, f"fold-{index}"),
+                per_split_of(manifest.per_fold, splits),
+                fold,
+            ),
+        )
         trained.append(index)
     # Another application may have finished the others meanwhile.
     done = [index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))]
     if len(done) < folds:
         return CVResult(output_url, run_id, folds, trained, waiting_for=sorted(set(range(folds)) - set(done)))
     classes = manifest.classes
-    summary = summarize([json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json")))
-                         for index in range(folds)], classes)
-    notes = [f"model `{settings.model}`, cross-validation run `{run_id}`, {settings.num_proc} Horovod processes "
-             "per fold", f"dataset `{setup.dataset_url}`, its lesions in {folds} folds (ingest --folds), each "
-             "class shared out evenly; no lesion in two folds",
-             "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
-             "best epoch), trained on the rest"]
+    summary = summarize(
+        [json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json"))) for index in range(folds)],
+        classes,
+    )
+    notes = [
+        f"model `{settings.model}`, cross-validation run `{run_id}`, {settings.num_proc} Horovod processes per fold",
+        f"dataset `{setup.dataset_url}`, its lesions in {folds} folds (ingest --folds), each "
+        "class shared out evenly; no lesion in two folds",
+        "model i: tested on fold i, validated on fold i+1 (mod K: its temperature, melanoma threshold and "
+        "best epoch), trained on the rest",
+    ]
     oof_predictions = join_folds(output_url, folds)
     if oof_predictions:
         summary["subgroups"] = subgroups(read_frame(oof_predictions), list(classes), melanoma_index(classes))
@@ -153,5 +184,12 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResu
     _fold_cards(output_url, folds, summary)
     if parent:
         parent.summarize_cv(output_url, summary)
-    return CVResult(output_url, run_id, folds, trained, summary_figures=summary, oof_predictions=oof_predictions,
-                    mlflow_run_id=parent.run_id if parent else None)
+    return CVResult(
+        output_url,
+        run_id,
+        folds,
+        trained,
+        summary_figures=summary,
+        oof_predictions=oof_predictions,
+        mlflow_run_id=parent.run_id if parent else None,
+    )

@@ -13,9 +13,7 @@ from dermspark.storage import join
 def read_manifest(dataset_url: str) -> DatasetManifest:
     manifest_url = join(dataset_url, "manifest.json")
     if not storage.exists(manifest_url):
-        raise DermsparkError(
-            f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first"
-        )
+        raise DermsparkError(f"{dataset_url} is not an ingested dataset (no manifest.json): run the ingest job first")
     stored = json.loads(storage.read_text(manifest_url))
     if "model_sha256" in stored:
         raise DermsparkError(f"{dataset_url} is a model bundle, not an ingested dataset: pass ingest's output")
@@ -43,8 +41,9 @@ def check_shards(dataset_url: str, num_proc: int, folds: dict | None = None) -> 
 
     from dermspark import petastorm_compat
 
-    filesystem, path = get_filesystem_and_path_or_paths(dataset_url,
-                                                        filesystem=petastorm_compat.filesystem(dataset_url))
+    filesystem, path = get_filesystem_and_path_or_paths(
+        dataset_url, filesystem=petastorm_compat.filesystem(dataset_url)
+    )
     dataset = pq.ParquetDataset(path, filesystem=filesystem, validate_schema=False)
     pieces = load_row_groups(dataset)
     if len(pieces) < num_proc:
@@ -71,8 +70,13 @@ def dataset_fingerprint(root: str, url: str, manifest: DatasetManifest) -> dict:
     """Which dataset, and which version of it: the manifest's content without its timestamp
     (a rerun of ingest on the same input gives the same rows and the same fingerprint)."""
     digest = hashlib.sha256(json.dumps(manifest.content(), sort_keys=True).encode()).hexdigest()
-    return {"url": url, "root": root, "manifest_sha256": digest, "created_at": manifest.created_at,
-            "per_split": manifest.per_split}
+    return {
+        "url": url,
+        "root": root,
+        "manifest_sha256": digest,
+        "created_at": manifest.created_at,
+        "per_split": manifest.per_split,
+    }
 
 
 def decode_of(manifest: DatasetManifest) -> dict:
@@ -82,7 +86,9 @@ def decode_of(manifest: DatasetManifest) -> dict:
     return DecodeOptions.from_record(manifest.decode).recorded()
 
 
-def external_datasets(spec: str | None, training: DatasetManifest, input_size: tuple[int, int], model: str) -> list[dict]:
+def external_datasets(
+    spec: str | None, training: DatasetManifest, input_size: tuple[int, int], model: str
+) -> list[dict]:
     """--external's datasets, each {name, root, url (the model's size), images}, checked before
     anything slow: their classes and pixels must be the training data's, or the figures would
     not be what scoring the same images gives."""
@@ -91,11 +97,15 @@ def external_datasets(spec: str | None, training: DatasetManifest, input_size: t
     for root in map(storage.to_url, roots):
         manifest = read_manifest(root)
         if manifest.classes != training.classes:
-            raise DermsparkError(f"--external {root} has classes {manifest.classes}, the training data "
-                                 f"{training.classes}: ingest it with the same --label-space")
+            raise DermsparkError(
+                f"--external {root} has classes {manifest.classes}, the training data "
+                f"{training.classes}: ingest it with the same --label-space"
+            )
         if decode_of(manifest) != decode_of(training):
-            raise DermsparkError(f"--external {root} was decoded with {decode_of(manifest)}, the training data with "
-                                 f"{decode_of(training)}: ingest it with the same settings, as scoring would decode")
+            raise DermsparkError(
+                f"--external {root} was decoded with {decode_of(manifest)}, the training data with "
+                f"{decode_of(training)}: ingest it with the same settings, as scoring would decode"
+            )
         if not manifest.written:
             raise DermsparkError(f"--external {root} holds no image")
         # A file name and an MLflow metric key.
@@ -103,6 +113,12 @@ def external_datasets(spec: str | None, training: DatasetManifest, input_size: t
         while name in names:
             name += "_"
         names.add(name)
-        found.append({"name": name, "root": root, "url": join(root, pick_size(manifest, input_size, model)),
-                      "images": manifest.written})
+        found.append(
+            {
+                "name": name,
+                "root": root,
+                "url": join(root, pick_size(manifest, input_size, model)),
+                "images": manifest.written,
+            }
+        )
     return found

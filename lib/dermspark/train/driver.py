@@ -56,6 +56,7 @@ def library_versions() -> dict:
 @dataclass
 class Setup:
     """What every model of a job shares, checked once before anything slow."""
+
     recipe: Recipe
     weights_option: dict
     mlflow_uri: str | None
@@ -93,13 +94,24 @@ def check_setup(spark: SparkSession, settings: TrainSettings) -> Setup:
     check_reachable(spark, {f"--external {external['name']}": external["root"] for external in externals})
     if settings.ood_check:
         check_reachable(spark, {"--ood-check": to_url(settings.ood_check)})
-    return Setup(recipe, weights_option, mlflow_uri, dataset_root, dataset_url, dataset_manifest, output_url,
-                 store_root, externals, parent)
+    return Setup(
+        recipe,
+        weights_option,
+        mlflow_uri,
+        dataset_root,
+        dataset_url,
+        dataset_manifest,
+        output_url,
+        store_root,
+        externals,
+        parent,
+    )
 
 
 @dataclass(frozen=True)
 class Target:
     """One model to train: its run id, where it goes, and what it trains, validates and tests on."""
+
     run_id: str
     output_url: str
     store_url: str  # its checkpoint store
@@ -113,26 +125,47 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
     """One model, trained on Horovod into target.output_url (staged: all of it or nothing)."""
     plan = _plan(spark, settings, setup, target)
     mlflow_uri = setup.mlflow_uri
-    resolved = {**to_dict(settings), "run_id": target.run_id, "store": target.store_url,
-                "plan": plan.to_dict(), "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
-                "fold": target.fold}
+    resolved = {
+        **to_dict(settings),
+        "run_id": target.run_id,
+        "store": target.store_url,
+        "plan": plan.to_dict(),
+        "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
+        "fold": target.fold,
+    }
     mlflow_run = _open_run(settings, setup, target, resolved) if mlflow_uri else None
     config = _worker_config(settings, setup, target, plan, _bundle_manifest(settings, setup, resolved), mlflow_run)
-    log.info("train: %s on %d Horovod processes, stages %s, run id %s", settings.model, settings.num_proc,
-             [stage.epochs for stage in plan.stages], target.run_id)
+    log.info(
+        "train: %s on %d Horovod processes, stages %s, run id %s",
+        settings.model,
+        settings.num_proc,
+        [stage.epochs for stage in plan.stages],
+        target.run_id,
+    )
     # A fold's output is new (cv.py skips finished folds): another job's fold stops this one.
     with staged_output(target.output_url, "error" if target.fold else settings.mode) as staging:
         # Rank 0 writes the bundle into the staging folder; it appears with the rest or not at all.
-        metrics = _run_ranks(spark, settings, dataclasses.replace(config, output_url=staging), mlflow_run,
-                             target.fold["run_id"] if target.fold else target.run_id)
+        metrics = _run_ranks(
+            spark,
+            settings,
+            dataclasses.replace(config, output_url=staging),
+            mlflow_run,
+            target.fold["run_id"] if target.fold else target.run_id,
+        )
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
         _write_report(staging, metrics, settings, setup, target, config.bundle_manifest["test_time_augmentation"])
         storage.copy_tree(config.tensorboard_url, join(staging, "tensorboard"))
         mark(staging, "train")
     logged = mlflow_run.complete(target.output_url, metrics, settings.register) if mlflow_run else {}
-    return TrainResult(target.output_url, join(target.output_url, "model"), target.run_id,
-                       storage.local_path(config.tensorboard_url) or config.tensorboard_url, metrics, **logged)
+    return TrainResult(
+        target.output_url,
+        join(target.output_url, "model"),
+        target.run_id,
+        storage.local_path(config.tensorboard_url) or config.tensorboard_url,
+        metrics,
+        **logged,
+    )
 
 
 def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> TrainPlan:
@@ -144,9 +177,12 @@ def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Ta
     per_shard = check_shards(setup.dataset_url, settings.num_proc, target.fold and target.fold["splits"])
     log.info("train: training rows per process %s", per_shard)
     plan = make_plan(setup.recipe, settings, setup.dataset_manifest.classes, target.per_split, settings.num_proc)
-    return dataclasses.replace(plan, rows_per_shard=per_shard,
-                               cache_training=cache_training(per_shard, setup.recipe.input_size, settings.cache_mb),
-                               threads_per_rank=rank_threads(spark, settings.num_proc))
+    return dataclasses.replace(
+        plan,
+        rows_per_shard=per_shard,
+        cache_training=cache_training(per_shard, setup.recipe.input_size, settings.cache_mb),
+        threads_per_rank=rank_threads(spark, settings.num_proc),
+    )
 
 
 def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> dict:
@@ -173,8 +209,11 @@ def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> d
 
 
 def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: dict):
-    tags = {"dermspark.model": settings.model, "dermspark.dataset": setup.dataset_url,
-            **({"dermspark.parent": setup.parent["url"]} if setup.parent else {})}
+    tags = {
+        "dermspark.model": settings.model,
+        "dermspark.dataset": setup.dataset_url,
+        **({"dermspark.parent": setup.parent["url"]} if setup.parent else {}),
+    }
     fold = target.fold
     if fold:
         tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
@@ -183,8 +222,9 @@ def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: d
     return open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, target.run_id, resolved, tags)
 
 
-def _worker_config(settings: TrainSettings, setup: Setup, target: Target, plan: dict, bundle_manifest: dict,
-                   mlflow_run) -> WorkerConfig:
+def _worker_config(
+    settings: TrainSettings, setup: Setup, target: Target, plan: dict, bundle_manifest: dict, mlflow_run
+) -> WorkerConfig:
     classes = setup.dataset_manifest.classes
     train_counts = target.per_split["train"]
     recipe, parent = setup.recipe, setup.parent
@@ -200,20 +240,27 @@ def _worker_config(settings: TrainSettings, setup: Setup, target: Target, plan: 
         seed=settings.seed,
         target_sensitivity=settings.target_sensitivity,
         calibration=settings.calibration,
-        review={"rate": settings.review_rate, "method": settings.review_method,
-                "ood_check": to_url(settings.ood_check) if settings.ood_check else None},
+        review={
+            "rate": settings.review_rate,
+            "method": settings.review_method,
+            "ood_check": to_url(settings.ood_check) if settings.ood_check else None,
+        },
         parent={"weights": parent["weights"], "class_map": parent["class_map"]} if parent else None,
         externals=[{"name": external["name"], "url": external["url"]} for external in setup.externals],
         store_url=target.store_url,
         bundle_manifest=bundle_manifest,
-        tensorboard_url=(join(to_url(settings.tensorboard_dir), target.run_id) if settings.tensorboard_dir
-                         else join(target.store_url, "tensorboard")),
+        tensorboard_url=(
+            join(to_url(settings.tensorboard_dir), target.run_id)
+            if settings.tensorboard_dir
+            else join(target.store_url, "tensorboard")
+        ),
         mlflow=mlflow_run.for_ranks() if mlflow_run else None,
     )
 
 
-def _run_ranks(spark: SparkSession, settings: TrainSettings, config: WorkerConfig, mlflow_run,
-               resume_with: str) -> dict:
+def _run_ranks(
+    spark: SparkSession, settings: TrainSettings, config: WorkerConfig, mlflow_run, resume_with: str
+) -> dict:
     """horovod.spark.run over the ranks; rank 0's metrics. A rank that ends early is one line
     saying how to resume (`--run-id resume_with`)."""
     import horovod.spark
@@ -263,8 +310,10 @@ RANK_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS", *QUIET)
 
 
 def _rank_environment(settings: TrainSettings) -> dict:
-    return {**{name: os.environ[name] for name in RANK_VARIABLES if name in os.environ},
-            "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms)}
+    return {
+        **{name: os.environ[name] for name in RANK_VARIABLES if name in os.environ},
+        "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms),
+    }
 
 
 def _weights_option(recipe, settings: TrainSettings) -> dict:
@@ -279,25 +328,31 @@ def _weights_option(recipe, settings: TrainSettings) -> dict:
     return {"weights": resolve_weights(wanted, recipe.pretrained) or "none"}
 
 
-def _write_report(staging: str, metrics: dict, settings: TrainSettings, setup: Setup, target: Target,
-                  tta: str) -> None:
+def _write_report(staging: str, metrics: dict, settings: TrainSettings, setup: Setup, target: Target, tta: str) -> None:
     fold = target.fold
-    notes = [f"model `{settings.model}`, run `{target.run_id}`, {settings.num_proc} Horovod processes",
-             f"dataset `{setup.dataset_url}`; split by lesion, so no lesion is in two splits"]
+    notes = [
+        f"model `{settings.model}`, run `{target.run_id}`, {settings.num_proc} Horovod processes",
+        f"dataset `{setup.dataset_url}`; split by lesion, so no lesion is in two splits",
+    ]
     if fold:
-        notes.append(f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
-                     f"validation fold {fold['splits']['validation'][0]}, training the other folds")
+        notes.append(
+            f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
+            f"validation fold {fold['splits']['validation'][0]}, training the other folds"
+        )
     if tta == "flips":
-        notes.append("test-time flips: these figures are of the mean over each image's four flips, as scoring "
-                     "and serving predict; the training history's validation figures are of one pass")
+        notes.append(
+            "test-time flips: these figures are of the mean over each image's four flips, as scoring "
+            "and serving predict; the training history's validation figures are of one pass"
+        )
     if metrics.get("resumed_from"):
         notes.append(f"resumed from {metrics['resumed_from']}")
     for stop in metrics.get("stopped_early", []):
         notes.append(f"stage {stop['stage'] + 1} stopped early after epoch {stop['epoch']}")
     for end in metrics.get("ended_on", []):
         notes.append(f"stage {end['stage'] + 1} kept epoch {end['epoch']} ({end['by']}); the figures are that epoch's")
-    write_evaluation(staging, metrics, setup.dataset_manifest.classes, settings.model, notes,
-                     metrics.get("stage_ends", [])[:-1])
+    write_evaluation(
+        staging, metrics, setup.dataset_manifest.classes, settings.model, notes, metrics.get("stage_ends", [])[:-1]
+    )
 
 
 def _entry_point():

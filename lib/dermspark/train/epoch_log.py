@@ -67,12 +67,16 @@ class EpochLog:
 
                 self.client = mlflow_client(self.mlflow["tracking_uri"])
             now = int(time.time() * 1000)
-            self.client.log_batch(self.mlflow["run_id"],
-                                  metrics=[Metric(key, float(value), now, step) for key, value in values.items()])
+            self.client.log_batch(
+                self.mlflow["run_id"], metrics=[Metric(key, float(value), now, step) for key, value in values.items()]
+            )
         except Exception as error:
             if not self.warned:
-                log.warning("mlflow: epoch %d not logged now (%s); the driver logs it when training ends",
-                            step + 1, str(error).splitlines()[0][:200])
+                log.warning(
+                    "mlflow: epoch %d not logged now (%s); the driver logs it when training ends",
+                    step + 1,
+                    str(error).splitlines()[0][:200],
+                )
                 self.warned = True
 
     def close(self) -> None:

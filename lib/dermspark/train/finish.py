@@ -33,9 +33,15 @@ def inferrer(bundle, batch_size: int):
         if split_data is None:
             return None
         images, labels, lesions, ids = split_data
-        outputs = [bundle.infer(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
-        return Inferred(images, np.concatenate([raw for raw, _ in outputs]),
-                        np.concatenate([features for _, features in outputs]), labels, lesions, ids)
+        outputs = [bundle.infer(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        return Inferred(
+            images,
+            np.concatenate([raw for raw, _ in outputs]),
+            np.concatenate([features for _, features in outputs]),
+            labels,
+            lesions,
+            ids,
+        )
 
     return infer
 
@@ -57,21 +63,28 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
     test = infer(inputs.load("test", batch_size))
     valid = infer(validation)
     melanoma = melanoma_index(classes)
-    calibration = calibrate(valid and valid.for_calibration(), test.for_calibration(), melanoma,
-                            config.target_sensitivity, config.calibration)
+    calibration = calibrate(
+        valid and valid.for_calibration(),
+        test.for_calibration(),
+        melanoma,
+        config.target_sensitivity,
+        config.calibration,
+    )
     temperature = calibration.pop("temperature")
     point = calibration.pop("operating_point")
     metrics = {"test": _measure(config, test, temperature)}
     if valid is not None:
         metrics["validation"] = _measure(config, valid, temperature)
     threshold = None if point is None else point["threshold"]["temperature"]
-    external_splits = {external["name"]: infer(_external(config, external["url"]))
-                       for external in config.externals}
+    external_splits = {external["name"]: infer(_external(config, external["url"])) for external in config.externals}
     if external_splits:
-        metrics["external"] = {name: _evaluate_external(config, split, temperature, melanoma, threshold)
-                               for name, split in external_splits.items()}
-    reviewer, metrics["review"] = _review(config, bundle, infer, inputs, {"validation": valid, "test": test,
-                                                                         **external_splits}, temperature)
+        metrics["external"] = {
+            name: _evaluate_external(config, split, temperature, melanoma, threshold)
+            for name, split in external_splits.items()
+        }
+    reviewer, metrics["review"] = _review(
+        config, bundle, infer, inputs, {"validation": valid, "test": test, **external_splits}, temperature
+    )
     metrics["calibration"] = {"temperature": temperature, **calibration}
     metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
     training = _training(config, state, resumed_from)
@@ -81,19 +94,25 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
         "reference": _reference(config, valid or test, "validation" if valid is not None else "test", temperature),
         "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
         # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
-        "calibration": {"temperature": temperature, "fitted_on": calibration["fitted_on"],
-                        **{key: calibration[key] for key in ("mode", "chosen", "fitted_temperature")}},
-        "operating_point": None if point is None else {
-            "class": classes[melanoma], "target_sensitivity": point["target_sensitivity"],
-            "threshold": point["threshold"]},
+        "calibration": {
+            "temperature": temperature,
+            "fitted_on": calibration["fitted_on"],
+            **{key: calibration[key] for key in ("mode", "chosen", "fitted_temperature")},
+        },
+        "operating_point": None
+        if point is None
+        else {
+            "class": classes[melanoma],
+            "target_sensitivity": point["target_sensitivity"],
+            "threshold": point["threshold"],
+        },
         "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
     }
     tested = write_predictions(config, test, temperature, threshold, reviewer)
     metrics["subgroups"] = subgroups(tested, list(classes), melanoma)
     card = model_card(manifest, metrics)
     # The output is staged as a whole by the driver.
-    save_bundle(config.output_url + "/model", model, manifest, staged=False, reviewer=reviewer,
-                texts={CARD_FILE: card})
+    save_bundle(config.output_url + "/model", model, manifest, staged=False, reviewer=reviewer, texts={CARD_FILE: card})
     return {**metrics, **training}
 
 
@@ -124,8 +143,14 @@ def _measure(config, split: Inferred, temperature: float) -> dict:
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.metrics import classification_metrics
 
-    return classification_metrics(split.labels, apply_temperature(split.raw, temperature), config.classes,
-                                  config.majority_label, config.positive_class, groups=split.lesions)
+    return classification_metrics(
+        split.labels,
+        apply_temperature(split.raw, temperature),
+        config.classes,
+        config.majority_label,
+        config.positive_class,
+        groups=split.lesions,
+    )
 
 
 def _external(config, url):
@@ -140,9 +165,17 @@ def _evaluate_external(config, split: Inferred, temperature, melanoma, threshold
     from dermspark.report.calibration import apply_temperature
     from dermspark.report.external import evaluate_heldout
 
-    return evaluate_heldout(split.labels, apply_temperature(split.raw, temperature), split.lesions,
-                            config.classes, config.majority_label, config.positive_class, melanoma,
-                            threshold, uncalibrated=split.raw)
+    return evaluate_heldout(
+        split.labels,
+        apply_temperature(split.raw, temperature),
+        split.lesions,
+        config.classes,
+        config.majority_label,
+        config.positive_class,
+        melanoma,
+        threshold,
+        uncalibrated=split.raw,
+    )
 
 
 def _review(config, bundle, infer, inputs, held_out: dict, temperature):
@@ -174,7 +207,9 @@ def fit_review(bundle, infer, train: Inferred, held_out: dict, temperature: floa
     ood = None
     if ood_check:
         images = review.read_folder(ood_check, bundle.input_size, bundle.decode_options)
-        ood = views(infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)),
-                           np.zeros(len(images)))))
-    return reviewer, detection(reviewer, {name: views(split) for name, split in held_out.items() if split is not None},
-                               ood)
+        ood = views(
+            infer((images, np.zeros(len(images), dtype=np.int64), np.zeros(len(images)), np.zeros(len(images))))
+        )
+    return reviewer, detection(
+        reviewer, {name: views(split) for name, split in held_out.items() if split is not None}, ood
+    )

@@ -84,7 +84,8 @@ class Inputs:
         images, labels, lesions, ids = [], [], [], []
         with self.reader(split, sharded=False, epochs=1, with_lesions=True) as petastorm_reader:
             rows = make_petastorm_dataset(petastorm_reader).map(
-                lambda row: (row.image, row.label, row.lesion_id, row.image_id))
+                lambda row: (row.image, row.label, row.lesion_id, row.image_id)
+            )
             for image_batch, label_batch, lesion_batch, id_batch in rows.batch(batch_size):
                 images.append(image_batch.numpy())
                 labels.append(label_batch.numpy())

@@ -17,5 +17,9 @@ def run_train(spark: SparkSession, settings: TrainSettings) -> TrainResult | CVR
         return run_cv(spark, settings, setup)
     prepare_output(setup.output_url, settings.mode, "train")
     run_id = settings.run_id or new_run_id()
-    return train_model(spark, settings, setup, Target(run_id, setup.output_url, join(setup.store_root, run_id),
-                                                      setup.dataset_manifest.per_split))
+    return train_model(
+        spark,
+        settings,
+        setup,
+        Target(run_id, setup.output_url, join(setup.store_root, run_id), setup.dataset_manifest.per_split),
+    )

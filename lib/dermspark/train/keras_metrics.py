@@ -17,8 +17,9 @@ class BalancedAccuracy(tf.keras.metrics.Metric):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
-        self.matrix = self.add_weight(name="matrix", shape=(num_classes, num_classes), initializer="zeros",
-                                      dtype=tf.float64)
+        self.matrix = self.add_weight(
+            name="matrix", shape=(num_classes, num_classes), initializer="zeros", dtype=tf.float64
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)

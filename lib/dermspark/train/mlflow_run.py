@@ -66,10 +66,17 @@ def final_metrics(metrics: dict) -> dict[str, float]:
 def external_metrics(prefix: str, section: dict) -> dict[str, float]:
     """An external dataset's figures (report.external) as MLflow metrics."""
     melanoma = section.get("melanoma") or {}
-    figures = {"balanced_accuracy": section["balanced_accuracy"], "accuracy": section["accuracy"],
-               "macro_auc": section["macro_auc"], "ece": section.get("ece"), "ece_before": section.get("ece_before"),
-               "count": section["count"], "melanoma_auc": melanoma.get("auc"),
-               "melanoma_sensitivity": melanoma.get("sensitivity"), "melanoma_specificity": melanoma.get("specificity")}
+    figures = {
+        "balanced_accuracy": section["balanced_accuracy"],
+        "accuracy": section["accuracy"],
+        "macro_auc": section["macro_auc"],
+        "ece": section.get("ece"),
+        "ece_before": section.get("ece_before"),
+        "count": section["count"],
+        "melanoma_auc": melanoma.get("auc"),
+        "melanoma_sensitivity": melanoma.get("sensitivity"),
+        "melanoma_specificity": melanoma.get("specificity"),
+    }
     low, high = section.get("interval", {}).get("balanced_accuracy", (None, None))
     figures.update(balanced_accuracy_low=low, balanced_accuracy_high=high)
     figures.update({f"recall_{name}": row["recall"] for name, row in section["per_class"].items()})
@@ -81,8 +88,7 @@ class TrainingRun:
         self.tracking_uri, self.run_id = tracking_uri, run_id
 
     @classmethod
-    def open(cls, tracking_uri: str, experiment: str, dermspark_run: str, params: dict,
-             tags: dict) -> "TrainingRun":
+    def open(cls, tracking_uri: str, experiment: str, dermspark_run: str, params: dict, tags: dict) -> "TrainingRun":
         client = mlflow_client(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
@@ -90,12 +96,18 @@ class TrainingRun:
         if earlier:
             client.update_run(run_id, status="RUNNING")
         else:
-            run_id = client.create_run(experiment_id, run_name=dermspark_run,
-                                       tags={RUN_TAG: dermspark_run, **tags}).info.run_id
+            run_id = client.create_run(
+                experiment_id, run_name=dermspark_run, tags={RUN_TAG: dermspark_run, **tags}
+            ).info.run_id
         run = cls(tracking_uri, run_id)
         run._log_params(client, flatten(params))
-        log.info("mlflow: run %s in experiment %s at %s%s", run_id, experiment, shown(tracking_uri),
-                 " (resumed)" if earlier else "")
+        log.info(
+            "mlflow: run %s in experiment %s at %s%s",
+            run_id,
+            experiment,
+            shown(tracking_uri),
+            " (resumed)" if earlier else "",
+        )
         return run
 
     def _log_params(self, client, params: dict[str, str]) -> None:
@@ -106,7 +118,7 @@ class TrainingRun:
         logged = client.get_run(self.run_id).data.params
         new = [Param(key, value) for key, value in params.items() if key not in logged]
         for start in range(0, len(new), 100):  # MLflow takes at most 100 parameters a call
-            client.log_batch(self.run_id, params=new[start:start + 100])
+            client.log_batch(self.run_id, params=new[start : start + 100])
 
     def for_ranks(self) -> dict:
         return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
@@ -118,10 +130,14 @@ class TrainingRun:
         client = mlflow_client(self.tracking_uri)
         logged = {metric.step for metric in client.get_metric_history(self.run_id, "loss")}
         now = int(time.time() * 1000)
-        missing = [Metric(key, float(value), now, step) for key, series in history.items()
-                   for step, value in enumerate(series) if step not in logged]
+        missing = [
+            Metric(key, float(value), now, step)
+            for key, series in history.items()
+            for step, value in enumerate(series)
+            if step not in logged
+        ]
         for start in range(0, len(missing), 1000):
-            client.log_batch(self.run_id, metrics=missing[start:start + 1000])
+            client.log_batch(self.run_id, metrics=missing[start : start + 1000])
         return len({metric.step for metric in missing})
 
     def finish(self, output_url: str, metrics: dict, register: str | None) -> str | None:
@@ -133,8 +149,9 @@ class TrainingRun:
 
         client = mlflow_client(self.tracking_uri)
         now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(key, value, now, 0)
-                                               for key, value in final_metrics(metrics).items()])
+        client.log_batch(
+            self.run_id, metrics=[Metric(key, value, now, 0) for key, value in final_metrics(metrics).items()]
+        )
         with tempfile.TemporaryDirectory(prefix="dermspark-mlflow-") as local:
             report = os.path.join(local, "report")
             os.makedirs(report)
@@ -161,8 +178,9 @@ class TrainingRun:
             version = self.finish(output_url, metrics, register)
         except (MlflowException, OSError) as error:
             self.fail()
-            raise DermsparkError(f"the model is saved in {output_url}, but MLflow failed to take it: "
-                                 f"{str(error).splitlines()[0][:300]}") from None
+            raise DermsparkError(
+                f"the model is saved in {output_url}, but MLflow failed to take it: {str(error).splitlines()[0][:300]}"
+            ) from None
         return {"mlflow_run_id": self.run_id, **({"registered": f"models:/{register}/{version}"} if register else {})}
 
     def summarize_cv(self, output_url: str, summary: dict) -> None:
@@ -175,14 +193,19 @@ class TrainingRun:
             self._log_cv(output_url, summary)
         except (MlflowException, OSError) as error:
             self.fail()
-            raise DermsparkError(f"the summary is written in {output_url}, but MLflow failed to take it: "
-                                 f"{str(error).splitlines()[0][:300]}") from None
+            raise DermsparkError(
+                f"the summary is written in {output_url}, but MLflow failed to take it: "
+                f"{str(error).splitlines()[0][:300]}"
+            ) from None
 
     def _log_cv(self, output_url: str, summary: dict) -> None:
         from mlflow.entities import Metric
 
-        flat = {f"cv_{key}_{part}": summary[key][part] for key in ("accuracy", "balanced_accuracy", "macro_auc")
-                for part in ("mean", "sd")}
+        flat = {
+            f"cv_{key}_{part}": summary[key][part]
+            for key in ("accuracy", "balanced_accuracy", "macro_auc")
+            for part in ("mean", "sd")
+        }
         flat.update({f"cv_pooled_{key}": summary["pooled"][key] for key in ("accuracy", "balanced_accuracy")})
         flat.update({f"cv_ece_test_{when}": summary["ece_test"][when]["mean"] for when in ("before", "after")})
         point = summary.get("operating_point") or {}
@@ -191,8 +214,9 @@ class TrainingRun:
             flat.update({f"cv_external_{name}_{key}_mean": found[key]["mean"] for key in found if key != "per_fold"})
         client = mlflow_client(self.tracking_uri)
         now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()
-                                               if value is not None])
+        client.log_batch(
+            self.run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items() if value is not None]
+        )
         with tempfile.TemporaryDirectory(prefix="dermspark-mlflow-") as local:
             for name in ("cv_report.md", "cv_metrics.json", "cv.json", "confusion_matrix_pooled.png"):
                 with open(os.path.join(local, name), "wb") as handle:

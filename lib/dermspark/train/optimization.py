@@ -25,14 +25,14 @@ def learning_rate(stage: "StagePlan", processes: int, steps_per_epoch: int, warm
         # cosine down to 0 at the stage's last step. A function of the optimizer's step count,
         # which checkpoints keep, so a resumed run picks the rate up where it was.
         rate = tf.keras.optimizers.schedules.CosineDecay(
-            stage.learning_rate if warmup else rate, alpha=0.0,
+            stage.learning_rate if warmup else rate,
+            alpha=0.0,
             decay_steps=max(1, (stage.epochs - warmup) * steps_per_epoch),
-            warmup_target=rate if warmup else None, warmup_steps=warmup * steps_per_epoch,
+            warmup_target=rate if warmup else None,
+            warmup_steps=warmup * steps_per_epoch,
         )
     elif stage.decay_steps:
-        rate = tf.keras.optimizers.schedules.ExponentialDecay(
-            rate, stage.decay_steps, stage.decay_rate, staircase=True
-        )
+        rate = tf.keras.optimizers.schedules.ExponentialDecay(rate, stage.decay_steps, stage.decay_rate, staircase=True)
     return rate
 
 

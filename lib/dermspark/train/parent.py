@@ -23,13 +23,15 @@ def class_map(parent: list[str], classes: list[str]) -> list[list[int]] | None:
     try:
         mapping = label_mapping(space_of(parent), space_of(classes))
     except DermsparkError:
-        raise DermsparkError(f"--init-from: the bundle's classes {list(parent)} cannot be mapped to the dataset's "
-                             f"{list(classes)}") from None
+        raise DermsparkError(
+            f"--init-from: the bundle's classes {list(parent)} cannot be mapped to the dataset's {list(classes)}"
+        ) from None
     sources = [[index for index, name in enumerate(parent) if mapping.get(name) == wanted] for wanted in classes]
     missing = [wanted for wanted, found in zip(classes, sources, strict=True) if not found]
     if missing:
-        raise DermsparkError(f"--init-from: no class of the bundle ({', '.join(parent)}) maps to the dataset's "
-                             f"{', '.join(missing)}")
+        raise DermsparkError(
+            f"--init-from: no class of the bundle ({', '.join(parent)}) maps to the dataset's {', '.join(missing)}"
+        )
     return sources
 
 
@@ -46,15 +48,22 @@ def resolve_parent(spark, settings, classes: list[str]) -> dict | None:
     location, tracking_uri, registered = locate(settings.init_from, settings.mlflow_uri)
     manifest = read_manifest(location, tracking_uri)
     if manifest["model_name"] != settings.model:
-        raise DermsparkError(f"--init-from {settings.init_from} is a {manifest['model_name']} bundle: give --model "
-                             f"{manifest['model_name']}")
+        raise DermsparkError(
+            f"--init-from {settings.init_from} is a {manifest['model_name']} bundle: give --model "
+            f"{manifest['model_name']}"
+        )
     mapped = class_map(manifest["classes"], classes)
     folder = local_copy(location, manifest, tracking_uri)
-    return {"url": settings.init_from, "registered": registered.label if registered else None,
-            "model_name": manifest["model_name"],
-            "model_sha256": manifest["model_sha256"], "classes": manifest["classes"], "class_map": mapped,
-            "run_id": manifest.get("training_settings", {}).get("run_id"),
-            "weights": ship_weights(spark, os.path.join(folder, MODEL_FILE))}
+    return {
+        "url": settings.init_from,
+        "registered": registered.label if registered else None,
+        "model_name": manifest["model_name"],
+        "model_sha256": manifest["model_sha256"],
+        "classes": manifest["classes"],
+        "class_map": mapped,
+        "run_id": manifest.get("training_settings", {}).get("run_id"),
+        "weights": ship_weights(spark, os.path.join(folder, MODEL_FILE)),
+    }
 
 
 def fine_tune_stages(stages: list[StagePlan], settings) -> list[StagePlan]:
@@ -62,11 +71,16 @@ def fine_tune_stages(stages: list[StagePlan], settings) -> list[StagePlan]:
     every layer but batch normalisation at a tenth of it (--fine-tune-epochs, default 10), as
     transfer learning does (the Hitta thesis' two stages)."""
     first = stages[0]
-    head = dataclasses.replace(first, trainable="head", unfreeze_last=0,
-                               epochs=settings.epochs if settings.epochs is not None else HEAD_EPOCHS)
-    every = dataclasses.replace(first, trainable="all", unfreeze_last=0, learning_rate=first.learning_rate / 10,
-                                epochs=settings.fine_tune_epochs if settings.fine_tune_epochs is not None
-                                else ALL_EPOCHS)
+    head = dataclasses.replace(
+        first, trainable="head", unfreeze_last=0, epochs=settings.epochs if settings.epochs is not None else HEAD_EPOCHS
+    )
+    every = dataclasses.replace(
+        first,
+        trainable="all",
+        unfreeze_last=0,
+        learning_rate=first.learning_rate / 10,
+        epochs=settings.fine_tune_epochs if settings.fine_tune_epochs is not None else ALL_EPOCHS,
+    )
     return [stage for stage in (head, every) if stage.epochs > 0]
 
 
@@ -84,8 +98,10 @@ def carry_weights(model, parent, mapped: list[list[int]] | None) -> None:
         source = parent.get_layer(layer.name).get_weights()
         if layer is head and mapped is not None:
             kernel, bias = source
-            source = [np.stack([kernel[:, rows].mean(axis=1) for rows in mapped], axis=1),
-                      np.array([np.log(np.exp(bias[rows]).sum()) for rows in mapped], dtype=bias.dtype)]
+            source = [
+                np.stack([kernel[:, rows].mean(axis=1) for rows in mapped], axis=1),
+                np.array([np.log(np.exp(bias[rows]).sum()) for rows in mapped], dtype=bias.dtype),
+            ]
         layer.set_weights(source)
 
 

@@ -69,17 +69,21 @@ def class_weights(effective_counts: list[float]) -> dict[int, float]:
     present = [count for count in effective_counts if count > 0]
     total = sum(present)
     return {
-        index: (total / (len(present) * count) if count > 0 else 1.0)
-        for index, count in enumerate(effective_counts)
+        index: (total / (len(present) * count) if count > 0 else 1.0) for index, count in enumerate(effective_counts)
     }
 
 
-
-
 # C901, PLR0913: one override per training setting, each None for the recipe's, applied in turn
-def stage_plan(recipe: Recipe, epochs: int | None = None, fine_tune_epochs: int | None = None,  # noqa: C901, PLR0913
-               learning_rate: float | None = None, stage_end: str | None = None, lr_schedule: str | None = None,
-               monitor: str | None = None, ema: float = 0.0) -> list[StagePlan]:
+def stage_plan(  # noqa: C901, PLR0913
+    recipe: Recipe,
+    epochs: int | None = None,
+    fine_tune_epochs: int | None = None,
+    learning_rate: float | None = None,
+    stage_end: str | None = None,
+    lr_schedule: str | None = None,
+    monitor: str | None = None,
+    ema: float = 0.0,
+) -> list[StagePlan]:
     """None is the recipe's, for every argument. stage_end: 'best' ends every stage on its best
     monitored epoch, 'last' on its last epoch. lr_schedule: 'constant' (no decay) or 'cosine'
     (after the warmup, down to 0 at the stage's last epoch) for every stage. monitor:
@@ -140,8 +144,16 @@ def make_plan(recipe: Recipe, settings, classes: list[str], per_split: dict, num
     effective = [count * rate for count, rate in zip(train_counts, rates, strict=True)]
     batch_size = settings.batch_size or recipe.batch_size
     validation = sum(per_split.get("validation", {}).values())
-    stages = stage_plan(recipe, settings.epochs, settings.fine_tune_epochs, settings.learning_rate,
-                        settings.stage_end, settings.lr_schedule, settings.monitor, settings.ema)
+    stages = stage_plan(
+        recipe,
+        settings.epochs,
+        settings.fine_tune_epochs,
+        settings.learning_rate,
+        settings.stage_end,
+        settings.lr_schedule,
+        settings.monitor,
+        settings.ema,
+    )
     return TrainPlan(
         batch_size=batch_size,
         stages=tuple(fine_tune_stages(stages, settings) if settings.init_from else stages),

@@ -30,17 +30,23 @@ def table(config: WorkerConfig, split, temperature: float, threshold: float | No
     classes = list(config.classes)
     probabilities = apply_temperature(split.raw, temperature).astype(np.float32)
     melanoma = melanoma_index(classes)
-    frame = pd.DataFrame({
-        "image_id": _text(split.ids), "lesion_id": _text(split.lesions),
-        "fold": (config.folds or {}).get("test", [None])[0],
-        "true_label": np.asarray(classes, dtype=object)[split.labels],
-        "predicted_label": np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)],
-        "confidence": probabilities.max(axis=1),
-        **{f"prob_{name}": probabilities[:, index] for index, name in enumerate(classes)},
-        # As scoring compares it: the stored float32 against the threshold in float64.
-        "melanoma_flag": (probabilities[:, melanoma].astype(np.float64) >= threshold
-                          if melanoma is not None and threshold is not None else None),
-    })
+    frame = pd.DataFrame(
+        {
+            "image_id": _text(split.ids),
+            "lesion_id": _text(split.lesions),
+            "fold": (config.folds or {}).get("test", [None])[0],
+            "true_label": np.asarray(classes, dtype=object)[split.labels],
+            "predicted_label": np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)],
+            "confidence": probabilities.max(axis=1),
+            **{f"prob_{name}": probabilities[:, index] for index, name in enumerate(classes)},
+            # As scoring compares it: the stored float32 against the threshold in float64.
+            "melanoma_flag": (
+                probabilities[:, melanoma].astype(np.float64) >= threshold
+                if melanoma is not None and threshold is not None
+                else None
+            ),
+        }
+    )
     if reviewer is not None:
         scores, flags, reasons = reviewer.review(split.images, split.features, split.raw, probabilities)
         frame["ood_score"], frame["review"], frame["review_reason"] = scores.astype(np.float32), flags, reasons
@@ -56,12 +62,15 @@ def _metadata(dataset_url: str, ids: pd.Series) -> pd.DataFrame:
 
     fs, path = storage.open_url(dataset_url)
     found = ds.dataset(path, filesystem=fs, format="parquet", exclude_invalid_files=True)
-    wanted = found.to_table(columns=["image_id", *METADATA],
-                            filter=ds.field("image_id").isin(pa.array(ids.tolist(), pa.string()))).to_pandas()
+    wanted = found.to_table(
+        columns=["image_id", *METADATA], filter=ds.field("image_id").isin(pa.array(ids.tolist(), pa.string()))
+    ).to_pandas()
     return wanted.drop_duplicates("image_id")
 
 
-def write_predictions(config: WorkerConfig, split, temperature: float, threshold: float | None, reviewer) -> pd.DataFrame:
+def write_predictions(
+    config: WorkerConfig, split, temperature: float, threshold: float | None, reviewer
+) -> pd.DataFrame:
     frame = table(config, split, temperature, threshold, reviewer)
     storage.write_parquet(pa_table(frame), storage.join(config.output_url, FILE))
     return frame

@@ -85,10 +85,13 @@ class TrainingState:
         chosen = self.chosen(stage)
         stale = sorted({self.last, self.best, self.start_from} - {chosen, None})
         self.stage_ends.append(len(self.history.get("loss", [])))
-        self.ended_on.append({
-            "stage": self.stage, "epoch": int(chosen.rsplit("epoch", 1)[1]),
-            "by": f"best {stage.monitor}" if chosen == self.best else "last epoch",
-        })
+        self.ended_on.append(
+            {
+                "stage": self.stage,
+                "epoch": int(chosen.rsplit("epoch", 1)[1]),
+                "by": f"best {stage.monitor}" if chosen == self.best else "last epoch",
+            }
+        )
         self.stage, self.epoch, self.start_from = self.stage + 1, 0, chosen
         self.last, self.best, self.best_value, self.wait = None, None, None, 0
         self.finished = self.stage == stages

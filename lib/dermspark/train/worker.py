@@ -25,8 +25,9 @@ def epoch_end_callback(run: "RankRun", stage: "StagePlan", average=None):
         def on_epoch_end(self, epoch, logs=None):
             # Callbacks log the rate only in the epochs they act on; read it from the optimizer
             # instead, so the series has one value an epoch whatever schedule ran.
-            logs = {key: value for key, value in (logs or {}).items()
-                    if key != "lr" and not key.startswith("learning_rate")}
+            logs = {
+                key: value for key, value in (logs or {}).items() if key != "lr" and not key.startswith("learning_rate")
+            }
             logs["learning_rate"] = tf.keras.backend.get_value(model.optimizer.learning_rate)
             outcome = state.end_epoch(epoch, logs, stage)
             if rank == 0:
@@ -34,8 +35,7 @@ def epoch_end_callback(run: "RankRun", stage: "StagePlan", average=None):
                 # after it (a step missed is filled in by the driver; one logged twice would stay).
                 if epoch_log is not None:
                     epoch_log.tensorboard(state.history)
-                store.save_epoch(state, outcome, model, model.optimizer,
-                                 average.slots if average is not None else None)
+                store.save_epoch(state, outcome, model, model.optimizer, average.slots if average is not None else None)
                 if epoch_log is not None:
                     epoch_log.mlflow_epoch(state.history)
             if outcome.stop:
@@ -47,6 +47,7 @@ def epoch_end_callback(run: "RankRun", stage: "StagePlan", average=None):
 @dataclass
 class RankRun:
     """What each phase of one rank's training shares."""
+
     config: "WorkerConfig"
     rank: int
     size: int
@@ -196,16 +197,22 @@ def _fit(run: RankRun, stage: "StagePlan", warmup: int, average) -> None:
     # the rate before every batch. Momentum correction is off because it writes to
     # optimizer.momentum as to a variable, and Keras 2.11+ SGD holds a float.
     if state.epoch < warmup and not stage.cosine:
-        callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
-            initial_lr=stage.learning_rate * run.size, warmup_epochs=warmup,
-            steps_per_epoch=plan.steps_per_epoch, verbose=0, momentum_correction=False,
-        ))
+        callbacks.append(
+            hvd.callbacks.LearningRateWarmupCallback(
+                initial_lr=stage.learning_rate * run.size,
+                warmup_epochs=warmup,
+                steps_per_epoch=plan.steps_per_epoch,
+                verbose=0,
+                momentum_correction=False,
+            )
+        )
     callbacks.append(EpochTimer(state.history))
     before, after = average.callbacks() if average else ([], [])
     callbacks += [*before, epoch_end_callback(run, stage, average), *after]
     batch_size = plan.batch_size
-    validation_data = (tf.data.Dataset.from_tensor_slices(run.validation[:2]).batch(batch_size)
-                       if run.validation is not None else None)
+    validation_data = (
+        tf.data.Dataset.from_tensor_slices(run.validation[:2]).batch(batch_size) if run.validation is not None else None
+    )
     cached_rows = plan.rows_per_shard[rank] if plan.cache_training else 0
     with inputs.reader("train", sharded=True, epochs=1 if cached_rows else None) as train_reader:
         run.model.fit(

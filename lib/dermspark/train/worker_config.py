@@ -12,6 +12,7 @@ from dermspark.models.registry import Stage
 @dataclass(frozen=True)
 class StagePlan(Stage):
     """A recipe's stage as this run trains it: the settings' overrides applied."""
+
     ema: float = 0.0  # momentum of the stage's weight average; 0: none
     trainable: str | None = None  # as built; fine-tuning (train.parent) names "head" or "all"
 
@@ -19,6 +20,7 @@ class StagePlan(Stage):
 @dataclass(frozen=True)
 class TrainPlan:
     """What every rank does, decided once on the driver and saved with the run (settings.json)."""
+
     batch_size: int  # per process
     stages: tuple[StagePlan, ...]
     imbalance: dict  # class_weights, cap_per_class, oversample
