@@ -171,7 +171,7 @@ def _executor_environment(root: str, launch: Launch, pack) -> list[str]:
         raise UsageError(f"--pack-env must be yes, no or auto, not '{launch.pack_env}'")
     pack_env = launch.pack_env
     if pack_env == "auto":
-        pack_env = "no" if launch.master in ("",) or launch.master.startswith("local") else "yes"
+        pack_env = "no" if not launch.master or launch.master.startswith("local") else "yes"
     archive, folder = launch.env_archive, launch.env_dir.rstrip("/")
     if archive and folder:
         raise DermsparkError("give --env-archive or --env-dir, not both")

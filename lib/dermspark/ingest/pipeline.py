@@ -206,11 +206,11 @@ def run_ingest(spark: SparkSession, settings: IngestSettings) -> IngestResult:
     files = plan_files(candidates, settings.num_files or _auto_num_files(spark, len(candidates)))
     with staged_output(output_url, settings.mode) as staging:
         mark(staging, "ingest")
-        written, rejects, urls = _write(spark, settings, parsed, files, rejects, staging)
+        written, rejects, urls, schemas = _write(spark, settings, parsed, files, rejects, staging)
         with stage("ingest", "accounting: rejects, counts and parts") as shown:
             by_reason = accounting.write_rejects(rejects, join(staging, "rejects.parquet"))
             counts = accounting.manifest(inputs, written, by_reason, settings.folds)
-            _finish_datasets(urls, [make_schema(*size, settings.codec) for size in parsed.sizes], counts["written"])
+            _finish_datasets(urls, schemas, counts["written"])
             shown.update(inputs=counts["inputs"], written=counts["written"], rejected=counts["rejected"])
         failure = _over_reject_limit(counts, settings.max_reject_fraction)
         if failure:
@@ -261,7 +261,8 @@ def _write(
     rejects: pd.DataFrame,
     staging: str,
 ):
-    """Every size's dataset written into staging: (the written rows, every reject, the datasets' URLs)."""
+    """Every size's dataset written into staging: (the written rows, every reject, the datasets'
+    URLs and schemas)."""
     sizes = parsed.sizes
     urls = [join(staging, dataset_dirname(*size)) for size in sizes]
     schemas = [make_schema(*size, settings.codec) for size in sizes]
@@ -272,7 +273,7 @@ def _write(
     written = outcomes[outcomes["reason"].isna()]
     decode_rejects = outcomes[outcomes["reason"].notna()].assign(origin="file")
     rejects = pd.concat([rejects, decode_rejects[list(accounting.REJECT_COLUMNS)]], ignore_index=True)
-    return written, rejects, urls
+    return written, rejects, urls, schemas
 
 
 def _manifest(

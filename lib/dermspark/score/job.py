@@ -21,21 +21,19 @@ from dermspark.bundle import cache_key, model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.commit import check_kind
 from dermspark.files import tune_for_images
-from dermspark.report.evaluation import write_evaluation
 from dermspark.results import ScoreResult
 from dermspark.runtime import stage
 from dermspark.score.dicom_sr import write_reports
-from dermspark.score.evaluation import evaluate_scores
 from dermspark.score.ground_truth import read_label_file, true_classes
 from dermspark.score.inputs import read_input
 from dermspark.score.output import ScoringOutput
 from dermspark.score.predict import output_settings
+from dermspark.score.record import read_command, summarize, write_record
 from dermspark.score.udf import make_frames_udf, make_hash_udf, make_predict_udf
 from dermspark.settings import ScoreSettings
-from dermspark.settings_core import require, to_dict
+from dermspark.settings_core import require
 from dermspark.storage import join, to_url
 from dermspark.tracking import registry
-from dermspark.tracking.server import shown
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +69,8 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
         rows = rows.repartition(4 * spark.sparkContext.defaultParallelism)
     cached = [rows.persist(StorageLevel.MEMORY_AND_DISK)]
     try:
-        inputs, rows = _count(run, cached[0])
-        rows, to_score = _skip_scored(run, rows, inputs, cached)
+        inputs = _count(run, cached[0])
+        rows, to_score = _skip_scored(run, cached[0], inputs, cached)
         result = _score_and_commit(spark, run, rows, inputs, inputs - to_score)
     except BaseException:
         run.output.abandon()
@@ -139,12 +137,12 @@ def _truth(spark: SparkSession, run: ScoreRun):
     return None
 
 
-def _count(run: ScoreRun, rows) -> tuple[int, object]:
+def _count(run: ScoreRun, rows) -> int:
     with stage("score", f"listing the inputs ({run.source.kind})") as counts:
         inputs = counts["inputs"] = rows.count()
     if inputs == 0:
         raise DermsparkError(f"nothing to score in {run.input_url} (glob {run.settings.glob!r})")
-    return inputs, rows
+    return inputs
 
 
 def _skip_scored(run: ScoreRun, rows, inputs: int, cached: list):
@@ -183,23 +181,6 @@ def _root(source, input_url: str, links: str) -> str | None:
     return storage.local_path(input_url) if source.kind == "files" and links == "inside" else None
 
 
-def _reviews(written, manifest: dict) -> dict:
-    """Scored rows flagged for review, by reason; a bundle without a review flag says so."""
-    if not manifest.get("review"):
-        return {
-            "flagged": None,
-            "by_reason": {},
-            "note": "the bundle has no review flag (trained before it): review is null on every row",
-        }
-    if written is None:
-        return {"flagged": 0, "by_reason": {}}
-    by_reason = {
-        row["review_reason"]: row["count"]
-        for row in written.filter("review").groupBy("review_reason").count().collect()
-    }
-    return {"flagged": sum(by_reason.values()), "by_reason": by_reason}
-
-
 def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, skipped: int) -> ScoreResult:
     settings, output = run.settings, run.output
     if inputs > skipped:
@@ -210,7 +191,7 @@ def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, ski
         output.check(settings.mode, settings.incremental, run.scored_with, again=True)
         dropped = output.drop_landed() if settings.incremental else 0
         written = spark.read.parquet(output.staged_rows) if storage.exists(output.staged_rows) else None
-        summary = _summary(run, written)
+        summary = summarize(run, written)
         files = 0 if written is None else written.select("path").distinct().count()
         if files + dropped != inputs - skipped:
             raise RuntimeError(
@@ -223,7 +204,7 @@ def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, ski
             skipped_at_commit=dropped,
             extra_frames=summary["scored"] + summary["errors"] - files,
         )
-        _write_record(run, summary, written)
+        write_record(run, summary, written)
         output.commit(replace_version=settings.mode == "overwrite", has_rows=written is not None)
     return ScoreResult.from_record(
         summary, output.url, join(output.url, "runs", output.run_id), read_command(output.url)
@@ -285,84 +266,3 @@ def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
         ).write.parquet(output.staged_rows)
         staged = spark.read.parquet(output.staged_rows)
         counts.update(rows=staged.count(), errors=staged.where("error is not null").count())
-
-
-def read_command(output_url: str) -> str:
-    """A line that reads the predictions table without Spark: DuckDB SQL on a local table, pandas
-    (through fsspec) on any other store, where DuckDB would fetch an extension."""
-    import shlex
-
-    # Double quotes only inside, so that the shell's single quotes around it stay plain.
-    table = join(output_url, "predictions")
-    path = storage.local_path(table)
-    if path is None:
-        code = (
-            f"import pandas as pd; rows = pd.read_parquet({json.dumps(table)}); "
-            'print(rows.groupby(["model_version", "predicted_label"]).size())'
-        )
-    else:
-        code = (
-            'import duckdb; print(duckdb.execute("SELECT model_version, predicted_label, count(*) AS n FROM '
-            'read_parquet(?, hive_partitioning = true) GROUP BY ALL ORDER BY ALL", '
-            f"[{json.dumps(path + '/**/*.parquet')}]).df())"
-        )
-    return f".venv/bin/python -c {shlex.quote(code)}"
-
-
-def _summary(run: ScoreRun, written) -> dict:
-    """The run's record, counted from the rows it commits, so it describes the output exactly."""
-    output, manifest, scored_with = run.output, run.manifest, run.scored_with
-    by_reason = (
-        {}
-        if written is None
-        else {
-            row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()
-        }
-    )
-    total = 0 if written is None else written.count()
-    return {
-        "run_id": output.run_id,
-        "scored": total - sum(by_reason.values()),
-        "errors": sum(by_reason.values()),
-        "by_reason": by_reason,
-        "reviews": _reviews(written, manifest),
-        "input_format": run.source.kind,
-        "model_name": manifest["model_name"],
-        "model_version": output.version,
-        "registered_model": run.registered.describe() if run.registered else None,
-        "bundle_sha256": manifest["model_sha256"],
-        "calibration": {
-            "temperature": scored_with["temperature"],
-            "melanoma_threshold": scored_with["melanoma_threshold"],
-        },
-        "scored_with": scored_with,
-        "scoring_date": output.date,
-        "predictions": output.partition_url if written is not None else None,
-    }
-
-
-def _write_record(run: ScoreRun, summary: dict, written) -> None:
-    output, manifest, scored_with = run.output, run.manifest, run.scored_with
-    record, classes = output.staged_record, manifest["classes"]
-    if run.truth is not None and written is not None:
-        with stage("score", "evaluating against the labels") as counts:
-            metrics = evaluate_scores(
-                written, run.truth, classes, manifest, scored_with["temperature"], scored_with["melanoma_threshold"]
-            )
-            counts["evaluated"] = metrics["coverage"]["evaluated"]
-        summary["evaluated"] = metrics["coverage"]["evaluated"]
-        storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
-        if "labeled" in metrics:
-            notes = [
-                f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
-                f"labels matched by image id: {json.dumps(metrics['coverage'])}",
-            ]
-            write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
-    storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
-    resolved = {
-        **to_dict(run.settings),
-        "run_id": output.run_id,
-        "model_version": output.version,
-        "mlflow_uri": shown(run.tracking_uri) if run.tracking_uri else None,
-    }
-    storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))

@@ -26,9 +26,10 @@ from dermspark.results import CVResult
 from dermspark.settings import TrainSettings
 from dermspark.settings_core import defaults, to_dict
 from dermspark.storage import join
-from dermspark.train.driver import Setup, Target, new_run_id, train_model
+from dermspark.train.driver import Target, train_model
 from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.predictions import join_folds, read_frame
+from dermspark.train.setup import Setup, new_run_id
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from dermspark.results import CVResult, TrainResult
 from dermspark.settings import TrainSettings
 from dermspark.storage import join
 from dermspark.train.cv import run_cv
-from dermspark.train.driver import Target, check_setup, new_run_id, train_model
+from dermspark.train.driver import Target, train_model
+from dermspark.train.setup import check_setup, new_run_id
 
 
 def run_train(spark: SparkSession, settings: TrainSettings) -> TrainResult | CVResult:
