@@ -53,7 +53,7 @@ def two_loops(pool: ProcessPoolExecutor, files: list[str], size: tuple[int, int]
 
 def job(spark, archive: str, size: str, work: str, codec: str = "png") -> tuple[float, int]:
     from dermspark.ingest.pipeline import run_ingest
-    from dermspark.settings import IngestSettings
+    from dermspark.settings.ingest import IngestSettings
 
     output = os.path.join(work, f"out-{size}")
     started = time.perf_counter()

@@ -48,7 +48,8 @@ def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from dermspark.monitor.job import run_monitor
     from dermspark.score.job import run_score
-    from dermspark.settings import MonitorSettings, ScoreSettings
+    from dermspark.settings.monitor import MonitorSettings
+    from dermspark.settings.score import ScoreSettings
     from pyspark.sql import SparkSession
     from scale_bench import build_archive
     from score_bench import make_bundle

@@ -251,7 +251,8 @@ def main() -> None:
     from dermspark.images import parse_size
     from dermspark.ingest.pipeline import run_ingest
     from dermspark.score.job import run_score
-    from dermspark.settings import IngestSettings, ScoreSettings
+    from dermspark.settings.ingest import IngestSettings
+    from dermspark.settings.score import ScoreSettings
     from ingest_bench import loop, petastorm_pattern
     from pyspark.sql import SparkSession
     from score_bench import make_bundle, plain_keras, predict_batch_udf_pattern

@@ -39,19 +39,20 @@ sys.path.insert(0, os.path.join(ROOT, "lib"))
 def make_bundle(folder: str, model_name: str) -> str:
     from dermspark.bundle import save_bundle
     from dermspark.labels import HAM10000_CLASSES
+    from dermspark.manifests import BundleManifest
     from dermspark.models import create_model, get_recipe
 
     recipe = get_recipe(model_name)
     options = {"num_classes": len(HAM10000_CLASSES)}
     if recipe.pretrained:
         options["weights"] = "none"
-    manifest = {
-        "model_name": model_name,
-        "classes": list(HAM10000_CLASSES),
-        "input_size": list(recipe.input_size),
-        "preprocessing": {"resample": "lanczos", "aspect": "stretch"},
-        "training_settings": {"run_id": "bench"},
-    }
+    manifest = BundleManifest(
+        model_name=model_name,
+        classes=list(HAM10000_CLASSES),
+        input_size=list(recipe.input_size),
+        preprocessing={"resample": "lanczos", "aspect": "stretch"},
+        training_settings={"run_id": "bench"},
+    )
     return save_bundle(os.path.join(folder, "bundle"), create_model(model_name, **options), manifest)
 
 
@@ -247,7 +248,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from dermspark.score.job import run_score
-    from dermspark.settings import ScoreSettings
+    from dermspark.settings.score import ScoreSettings
     from pyspark.sql import SparkSession
 
     with tempfile.TemporaryDirectory() as work:

@@ -156,7 +156,8 @@ def main() -> None:
 
     from dermspark.ingest.pipeline import run_ingest
     from dermspark.models import get_recipe
-    from dermspark.settings import IngestSettings, TrainSettings
+    from dermspark.settings.ingest import IngestSettings
+    from dermspark.settings.train import TrainSettings
     from dermspark.synthetic import make_synthetic_ham10000
     from dermspark.train.job import run_train
     from pyspark.sql import SparkSession

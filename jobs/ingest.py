@@ -2,7 +2,7 @@
 
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.runtime import run_job
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@ flags, drift from the bundle's held-out predictions) in a report a person reads.
 
 from dermspark.monitor.job import run_monitor
 from dermspark.runtime import run_job
-from dermspark.settings import MonitorSettings
+from dermspark.settings.monitor import MonitorSettings
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
 from dermspark.runtime import run_job
 from dermspark.score.job import run_score
-from dermspark.settings import ScoreSettings
+from dermspark.settings.score import ScoreSettings
 
 
 def main(argv=None):

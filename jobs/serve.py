@@ -6,7 +6,7 @@ command has the same entry script.
 
 from dermspark.runtime import run_job
 from dermspark.serve.app import serve
-from dermspark.settings import ServeSettings
+from dermspark.settings.serve import ServeSettings
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """spark-submit entry point: train a registered model with Horovod on Spark."""
 
 from dermspark.runtime import run_job
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.train.job import run_train
 
 

@@ -1,4 +1,4 @@
-"""Writes each job's flag table into docs/JOB.md, between its markers, from settings.py.
+"""Writes each job's flag table into docs/JOB.md, between its markers, from lib/dermspark/settings/.
 
 .venv/bin/python scripts/docs.py
 """
@@ -6,13 +6,11 @@
 from pathlib import Path
 
 from dermspark.cli import flag_table
-from dermspark.settings import (
-    IngestSettings,
-    MonitorSettings,
-    ScoreSettings,
-    ServeSettings,
-    TrainSettings,
-)
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.monitor import MonitorSettings
+from dermspark.settings.score import ScoreSettings
+from dermspark.settings.serve import ServeSettings
+from dermspark.settings.train import TrainSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 JOBS = {

@@ -11,6 +11,7 @@ training records them), and the review flag the bundle has, if any, is kept.
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from dermspark import storage
 from dermspark.bundle import load_bundle, save_bundle
 from dermspark.report.calibration import apply_temperature
 from dermspark.report.drift import reference
-from dermspark.settings import REVIEW_METHODS
+from dermspark.settings.common import REVIEW_METHODS
 from dermspark.train.cv import fold_splits
 from dermspark.train.dataset import pick_size, read_manifest
 from dermspark.train.finish import fit_review, inferrer
@@ -47,15 +48,15 @@ def main(argv=None) -> None:
     # Petastorm prints to stdout; the figures alone go there.
     with contextlib.redirect_stdout(sys.stderr):
         reviewer, figures, bundle = _fit(args)
-    manifest = {key: value for key, value in bundle.manifest.items() if key != "review"}
-    save_bundle(args.output, bundle.model, {**manifest, "reference": figures.pop("reference")}, reviewer=reviewer)
+    manifest = dataclasses.replace(bundle.manifest, reference=figures.pop("reference"))
+    save_bundle(args.output, bundle.model, manifest, reviewer=reviewer)
     print(json.dumps(figures, indent=2))
 
 
 def _fit(args):
     bundle = load_bundle(args.bundle)
     root = storage.to_url(args.dataset)
-    url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest["model_name"]))
+    url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest.model_name))
     inputs = Inputs(url, 0, 1, 0, fold_splits(args.cv, args.fold) if args.cv else None)
     infer = inferrer(bundle, 64)
     names = ("validation",) if args.reference_only else ("train", "validation", "test")

@@ -33,11 +33,10 @@ from sklearn.metrics import confusion_matrix
 def fold_table(cv: str, dataset: str, folds: int, index: int, output: str):
     bundle = load_bundle(storage.join(cv, f"fold-{index}", "model"))
     root = storage.to_url(dataset)
-    url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest["model_name"]))
+    url = storage.join(root, pick_size(read_manifest(root), bundle.input_size, bundle.manifest.model_name))
     splits = fold_splits(folds, index)
     test = inferrer(bundle, 64)(Inputs(url, 0, 1, 0, splits).load("test", 64))
-    point = bundle.manifest.get("operating_point") or {}
-    threshold = (point.get("threshold") or {}).get("temperature")
+    threshold = bundle.manifest.threshold("temperature")
     # The four fields of a rank's WorkerConfig that the predictions table reads.
     config = SimpleNamespace(
         classes=bundle.classes, folds=splits, dataset_url=url, output_url=storage.join(output, f"fold-{index}")

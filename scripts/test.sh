@@ -13,6 +13,7 @@ cd "$root"
 eval "$("$root/.venv/bin/python" -m dermspark.launch --environment)"
 "$root/.venv/bin/ruff" check .
 "$root/.venv/bin/ruff" format --check .
+"$root/.venv/bin/mypy"  # lib/, as pyproject.toml's [tool.mypy] says
 # Two workers: the cluster tests (whose driver mostly waits on its executors) on one, the rest
 # on the other, each with its own session fixtures (tests/conftest.py).
 exec "$root/.venv/bin/python" -m pytest -n 2 "$@"

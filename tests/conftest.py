@@ -245,14 +245,21 @@ def kill_when(job: subprocess.Popen, ready, what: str, timeout: float = 300) -> 
         job.wait()
 
 
+# Beside the cluster tests on their worker: files that need neither the end-to-end pipeline
+# nor much else the other worker builds, so that the two workers take about as long (the
+# cluster's worker took ~700 s, the other ~900 s, before cross-validation moved).
+WITH_THE_CLUSTER = ("test_cluster.py::", "test_cross_validation.py::")
+
+
 def pytest_xdist_make_scheduler(config, log):
     """scripts/test.sh runs two xdist workers: the cluster tests go to one together (one cluster
-    start, in their order), everything else to the other (one local Spark session, one
-    end-to-end pipeline). xdist's own --dist loadgroup did not group tests under pytest 9."""
+    start, in their order) with WITH_THE_CLUSTER, everything else to the other (one local Spark
+    session, one end-to-end pipeline). xdist's own --dist loadgroup did not group tests under
+    pytest 9."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ClusterApart(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "cluster" if "test_cluster.py::" in nodeid else "local"
+            return "cluster" if any(name in nodeid for name in WITH_THE_CLUSTER) else "local"
 
     return ClusterApart(config, log)

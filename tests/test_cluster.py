@@ -545,6 +545,7 @@ def test_scoring_by_the_registered_model_survives_a_lost_worker(
     named by the model's hash. 4,000 inputs (links to the archive's images, on the network mount),
     so that a worker can be lost mid-run: Spark reruns its tasks, each input has one row."""
     from dermspark.bundle import cache_key
+    from dermspark.manifests import BundleManifest
 
     assert interrupted.resumed.returncode == 0, "the registered model comes from the resumed training"
     shared = cluster.shared
@@ -579,7 +580,7 @@ def test_scoring_by_the_registered_model_survives_a_lost_worker(
         env=cluster.env,
     )
     # Seen through each worker's own view of the files (/proc/PID/root).
-    digest = cache_key(_s3_json(s3_store, f"{isolated.lake}/model/model/manifest.json"))
+    digest = cache_key(BundleManifest.from_dict(_s3_json(s3_store, f"{isolated.lake}/model/model/manifest.json")))
     cached = [
         Path(f"/proc/{cluster.worker_pid(index)}/root/tmp/dermspark-bundles/{digest}/model.keras") for index in (1, 2)
     ]

@@ -10,7 +10,8 @@ from dermspark.bundle import load_bundle
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.report.calibration import reliability
 from dermspark.report.cross_validation import summarize
-from dermspark.settings import IngestSettings, TrainSettings
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.train.cv import fold_splits, per_split_of
 from dermspark.train.inputs import Inputs
 from dermspark.train.job import run_train
@@ -200,7 +201,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     # The bundles predict with test-time flips, and a fold's test figures are those predictions:
     # fold 0's test images, read back and predicted by its bundle, give its confusion matrix.
     bundle = load_bundle(str(output / "fold-0" / "model"))
-    assert bundle.manifest["test_time_augmentation"] == "flips"
+    assert bundle.manifest.test_time_augmentation == "flips"
     images, labels, *_ = Inputs((folded / "images_75x100").as_uri(), 0, 1, 0, fold_splits(3, 0)).load("test", 64)
     probabilities = bundle.predict(images)
     assert (
@@ -220,7 +221,7 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
     calibrated = bundle.predict(images, bundle.temperature)
     assert external["count"] == 18 and external["balanced_accuracy_over"] == ["bkl", "mel", "nv"]
     assert confusion_matrix(labels, calibrated.argmax(axis=1), labels=range(7)).tolist() == external["confusion_matrix"]
-    threshold = bundle.manifest["operating_point"]["threshold"]["temperature"]
+    threshold = bundle.manifest.threshold("temperature")
     assert external["melanoma"]["threshold"] == threshold
     assert external["melanoma"]["sensitivity"] == pytest.approx(np.mean(calibrated[labels == 4, 4] >= threshold))
     assert reliability(calibrated, labels)["ece"] == pytest.approx(external["ece"], abs=1e-6)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from dermspark.dicom_archive import FAKE_PATIENT, to_dicom
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from PIL import Image
 
 IMAGES = 42
@@ -82,7 +82,8 @@ def test_train_and_score_on_dicom_leave_no_patient_data_anywhere(spark, real_dat
     report, predictions table, MLflow artifact or log line (the SRs, which go back to the PACS,
     carry them by design)."""
     from dermspark.score.job import run_score
-    from dermspark.settings import ScoreSettings, TrainSettings
+    from dermspark.settings.score import ScoreSettings
+    from dermspark.settings.train import TrainSettings
     from dermspark.train.job import run_train
 
     _archives(real_data, tmp_path)

@@ -33,7 +33,7 @@ def _folder(real_data: Path, folder: Path) -> dict[str, str]:
 
 def test_scoring_a_folder_of_dicom(spark, pipeline, real_data, tmp_path, capfd):
     from dermspark.score.job import run_score
-    from dermspark.settings import ScoreSettings
+    from dermspark.settings.score import ScoreSettings
 
     uids = _folder(real_data, tmp_path / "pacs")
     output = tmp_path / "out"

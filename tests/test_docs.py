@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from dermspark.cli import flag_table
-from dermspark.settings import (
-    IngestSettings,
-    MonitorSettings,
-    ScoreSettings,
-    ServeSettings,
-    TrainSettings,
-)
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.monitor import MonitorSettings
+from dermspark.settings.score import ScoreSettings
+from dermspark.settings.serve import ServeSettings
+from dermspark.settings.train import TrainSettings
 
 LIB = ROOT / "lib" / "dermspark"
 JOBS = {
@@ -105,7 +103,7 @@ def flags_section(text: str) -> str:
 def test_each_jobs_page_lists_its_flags_as_declared(job):
     page = ROOT / "docs" / f"{job}.md"
     assert flags_section(page.read_text()) == flag_table(JOBS[job]), (
-        f"docs/{job}.md's flag table differs from settings.py: run .venv/bin/python scripts/docs.py"
+        f"docs/{job}.md's flag table differs from its settings module: run .venv/bin/python scripts/docs.py"
     )
 
 

@@ -170,7 +170,7 @@ def test_udf_equals_in_process_keras(spark, pipeline):
     raw = bundle.model.predict(images, verbose=0)
     # Scoring applies the bundle's temperature (fitted on validation): the classes stay, the
     # probabilities move.
-    temperature = bundle.manifest["calibration"]["temperature"]
+    temperature = bundle.manifest.calibration["temperature"]
     assert temperature != pytest.approx(1.0, abs=1e-3)
     got = np.array([[row[f"prob_{name}"] for name in bundle.classes] for row in rows])
     np.testing.assert_allclose(got, apply_temperature(raw, temperature), atol=1e-5)

@@ -2,6 +2,7 @@
 scoring with labels reporting them, and colour constancy as a decode option that ingest, scoring
 and serving apply alike."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from dermspark.images import DecodeOptions, decode_image
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.manifests import DatasetManifest
 from dermspark.report.external import evaluate_heldout, own_groups
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from dermspark.synthetic import make_synthetic_external
 from PIL import Image
 from sklearn.metrics import roc_auc_score
@@ -115,7 +116,8 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     from dermspark.bundle import load_bundle, save_bundle
     from dermspark.score.job import run_score
     from dermspark.serve.app import make_app
-    from dermspark.settings import ScoreSettings, ServeSettings
+    from dermspark.settings.score import ScoreSettings
+    from dermspark.settings.serve import ServeSettings
     from dermspark.train.inputs import Inputs
     from fastapi.testclient import TestClient
 
@@ -138,9 +140,9 @@ def test_colour_constancy_gives_the_same_pixels_in_ingest_scoring_and_serving(sp
     assert sorted(map(bytes, stored)) == sorted(map(bytes, decoded))
 
     trained = load_bundle(str(pipeline / "model" / "model"))
-    preprocessing = {**trained.manifest["preprocessing"], **options.recorded()}
+    preprocessing = {**trained.manifest.preprocessing, **options.recorded()}
     corrected = tmp_path / "corrected"
-    save_bundle(str(corrected), trained.model, {**trained.manifest, "preprocessing": preprocessing})
+    save_bundle(str(corrected), trained.model, dataclasses.replace(trained.manifest, preprocessing=preprocessing))
     summary = run_score(
         spark,
         ScoreSettings(

@@ -9,7 +9,8 @@ from dermspark import DermsparkError
 from dermspark.bundle import load_bundle
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.models import create_model
-from dermspark.settings import IngestSettings, TrainSettings
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.synthetic import make_synthetic_external
 from dermspark.train.job import run_train
 from dermspark.train.parent import carry_weights, class_map, fine_tune_stages
@@ -87,10 +88,10 @@ def test_a_bundle_is_fine_tuned_on_a_hospitals_images(spark, pipeline, clinic, m
         for got, wanted in zip(head.model.get_layer(layer.name).get_weights(), layer.get_weights(), strict=True):
             np.testing.assert_array_equal(got, wanted)
     assert not np.array_equal(head.model.layers[-1].get_weights()[0], parent.model.layers[-1].get_weights()[0])
-    recorded = head.manifest["parent"]
-    assert recorded["url"] == parent_url and recorded["model_sha256"] == parent.manifest["model_sha256"]
+    recorded = head.manifest.parent
+    assert recorded["url"] == parent_url and recorded["model_sha256"] == parent.manifest.model_sha256
     assert recorded["class_map"] is None
-    assert [stage["trainable"] for stage in head.manifest["training_settings"]["plan"]["stages"]] == ["head"]
+    assert [stage["trainable"] for stage in head.manifest.training_settings["plan"]["stages"]] == ["head"]
 
     every = run_train(spark, TrainSettings(**settings, output=str(tmp_path / "all"), epochs=1, fine_tune_epochs=1))
     tuned = load_bundle(str(tmp_path / "all" / "model"))

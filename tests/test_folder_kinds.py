@@ -50,7 +50,8 @@ def test_a_folder_of_the_wrong_kind_for_model_or_dataset_is_one_line(pipeline, t
 def test_score_and_serve_given_a_dataset_for_a_model_fail_in_one_line(spark, pipeline, tmp_path):
     from dermspark.score.job import run_score
     from dermspark.serve.app import make_app
-    from dermspark.settings import ScoreSettings, ServeSettings
+    from dermspark.settings.score import ScoreSettings
+    from dermspark.settings.serve import ServeSettings
 
     with pytest.raises(DermsparkError, match="is an ingested dataset, not a model bundle"):
         run_score(

@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 from dermspark.files import printable_path
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from dermspark.synthetic import make_synthetic_ham10000
 
 LATIN1 = b"l\xe9sion 100%"  # "lésion 100%" in Latin-1: not UTF-8
@@ -68,7 +68,7 @@ def test_ingest_of_hostile_names_and_links(spark, hostile_archive, tmp_path):
 
 def test_scoring_of_hostile_names_and_links(spark, pipeline, hostile_archive, tmp_path):
     from dermspark.score.job import run_score
-    from dermspark.settings import ScoreSettings
+    from dermspark.settings.score import ScoreSettings
 
     summary = run_score(
         spark,

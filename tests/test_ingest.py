@@ -9,7 +9,7 @@ import pytest
 from dermspark import DermsparkError
 from dermspark.ingest import pipeline
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from messy import GOOD_ODDITIES, make_messy_archive
 
 

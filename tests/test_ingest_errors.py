@@ -8,7 +8,7 @@ from dermspark import DermsparkError
 from dermspark.ingest import pipeline
 from dermspark.ingest.pipeline import run_ingest
 from dermspark.results import IngestResult
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from messy import add_rows, make_messy_archive
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from dermspark import DermsparkError
+from dermspark.manifests import BundleManifest
 from dermspark.models import create_model, get_recipe, list_models
 
 # Benbrahim et al. (2020), Table 6.1: (layer, output shape, parameters). The table's first row
@@ -90,7 +91,7 @@ def test_a_saved_model_with_dermspark_layers_loads_through_the_bundle(tmp_path):
     model = create_model("benbrahim_cnn", color_constancy=True)
     images = np.random.default_rng(3).integers(0, 256, size=(2, 75, 100, 3)).astype("uint8")
     np.save(tmp_path / "images.npy", images)
-    save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn"})
+    save_bundle(str(tmp_path / "bundle"), model, BundleManifest(model_name="benbrahim_cnn", input_size=[75, 100]))
     # A fresh process, as scoring's executors are: nothing has imported the layer's module.
     script = (
         "import sys, numpy as np; from dermspark.bundle import load_bundle; "
@@ -201,7 +202,7 @@ def test_bundle_predict_gives_keras_probabilities_for_any_batch_size(tmp_path):
 
     model = create_model("benbrahim_cnn")
     bundle = load_bundle(
-        save_bundle(str(tmp_path / "bundle"), model, {"model": "benbrahim_cnn", "input_size": [75, 100]})
+        save_bundle(str(tmp_path / "bundle"), model, BundleManifest(model_name="benbrahim_cnn", input_size=[75, 100]))
     )
     rng = np.random.default_rng(5)
     for count in (6, 1, 9):
@@ -224,7 +225,7 @@ def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
     url = save_bundle(
         str(tmp_path / "bundle"),
         model,
-        {"model": "benbrahim_cnn", "input_size": [75, 100], "test_time_augmentation": "flips"},
+        BundleManifest(model_name="benbrahim_cnn", input_size=[75, 100], test_time_augmentation="flips"),
     )
     bundle = load_bundle(url)
     rng = np.random.default_rng(6)
@@ -237,7 +238,7 @@ def test_a_flips_bundle_predicts_the_mean_over_the_four_flips(tmp_path):
         np.testing.assert_allclose(probabilities, expected, atol=1e-6)
         # The model sees the image's flips as different images: the mean is not one pass.
         assert np.abs(probabilities - model.predict_on_batch(images)).max() > 1e-4
-    later = {"input_size": [75, 100], "test_time_augmentation": "rotations"}
+    later = BundleManifest(input_size=[75, 100], test_time_augmentation="rotations")
     with pytest.raises(DermsparkError, match="'rotations'"):
         Bundle(model, later, "b").predict(images)
     # Scoring's driver and the service ask first, before any image is read.
@@ -251,7 +252,7 @@ def test_load_keras_gives_what_keras_load_model_gives(tmp_path, name):
     (Keras 2.15 reads it inside the zip, minutes for Inception): the same configuration, the
     same weights by name, the same trainable weights and the same outputs as Keras' own."""
     import tensorflow as tf
-    from dermspark.bundle import load_keras
+    from dermspark.models.keras_file import load_keras
 
     model = create_model(name)
     path = str(tmp_path / "model.keras")

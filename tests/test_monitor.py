@@ -13,7 +13,7 @@ from dermspark import DermsparkError
 from dermspark.commit import mark
 from dermspark.monitor.job import run_monitor
 from dermspark.report import drift
-from dermspark.settings import MonitorSettings
+from dermspark.settings.monitor import MonitorSettings
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 TRAINING_MIX = (0.03, 0.05, 0.11, 0.01, 0.11, 0.67, 0.02)

@@ -3,7 +3,7 @@
 import pytest
 from dermspark import DermsparkError
 from dermspark.models import get_recipe
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import resolve
 from dermspark.train.plan import (
     cache_training,

@@ -4,7 +4,7 @@ and the external ISIC 2017 set through the labels_csv layout."""
 import json
 
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 
 
 def test_real_partial_archive_is_fully_accounted(spark, real_data, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from dermspark.models import create_model, get_recipe
 from dermspark.models.layers import ColorJitter, RandomDihedral, RandomResizedCrop
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.train.optimization import make_loss
 from dermspark.train.plan import make_plan
 
@@ -14,7 +14,7 @@ PER_SPLIT = {"train": {"mel": 100, "nv": 600, "bkl": 100}, "validation": {"mel":
 
 
 def test_shapes_and_a_bundle_round_trip(tmp_path):
-    from dermspark.bundle import load_keras
+    from dermspark.models.keras_file import load_keras
 
     model = create_model("scratch_resnet_144", num_classes=3)
     assert model.input_shape == (None, 144, 144, 3) and model.output_shape == (None, 3)

@@ -13,7 +13,8 @@ from dermspark.bundle import load_bundle, save_bundle
 from dermspark.ood_set import make_ood_set
 from dermspark.score.job import run_score
 from dermspark.serve.app import make_app
-from dermspark.settings import ScoreSettings, ServeSettings
+from dermspark.settings.score import ScoreSettings
+from dermspark.settings.serve import ServeSettings
 from fastapi.testclient import TestClient
 
 
@@ -161,5 +162,5 @@ def test_a_bundle_from_before_the_flag_can_be_given_one(pipeline, ood, tmp_path)
     assert set(figures["splits"]) == {"validation", "test"} and figures["ood"]["images"] == 36
     assert set(figures["auroc"]) == {"mahalanobis", "energy", "max_softmax"}
     new = load_bundle(str(tmp_path / "new"))
-    assert new.reviewer is not None and new.manifest["review"]["method"] == "mahalanobis"
+    assert new.reviewer is not None and new.manifest.review["method"] == "mahalanobis"
     assert all(np.array_equal(a, b) for a, b in zip(new.model.get_weights(), trained.model.get_weights(), strict=True))

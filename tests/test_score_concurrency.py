@@ -13,7 +13,7 @@ import pytest
 from dermspark import DermsparkError
 from dermspark.results import ScoreResult
 from dermspark.score.job import run_score
-from dermspark.settings import ScoreSettings
+from dermspark.settings.score import ScoreSettings
 
 IMAGES = 200
 

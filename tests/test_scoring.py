@@ -1,6 +1,7 @@
 """Batch scoring: every file accounted for, incremental runs, every input format, labels."""
 
 import csv
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from dermspark import DermsparkError
 from dermspark.score.job import run_score
-from dermspark.settings import ScoreSettings
+from dermspark.settings.score import ScoreSettings
 
 
 @pytest.fixture(scope="module")
@@ -225,15 +226,15 @@ def test_a_flips_bundle_scores_and_serves_the_mean_over_the_four_flips(spark, pi
     from dermspark.images import decode_image
     from dermspark.report.calibration import apply_temperature
     from dermspark.serve.app import make_app
-    from dermspark.settings import ServeSettings
+    from dermspark.settings.serve import ServeSettings
     from fastapi.testclient import TestClient
 
     trained = load_bundle(str(pipeline / "model" / "model"))
-    manifest = {
-        **trained.manifest,
-        "test_time_augmentation": "flips",
-        "calibration": {**trained.manifest["calibration"], "temperature": 1.7},
-    }
+    manifest = dataclasses.replace(
+        trained.manifest,
+        test_time_augmentation="flips",
+        calibration={**trained.manifest.calibration, "temperature": 1.7},
+    )
     flips = tmp_path / "flips"
     save_bundle(str(flips), trained.model, manifest)
     files = tmp_path / "files"

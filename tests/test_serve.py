@@ -10,7 +10,7 @@ from dermspark import DermsparkError
 from dermspark.bundle import cache_key, load_bundle
 from dermspark.serve.app import make_app
 from dermspark.serve.upload_limit import FRAMING_BYTES
-from dermspark.settings import ServeSettings
+from dermspark.settings.serve import ServeSettings
 from fastapi.testclient import TestClient
 
 LIMIT_MB = 0.05  # 52,428 bytes: the synthetic JPEGs are far below it
@@ -50,7 +50,7 @@ def test_health_names_the_bundle(client, bundle, pipeline):
 
 def test_predictions_equal_the_batch_jobs(client, bundle, images, pipeline):
     table = pd.read_parquet(pipeline / "scores" / "predictions")
-    threshold = bundle.manifest["operating_point"]["threshold"]["temperature"]
+    threshold = bundle.manifest.threshold("temperature")
     by_hash = table.set_index("sha256")
     for path in images:
         content = path.read_bytes()

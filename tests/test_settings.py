@@ -5,13 +5,11 @@ import pytest
 import yaml
 from dermspark import DermsparkError
 from dermspark.cli import parse
-from dermspark.settings import (
-    IngestSettings,
-    MonitorSettings,
-    ScoreSettings,
-    ServeSettings,
-    TrainSettings,
-)
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.monitor import MonitorSettings
+from dermspark.settings.score import ScoreSettings
+from dermspark.settings.serve import ServeSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import require, resolve
 
 

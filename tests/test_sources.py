@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from PIL import Image
 from pyspark.sql import functions as F
 

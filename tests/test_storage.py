@@ -76,15 +76,18 @@ def test_an_unknown_protocol_is_one_clear_error():
 
 
 def test_bundle_on_s3_is_fetched_once_into_the_hash_named_cache(root, tmp_path, monkeypatch):
+    import dataclasses
+
     import numpy as np
     from dermspark.bundle import cache_key, load_bundle, local_copy, read_manifest, save_bundle
+    from dermspark.manifests import BundleManifest
     from dermspark.models import create_model
 
     monkeypatch.setenv("DERMSPARK_BUNDLE_CACHE", str(tmp_path / "cache"))
     model = create_model("benbrahim_cnn")
-    url = save_bundle(storage.join(root, "bundle"), model, {"model_name": "benbrahim_cnn", "classes": ["a"]})
+    url = save_bundle(storage.join(root, "bundle"), model, BundleManifest(model_name="benbrahim_cnn", classes=["a"]))
     manifest = read_manifest(url)
-    digest = manifest["model_sha256"]
+    digest = manifest.model_sha256
     images = np.zeros((1, 75, 100, 3), dtype="uint8")
     first = load_bundle(url)
     np.testing.assert_allclose(first.model.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
@@ -97,18 +100,19 @@ def test_bundle_on_s3_is_fetched_once_into_the_hash_named_cache(root, tmp_path, 
     other = storage.join(root, "recalibrated")
     storage.put_tree(str(tmp_path / "cache" / cache_key(manifest)), other)
     storage.write_text(
-        storage.join(other, "manifest.json"), json.dumps({**manifest, "calibration": {"temperature": 2.0}})
+        storage.join(other, "manifest.json"), json.dumps({**manifest.stored, "calibration": {"temperature": 2.0}})
     )
     assert load_bundle(other).temperature == 2.0
     assert load_bundle(url).temperature == 1.0
     assert len(os.listdir(tmp_path / "cache")) == 2
     # A manifest rewritten between its first read and the fetch is refused, nothing cached.
     with pytest.raises(DermsparkError, match="changed while"):
-        local_copy(url, {**manifest, "classes": ["b"]})
+        local_copy(url, BundleManifest.from_dict({**manifest.stored, "classes": ["b"]}))
     assert len(os.listdir(tmp_path / "cache")) == 2
     # The second load reads the cached copy: it works with the remote model gone.
     storage.delete(storage.join(url, "model.keras"))
-    assert load_bundle(url).manifest["model_sha256"] == digest
+    assert load_bundle(url).manifest.model_sha256 == digest
+    assert dataclasses.replace(manifest).to_dict() == manifest.stored  # read back key for key
 
 
 def test_a_fetched_bundle_that_does_not_match_its_hash_is_refused(s3_store, monkeypatch, tmp_path):

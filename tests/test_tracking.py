@@ -140,7 +140,7 @@ def test_scoring_by_registry_uri_gives_the_bundles_probabilities(
     spark, pipeline, mlflow_server, champion, archive_jpegs, tmp_path
 ):
     from dermspark.score.job import run_score
-    from dermspark.settings import ScoreSettings
+    from dermspark.settings.score import ScoreSettings
 
     images = tmp_path / "images"
     images.mkdir()
@@ -172,7 +172,7 @@ def test_scoring_by_registry_uri_gives_the_bundles_probabilities(
 
 def test_serving_by_alias_names_the_registered_version(mlflow_server, champion, archive_jpegs, pipeline):
     from dermspark.serve.app import make_app
-    from dermspark.settings import ServeSettings
+    from dermspark.settings.serve import ServeSettings
     from fastapi.testclient import TestClient
 
     with TestClient(make_app(ServeSettings(model=champion, mlflow_uri=mlflow_server))) as client:
@@ -201,7 +201,7 @@ def test_tracking_mistakes_are_one_clear_error_before_training(
 ):
     from dermspark import DermsparkError
     from dermspark.serve.load import free_port
-    from dermspark.settings import TrainSettings
+    from dermspark.settings.train import TrainSettings
     from dermspark.train.job import run_train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -214,7 +214,7 @@ def test_tracking_mistakes_are_one_clear_error_before_training(
 def test_a_registry_uri_without_a_server_is_one_clear_error(tmp_path, monkeypatch):
     from dermspark import DermsparkError
     from dermspark.serve.app import make_app
-    from dermspark.settings import ServeSettings
+    from dermspark.settings.serve import ServeSettings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(DermsparkError, match="give the registry with --mlflow-uri"):

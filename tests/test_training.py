@@ -8,7 +8,8 @@ import pytest
 from conftest import ROOT
 from dermspark import DermsparkError
 from dermspark.ingest.pipeline import run_ingest
-from dermspark.settings import IngestSettings, TrainSettings
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.train.job import run_train
 
 

@@ -7,6 +7,7 @@ models:/ URI to its artifact location); a machine that loads one from anywhere b
 keeps a copy in a local cache named by the model's hash.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -15,12 +16,17 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dermspark import DermsparkError, commit, storage
-from dermspark.settings import TEST_TIME_AUGMENTATIONS
+from dermspark.manifests import BundleManifest
+from dermspark.models.keras_file import load_keras
 from dermspark.tracking import registry
+
+if TYPE_CHECKING:
+    from dermspark.review import Reviewer
 
 log = logging.getLogger(__name__)
 
@@ -31,36 +37,35 @@ MANIFEST_FILE = "manifest.json"
 
 @dataclass
 class Bundle:
-    model: object
-    manifest: dict
+    model: Any  # a tf.keras.Model
+    manifest: BundleManifest
     path: str
-    # The review flag's fitted detector and checks (dermspark.review), None for a bundle without.
-    reviewer: object = None
-    _predict: object = field(default=None, repr=False)
-    _grad_cam: object = field(default=None, repr=False)
+    # The review flag's fitted detector and checks, None for a bundle without.
+    reviewer: "Reviewer | None" = None
+    _predict: Any = field(default=None, repr=False)  # the compiled tf.function
+    _grad_cam: Any = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
-        return self.manifest["classes"]
+        return self.manifest.classes
 
     @property
     def decode_options(self):
         from dermspark.images import DecodeOptions
 
-        return DecodeOptions.from_record(self.manifest["preprocessing"])
+        return DecodeOptions.from_record(self.manifest.preprocessing)
 
     @property
     def temperature(self) -> float:
-        return temperature_of(self.manifest)
+        return self.manifest.temperature()
 
     @property
     def input_size(self) -> tuple[int, int]:
-        height, width = self.manifest["input_size"]
-        return int(height), int(width)
+        return self.manifest.height_width
 
     @property
     def views(self) -> int:
-        return views_of(self.manifest)
+        return self.manifest.views()
 
     def predict(self, images, temperature: float = 1.0):
         """uint8 RGB images (n, height, width, 3) -> probabilities (n, classes), float32, scaled
@@ -124,34 +129,10 @@ def _compiled_forward(model, views: int, input_size: tuple[int, int]):
     return tf.function(forward, input_signature=[tf.TensorSpec((None, *input_size, 3), tf.uint8)])
 
 
-def views_of(manifest: dict) -> int:
-    """Model passes per image: 4 for a bundle trained with --tta flips (its temperature and
-    threshold were fitted on those averaged probabilities), else 1. Scoring's driver and the
-    service ask before any image, so a bundle from a later version fails there, in one line."""
-    augmentation = manifest.get("test_time_augmentation", "none")
-    if augmentation not in TEST_TIME_AUGMENTATIONS:
-        raise DermsparkError(
-            f"the bundle asks for test-time augmentation {augmentation!r}, which this version "
-            f"does not know ({', '.join(TEST_TIME_AUGMENTATIONS)}): score it with the version "
-            "that trained it"
-        )
-    return 4 if augmentation == "flips" else 1
-
-
-def temperature_of(manifest: dict, calibration: str = "temperature") -> float:
-    """The temperature predictions use under --calibration: the one training fitted on validation
-    (report.calibration), or 1.0 for 'none' and for a bundle from before calibration."""
-    if calibration == "none":
-        return 1.0
-    return float((manifest.get("calibration") or {}).get("temperature", 1.0))
-
-
-def model_version(manifest: dict, override: str = "") -> str:
+def model_version(manifest: BundleManifest, override: str = "") -> str:
     """The training run id and the start of the bundle hash: readable, and exact. A registered
     model's is NAME/VERSION (the override)."""
-    version = override or "-".join(
-        part for part in (manifest.get("training_settings", {}).get("run_id"), manifest["model_sha256"][:8]) if part
-    )
+    version = override or "-".join(part for part in (manifest.run_id, manifest.model_sha256[:8]) if part)
     if not re.fullmatch(r"[A-Za-z0-9._-]+(/[0-9]+)?", version):
         raise DermsparkError(
             f"model version {version!r} may hold only letters, digits, '.', '_' and '-' "
@@ -166,7 +147,7 @@ def cache_root() -> str:
 
 
 def save_bundle(
-    url: str, model, manifest: dict, staged: bool = True, reviewer=None, texts: dict[str, str] | None = None
+    url: str, model, manifest: BundleManifest, staged: bool = True, reviewer=None, texts: dict[str, str] | None = None
 ) -> str:
     """Saves to a local folder first, then puts it at url through the storage layer: staged and
     committed whole (staged=False: url is inside an output that is itself staged). A reviewer
@@ -177,16 +158,16 @@ def save_bundle(
         for name, text in (texts or {}).items():
             with open(os.path.join(local, name), "w") as handle:
                 handle.write(text)
-        manifest = {**manifest, "model_sha256": _sha256(os.path.join(local, MODEL_FILE))}
-        manifest.pop("review", None)  # a bundle saved without a reviewer has none
+        review = None  # a bundle saved without a reviewer has none
         if reviewer is not None:
             from dermspark.review import FILE
 
             with open(os.path.join(local, FILE), "wb") as handle:
                 handle.write(reviewer.to_npz())
-            manifest["review"] = {**reviewer.record, "file": FILE, "sha256": _sha256(os.path.join(local, FILE))}
+            review = {**reviewer.record, "file": FILE, "sha256": _sha256(os.path.join(local, FILE))}
+        manifest = dataclasses.replace(manifest, model_sha256=_sha256(os.path.join(local, MODEL_FILE)), review=review)
         with open(os.path.join(local, MANIFEST_FILE), "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
+            json.dump(manifest.to_dict(), handle, indent=2, sort_keys=True)
         target = storage.to_url(url)
         if not staged:
             storage.put_tree(local, target)
@@ -204,11 +185,11 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
+def read_manifest(url: str, tracking_uri: str | None = None) -> BundleManifest:
     """url: a bundle folder on any store, or an MLflow artifact location (with its server)."""
     try:
         if registry.is_mlflow_location(url):
-            return json.loads(registry.read_text(f"{url}/{MANIFEST_FILE}", tracking_uri))
+            return BundleManifest.from_json(registry.read_text(f"{url}/{MANIFEST_FILE}", tracking_uri))
         manifest = json.loads(storage.read_text(storage.join(storage.to_url(url), MANIFEST_FILE)))
     except FileNotFoundError:
         if storage.exists(storage.join(storage.to_url(url), "model", MANIFEST_FILE)):
@@ -220,18 +201,18 @@ def read_manifest(url: str, tracking_uri: str | None = None) -> dict:
         raise DermsparkError(
             f"{url} is an ingested dataset, not a model bundle: pass a training output's model/ folder"
         )
-    return manifest
+    return BundleManifest.from_dict(manifest)
 
 
-def cache_key(manifest: dict) -> str:
+def cache_key(manifest: BundleManifest) -> str:
     """The name of a bundle's cached copy: the hash of its whole manifest, which holds the model's
     hash. Not the model's hash alone: the same weights with another manifest (temperature,
     threshold, test-time flips) are another bundle, and a cache named by the weights served the
     first one's manifest to the second."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(manifest.document(), sort_keys=True).encode()).hexdigest()
 
 
-def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None = None) -> str:
+def local_copy(url: str, manifest: BundleManifest | None = None, tracking_uri: str | None = None) -> str:
     """A local folder holding the bundle: the folder itself when it is local, else this machine's
     cached copy, named by cache_key and fetched only when missing. The copy is checked against
     the model's hash and renamed into place whole, so workers sharing the cache never load a
@@ -242,7 +223,7 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
         read_manifest(url)  # a dataset or a training output given for a bundle: one line
         return path
     manifest = manifest or read_manifest(url, tracking_uri)
-    digest, key = manifest["model_sha256"], cache_key(manifest)
+    digest, key = manifest.model_sha256, cache_key(manifest)
     cached = os.path.join(cache_root(), key)
     if os.path.isfile(os.path.join(cached, MANIFEST_FILE)):
         return cached
@@ -256,7 +237,7 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
         if _sha256(os.path.join(fetching, MODEL_FILE)) != digest:
             raise DermsparkError(f"{url}: {MODEL_FILE} does not match its manifest's model_sha256")
         with open(os.path.join(fetching, MANIFEST_FILE)) as handle:
-            if json.load(handle) != manifest:  # rewritten between the two reads: the key would lie
+            if json.load(handle) != manifest.document():  # rewritten between the two reads: the key would lie
                 raise DermsparkError(f"{url}: {MANIFEST_FILE} changed while the bundle was fetched; try again")
         try:
             os.rename(fetching, cached)
@@ -273,7 +254,7 @@ def local_copy(url: str, manifest: dict | None = None, tracking_uri: str | None 
 def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
     folder = local_copy(url, tracking_uri=tracking_uri)
     with open(os.path.join(folder, MANIFEST_FILE)) as handle:
-        manifest = json.load(handle)
+        manifest = BundleManifest.from_json(handle.read())
     return Bundle(
         model=load_keras(os.path.join(folder, MODEL_FILE)),
         manifest=manifest,
@@ -282,9 +263,9 @@ def load_bundle(url: str, tracking_uri: str | None = None) -> Bundle:
     )
 
 
-def load_reviewer(folder: str, manifest: dict, url: str = ""):
+def load_reviewer(folder: str, manifest: BundleManifest, url: str = ""):
     """The bundle's review flag, None for a bundle from before it (its rows' review stays null)."""
-    record = manifest.get("review")
+    record = manifest.review
     if not record:
         return None
     from dermspark.review import Reviewer
@@ -297,30 +278,3 @@ def load_reviewer(folder: str, manifest: dict, url: str = ""):
     if hashlib.sha256(content).hexdigest() != record["sha256"]:
         raise DermsparkError(f"{url or folder}: {record['file']} does not match its manifest's review sha256")
     return Reviewer.from_npz(record, content)
-
-
-def load_keras(path: str):
-    """A .keras file's model, uncompiled, as keras.models.load_model gives it, in about the time
-    building it takes.
-
-    Keras 2.15 reads the weights' HDF5 file inside the .keras zip, and every backward seek in a
-    zip member reads it again from its start on Python 3.11: Inception-ResNet-v2's 245 MB took
-    69 to 79 s to load, against 17 s to build (Keras issue 19793, fixed in Keras 3 by
-    extracting the file first). So the same here: the model from its config, then its weights
-    from the extracted file, through Keras' public API."""
-    import tempfile
-    import zipfile
-
-    from tensorflow import keras
-
-    import dermspark.models.layers  # noqa: F401  registers the layers a model may name
-
-    with zipfile.ZipFile(path) as archive:
-        if set(archive.namelist()) != {"config.json", "metadata.json", "model.weights.h5"}:
-            return keras.models.load_model(path, compile=False)  # assets or other weights: Keras' way
-        config = json.loads(archive.read("config.json"))
-        config["compile_config"] = None
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        with tempfile.TemporaryDirectory(prefix="dermspark-weights-") as folder:
-            model.load_weights(archive.extract("model.weights.h5", folder))
-    return model

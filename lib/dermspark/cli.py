@@ -1,7 +1,7 @@
 """Command-line flags generated from a settings dataclass, and the flag reference in docs/.
 
 A setting named `cap_per_class` is the flag `--cap-per-class` and the YAML key `cap_per_class`;
-its type, choices and help come from its declaration in settings.py, so the flags, the YAML
+its type, choices and help come from its declaration in settings/JOB.py, so the flags, the YAML
 files and docs/ cannot disagree.
 """
 
@@ -69,7 +69,7 @@ def flag_table(cls: type) -> str:
     for field in dataclasses.fields(cls):
         kind = types_[field.name]
         choices = field.metadata["choices"]
-        type_text = " \\| ".join(choices) if choices else {dict: "JSON"}.get(kind, kind.__name__)
+        type_text = " \\| ".join(choices) if choices else "JSON" if kind is dict else kind.__name__
         default = "required" if field.metadata["required"] else (_default_text(field) or "-")
         lines.append(f"| `{flag(field.name)}` | {type_text} | {default} | {field.metadata['help'].replace('|', '/')} |")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import os
 import time
 import urllib.request
 import uuid
+from typing import overload
 from urllib.parse import urlparse
 
 from dermspark import DermsparkError
@@ -25,7 +26,11 @@ log = logging.getLogger(__name__)
 WEB_UI_SETTING = "spark.dermspark.masterWebUI"
 
 
-def _conf(spark, key: str, default: str | None = None) -> str | None:
+@overload
+def _conf(spark, key: str) -> str | None: ...
+@overload
+def _conf(spark, key: str, default: str) -> str: ...
+def _conf(spark, key, default=None):
     return spark.sparkContext.getConf().get(key, default)
 
 
@@ -35,7 +40,7 @@ def _megabytes(spark, size: str) -> int:
 
 def standalone_workers(spark) -> list[dict] | None:
     """The master's alive workers (cores, memory in MB), or None when its web UI does not answer."""
-    master = _conf(spark, "spark.master")
+    master = _conf(spark, "spark.master", "")
     url = _conf(spark, WEB_UI_SETTING) or f"http://{urlparse(master).hostname}:8080"
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/json/", timeout=5) as answer:

@@ -98,19 +98,27 @@ def _lease_body(owner: str, lease: float) -> bytes:
     ).encode()
 
 
+def _version(url: str) -> str:
+    """The version of a lease this job has just written."""
+    found = storage.read_versioned(url)
+    if found is None:
+        raise DermsparkError(f"commit: the lease {url} was deleted as it was taken; run the job again")
+    return found[1]
+
+
 def _acquire(url: str, owner: str, what: str, wait: float, lease: float) -> str:
     """The lease's version once this job holds it."""
     deadline = time.monotonic() + wait
     while True:
         if storage.create_exclusive(url, _lease_body(owner, lease)):
-            return storage.read_versioned(url)[1]
+            return _version(url)
         found = storage.read_versioned(url)
         if found is not None:
             held = json.loads(found[0])
             if held["expires"] < time.time():
                 log.warning("commit: taking over the expired lease %s of a job on %s", url, held["host"])
                 if storage.replace_if(url, _lease_body(owner, lease), found[1]):
-                    return storage.read_versioned(url)[1]
+                    return _version(url)
             elif time.monotonic() > deadline:
                 raise _waited_too_long(what, wait, f"lease {url}, held by a job on {held['host']}")
         time.sleep(POLL_SECONDS)
@@ -125,10 +133,11 @@ def _lease(url: str, what: str, wait: float, lease: float):
     def renew() -> None:
         # A third of the lease between renewals: one missed renewal still leaves it held.
         while not stop.wait(lease / 3):
-            if not storage.replace_if(url, _lease_body(owner, lease), version[0]):
+            found = storage.replace_if(url, _lease_body(owner, lease), version[0]) and storage.read_versioned(url)
+            if not found:
                 log.warning("commit: lost the lease %s", url)
                 return
-            version[0] = storage.read_versioned(url)[1]
+            version[0] = found[1]
 
     renewer = threading.Thread(target=renew, name="dermspark-lease", daemon=True)
     renewer.start()

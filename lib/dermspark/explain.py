@@ -63,7 +63,7 @@ class GradCam:
 def _coloured(heatmap: np.ndarray) -> np.ndarray:
     import cv2
 
-    bgr = cv2.applyColorMap(np.uint8(np.clip(heatmap, 0, 1) * 255), cv2.COLORMAP_JET)
+    bgr = cv2.applyColorMap((np.clip(heatmap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -79,6 +79,6 @@ def heatmap_png(heatmap: np.ndarray) -> bytes:
     """The heatmap alone, coloured, its opacity its strength: for a page to lay over the image."""
     import cv2
 
-    alpha = np.uint8(np.clip(heatmap, 0, 1) * 200)[..., None]
+    alpha = (np.clip(heatmap, 0, 1) * 200).astype(np.uint8)[..., None]
     rgba = np.concatenate([_coloured(heatmap), alpha], axis=-1)
     return cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))[1].tobytes()

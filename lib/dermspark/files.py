@@ -48,7 +48,7 @@ def _walk_local(urls: list[str], glob: str | None) -> list[str]:
     took 1.5 to 3 s for 10,015 files. One scandir per folder and each path made from its
     folder's prefix: 0.04 s for 40,060 files, where os.walk and a join per file took 0.11 s."""
     patterns = _expand_braces(glob) if glob else None
-    found = []
+    found: list[str] = []
     for url in urls:
         folders = [url[len("file:") :]]
         while folders:
@@ -135,7 +135,8 @@ def image_id_of(path: str) -> str:
     whose $ matches before it."""
     name = path.rpartition("/")[2]
     if name.endswith("\n"):
-        return re.search(IMAGE_ID, name).group(1)
+        match = re.search(IMAGE_ID, name)
+        return match.group(1) if match else name
     stem = name.rpartition(".")[0]
     return stem or name
 

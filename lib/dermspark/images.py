@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dermspark import DermsparkError, dicom
-from dermspark.settings import COLOR_CONSTANCY
+from dermspark.settings.common import COLOR_CONSTANCY
 
 # Pillow's own default; scans of a lesion are far below it, a decompression bomb is far above.
 DEFAULT_MAX_PIXELS = 89_478_485

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dermspark import DermsparkError
@@ -56,7 +57,7 @@ class Launch:
     job_args: tuple[str, ...] = ()
 
 
-def parse(argv: list[str], environ: dict) -> Launch:
+def parse(argv: list[str], environ: Mapping[str, str]) -> Launch:
     """JOB and its arguments; DERMSPARK_PACK_ENV, _ENV_ARCHIVE and _ENV_DIR as defaults."""
     if not argv:
         raise UsageError("no job given")
@@ -104,7 +105,7 @@ class Plan:
     environment: dict[str, str] = field(default_factory=dict)
 
 
-def plan(root: str, launch: Launch, environ: dict, pack_env_script=None) -> Plan:
+def plan(root: str, launch: Launch, environ: Mapping[str, str], pack_env_script=None) -> Plan:
     """The spark-submit command (or the service's) for a launch; raises DermsparkError for what
     would fail later. pack_env_script(*args) -> its output: scripts/pack_env.py's answer."""
     python = os.path.join(root, ".venv", "bin", "python")
@@ -154,7 +155,7 @@ def _check_master(master: str) -> None:
         ) from None
 
 
-def _local_cluster_ui(root: str, master: str, environ: dict) -> list[str]:
+def _local_cluster_ui(root: str, master: str, environ: Mapping[str, str]) -> list[str]:
     """The local cluster of scripts/cluster.sh: where its master's web UI is, for the job's checks."""
     state = os.path.join(environ.get("DERMSPARK_CLUSTER_DIR") or os.path.join(root, "build", "cluster"), "master")
     if not os.path.isfile(state):
@@ -228,7 +229,7 @@ def _pack_env(root: str, *args: str) -> str:
     return done.stdout.strip()
 
 
-def environment_lines(environ: dict) -> str:
+def environment_lines(environ: Mapping[str, str]) -> str:
     """`export NAME=VALUE` lines of the defaults (a value already set wins), for a shell to
     eval: how scripts/test.sh takes them from here rather than repeating them."""
     import shlex

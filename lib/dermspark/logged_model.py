@@ -12,10 +12,11 @@ params={"calibration": "none"}) and the review flag (ood_score, review, review_r
 
 import contextlib
 import io
-import json
 import logging
 import os
 import warnings
+
+from dermspark.manifests import BundleManifest
 
 BUNDLE = "bundle"  # the artifact key and folder name (as in pyfunc_model, and registry.BUNDLE_PATH)
 IMAGE = "image"  # the signature's one input, by this name (as in pyfunc_model)
@@ -23,18 +24,18 @@ IMAGE = "image"  # the signature's one input, by this name (as in pyfunc_model)
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py")
 
 
-def signature(manifest: dict):
+def signature(manifest: BundleManifest):
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    height, width = manifest["input_size"]
+    height, width = manifest.height_width
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, int(height), int(width), 3), IMAGE)]),
         # The columns of scoring's predictions table that come from the model.
         outputs=Schema(
             [
-                *[ColSpec("float", f"prob_{name}") for name in manifest["classes"]],
+                *[ColSpec("float", f"prob_{name}") for name in manifest.classes],
                 ColSpec("float", "ood_score", required=False),
                 ColSpec("boolean", "review", required=False),
                 ColSpec("string", "review_reason", required=False),
@@ -67,7 +68,7 @@ def log_bundle(folder: str, register: str | None):
     import mlflow.pyfunc
 
     with open(os.path.join(folder, "manifest.json")) as handle:
-        manifest = json.load(handle)
+        manifest = BundleManifest.from_json(handle.read())
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # MLflow prints its own progress to stderr and advises on what the signature already fixes.
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
@@ -80,8 +81,8 @@ def log_bundle(folder: str, register: str | None):
             pip_requirements=requirements(),
             registered_model_name=register,
             metadata={
-                key: manifest[key]
+                key: manifest.document()[key]
                 for key in ("model_name", "classes", "input_size", "preprocessing", "model_sha256", "positive_class")
-                if key in manifest
+                if key in manifest.document()
             },
         )

@@ -71,14 +71,17 @@ def _read_unquoted(data: bytes, raw_header: list[str], header: list[str]) -> pd.
     without quotes both split on commas and line ends alike, so the frames are equal."""
     if b'"' in data or b"\0" in data or not raw_header or len(set(header)) != len(header):
         return None
-    invalid = []
+    invalid: list = []
+
+    def skip(row) -> str:
+        invalid.append(row)
+        return "skip"
+
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                quote_char=False, invalid_row_handler=lambda row: invalid.append(row) or "skip"
-            ),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=skip),
             convert_options=pacsv.ConvertOptions(
                 column_types={column: pa.string() for column in raw_header}, strings_can_be_null=False
             ),

@@ -10,6 +10,7 @@ import gzip
 import io
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -167,6 +168,7 @@ def make_ood_set(path: str, per_kind: int = 50, seed: int = 0) -> OodSet:
         lossless = kind in ("documents", "charts")
         for number in range(per_kind):
             name = os.path.join(folder, f"{kind}_{number:04d}.{'png' if lossless else 'jpg'}")
-            makers[kind]().save(name, **({} if lossless else {"quality": 90}))
+            options: dict[str, Any] = {} if lossless else {"quality": 90}
+            makers[kind]().save(name, **options)
         counts[kind] = per_kind
     return OodSet(path=path, counts=counts)

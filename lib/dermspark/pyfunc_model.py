@@ -3,14 +3,14 @@ rather than as a pickle: MLflow runs this file to load the model, which then loa
 from the model's artifacts. Loading needs dermspark installed, as the model's requirements say.
 """
 
-import mlflow.pyfunc
 from mlflow.models import set_model
+from mlflow.pyfunc.model import PythonModel
 
 BUNDLE = "bundle"  # the artifact key and folder name (tracking.registry.BUNDLE_PATH)
 IMAGE = "image"  # the signature's one input (logged_model.IMAGE)
 
 
-class BundleModel(mlflow.pyfunc.PythonModel):
+class BundleModel(PythonModel):
     """uint8 RGB images (n, height, width, 3), already decoded as the bundle's manifest says ->
     a DataFrame of n rows, as scoring's table names them: prob_CLASS (float32) for each class in
     the manifest's order, and the review flag's ood_score, review and review_reason (null for a
@@ -23,8 +23,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts[BUNDLE])
 
     def predict(self, context, model_input, params=None):
-        from dermspark.bundle import temperature_of
-        from dermspark.settings import CALIBRATIONS
+        from dermspark.settings.common import CALIBRATIONS
 
         calibration = (params or {}).get("calibration", "temperature")
         if calibration not in CALIBRATIONS:
@@ -35,7 +34,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         # MLflow hands a signature's named input over as {name: array}, whatever the caller gave.
         images = np.asarray(model_input[IMAGE] if isinstance(model_input, dict) else model_input, dtype=np.uint8)
         probabilities, review = self.bundle.predict_reviewed(
-            images, temperature_of(self.bundle.manifest, calibration), (params or {}).get("review_confidence")
+            images, self.bundle.manifest.temperature(calibration), (params or {}).get("review_confidence")
         )
         frame = pd.DataFrame(
             {f"prob_{name}": probabilities[:, index] for index, name in enumerate(self.bundle.classes)}

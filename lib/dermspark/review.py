@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dermspark.settings import REVIEW_METHODS as METHODS
+from dermspark.settings.common import REVIEW_METHODS as METHODS
 
 REASONS = ("not_dermoscopy", "out_of_distribution", "poor_quality", "uncertain")
 FILE = "review.npz"

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import sys
+from typing import Any
 
 from dermspark import DermsparkError
 
@@ -66,7 +67,7 @@ def run_job(
     settings_file, overrides = parse(settings_class, entry_point, description, argv)
     configure_logging()
     with job_errors(job):
-        settings = resolve(settings_class, settings_file, overrides)
+        settings: Any = resolve(settings_class, settings_file, overrides)
         if not spark:
             return function(settings)
         from dermspark.session import spark_session
@@ -99,7 +100,7 @@ def stage(job: str, what: str):
 
     log = logging.getLogger(f"dermspark.{job}")
     log.info("%s: %s ...", job, what)
-    started, counts = time.monotonic(), {}
+    started, counts = time.monotonic(), dict[str, Any]()
     yield counts
     details = ", ".join(
         f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}" for key, value in counts.items()

@@ -13,6 +13,7 @@ dermspark never writes them into settings, manifests or its own log lines.
 """
 
 import os
+from collections.abc import Mapping
 
 from dermspark import DermsparkError
 
@@ -27,7 +28,7 @@ S3_VARIABLES = (
 _S3A = "spark.hadoop.fs.s3a."
 
 
-def s3_conf(environ: dict) -> dict[str, str]:
+def s3_conf(environ: Mapping[str, str]) -> dict[str, str]:
     """The Spark properties that carry the AWS_* variables of `environ` to executors and S3A."""
     values = {name: environ[name] for name in S3_VARIABLES if environ.get(name)}
     conf = {f"spark.executorEnv.{name}": value for name, value in values.items()}
@@ -49,7 +50,7 @@ def s3_conf(environ: dict) -> dict[str, str]:
     return conf
 
 
-def check_s3_conf(given: dict, environ: dict) -> None:
+def check_s3_conf(given: dict, environ: Mapping[str, str]) -> None:
     """Keys given as spark.hadoop.fs.s3a.* without the environment's match would reach Spark's
     connector and not fsspec, which writes dermspark's own files: refused, naming the fix."""
     for key, variable in (("access.key", "AWS_ACCESS_KEY_ID"), ("secret.key", "AWS_SECRET_ACCESS_KEY")):
@@ -62,7 +63,7 @@ def check_s3_conf(given: dict, environ: dict) -> None:
             )
 
 
-def show_progress(environ: dict, interactive: bool) -> bool:
+def show_progress(environ: Mapping[str, str], interactive: bool) -> bool:
     """Spark's console progress bar: for a person at a terminal, not in CI logs."""
     return interactive and not environ.get("CI")
 

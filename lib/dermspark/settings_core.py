@@ -2,7 +2,7 @@
 choices and limits), defaults <- YAML <- flags with each value checked against its type, choices
 and limits, a settings class's own cross-field rules, and one way to a dict and to JSON.
 
-settings.py declares the jobs' settings with these; nothing here knows any job.
+settings/ declares the jobs' settings with these; nothing here knows any job.
 """
 
 import dataclasses
@@ -11,11 +11,14 @@ import types
 import typing
 from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from dermspark import DermsparkError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 # PLR0913: a declaration: the help, then keyword-only choices and limits
@@ -42,7 +45,7 @@ def required(help: str) -> Any:
     return field(metadata={"help": help, "choices": (), "required": True, "limits": (None,) * 4})
 
 
-SettingsT = TypeVar("SettingsT")
+SettingsT = TypeVar("SettingsT", bound="DataclassInstance")
 
 
 def kinds(cls: type) -> dict[str, type]:

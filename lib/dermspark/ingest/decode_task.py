@@ -7,10 +7,14 @@ themselves; the modules only executors need are imported where it runs.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from dermspark import storage
+
+if TYPE_CHECKING:
+    from dermspark.images import DecodeOptions
 
 # What the decode returns for each candidate: its id and why it was rejected (null when its
 # images were written). The rest of its row is on the driver already, in the plan.
@@ -20,7 +24,7 @@ OUTCOME_COLUMNS = ["image_id", "reason", "detail"]
 @dataclass(frozen=True)
 class DecodeTask:
     sizes: list[tuple[int, int]]
-    options: object  # images.DecodeOptions
+    options: "DecodeOptions"
     classes: tuple[str, ...]
     dataset_urls: list[str]  # one per size
     schemas: list
@@ -38,7 +42,9 @@ class DecodeTask:
 
         steady_worker()
         encoders = [image_encoder(schema) for schema in self.schemas]
-        part = TaskContext.get().partitionId()
+        context = TaskContext.get()
+        assert context is not None  # this runs in a Spark task
+        part = context.partitionId()
         planned = list(planned)  # the task's one frame, its file's rows: their count sizes the row groups
         rows = sum(len(frame) for frame in planned)
         writers = [
@@ -82,7 +88,10 @@ class DecodeTask:
         written, and their encoded images, one list per size."""
         from dermspark.images import ImageRejected, decode_sizes
 
-        reasons, details, written, images = [], [], [], [[] for _ in encoders]
+        reasons: list[str | None] = []
+        details: list[str | None] = []
+        written: list[int] = []
+        images: list[list[bytes]] = [[] for _ in encoders]
         for position, (path, number) in enumerate(zip(paths, frames, strict=True)):
             try:
                 arrays = decode_sizes(self._read(path), self.sizes, self.options, 0 if pd.isna(number) else int(number))
@@ -106,6 +115,6 @@ class DecodeTask:
         try:
             return read_local(path, self.root) if path.startswith("file:") else storage.read_bytes(path)
         except OutsideArchive as error:
-            raise ImageRejected("outside_archive", error.strerror) from None
+            raise ImageRejected("outside_archive", error.strerror or str(error)) from None
         except OSError as error:
             raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None

@@ -186,7 +186,9 @@ def _repeat(frame: pd.DataFrame, frames: np.ndarray) -> pd.DataFrame:
     out["image_id"] = np.where(
         multi, out["image_id"].astype(str) + FRAME_SUFFIX + within.astype(str), out["image_id"].to_numpy(dtype=object)
     )
-    out["frame"] = np.where(np.repeat(dicom, counts), within, None)
+    numbers = within.astype(object)
+    numbers[~np.repeat(dicom, counts)] = None  # a frame number only for a DICOM file's rows
+    out["frame"] = numbers
     return out
 
 

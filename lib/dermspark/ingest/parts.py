@@ -19,6 +19,7 @@ import math
 import pickle
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,8 @@ class PartWriter:
         self._group_rows: list[int] | None = None  # known once the first group's bytes are in
         self._pending: list[pa.Table] = []
         self._pending_rows = self._pending_bytes = self._groups = 0
-        self._handle = self._writer = None
+        self._handle: Any = None  # the store's open file
+        self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def arrow_rows(self, rows: pd.DataFrame) -> pa.Table:
@@ -96,7 +98,8 @@ class PartWriter:
 
     def _next_group_rows(self) -> int:
         # More rows than planned cannot come; if they did, they would fill groups of the last size.
-        return self._group_rows[min(self._groups, len(self._group_rows) - 1)]
+        sizes = self._group_rows or [0]  # called once they are known
+        return sizes[min(self._groups, len(sizes) - 1)]
 
     def _flush(self, count: int | None = None) -> None:
         """Writes the first `count` pending rows (all of them: None) as one row group."""

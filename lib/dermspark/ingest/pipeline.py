@@ -29,7 +29,7 @@ from dermspark.report.distributions import write_distributions
 from dermspark.results import IngestResult
 from dermspark.runtime import stage
 from dermspark.schema import dataset_dirname, make_schema
-from dermspark.settings import IngestSettings
+from dermspark.settings.ingest import IngestSettings
 from dermspark.settings_core import require, to_json
 from dermspark.storage import join, to_url
 
@@ -241,7 +241,7 @@ def _read(spark: SparkSession, settings: IngestSettings, input_url: str):
     return archive, candidates, rejects, inputs
 
 
-def _split(candidates: pd.DataFrame, ratios: tuple[float, float, float], settings: IngestSettings) -> float:
+def _split(candidates: pd.DataFrame, ratios: tuple[float, float, float], settings: IngestSettings) -> float | None:
     """Split, folds and imputed ages set in place (match() made the frame for this job alone);
     returns the training split's mean age, which imputes the missing ones."""
     with stage("ingest", "splitting by lesion") as counts:
@@ -281,7 +281,7 @@ def _manifest(
     parsed: Parsed,
     counts: dict,
     written: pd.DataFrame,
-    train_mean_age: float,
+    train_mean_age: float | None,
     provenance: dict | None,
 ) -> DatasetManifest:
     """counts: accounting's, and `failed` (why no dataset was written, or None)."""

@@ -40,7 +40,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     if len(parts) != 3 or any(part < 0 for part in parts) or sum(parts) <= 0:
         raise DermsparkError(f"split {text!r} needs three non-negative parts, e.g. 80/10/10")
     total = sum(parts)
-    return tuple(part / total for part in parts)
+    return parts[0] / total, parts[1] / total, parts[2] / total
 
 
 def _seed_hash(seed: int) -> int:

@@ -41,10 +41,10 @@ def resolve_weights(weights: str | None, architecture: str) -> str | None:
             "or pass --weights with its path or URL (s3://, hdfs://), or --weights none to train from scratch"
         )
     url = storage.to_url(weights)
-    path = storage.local_path(url)
-    if path is not None:
-        if os.path.isfile(path):
-            return path
+    found = storage.local_path(url)
+    if found is not None:
+        if os.path.isfile(found):
+            return found
         raise DermsparkError(f"weights file {weights} does not exist")
     if not storage.exists(url):
         raise DermsparkError(f"weights file {weights} does not exist (or cannot be read with these credentials)")

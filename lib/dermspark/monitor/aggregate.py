@@ -66,7 +66,7 @@ def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> lis
     optional = [
         (F.col(name) if name in columns else F.lit(None).cast(kind)).alias(name) for name, kind in OPTIONAL.items()
     ]
-    grouped = (
+    grouped: pd.DataFrame = (
         frame.select(
             F.col("run_id").cast("string"),
             F.col("bundle_sha256"),

@@ -5,16 +5,18 @@ folder that replaces the last report whole."""
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import SparkSession
 
 from dermspark import DermsparkError, storage
 from dermspark.commit import kind_of, mark, prepare_output, staged_output
+from dermspark.manifests import BundleManifest
 from dermspark.monitor import aggregate, periods, plots
 from dermspark.monitor.report import folder_name, grain_for, write_markdown
 from dermspark.results import MonitorResult
 from dermspark.runtime import stage
-from dermspark.settings import MonitorSettings
+from dermspark.settings.monitor import MonitorSettings
 from dermspark.settings_core import require, to_json
 from dermspark.storage import join, to_url
 from dermspark.tracking.server import tracking_uri
@@ -30,20 +32,20 @@ def _previous(output_url: str) -> dict[str, dict]:
 
 
 def _reference(
-    settings: MonitorSettings, manifest: dict | None, records: list[dict]
+    settings: MonitorSettings, manifest: BundleManifest | None, records: list[dict]
 ) -> tuple[dict | None, dict[str, dict]]:
     """What the report says of the bundle's reference, and the reference per model version it is
     compared with: the versions this bundle scored, or every version when it scored none."""
     if manifest is None:
         return None, {}
-    found = manifest.get("reference")
+    found = manifest.reference
     if found is None:
         raise DermsparkError(
             f"--model {settings.model} records no reference predictions (trained before "
             "dermspark recorded them): train it again, or leave --model out for no drift figures"
         )
     versions = sorted({record["model_version"] for record in records})
-    own = sorted({record["model_version"] for record in records if record["bundle_sha256"] == manifest["model_sha256"]})
+    own = sorted({record["model_version"] for record in records if record["bundle_sha256"] == manifest.model_sha256})
     compared = own or versions
     described = {
         "bundle": settings.model,
@@ -55,7 +57,7 @@ def _reference(
     return described, {version: found for version in compared}
 
 
-def _manifest(settings: MonitorSettings) -> dict | None:
+def _manifest(settings: MonitorSettings) -> BundleManifest | None:
     if not settings.model:
         return None
     from dermspark.bundle import read_manifest
@@ -105,7 +107,7 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
         )
     manifest = _manifest(settings)
     reference, references = _reference(settings, manifest, records)
-    result = {
+    result: dict[str, Any] = {
         "predictions": source,
         "since": settings.since,
         "runs": len(records),
@@ -129,7 +131,7 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
     if uri:
         from dermspark.monitor.mlflow_report import log_report
 
-        trained_by = ((manifest or {}).get("training_settings") or {}).get("run_id")
+        trained_by = manifest.run_id if manifest else None
         logged = log_report(uri, output_url, trained_by, f"monitor {source}")
     return MonitorResult(output_url, result, logged)
 

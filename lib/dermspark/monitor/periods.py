@@ -86,7 +86,7 @@ def periods(records: list[dict], grain: str, references: dict[str, dict]) -> lis
     entries = []
     for (version, period), members in grouped.items():
         counts = combine(members)
-        inputs = sorted({member.get("input") for member in members if member.get("input")})
+        inputs = sorted({member["input"] for member in members if member.get("input")})
         entries.append(
             {"model_version": version, "period": period, "inputs": inputs, **figures(counts, references.get(version))}
         )

@@ -11,6 +11,7 @@ alarms as the target allows.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
     # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of 0 joins the first.
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
-    mean_confidence = np.bincount(which, weights=confidence, minlength=bins)
+    mean_confidence: np.ndarray = np.bincount(which, weights=confidence, minlength=bins)
     hits = np.bincount(which, weights=right, minlength=bins)
     filled = counts > 0
     mean_confidence[filled] /= counts[filled]
@@ -156,7 +157,7 @@ def calibrate(validation, test, melanoma: int | None, target: float, mode: str =
     chosen = choose_temperature(validation, mode)
     temperature = chosen["temperature"]
     splits = {"validation": validation, "test": test}
-    result = {
+    result: dict[str, Any] = {
         **chosen,
         "fitted_on": "validation" if validation is not None else None,
         "ece_bins": ECE_BINS,
@@ -171,7 +172,7 @@ def calibrate(validation, test, melanoma: int | None, target: float, mode: str =
     if melanoma is None or validation is None:
         result["operating_point"] = None
         return result
-    point = {"class_index": melanoma, "target_sensitivity": target, "threshold": {}}
+    point: dict[str, Any] = {"class_index": melanoma, "target_sensitivity": target, "threshold": {}}
     for mode, scale in (("temperature", temperature), ("none", 1.0)):
         scores = apply_temperature(validation[0], scale)[:, melanoma]
         point["threshold"][mode] = choose_threshold(scores, validation[1] == melanoma, target)

@@ -1,6 +1,8 @@
 """report.md and its plots, from the metrics dictionaries that `report.metrics` makes, for a
 training run (test and validation splits) and a scoring run with labels (the labeled images)."""
 
+from collections.abc import Sequence
+
 from dermspark import storage
 from dermspark.report import plots
 from dermspark.report.review import markdown_lines as review_lines
@@ -24,7 +26,7 @@ def interval_text(section: dict) -> str:
 
 
 # C901: one optional section per figure a report may hold
-def markdown(metrics: dict, classes: list[str], title: str, notes: list[str] = ()) -> str:  # noqa: C901
+def markdown(metrics: dict, classes: list[str], title: str, notes: Sequence[str] = ()) -> str:  # noqa: C901
     lines = [f"# {title}", ""]
     lines += [f"- {note}" for note in notes]
     if notes:
@@ -221,7 +223,12 @@ def _calibration_lines(metrics: dict) -> list[str]:
 
 
 def write_evaluation(
-    folder_url: str, metrics: dict, classes: list[str], title: str, notes: list[str] = (), stage_ends: list[int] = ()
+    folder_url: str,
+    metrics: dict,
+    classes: list[str],
+    title: str,
+    notes: Sequence[str] = (),
+    stage_ends: Sequence[int] = (),
 ) -> list[str]:
     """Writes report.md and its PNGs under folder_url (any store); returns the file names."""
     names = []

@@ -9,6 +9,8 @@ error, each with a 95% interval over resamples of the lesions (of the images whe
 ids exist).
 """
 
+from typing import Any
+
 import numpy as np
 
 from dermspark.report.calibration import rate_intervals, reliability, sensitivity_specificity
@@ -38,7 +40,7 @@ def melanoma_figures(
 
     scores, positive = probabilities[:, melanoma], labels == melanoma
     both = bool(positive.any() and (~positive).any())
-    result = {
+    result: dict[str, Any] = {
         "auc": float(roc_auc_score(positive, scores)) if both else None,
         "auc_interval": auc_interval(positive, scores, groups),
         "threshold": threshold,

@@ -5,6 +5,7 @@ measured, subgroups, calibration, the melanoma operating point, the review flag,
 A cross-validation's folds get the summary of all folds as well."""
 
 from dermspark.labels import display_name
+from dermspark.manifests import BundleManifest
 from dermspark.report.evaluation import fmt
 from dermspark.report.review import markdown_lines as review_lines
 from dermspark.report.subgroups import markdown_lines as subgroup_lines
@@ -29,8 +30,8 @@ def _interval(section: dict) -> str:
     return f" ({bounds[0]:.3f} to {bounds[1]:.3f})" if bounds else ""
 
 
-def _data_lines(manifest: dict) -> list[str]:
-    dataset = manifest.get("dataset") or {}
+def _data_lines(manifest: BundleManifest) -> list[str]:
+    dataset = manifest.dataset
     per_split = dataset.get("per_split") or {}
     lines = [
         "",
@@ -41,7 +42,7 @@ def _data_lines(manifest: dict) -> list[str]:
         "| class | " + " | ".join(per_split) + " |",
         "|---|" + "---|" * len(per_split),
     ]
-    for name in manifest["classes"]:
+    for name in manifest.classes:
         lines.append(
             f"| {name} ({display_name(name)}) | "
             + " | ".join(str(counts.get(name, 0)) for counts in per_split.values())
@@ -98,15 +99,16 @@ def _figures_lines(metrics: dict, cv: dict | None) -> list[str]:
     return lines
 
 
-def _calibration_lines(manifest: dict, metrics: dict) -> list[str]:
+def _calibration_lines(manifest: BundleManifest, metrics: dict) -> list[str]:
     calibration = metrics.get("calibration") or {}
+    fitted = manifest.calibration or {}
     test = (calibration.get("reliability") or {}).get("test") or {}
     lines = [
         "",
         "## Calibration and operating point",
         "",
-        f"Temperature {manifest['calibration']['temperature']:.4g} (fitted on "
-        f"{manifest['calibration'].get('fitted_on')}); test ECE {fmt((test.get('before') or {}).get('ece'))} "
+        f"Temperature {fitted['temperature']:.4g} (fitted on "
+        f"{fitted.get('fitted_on')}); test ECE {fmt((test.get('before') or {}).get('ece'))} "
         f"before, {fmt((test.get('after') or {}).get('ece'))} after.",
     ]
     point = metrics.get("operating_point")
@@ -121,18 +123,17 @@ def _calibration_lines(manifest: dict, metrics: dict) -> list[str]:
     return lines
 
 
-def model_card(manifest: dict, metrics: dict, cv: dict | None = None) -> str:
+def model_card(manifest: BundleManifest, metrics: dict, cv: dict | None = None) -> str:
     """The card of a bundle: its manifest, the training run's metrics and, for a fold, the
     cross-validation summary."""
-    settings = manifest.get("training_settings") or {}
     lines = [
-        f"# Model card: {manifest['model_name']}",
+        f"# Model card: {manifest.model_name}",
         "",
-        f"Trained by dermspark {(manifest.get('library_versions') or {}).get('dermspark', '')} on "
-        f"{manifest.get('created_at', 'an unknown date')}, run `{settings.get('run_id')}`; input "
-        f"{manifest['input_size'][0]}x{manifest['input_size'][1]} RGB, test-time augmentation "
-        f"`{manifest.get('test_time_augmentation', 'none')}`; classes: "
-        + ", ".join(f"{name} ({display_name(name)})" for name in manifest["classes"])
+        f"Trained by dermspark {manifest.library_versions.get('dermspark', '')} on "
+        f"{manifest.created_at or 'an unknown date'}, run `{manifest.run_id}`; input "
+        f"{manifest.input_size[0]}x{manifest.input_size[1]} RGB, test-time augmentation "
+        f"`{manifest.test_time_augmentation}`; classes: "
+        + ", ".join(f"{name} ({display_name(name)})" for name in manifest.classes)
         + ".",
         "",
         "## Intended use",

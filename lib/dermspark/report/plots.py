@@ -2,6 +2,7 @@
 and written through the storage layer, so a report lands on any store without a local copy."""
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def confusion_matrices(section: dict, classes: list[str], title: str, url: str) 
     save(figure, url)
 
 
-def history(values: dict, url: str, stage_ends: list[int] = ()) -> None:
+def history(values: dict, url: str, stage_ends: Sequence[int] = ()) -> None:
     """Loss, accuracy and balanced accuracy per epoch, training beside validation, and the
     learning rate each epoch ended on, with a line where a stage ends."""
     panels = [name for name in ("loss", "accuracy", "balanced_accuracy", "learning_rate") if values.get(name)]

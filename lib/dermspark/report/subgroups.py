@@ -11,6 +11,8 @@ does the grouping; fairlearn's MetricFrame would too, but its bootstrap resample
 lesion's images must stand or fall together.
 """
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -61,7 +63,8 @@ def _figures(labels, probabilities, flags, lesions, melanoma: int | None) -> dic
 
 def _group(rows: pd.DataFrame, classes: list[str], melanoma: int | None, draws: int, seed: int) -> dict:
     lesions = rows["lesion_id"].astype(str).to_numpy()
-    entry = {"images": len(rows), "lesions": int(len(set(lesions))), "judged": len(set(lesions)) >= MIN_LESIONS}
+    judged = len(set(lesions)) >= MIN_LESIONS
+    entry: dict[str, Any] = {"images": len(rows), "lesions": int(len(set(lesions))), "judged": judged}
     if not entry["judged"]:
         return entry
     index = {name: position for position, name in enumerate(classes)}

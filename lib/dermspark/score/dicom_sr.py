@@ -32,7 +32,7 @@ def write_reports(rows: DataFrame, folder: str, classes: list[str], model: tuple
         import pandas as pd
 
         frame = pd.DataFrame([row.asDict() for row in partition])
-        outcomes = []
+        outcomes: list[str | None] = []
         for _, instance in frame.groupby("sop_instance_uid") if not frame.empty else []:
             try:
                 _write_one(instance, folder, classes, model)
@@ -90,7 +90,7 @@ def build_report(source, instance, classes: list[str], model: tuple[str, str], s
     def concept(code: str, meaning: str):
         return hd.sr.CodedConcept(code, SCHEME, meaning)
 
-    def yes_no(value) -> object:
+    def yes_no(value) -> hd.sr.CodedConcept:
         return codes.SCT.Yes if value else codes.SCT.No
 
     algorithm = hd.sr.AlgorithmIdentification(name=model[0], version=model[1])

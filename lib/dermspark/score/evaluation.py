@@ -5,15 +5,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dermspark.labels import melanoma_index
+from dermspark.manifests import BundleManifest
 from dermspark.report.calibration import apply_temperature
 from dermspark.report.external import evaluate_heldout
 from dermspark.score.ground_truth import METADATA
 
 
-def _majority(manifest: dict, classes: list[str], labels: np.ndarray) -> int:
+def _majority(manifest: BundleManifest, classes: list[str], labels: np.ndarray) -> int:
     """The training split's most common class (the baseline the training report used); the
     labeled images' own when the bundle does not say."""
-    train = manifest.get("dataset", {}).get("per_split", {}).get("train")
+    train = manifest.dataset.get("per_split", {}).get("train")
     if train:
         return classes.index(max(train, key=train.get))
     return int(np.bincount(labels, minlength=len(classes)).argmax())
@@ -23,7 +24,7 @@ def evaluate_scores(
     written: DataFrame,
     truth: DataFrame,
     classes: list[str],
-    manifest: dict,
+    manifest: BundleManifest,
     temperature: float = 1.0,
     threshold: float | None = None,
 ) -> dict:
@@ -43,7 +44,7 @@ def evaluate_scores(
                 "labeled_with_error"
             ),
         )
-        .first()
+        .collect()[0]  # one row: an aggregate over the whole table
         .asDict()
     )
     usable = joined.filter(F.col("true_label").isNotNull() & F.col("error").isNull())
@@ -60,7 +61,7 @@ def evaluate_scores(
         return {"coverage": coverage}
     labels = np.array([classes.index(row["true_label"]) for row in rows])
     probabilities = np.array([row["p"] for row in rows], dtype=np.float64)
-    positive = manifest.get("positive_class")
+    positive = manifest.positive_class
     section = evaluate_heldout(
         labels,
         probabilities,

@@ -17,7 +17,7 @@ from dermspark.files import (
 )
 from dermspark.manifests import DatasetManifest
 from dermspark.schema import dataset_dirname
-from dermspark.settings import ScoreSettings
+from dermspark.settings.score import ScoreSettings
 from dermspark.storage import join
 
 FORMATS = ("auto", "files", "parquet", "petastorm")
@@ -106,7 +106,7 @@ def _petastorm(spark, url: str, settings: ScoreSettings, input_size) -> ScoreInp
     # With the metadata the subgroups need; an imputed age is not the patient's.
     metadata = [F.when(~F.col("age_imputed"), F.col("age")).alias("age"), "sex", "localization", "dx_type"]
     labels = table.select("image_id", "dx", "lesion_id", *metadata) if source in VOCABULARIES else None
-    return ScoreInput(rows, False, "petastorm", labels, VOCABULARIES.get(source))
+    return ScoreInput(rows, False, "petastorm", labels, VOCABULARIES.get(source or ""))
 
 
 def read_input(spark: SparkSession, url: str, settings: ScoreSettings, input_size) -> ScoreInput:

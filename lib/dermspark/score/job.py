@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dermspark import DermsparkError, storage
@@ -21,16 +21,17 @@ from dermspark.bundle import cache_key, model_version, read_manifest
 from dermspark.cluster import check_cluster, check_reachable
 from dermspark.commit import check_kind
 from dermspark.files import tune_for_images
+from dermspark.manifests import BundleManifest
 from dermspark.results import ScoreResult
 from dermspark.runtime import stage
 from dermspark.score.dicom_sr import write_reports
 from dermspark.score.ground_truth import read_label_file, true_classes
-from dermspark.score.inputs import read_input
+from dermspark.score.inputs import ScoreInput, read_input
 from dermspark.score.output import ScoringOutput
 from dermspark.score.predict import output_settings
 from dermspark.score.record import read_command, summarize, write_record
 from dermspark.score.udf import make_frames_udf, make_hash_udf, make_predict_udf
-from dermspark.settings import ScoreSettings
+from dermspark.settings.score import ScoreSettings
 from dermspark.settings_core import require
 from dermspark.storage import join, to_url
 from dermspark.tracking import registry
@@ -40,26 +41,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ScoreRun:
-    """One scoring run as its phases share it: the settings, the pinned model, the output, and
-    what gives the rows their meaning; the input once it is read."""
+    """One scoring run as its phases share it: the settings, the pinned model, the output, the
+    input, and what gives the rows their meaning."""
 
     settings: ScoreSettings
     input_url: str
     bundle_url: str
     tracking_uri: str | None
-    registered: object | None  # tracking.registry.Registered, for a models:/ URI
-    manifest: dict  # the bundle's
+    registered: registry.Registered | None  # for a models:/ URI
+    manifest: BundleManifest  # the bundle's
     output: ScoringOutput
     # The bundle by its whole manifest (bundle.cache_key), the temperature, the threshold...
     scored_with: dict
-    source: object = None  # score.inputs.ScoreInput
-    truth: object = None  # the labels' DataFrame, or None
+    source: ScoreInput
+    truth: DataFrame | None = None  # the labels
 
 
 def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
     require(settings)  # its limits, choices and rules
     run = _open(spark, settings)
-    run.source = read_input(spark, run.input_url, settings, tuple(run.manifest["input_size"]))
     run.truth = _truth(spark, run)
     tune_for_images(spark)
     rows = run.source.rows
@@ -79,7 +79,7 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
         for frame in cached:
             frame.unpersist()
     if settings.dicom_sr and result.predictions:
-        result = _dicom_reports(spark, run, result)
+        result = _dicom_reports(spark, run, result, settings.dicom_sr)
     log.info("score: %d inputs, %d scored, %d errors, %d skipped", inputs, result.scored, result.errors, result.skipped)
     reviews = result.record["reviews"]
     log.info(
@@ -92,7 +92,8 @@ def run_score(spark: SparkSession, settings: ScoreSettings) -> ScoreResult:
 
 
 def _open(spark: SparkSession, settings: ScoreSettings) -> ScoreRun:
-    """The model pinned and checked, the output claimed for this run: before anything is read."""
+    """The model pinned and checked, the output claimed for this run before anything is read,
+    then the input."""
     input_url, output_url = to_url(settings.input), to_url(settings.output)
     check_kind(output_url, "score")
     # A registered model is pinned here to one version, which every worker then fetches.
@@ -125,14 +126,15 @@ def _open(spark: SparkSession, settings: ScoreSettings) -> ScoreRun:
         output.mark()
         output.repair()
         output.check(settings.mode, settings.incremental, scored_with)
-    return ScoreRun(settings, input_url, bundle_url, tracking_uri, registered, manifest, output, scored_with)
+    source = read_input(spark, input_url, settings, manifest.height_width)
+    return ScoreRun(settings, input_url, bundle_url, tracking_uri, registered, manifest, output, scored_with, source)
 
 
 def _truth(spark: SparkSession, run: ScoreRun):
-    classes = run.manifest["classes"]
+    classes = run.manifest.classes
     if run.settings.labels:
         return true_classes(*read_label_file(spark, to_url(run.settings.labels)), classes)
-    if run.source.labels is not None:
+    if run.source.labels is not None and run.source.vocabulary is not None:
         return true_classes(run.source.labels, run.source.vocabulary, classes)
     return None
 
@@ -163,14 +165,14 @@ def _skip_scored(run: ScoreRun, rows, inputs: int, cached: list):
     return cached[-1], to_score
 
 
-def _dicom_reports(spark: SparkSession, run: ScoreRun, result: ScoreResult) -> ScoreResult:
+def _dicom_reports(spark: SparkSession, run: ScoreRun, result: ScoreResult, folder: str) -> ScoreResult:
     manifest, output = run.manifest, run.output
     with stage("score", "writing DICOM Structured Reports") as counts:
         reports = write_reports(
             spark.read.parquet(output.partition_url),
-            to_url(run.settings.dicom_sr),
-            manifest["classes"],
-            (manifest["model_name"], output.version),
+            to_url(folder),
+            manifest.classes,
+            (manifest.model_name, output.version),
         )
         counts.update(written=reports["written"], failed=reports["failed"])
     return dataclasses.replace(result, dicom_reports=reports)
@@ -213,11 +215,11 @@ def _score_and_commit(spark: SparkSession, run: ScoreRun, rows, inputs: int, ski
 
 def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
     settings, output, manifest, source = run.settings, run.output, run.manifest, run.source
-    classes = manifest["classes"]
+    classes = manifest.classes
     # One Arrow batch is one model call; image rows are large, so keep it small.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
     # Each Python worker loads the bundle once, from this machine's cached copy (bundle.py).
-    threads = int(spark.conf.get("spark.task.cpus", "1"))
+    threads = int(spark.conf.get("spark.task.cpus", "1") or 1)
     # Heatmaps go into the run's record, which the commit moves to runs/RUN_ID.
     explanations = (
         (join(output.staged_record, "explanations"), join(output.url, "runs", output.run_id, "explanations"))
@@ -260,8 +262,8 @@ def _stage_rows(spark: SparkSession, run: ScoreRun, rows, count: int) -> None:
             "r.study_instance_uid",
             "r.series_instance_uid",
             "r.sop_instance_uid",
-            F.lit(manifest["model_name"]).alias("model_name"),
-            F.lit(manifest["model_sha256"]).alias("bundle_sha256"),
+            F.lit(manifest.model_name).alias("model_name"),
+            F.lit(manifest.model_sha256).alias("bundle_sha256"),
             F.current_timestamp().alias("scored_at"),
         ).write.parquet(output.staged_rows)
         staged = spark.read.parquet(output.staged_rows)

@@ -7,10 +7,12 @@ in the batch job and in the service.
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dermspark.labels import melanoma_index
+from dermspark.manifests import BundleManifest
 
 
 @dataclass
@@ -30,16 +32,14 @@ class Prediction:
     dicom: dict | None = None
 
 
-def output_settings(manifest: dict, calibration: str, threshold: float | None) -> tuple[float, float]:
+def output_settings(manifest: BundleManifest, calibration: str, threshold: float | None) -> tuple[float, float]:
     """(temperature, melanoma threshold) that predictions use: the bundle's temperature unless
     calibration is 'none', and the threshold given, else the bundle's operating point for those
     probabilities, else 0.5. Bundles from before calibration have neither: 1.0 and 0.5."""
-    from dermspark.bundle import temperature_of, views_of
-
-    views_of(manifest)  # a bundle this version cannot predict with stops here, before any image
-    temperature = temperature_of(manifest, calibration)
+    manifest.views()  # a bundle this version cannot predict with stops here, before any image
+    temperature = manifest.temperature(calibration)
     if threshold is None:
-        chosen = ((manifest.get("operating_point") or {}).get("threshold") or {}).get(calibration)
+        chosen = manifest.threshold(calibration)
         threshold = 0.5 if chosen is None else float(chosen)
     return temperature, threshold
 
@@ -94,15 +94,17 @@ def predict_decoded(
 
 def explain(bundle, predictions: list[Prediction]) -> list[np.ndarray | None]:
     """Grad-CAM heatmaps of each prediction's top class (None where a file failed)."""
-    good = [prediction for prediction in predictions if prediction.probabilities is not None]
+    good = [
+        (found.image, found.probabilities)
+        for found in predictions
+        if found.image is not None and found.probabilities is not None
+    ]
     if not good:
         return [None] * len(predictions)
-    maps = iter(
-        bundle.explain(
-            np.stack([found.image for found in good]), [int(np.argmax(found.probabilities)) for found in good]
-        )
-    )
-    return [next(maps) if prediction.probabilities is not None else None for prediction in predictions]
+    maps = iter(bundle.explain(np.stack([image for image, _ in good]), [int(np.argmax(top)) for _, top in good]))
+    return [
+        next(maps) if found.image is not None and found.probabilities is not None else None for found in predictions
+    ]
 
 
 def describe(predictions: list[Prediction], classes: list[str], top_k: int, melanoma_threshold: float) -> dict:
@@ -110,7 +112,7 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     and the melanoma flag (None for a model without a melanoma class); None where a file failed.
     Computed on the whole batch at once: per-row Python here cost as much as the decoding."""
     count = len(predictions)
-    columns = {
+    columns: dict[str, list[Any]] = {
         name: [None] * count
         for name in (
             "predicted_label",
@@ -123,10 +125,10 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
     }
     for name in ("ood_score", "review", "review_reason"):
         columns[name] = [getattr(prediction, name) for prediction in predictions]
-    good = [index for index, prediction in enumerate(predictions) if prediction.probabilities is not None]
+    good = [(index, found.probabilities) for index, found in enumerate(predictions) if found.probabilities is not None]
     if not good:
         return columns
-    matrix = np.stack([predictions[index].probabilities for index in good])
+    matrix = np.stack([probabilities for _, probabilities in good])
     order = np.argsort(-matrix, axis=1, kind="stable")[:, :top_k]
     top = np.take_along_axis(matrix, order, axis=1)
     names = np.asarray(classes, dtype=object)[order]
@@ -139,7 +141,7 @@ def describe(predictions: list[Prediction], classes: list[str], top_k: int, mela
         if melanoma is not None
         else [None] * len(good)
     )
-    for row, index in enumerate(good):
+    for row, (index, _) in enumerate(good):
         columns["predicted_label"][index] = names[row, 0]
         columns["confidence"][index] = float(top[row, 0])
         columns["probabilities"][index] = matrix[row]

@@ -6,6 +6,7 @@ job's score.job.ScoreRun (not imported: the job imports this module)."""
 import json
 
 from dermspark import storage
+from dermspark.manifests import BundleManifest
 from dermspark.report.evaluation import write_evaluation
 from dermspark.runtime import stage
 from dermspark.score.evaluation import evaluate_scores
@@ -54,10 +55,10 @@ def summarize(run, written) -> dict:
         "by_reason": by_reason,
         "reviews": _reviews(written, manifest),
         "input_format": run.source.kind,
-        "model_name": manifest["model_name"],
+        "model_name": manifest.model_name,
         "model_version": output.version,
         "registered_model": run.registered.describe() if run.registered else None,
-        "bundle_sha256": manifest["model_sha256"],
+        "bundle_sha256": manifest.model_sha256,
         "calibration": {
             "temperature": scored_with["temperature"],
             "melanoma_threshold": scored_with["melanoma_threshold"],
@@ -70,7 +71,7 @@ def summarize(run, written) -> dict:
 
 def write_record(run, summary: dict, written) -> None:
     output, manifest, scored_with = run.output, run.manifest, run.scored_with
-    record, classes = output.staged_record, manifest["classes"]
+    record, classes = output.staged_record, manifest.classes
     if run.truth is not None and written is not None:
         with stage("score", "evaluating against the labels") as counts:
             metrics = evaluate_scores(
@@ -81,10 +82,10 @@ def write_record(run, summary: dict, written) -> None:
         storage.write_text(join(record, "metrics.json"), json.dumps(metrics, indent=2))
         if "labeled" in metrics:
             notes = [
-                f"bundle `{manifest['model_name']}` version `{output.version}`, scoring run `{output.run_id}`",
+                f"bundle `{manifest.model_name}` version `{output.version}`, scoring run `{output.run_id}`",
                 f"labels matched by image id: {json.dumps(metrics['coverage'])}",
             ]
-            write_evaluation(record, metrics, classes, f"{manifest['model_name']} on scored images", notes)
+            write_evaluation(record, metrics, classes, f"{manifest.model_name} on scored images", notes)
     storage.write_text(join(record, "summary.json"), json.dumps(summary, indent=2))
     resolved = {
         **to_dict(run.settings),
@@ -95,9 +96,9 @@ def write_record(run, summary: dict, written) -> None:
     storage.write_text(join(record, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
 
 
-def _reviews(written, manifest: dict) -> dict:
+def _reviews(written, manifest: BundleManifest) -> dict:
     """Scored rows flagged for review, by reason; a bundle without a review flag says so."""
-    if not manifest.get("review"):
+    if not manifest.review:
         return {
             "flagged": None,
             "by_reason": {},

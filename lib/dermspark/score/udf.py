@@ -76,7 +76,8 @@ def _contents(paths: pd.Series, contents: pd.Series, read_paths: bool, root: str
         return list(contents), [None] * len(contents)
     from dermspark.files import OutsideArchive, read_local
 
-    data, failures = [], []
+    data: list[bytes | None] = []
+    failures: list[tuple[str, str | None] | None] = []
     for path in paths:
         try:
             data.append(read_local(path, root))
@@ -100,7 +101,7 @@ def _explanations(bundle, results, folders: tuple[str, str] | None) -> list[str 
     from dermspark.score.predict import explain
 
     staged, final = folders
-    names = []
+    names: list[str | None] = []
     for result, heatmap in zip(results, explain(bundle, results), strict=True):
         if heatmap is None:
             names.append(None)
@@ -129,7 +130,7 @@ def make_predict_udf(  # noqa: PLR0913
     once the run is committed), or None for no heatmaps; root: the input's local folder, out of
     which links are not followed."""
 
-    @pandas_udf(RESULT_TYPE)
+    @pandas_udf(RESULT_TYPE)  # type: ignore[call-overload]  # the stubs lack the type-hinted form
     def predict(batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
         import os
 
@@ -178,7 +179,7 @@ def make_frames_udf(read_paths: bool):
     """Each file's frame numbers, [0] for anything but a multi-frame DICOM file, so that the
     scoring job gives every frame a row. Only a DICOM file's header is read for it."""
 
-    @pandas_udf(ArrayType(IntegerType()))
+    @pandas_udf(ArrayType(IntegerType()))  # type: ignore[call-overload]  # the stubs lack the type-hinted form
     def frames(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
         from dermspark.dicom import frames_of, header_frames
         from dermspark.files import local_file
@@ -197,7 +198,7 @@ def make_hash_udf(read_paths: bool, root: str | None = None):
     """sha256 of each file's content: what --incremental compares with earlier runs' rows. A file
     that cannot be read hashes to null, so it is tried again on the next run."""
 
-    @pandas_udf(StringType())
+    @pandas_udf(StringType())  # type: ignore[call-overload]  # the stubs lack the type-hinted form
     def content_hash(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
         import hashlib
 

@@ -9,21 +9,21 @@ import os
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from dermspark import DermsparkError
-from dermspark.bundle import load_bundle, model_version
+from dermspark.bundle import Bundle, load_bundle, model_version
 from dermspark.explain import heatmap_png
 from dermspark.labels import display_name
 from dermspark.score.predict import describe, output_settings, predict_bytes
 from dermspark.score.predict import explain as explain_predictions
 from dermspark.serve.auth import BearerToken, configured_token
 from dermspark.serve.upload_limit import UploadLimit
-from dermspark.settings import ServeSettings
+from dermspark.settings.serve import ServeSettings
 from dermspark.settings_core import require
 from dermspark.tracking import registry
 
@@ -54,16 +54,16 @@ def listen_options(settings: ServeSettings) -> dict:
     """uvicorn.run's host, port and TLS options; the certificate and key are checked here, so a
     wrong one stops the launcher in one line before it listens."""
     options = {"host": settings.host, "port": settings.port}
-    files = {"--tls-certfile": settings.tls_certfile, "--tls-keyfile": settings.tls_keyfile}
-    if not any(files.values()):
+    certfile, keyfile = settings.tls_certfile, settings.tls_keyfile
+    if not certfile or not keyfile:  # both or neither (ServeSettings.rules)
         return options
     import ssl
 
-    for flag, path in files.items():
+    for flag, path in (("--tls-certfile", certfile), ("--tls-keyfile", keyfile)):
         if not os.path.isfile(path):
             raise DermsparkError(f"{flag} {path} does not exist")
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_certfile, settings.tls_keyfile)
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
     except (ssl.SSLError, ValueError) as error:
         raise DermsparkError(f"--tls-certfile and --tls-keyfile are not a usable pair: {error}") from None
     return {**options, "ssl_certfile": settings.tls_certfile, "ssl_keyfile": settings.tls_keyfile}
@@ -85,9 +85,9 @@ def serve(settings: ServeSettings) -> None:
 class Served:
     """What every request reads: the bundle and how its answers are made."""
 
-    bundle: object  # bundle.Bundle
+    bundle: Bundle
     temperature: float
-    threshold: float | None
+    threshold: float
     review_confidence: float | None
     identity: dict  # the model's name and version, as /health and every answer say
     registered: dict | None  # the registry's name and version (and the alias asked by)
@@ -135,7 +135,7 @@ def _served(settings: ServeSettings, bundle) -> Served:
         bundle = load_bundle(location, tracking_uri)
     temperature, threshold = output_settings(bundle.manifest, settings.calibration, settings.melanoma_threshold)
     identity = {
-        "model": bundle.manifest["model_name"],
+        "model": bundle.manifest.model_name,
         "version": model_version(bundle.manifest, registered.label if registered else ""),
     }
     return Served(
@@ -152,7 +152,7 @@ def _served(settings: ServeSettings, bundle) -> Served:
 
 def _app(settings: ServeSettings, served: Served) -> FastAPI:
     # The generated API pages announce every endpoint: off unless asked for.
-    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    docs: dict[str, Any] = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="dermspark", summary="Skin-lesion classification of one uploaded image", **docs)
     app.add_middleware(UploadLimit, limit_bytes=served.limit)
     if served.token:

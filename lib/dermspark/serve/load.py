@@ -16,6 +16,12 @@ import numpy as np
 from dermspark import DermsparkError
 
 
+def _connect(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+    if not parts.hostname:
+        raise DermsparkError(f"{parts.geturl()} names no host")
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
 def multipart_body(content: bytes, filename: str = "image.jpg") -> tuple[bytes, str]:
     """What a browser's FormData sends for one file field named "file"."""
     boundary = uuid.uuid4().hex
@@ -41,7 +47,7 @@ def wait_until_healthy(base_url: str, timeout: float, process=None) -> dict:
         if process is not None and process.poll() is not None:
             raise DermsparkError(f"the service ended (exit status {process.returncode}) before it answered")
         try:
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            connection = _connect(parts, 2)
             try:
                 connection.request("GET", "/health")
                 response = connection.getresponse()
@@ -67,7 +73,7 @@ def run_load(base_url: str, images: list[bytes], requests: int, clients: int, ti
     shares = [requests // clients + (index < requests % clients) for index in range(clients)]
 
     def client(index: int, count: int) -> None:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        connection = _connect(parts, timeout)
         for number in range(count):
             body, content_type = bodies[(index + number * clients) % len(bodies)]
             started = time.perf_counter()
@@ -80,7 +86,7 @@ def run_load(base_url: str, images: list[bytes], requests: int, clients: int, ti
             except (OSError, http.client.HTTPException, ValueError) as error:
                 outcome = f"{type(error).__name__}: {error}"
                 connection.close()
-                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+                connection = _connect(parts, timeout)
             elapsed = time.perf_counter() - started
             with lock:
                 (failures.append(outcome) if outcome else latencies.append(elapsed))

@@ -40,7 +40,7 @@ class Registered:
 
 
 def is_registry_uri(value: str | None) -> bool:
-    return bool(value) and value.startswith(PREFIX)
+    return value is not None and value.startswith(PREFIX)
 
 
 def is_mlflow_location(url: str) -> bool:

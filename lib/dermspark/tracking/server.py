@@ -38,7 +38,7 @@ def shown(uri: str) -> str:
     """The URI without a user or password, fit for a message or a log line."""
     parts = urlsplit(uri)
     if parts.username or parts.password:
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
     return uri
 

@@ -18,12 +18,12 @@ from dermspark import DermsparkError, storage
 from dermspark.bundle import CARD_FILE
 from dermspark.commit import locked, mark, prepare_output, sibling_lock
 from dermspark.labels import melanoma_index
-from dermspark.manifests import DatasetManifest
+from dermspark.manifests import BundleManifest, DatasetManifest
 from dermspark.report.cross_validation import summarize, write_summary
 from dermspark.report.model_card import model_card
 from dermspark.report.subgroups import subgroups
 from dermspark.results import CVResult
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import defaults, to_dict
 from dermspark.storage import join
 from dermspark.train.driver import Target, train_model
@@ -115,7 +115,7 @@ def _fold_cards(output_url: str, folds: int, summary: dict) -> None:
     """Each fold's model card again, with the summary of every fold beside its own figures."""
     for index in range(folds):
         bundle = join(output_url, f"fold-{index}", "model")
-        manifest = json.loads(storage.read_text(join(bundle, "manifest.json")))
+        manifest = BundleManifest.from_json(storage.read_text(join(bundle, "manifest.json")))
         metrics = json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json")))
         storage.write_text(join(bundle, CARD_FILE), model_card(manifest, metrics, summary))
 
@@ -157,15 +157,15 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResu
                 f"{run_id}-fold{index}",
                 join(output_url, f"fold-{index}"),
                 join(setup.store_root, run_id, f"fold-{index}"),
-                per_split_of(manifest.per_fold, splits),
+                per_split_of(manifest.per_fold or {}, splits),
                 fold,
             ),
         )
         trained.append(index)
     # Another application may have finished the others meanwhile.
-    done = [index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))]
-    if len(done) < folds:
-        return CVResult(output_url, run_id, folds, trained, waiting_for=sorted(set(range(folds)) - set(done)))
+    finished = {index for index in range(folds) if storage.exists(join(output_url, f"fold-{index}", "metrics.json"))}
+    if len(finished) < folds:
+        return CVResult(output_url, run_id, folds, trained, waiting_for=sorted(set(range(folds)) - finished))
     classes = manifest.classes
     summary = summarize(
         [json.loads(storage.read_text(join(output_url, f"fold-{index}", "metrics.json"))) for index in range(folds)],

@@ -13,9 +13,10 @@ from pyspark.sql import SparkSession
 from dermspark import DermsparkError, storage
 from dermspark.cluster import rank_threads
 from dermspark.commit import mark, staged_output
+from dermspark.manifests import BundleManifest
 from dermspark.report.evaluation import write_evaluation
 from dermspark.results import TrainResult
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import to_dict
 from dermspark.storage import join, to_url
 from dermspark.tracking.server import QUIET, shown
@@ -74,7 +75,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
         )
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
-        _write_report(staging, metrics, settings, setup, target, config.bundle_manifest["test_time_augmentation"])
+        _write_report(staging, metrics, settings, setup, target, config.bundle_manifest.test_time_augmentation)
         storage.copy_tree(config.tensorboard_url, join(staging, "tensorboard"))
         mark(staging, "train")
     logged = mlflow_run.complete(target.output_url, metrics, settings.register) if mlflow_run else {}
@@ -105,27 +106,26 @@ def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Ta
     )
 
 
-def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> dict:
+def _bundle_manifest(settings: TrainSettings, setup: Setup, resolved: dict) -> BundleManifest:
     """The bundle's manifest as far as the driver knows it; rank 0 adds what training finds."""
     recipe, dataset_manifest = setup.recipe, setup.dataset_manifest
-    return {
-        "model_name": settings.model,
-        "classes": dataset_manifest.classes,
-        "input_size": list(recipe.input_size),
+    return BundleManifest(
+        model_name=settings.model,
+        classes=dataset_manifest.classes,
+        input_size=list(recipe.input_size),
         # How the training pixels were made; scoring decodes new images the same way.
-        "preprocessing": {
+        preprocessing={
             **decode_of(dataset_manifest),
             "pixels": f"uint8 RGB 0..255 in; {recipe.preprocessing} inside the model",
         },
-        "positive_class": recipe.positive_class,
-        "test_time_augmentation": settings.tta or recipe.tta,
-        # Fine-tuned from (--init-from): which bundle, and which of its classes each class began as.
-        "parent": {key: value for key, value in setup.parent.items() if key != "weights"} if setup.parent else None,
-        "training_settings": resolved,
-        "dataset": dataset_fingerprint(setup.dataset_root, setup.dataset_url, dataset_manifest),
-        "library_versions": library_versions(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        positive_class=recipe.positive_class,
+        test_time_augmentation=settings.tta or recipe.tta,
+        parent={key: value for key, value in setup.parent.items() if key != "weights"} if setup.parent else None,
+        training_settings=resolved,
+        dataset=dataset_fingerprint(setup.dataset_root, setup.dataset_url, dataset_manifest),
+        library_versions=library_versions(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: dict):
@@ -143,7 +143,7 @@ def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: d
 
 
 def _worker_config(
-    settings: TrainSettings, setup: Setup, target: Target, plan: dict, bundle_manifest: dict, mlflow_run
+    settings: TrainSettings, setup: Setup, target: Target, plan: TrainPlan, bundle_manifest: BundleManifest, mlflow_run
 ) -> WorkerConfig:
     classes = setup.dataset_manifest.classes
     train_counts = target.per_split["train"]

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,9 @@ class EpochLog:
     def __init__(self, tensorboard_url: str, mlflow: dict | None):
         self.url = tensorboard_url
         self.scratch = tempfile.mkdtemp(prefix="dermspark-tensorboard-")
-        self.writers = {}
+        self.writers: dict[str, Any] = {}  # split -> its tf.summary writer
         self.mlflow = mlflow
-        self.client = None
+        self.client: Any = None  # an MlflowClient, made on the first epoch logged
         self.warned = False
 
     def _writer(self, side: str):
@@ -54,9 +55,9 @@ class EpochLog:
 
     def mlflow_epoch(self, history: dict) -> None:
         if self.mlflow:
-            self._log_mlflow(*reversed(self._last(history)))
+            self._log_mlflow(self.mlflow, *reversed(self._last(history)))
 
-    def _log_mlflow(self, values: dict, step: int) -> None:
+    def _log_mlflow(self, mlflow: dict, values: dict, step: int) -> None:
         """Best effort: an epoch that cannot be logged now is logged by the driver at the end
         (train.mlflow_run.TrainingRun.fill_history); training goes on either way."""
         try:
@@ -65,10 +66,10 @@ class EpochLog:
             if self.client is None:
                 from dermspark.tracking.server import mlflow_client
 
-                self.client = mlflow_client(self.mlflow["tracking_uri"])
+                self.client = mlflow_client(mlflow["tracking_uri"])
             now = int(time.time() * 1000)
             self.client.log_batch(
-                self.mlflow["run_id"], metrics=[Metric(key, float(value), now, step) for key, value in values.items()]
+                mlflow["run_id"], metrics=[Metric(key, float(value), now, step) for key, value in values.items()]
             )
         except Exception as error:
             if not self.warned:

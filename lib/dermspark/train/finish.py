@@ -5,7 +5,9 @@ point, the review flag fitted on the training split, metrics of the calibrated p
 Imported inside the Horovod worker, on rank 0 only.
 """
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +74,7 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
     )
     temperature = calibration.pop("temperature")
     point = calibration.pop("operating_point")
-    metrics = {"test": _measure(config, test, temperature)}
+    metrics: dict[str, Any] = {"test": _measure(config, test, temperature)}
     if valid is not None:
         metrics["validation"] = _measure(config, valid, temperature)
     threshold = None if point is None else point["threshold"]["temperature"]
@@ -86,28 +88,26 @@ def evaluate_and_bundle(config: WorkerConfig, model, inputs, validation, state, 
         config, bundle, infer, inputs, {"validation": valid, "test": test, **external_splits}, temperature
     )
     metrics["calibration"] = {"temperature": temperature, **calibration}
-    metrics["operating_point"] = None if point is None else {"class": classes[melanoma], **point}
+    metrics["operating_point"] = None if point is None or melanoma is None else {"class": classes[melanoma], **point}
     training = _training(config, state, resumed_from)
-    manifest = {
-        **config.bundle_manifest,
-        # What the monitor job compares scoring with: the held-out predictions as scoring gives them.
-        "reference": _reference(config, valid or test, "validation" if valid is not None else "test", temperature),
-        "metrics": {key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
-        # What scoring and serving apply unless told otherwise (--calibration, --melanoma-threshold).
-        "calibration": {
+    manifest = dataclasses.replace(
+        config.bundle_manifest,
+        reference=_reference(config, valid or test, "validation" if valid is not None else "test", temperature),
+        metrics={key: metrics[key] for key in ("test", "validation", "external") if key in metrics},
+        calibration={
             "temperature": temperature,
             "fitted_on": calibration["fitted_on"],
             **{key: calibration[key] for key in ("mode", "chosen", "fitted_temperature")},
         },
-        "operating_point": None
-        if point is None
+        operating_point=None
+        if point is None or melanoma is None
         else {
             "class": classes[melanoma],
             "target_sensitivity": point["target_sensitivity"],
             "threshold": point["threshold"],
         },
-        "training": {key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
-    }
+        training={key: training[key] for key in ("stage_ends", "stopped_early", "ended_on", "resumed_from")},
+    )
     tested = write_predictions(config, test, temperature, threshold, reviewer)
     metrics["subgroups"] = subgroups(tested, list(classes), melanoma)
     card = model_card(manifest, metrics)

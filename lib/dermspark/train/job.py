@@ -5,7 +5,7 @@ from pyspark.sql import SparkSession
 
 from dermspark.commit import prepare_output
 from dermspark.results import CVResult, TrainResult
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.storage import join
 from dermspark.train.cv import run_cv
 from dermspark.train.driver import Target, train_model

@@ -92,8 +92,9 @@ class TrainingRun:
         client = mlflow_client(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-        earlier = run_id = tagged_run(client, [experiment_id], dermspark_run)
+        earlier = tagged_run(client, [experiment_id], dermspark_run)
         if earlier:
+            run_id = earlier
             client.update_run(run_id, status="RUNNING")
         else:
             run_id = client.create_run(

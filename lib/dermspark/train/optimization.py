@@ -44,7 +44,7 @@ def make_optimizer(stage: "StagePlan", processes: int, steps_per_epoch: int, war
         return tf.keras.optimizers.Adam(learning_rate=rate)
     if stage.optimizer == "sgd_nesterov":
         return tf.keras.optimizers.SGD(learning_rate=rate, momentum=stage.momentum, nesterov=True)
-    raise ValueError(f"unknown optimizer {stage['optimizer']!r}")
+    raise ValueError(f"unknown optimizer {stage.optimizer!r}")
 
 
 def make_loss(label_smoothing: float, classes: int):

@@ -47,21 +47,20 @@ def resolve_parent(spark, settings, classes: list[str]) -> dict | None:
 
     location, tracking_uri, registered = locate(settings.init_from, settings.mlflow_uri)
     manifest = read_manifest(location, tracking_uri)
-    if manifest["model_name"] != settings.model:
+    if manifest.model_name != settings.model:
         raise DermsparkError(
-            f"--init-from {settings.init_from} is a {manifest['model_name']} bundle: give --model "
-            f"{manifest['model_name']}"
+            f"--init-from {settings.init_from} is a {manifest.model_name} bundle: give --model {manifest.model_name}"
         )
-    mapped = class_map(manifest["classes"], classes)
+    mapped = class_map(manifest.classes, classes)
     folder = local_copy(location, manifest, tracking_uri)
     return {
         "url": settings.init_from,
         "registered": registered.label if registered else None,
-        "model_name": manifest["model_name"],
-        "model_sha256": manifest["model_sha256"],
-        "classes": manifest["classes"],
+        "model_name": manifest.model_name,
+        "model_sha256": manifest.model_sha256,
+        "classes": manifest.classes,
         "class_map": mapped,
-        "run_id": manifest.get("training_settings", {}).get("run_id"),
+        "run_id": manifest.run_id,
         "weights": ship_weights(spark, os.path.join(folder, MODEL_FILE)),
     }
 

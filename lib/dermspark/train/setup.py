@@ -16,7 +16,7 @@ from dermspark.manifests import DatasetManifest
 from dermspark.models import get_recipe
 from dermspark.models.registry import Recipe, check_options
 from dermspark.models.weights import resolve_weights, ship_weights
-from dermspark.settings import TrainSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import require
 from dermspark.storage import join, to_url
 from dermspark.tracking.server import check_name, check_server, tracking_uri

@@ -66,7 +66,7 @@ class TrainingState:
         value = logs.get(monitor)
         improved = value is not None and (self.best_value is None or MONITORS[monitor](value, self.best_value))
         self.wait = 0 if improved else self.wait + 1
-        if improved:
+        if improved and value is not None:
             self.best_value = float(value)
             if stage.restore_best:
                 self.best = f"best-stage{self.stage}-epoch{self.epoch}"
@@ -78,12 +78,15 @@ class TrainingState:
 
     def chosen(self, stage: "StagePlan") -> str:
         """The weights a finished stage keeps: its best epoch's, or its last."""
-        return self.best if stage.restore_best and self.best else self.last
+        chosen = self.best if stage.restore_best and self.best else self.last
+        if chosen is None:
+            raise RuntimeError(f"stage {self.stage} ended before its first epoch did")
+        return chosen
 
     def end_stage(self, stage: "StagePlan", stages: int) -> list[str]:
         """Moves on to the next stage from this one's chosen weights; returns the stale tags."""
         chosen = self.chosen(stage)
-        stale = sorted({self.last, self.best, self.start_from} - {chosen, None})
+        stale = sorted(tag for tag in {self.last, self.best, self.start_from} if tag and tag != chosen)
         self.stage_ends.append(len(self.history.get("loss", [])))
         self.ended_on.append(
             {

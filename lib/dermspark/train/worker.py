@@ -6,9 +6,13 @@ plan's stages in order, resuming from the checkpoint store when a run with this 
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dermspark.train.checkpoints import CheckpointStore
+    from dermspark.train.epoch_log import EpochLog
+    from dermspark.train.inputs import Inputs
+    from dermspark.train.state import TrainingState
     from dermspark.train.worker_config import StagePlan, WorkerConfig
 
 
@@ -51,13 +55,13 @@ class RankRun:
     config: "WorkerConfig"
     rank: int
     size: int
-    store: object  # train.checkpoints.CheckpointStore
-    state: object  # train.state.TrainingState, the same on every rank
+    store: "CheckpointStore"
+    state: "TrainingState"  # the same on every rank
     resumed_from: dict | None
-    inputs: object  # train.inputs.Inputs
+    inputs: "Inputs"
     validation: tuple | None
-    model: object
-    epoch_log: object | None  # rank 0's train.epoch_log.EpochLog
+    model: Any  # a tf.keras.Model
+    epoch_log: "EpochLog | None"  # rank 0's
 
 
 def train(config: "WorkerConfig") -> dict | None:
@@ -79,6 +83,7 @@ def train(config: "WorkerConfig") -> dict | None:
         _train_stage(run, index, stage)
     if run.resumed_from and run.resumed_from["finished"]:
         # A rerun of a finished run: the same final weights, evaluated and bundled again.
+        assert run.state.start_from is not None  # a finished run starts from its last stage's
         run.store.restore(run.state.start_from, tf.train.Checkpoint(model=run.model))
 
     if run.rank != 0:
@@ -89,7 +94,8 @@ def train(config: "WorkerConfig") -> dict | None:
     try:
         return evaluate_and_bundle(config, run.model, run.inputs, run.validation, run.state, run.resumed_from)
     finally:
-        run.epoch_log.close()
+        if run.epoch_log is not None:  # rank 0 has one
+            run.epoch_log.close()
         run.store.close()
 
 
@@ -98,8 +104,8 @@ def _start(config: "WorkerConfig", rank: int, size: int) -> RankRun:
     import tensorflow as tf
     from horovod.tensorflow import broadcast_object
 
-    from dermspark.bundle import load_keras
     from dermspark.models import create_model
+    from dermspark.models.keras_file import load_keras
     from dermspark.models.weights import local_weights
     from dermspark.train.checkpoints import CheckpointStore
     from dermspark.train.epoch_log import EpochLog
@@ -122,7 +128,9 @@ def _start(config: "WorkerConfig", rank: int, size: int) -> RankRun:
     validation = inputs.load("validation", config.plan.batch_size)
     model = create_model(config.model, **config.model_options)
     if config.parent:  # before any checkpoint's weights, which take precedence
-        carry_weights(model, load_keras(local_weights(config.parent["weights"], "")), config.parent["class_map"])
+        weights = local_weights(config.parent["weights"], "")
+        assert weights is not None  # a parent bundle's weights are a file, shipped by the driver
+        carry_weights(model, load_keras(weights), config.parent["class_map"])
     return RankRun(config, rank, size, store, state, resumed_from, inputs, validation, model, epoch_log)
 
 
@@ -157,6 +165,7 @@ def _train_stage(run: RankRun, index: int, stage: "StagePlan") -> None:
         # Mid-stage: the model and the optimizer (moments, step count) as they were.
         model.optimizer.build(model.trainable_variables)
         extra = {"weight_average": average.slots} if average else {}
+        assert state.last is not None  # epochs of this stage were saved
         store.restore(state.last, tf.train.Checkpoint(model=model, optimizer=model.optimizer, **extra))
         if average:
             average.resumed()
