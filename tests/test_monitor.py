@@ -217,3 +217,28 @@ def test_the_documented_ways_to_read_the_predictions_work(pipeline):
         assert re.search(r"\b(nv|mel|bkl|bcc|akiec|df|vasc)\b|\brun_id\b", shown), shown
     shown = subprocess.run(["bash", "-c", line], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert "predicted_label" in shown.stdout
+
+
+def test_a_run_summed_by_an_earlier_report_loads_from_its_state_file():
+    """runs.json keeps each run's counts; a record stored before the run's input was kept takes
+    None for it, and goes back to the file key for key."""
+    from dermspark.monitor.aggregate import RunCounts
+
+    stored = {
+        "model_version": "pipeline-3512b97d",
+        "scoring_date": "2026-12-04",
+        "run_id": "score-20261204-101500-abcdef",
+        "bundle_sha256": "3512b97d" * 8,
+        "started": "2026-12-04T10:15:02",
+        "rows": 3,
+        "scored": 2,
+        "errors": {"undecodable": 1},
+        "class_counts": {"nv": 2},
+        "confidence_histogram": [0] * 99 + [2],
+        "melanoma_flags": 0,
+        "review": {"flagged": 1, "by_reason": {"uncertain": 1}},
+    }
+    record = RunCounts.from_dict(stored)
+    assert record.input is None and record.review["flagged"] == 1
+    assert record.to_dict() == {**stored, "input": None}
+    assert RunCounts.from_dict(json.loads(json.dumps(record.to_dict()))) == record

@@ -7,6 +7,7 @@ of predicted class, 0.01-wide confidence bin, error, melanoma flag and review re
 hundred rows a run, whatever its size, from which the driver makes everything else.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,34 @@ class Partition:
     scoring_date: str
     run_id: str
     url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCounts:
+    """One scoring run summed up: what the periods add together, and what the monitor's state
+    file keeps so that a later report reads only new runs."""
+
+    model_version: str
+    scoring_date: str
+    run_id: str
+    bundle_sha256: str | None
+    started: str | None  # the first row's scoring time
+    rows: int
+    scored: int
+    errors: dict[str, int]  # by reason
+    class_counts: dict[str, int]  # scored rows by predicted class
+    confidence_histogram: list[int]  # HISTOGRAM_BINS bins of the top probability
+    melanoma_flags: int
+    review: dict | None  # flagged, by_reason; None for a table without the review flag
+    input: str | None = None  # the last part of the run's --input, once the job has looked
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunCounts":
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 def partitions(table_url: str, since: str | None = None) -> list[Partition]:
@@ -52,7 +81,7 @@ def _unescape(value: str) -> str:
     return unquote(value)
 
 
-def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> list[dict]:
+def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> list[RunCounts]:
     """Each run's counts: rows, errors by reason, predicted classes, the confidence histogram,
     melanoma flags, and review flags by reason (None where the table has no review flag)."""
     if not runs:
@@ -86,7 +115,7 @@ def summarise(spark: SparkSession, table_url: str, runs: list[Partition]) -> lis
     return [_run_record(run, by_run.get(run.run_id, grouped.iloc[:0]), has_review) for run in runs]
 
 
-def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> dict:
+def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> RunCounts:
     scored = rows[rows["error"].isna()]
     errors = rows[rows["error"].notna()].groupby("error")["rows"].sum()
     histogram = np.zeros(HISTOGRAM_BINS, dtype=int)
@@ -94,21 +123,19 @@ def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> dict:
     np.add.at(histogram, bins["bin"].astype(int).to_numpy(), bins["rows"].to_numpy())
     flagged = scored[scored["review"].fillna(False).astype(bool)]
     first = rows["first"].min()
-    return {
-        "model_version": run.model_version,
-        "scoring_date": run.scoring_date,
-        "run_id": run.run_id,
-        "bundle_sha256": next(iter(rows["bundle_sha256"].dropna()), None),
-        "started": None if pd.isna(first) else pd.Timestamp(first).isoformat(),
-        "rows": int(rows["rows"].sum()),
-        "scored": int(scored["rows"].sum()),
-        "errors": {str(reason): int(count) for reason, count in errors.items()},
-        "class_counts": {
-            str(name): int(count) for name, count in scored.groupby("predicted_label")["rows"].sum().items()
-        },
-        "confidence_histogram": histogram.tolist(),
-        "melanoma_flags": int(scored.loc[scored["melanoma_flag"].fillna(False).astype(bool), "rows"].sum()),
-        "review": {
+    return RunCounts(
+        model_version=run.model_version,
+        scoring_date=run.scoring_date,
+        run_id=run.run_id,
+        bundle_sha256=next(iter(rows["bundle_sha256"].dropna()), None),
+        started=None if pd.isna(first) else pd.Timestamp(first).isoformat(),
+        rows=int(rows["rows"].sum()),
+        scored=int(scored["rows"].sum()),
+        errors={str(reason): int(count) for reason, count in errors.items()},
+        class_counts={str(name): int(count) for name, count in scored.groupby("predicted_label")["rows"].sum().items()},
+        confidence_histogram=histogram.tolist(),
+        melanoma_flags=int(scored.loc[scored["melanoma_flag"].fillna(False).astype(bool), "rows"].sum()),
+        review={
             "flagged": int(flagged["rows"].sum()),
             "by_reason": {
                 str(reason): int(count) for reason, count in flagged.groupby("review_reason")["rows"].sum().items()
@@ -116,4 +143,4 @@ def _run_record(run: Partition, rows: pd.DataFrame, has_review: bool) -> dict:
         }
         if has_review
         else None,
-    }
+    )

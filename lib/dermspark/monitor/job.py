@@ -3,6 +3,7 @@ report folder's runs.json, so that a rerun reads only the runs scored since; the
 drift from the bundle's reference, monitor.json, report.md and the plots, written to a staged
 folder that replaces the last report whole."""
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from dermspark import DermsparkError, storage
 from dermspark.commit import kind_of, mark, prepare_output, staged_output
 from dermspark.manifests import BundleManifest
 from dermspark.monitor import aggregate, periods, plots
+from dermspark.monitor.aggregate import RunCounts
 from dermspark.monitor.report import folder_name, grain_for, write_markdown
 from dermspark.results import MonitorResult
 from dermspark.runtime import stage
@@ -24,15 +26,16 @@ from dermspark.tracking.server import tracking_uri
 STATE = "runs.json"
 
 
-def _previous(output_url: str) -> dict[str, dict]:
+def _previous(output_url: str) -> dict[str, RunCounts]:
     """The runs an earlier report summed, by run id ({} for a new report)."""
     if not storage.exists(join(output_url, STATE)):
         return {}
-    return {record["run_id"]: record for record in json.loads(storage.read_text(join(output_url, STATE)))["runs"]}
+    stored = json.loads(storage.read_text(join(output_url, STATE)))["runs"]
+    return {record["run_id"]: RunCounts.from_dict(record) for record in stored}
 
 
 def _reference(
-    settings: MonitorSettings, manifest: BundleManifest | None, records: list[dict]
+    settings: MonitorSettings, manifest: BundleManifest | None, records: list[RunCounts]
 ) -> tuple[dict | None, dict[str, dict]]:
     """What the report says of the bundle's reference, and the reference per model version it is
     compared with: the versions this bundle scored, or every version when it scored none."""
@@ -44,8 +47,8 @@ def _reference(
             f"--model {settings.model} records no reference predictions (trained before "
             "dermspark recorded them): train it again, or leave --model out for no drift figures"
         )
-    versions = sorted({record["model_version"] for record in records})
-    own = sorted({record["model_version"] for record in records if record["bundle_sha256"] == manifest.model_sha256})
+    versions = sorted({record.model_version for record in records})
+    own = sorted({record.model_version for record in records if record.bundle_sha256 == manifest.model_sha256})
     compared = own or versions
     described = {
         "bundle": settings.model,
@@ -100,10 +103,10 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
         records = sorted(
             records
             + [
-                {**record, "input": _input_of(source, record["run_id"])}
+                dataclasses.replace(record, input=_input_of(source, record.run_id))
                 for record in aggregate.summarise(spark, table, new)
             ],
-            key=lambda record: (record["scoring_date"], record["started"] or "", record["run_id"]),
+            key=lambda record: (record.scoring_date, record.started or "", record.run_id),
         )
     manifest = _manifest(settings)
     reference, references = _reference(settings, manifest, records)
@@ -112,7 +115,7 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
         "since": settings.since,
         "runs": len(records),
         "new_runs": len(new),
-        "model_versions": sorted({record["model_version"] for record in records}),
+        "model_versions": sorted({record.model_version for record in records}),
         "reference": reference,
         "periods": {grain: periods.periods(records, grain, references) for grain in periods.GRAINS},
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -123,7 +126,7 @@ def run_monitor(spark: SparkSession, settings: MonitorSettings) -> MonitorResult
     with staged_output(output_url, "overwrite") as staging, stage("monitor", "writing the report"):
         mark(staging, "monitor")
         drawn = _draw(result, staging)
-        storage.write_text(join(staging, STATE), json.dumps({"runs": records}))
+        storage.write_text(join(staging, STATE), json.dumps({"runs": [record.to_dict() for record in records]}))
         storage.write_text(join(staging, "monitor.json"), json.dumps(result, indent=2))
         storage.write_text(join(staging, "report.md"), write_markdown(result, drawn))
         storage.write_text(join(staging, "settings.json"), to_json(settings))

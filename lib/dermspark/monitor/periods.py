@@ -6,17 +6,18 @@ from datetime import date
 
 import numpy as np
 
+from dermspark.monitor.aggregate import RunCounts
 from dermspark.report import drift
 
 GRAINS = ("run", "day", "week")
 
 
-def period_of(record: dict, grain: str) -> str:
+def period_of(record: RunCounts, grain: str) -> str:
     if grain == "run":
-        return record["run_id"]
+        return record.run_id
     if grain == "day":
-        return record["scoring_date"]
-    year, week, _ = date.fromisoformat(record["scoring_date"]).isocalendar()
+        return record.scoring_date
+    year, week, _ = date.fromisoformat(record.scoring_date).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -28,18 +29,18 @@ def _sum_counts(dicts) -> dict:
     return dict(sorted(total.items()))
 
 
-def combine(records: list[dict]) -> dict:
+def combine(records: list[RunCounts]) -> dict:
     """Several runs' counts as one."""
-    reviews = [record["review"] for record in records if record["review"] is not None]
+    reviews = [record.review for record in records if record.review is not None]
     return {
         "runs": len(records),
-        "start": min((record["started"] for record in records if record["started"]), default=None),
-        "rows": sum(record["rows"] for record in records),
-        "scored": sum(record["scored"] for record in records),
-        "errors": _sum_counts(record["errors"] for record in records),
-        "class_counts": _sum_counts(record["class_counts"] for record in records),
-        "confidence_histogram": np.sum([record["confidence_histogram"] for record in records], axis=0).tolist(),
-        "melanoma_flags": sum(record["melanoma_flags"] for record in records),
+        "start": min((record.started for record in records if record.started), default=None),
+        "rows": sum(record.rows for record in records),
+        "scored": sum(record.scored for record in records),
+        "errors": _sum_counts(record.errors for record in records),
+        "class_counts": _sum_counts(record.class_counts for record in records),
+        "confidence_histogram": np.sum([record.confidence_histogram for record in records], axis=0).tolist(),
+        "melanoma_flags": sum(record.melanoma_flags for record in records),
         "review": {
             "flagged": sum(review["flagged"] for review in reviews),
             "by_reason": _sum_counts(review["by_reason"] for review in reviews),
@@ -77,16 +78,16 @@ def figures(counts: dict, reference: dict | None) -> dict:
     }
 
 
-def periods(records: list[dict], grain: str, references: dict[str, dict]) -> list[dict]:
+def periods(records: list[RunCounts], grain: str, references: dict[str, dict]) -> list[dict]:
     """One entry per model version and period, in time order; references: the reference to
     compare each model version with (absent: not compared)."""
-    grouped: dict[tuple[str, str], list[dict]] = {}
+    grouped: dict[tuple[str, str], list[RunCounts]] = {}
     for record in records:
-        grouped.setdefault((record["model_version"], period_of(record, grain)), []).append(record)
+        grouped.setdefault((record.model_version, period_of(record, grain)), []).append(record)
     entries = []
     for (version, period), members in grouped.items():
         counts = combine(members)
-        inputs = sorted({member["input"] for member in members if member.get("input")})
+        inputs = sorted({member.input for member in members if member.input})
         entries.append(
             {"model_version": version, "period": period, "inputs": inputs, **figures(counts, references.get(version))}
         )
