@@ -198,6 +198,16 @@ def test_three_folds_one_alone_then_the_rest_by_resume(spark, folded, other_clin
         assert metrics["test"]["count"] == sum(manifest["per_fold"][str(index)].values())
         assert metrics["validation"]["count"] == sum(manifest["per_fold"][str((index + 1) % 3)].values())
         assert (output / f"fold-{index}" / "model" / "manifest.json").exists()
+        # Which fold it is, saved with its settings: the cross-validation's run, nested in MLflow.
+        recorded = json.loads((output / f"fold-{index}" / "settings.json").read_text())["fold"]
+        assert recorded == {
+            "index": index,
+            "of": 3,
+            "splits": {"train": [(index + 2) % 3], "validation": [(index + 1) % 3], "test": [index]},
+            "run_id": rest.run_id,
+            "mlflow_parent": recorded["mlflow_parent"],
+        }
+        assert recorded["mlflow_parent"]
     # The bundles predict with test-time flips, and a fold's test figures are those predictions:
     # fold 0's test images, read back and predicted by its bundle, give its confusion matrix.
     bundle = load_bundle(str(output / "fold-0" / "model"))

@@ -26,7 +26,7 @@ from dermspark.results import CVResult
 from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import defaults, to_dict
 from dermspark.storage import join
-from dermspark.train.driver import Target, train_model
+from dermspark.train.driver import Fold, Target, train_model
 from dermspark.train.mlflow_run import open_or_fail
 from dermspark.train.predictions import join_folds, read_frame
 from dermspark.train.setup import Setup, new_run_id
@@ -142,13 +142,7 @@ def run_cv(spark: SparkSession, settings: TrainSettings, setup: Setup) -> CVResu
             continue
         splits = fold_splits(folds, index)
         log.info("train: fold %d of %d: test fold %d, validation fold %d", index, folds, index, splits["validation"][0])
-        fold = {
-            "index": index,
-            "of": folds,
-            "splits": splits,
-            "run_id": run_id,
-            "mlflow_parent": parent.run_id if parent else None,
-        }
+        fold = Fold(index, folds, splits, run_id, parent.run_id if parent else None)
         train_model(
             spark,
             settings,

@@ -30,6 +30,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Fold:
+    """A cross-validation fold: which one of how many, the folds each split takes, and the
+    cross-validation's own run (dermspark's, and MLflow's to nest under)."""
+
+    index: int
+    of: int
+    splits: dict[str, list[int]]  # {split: [folds]}
+    run_id: str
+    mlflow_parent: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Target:
     """One model to train: its run id, where it goes, and what it trains, validates and tests on."""
 
@@ -37,9 +52,7 @@ class Target:
     output_url: str
     store_url: str  # its checkpoint store
     per_split: dict  # {split: {class: images}}
-    # A cross-validation fold's {"index", "of", "splits": {split: [folds]}, "run_id", "mlflow_parent"};
-    # None: the dataset's own split.
-    fold: dict | None = None
+    fold: Fold | None = None  # None: the dataset's own split
 
 
 def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Target) -> TrainResult:
@@ -52,7 +65,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
         "store": target.store_url,
         "plan": plan.to_dict(),
         "mlflow_uri": shown(mlflow_uri) if mlflow_uri else None,  # without a password
-        "fold": target.fold,
+        "fold": target.fold.to_dict() if target.fold else None,
     }
     mlflow_run = _open_run(settings, setup, target, resolved) if mlflow_uri else None
     config = _worker_config(settings, setup, target, plan, _bundle_manifest(settings, setup, resolved), mlflow_run)
@@ -71,7 +84,7 @@ def train_model(spark: SparkSession, settings: TrainSettings, setup: Setup, targ
             settings,
             dataclasses.replace(config, output_url=staging),
             mlflow_run,
-            target.fold["run_id"] if target.fold else target.run_id,
+            target.fold.run_id if target.fold else target.run_id,
         )
         storage.write_text(join(staging, "metrics.json"), json.dumps(metrics, indent=2))
         storage.write_text(join(staging, "settings.json"), json.dumps(resolved, indent=2, sort_keys=True))
@@ -95,7 +108,7 @@ def _plan(spark: SparkSession, settings: TrainSettings, setup: Setup, target: Ta
     for needed in ("train", "test"):
         if not split_counts.get(needed):
             raise DermsparkError(f"the dataset's {needed} split is empty: ingest more images")
-    per_shard = check_shards(setup.dataset_url, settings.num_proc, target.fold and target.fold["splits"])
+    per_shard = check_shards(setup.dataset_url, settings.num_proc, target.fold.splits if target.fold else None)
     log.info("train: training rows per process %s", per_shard)
     plan = make_plan(setup.recipe, settings, setup.dataset_manifest.classes, target.per_split, settings.num_proc)
     return dataclasses.replace(
@@ -136,9 +149,9 @@ def _open_run(settings: TrainSettings, setup: Setup, target: Target, resolved: d
     }
     fold = target.fold
     if fold:
-        tags.update({"dermspark.cv_folds": str(fold["of"]), "dermspark.fold": str(fold["index"])})
-        if fold.get("mlflow_parent"):  # MLflow's own nesting: the folds under the cross-validation
-            tags["mlflow.parentRunId"] = fold["mlflow_parent"]
+        tags.update({"dermspark.cv_folds": str(fold.of), "dermspark.fold": str(fold.index)})
+        if fold.mlflow_parent:  # MLflow's own nesting: the folds under the cross-validation
+            tags["mlflow.parentRunId"] = fold.mlflow_parent
     return open_or_fail(setup.mlflow_uri, settings.experiment or settings.model, target.run_id, resolved, tags)
 
 
@@ -150,7 +163,7 @@ def _worker_config(
     recipe, parent = setup.recipe, setup.parent
     return WorkerConfig(
         dataset_url=setup.dataset_url,
-        folds=target.fold and target.fold["splits"],
+        folds=target.fold.splits if target.fold else None,
         model=settings.model,
         model_options={"num_classes": len(classes), **setup.weights_option, **settings.model_options},
         classes=classes,
@@ -233,8 +246,8 @@ def _write_report(staging: str, metrics: dict, settings: TrainSettings, setup: S
     ]
     if fold:
         notes.append(
-            f"cross-validation fold {fold['index']} of {fold['of']}: test is fold {fold['index']}, "
-            f"validation fold {fold['splits']['validation'][0]}, training the other folds"
+            f"cross-validation fold {fold.index} of {fold.of}: test is fold {fold.index}, "
+            f"validation fold {fold.splits['validation'][0]}, training the other folds"
         )
     if tta == "flips":
         notes.append(
