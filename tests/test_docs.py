@@ -6,21 +6,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from dermspark.cli import JOB_SETTINGS as JOBS
 from dermspark.cli import flag_table
-from dermspark.settings.ingest import IngestSettings
-from dermspark.settings.monitor import MonitorSettings
-from dermspark.settings.score import ScoreSettings
-from dermspark.settings.serve import ServeSettings
-from dermspark.settings.train import TrainSettings
 
 LIB = ROOT / "lib" / "dermspark"
-JOBS = {
-    "ingest": IngestSettings,
-    "train": TrainSettings,
-    "score": ScoreSettings,
-    "monitor": MonitorSettings,
-    "serve": ServeSettings,
-}
 
 
 def test_the_module_map_names_every_module_and_only_those():

@@ -11,7 +11,21 @@ import json
 import os
 import sys
 
+from dermspark.settings.ingest import IngestSettings
+from dermspark.settings.monitor import MonitorSettings
+from dermspark.settings.score import ScoreSettings
+from dermspark.settings.serve import ServeSettings
+from dermspark.settings.train import TrainSettings
 from dermspark.settings_core import kinds
+
+# Each job's settings, by the name of its docs/JOB.md page (whose flag table is generated).
+JOB_SETTINGS = {
+    "ingest": IngestSettings,
+    "train": TrainSettings,
+    "score": ScoreSettings,
+    "monitor": MonitorSettings,
+    "serve": ServeSettings,
+}
 
 
 def flag(name: str) -> str:

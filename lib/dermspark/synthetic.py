@@ -40,6 +40,17 @@ class SyntheticArchive:
     class_counts: dict
 
 
+def _random_lesion(rng: np.random.Generator) -> dict:
+    """One lesion's look, drawn once and shared by its images: skin tone, size, shape, place."""
+    return {
+        "skin": rng.uniform((190, 140, 120), (240, 190, 170)),
+        "radius": rng.uniform(80, 140),
+        "aspect": rng.uniform(0.6, 1.0),
+        "dx_shift": rng.normal(0, 40),
+        "dy_shift": rng.normal(0, 30),
+    }
+
+
 def _draw(rng: np.random.Generator, dx: str, lesion: dict, size=(600, 450)) -> Image.Image:
     width, height = size
     skin = np.array(lesion["skin"], dtype=np.float32)
@@ -89,13 +100,7 @@ def make_synthetic_ham10000(path: str, images: int = 300, seed: int = 0) -> Synt
     plan = _lesion_plan(images, rng)
     image_number = 24306  # the first real HAM10000 image id
     for lesion_number, (dx, count) in enumerate(plan):
-        lesion = {
-            "skin": rng.uniform((190, 140, 120), (240, 190, 170)),
-            "radius": rng.uniform(80, 140),
-            "aspect": rng.uniform(0.6, 1.0),
-            "dx_shift": rng.normal(0, 40),
-            "dy_shift": rng.normal(0, 30),
-        }
+        lesion = _random_lesion(rng)
         meta = {
             "lesion_id": f"HAM_{lesion_number:07d}",
             "dx": dx,
@@ -131,13 +136,7 @@ def make_synthetic_external(
     rows, counts = [], dict.fromkeys(classes, 0)
     for number in range(images):
         dx = classes[number % len(classes)]
-        lesion = {
-            "skin": rng.uniform((190, 140, 120), (240, 190, 170)),
-            "radius": rng.uniform(80, 140),
-            "aspect": rng.uniform(0.6, 1.0),
-            "dx_shift": rng.normal(0, 40),
-            "dy_shift": rng.normal(0, 30),
-        }
+        lesion = _random_lesion(rng)
         image = np.asarray(_draw(rng, dx, lesion).resize((256, 256)), dtype=np.float32) * np.asarray(cast)
         image_id = f"EXT_{number:07d}"
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
