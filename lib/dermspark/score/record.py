@@ -40,14 +40,11 @@ def read_command(output_url: str) -> str:
 def summarize(run, written) -> dict:
     """The run's record, counted from the rows it commits, so it describes the output exactly."""
     output, manifest, scored_with = run.output, run.manifest, run.scored_with
-    by_reason = (
-        {}
-        if written is None
-        else {
-            row["error"]: row["count"] for row in written.filter("error is not null").groupBy("error").count().collect()
-        }
-    )
-    total = 0 if written is None else written.count()
+    # One pass over the rows: the count of each error, and of none (the scored rows).
+    groups = [] if written is None else written.groupBy("error").count().collect()
+    counted = {row["error"]: row["count"] for row in groups}
+    total = sum(counted.values())
+    by_reason = {reason: count for reason, count in counted.items() if reason is not None}
     return {
         "run_id": output.run_id,
         "scored": total - sum(by_reason.values()),
